@@ -68,6 +68,7 @@ export interface Kernels {
   /**
    * Backward of maskedSoftmax: dx = y ⊙ (dy − Σ(dy ⊙ y)) on visible entries, 0 on masked entries
    * and on every entry of a fully masked row (masked scores are constants; they get no gradient).
+   * In place (dx === dy) allowed.
    */
   maskedSoftmaxBackward(
     y: Float32Array, dy: Float32Array, dx: Float32Array, batch: number, heads: number, lq: number, lk: number,

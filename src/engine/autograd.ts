@@ -1,0 +1,113 @@
+/**
+ * Reverse-mode autodiff over the graph of GradNodes.
+ *
+ * An op records a node only when grad is enabled and one of its inputs requires grad, so frozen
+ * weights and `noGrad` scopes keep no activations alive. Intermediate gradients are freed as soon
+ * as they have been pushed to their inputs; only leaves (parameters) keep `.grad`.
+ */
+import { type GradNode, Tensor, fmtShape } from './tensor.ts';
+import { backend } from './backend.ts';
+
+/** Grad mode is a process-wide switch like PyTorch's; it only ever changes inside noGrad/enableGrad scopes. */
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs fn without recording the graph (inference, frozen encoders). Works with async fns too. */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    const r = fn();
+    if (r instanceof Promise) {
+      return r.finally(() => { gradEnabled = prev; }) as T;
+    }
+    gradEnabled = prev;
+    return r;
+  } catch (e) {
+    gradEnabled = prev;
+    throw e;
+  }
+}
+
+/** Whether an op over these inputs must record a node. */
+export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
+  if (!gradEnabled) return false;
+  for (const t of inputs) if (t && t.requiresGrad) return true;
+  return false;
+}
+
+/**
+ * Attach a node to `out` when any input requires grad. `backward` receives the output gradient.
+ * Returns `out` for chaining.
+ */
+export function record(out: Tensor, op: string, inputs: readonly Tensor[], backward: (g: Float32Array) => void): Tensor {
+  if (!needsGrad(...inputs)) return out;
+  out.requiresGrad = true;
+  const node: GradNode = { op, inputs, backward };
+  out.node = node;
+  return out;
+}
+
+/**
+ * Add g into t.grad. When `owned` is true and t has no gradient yet, g is adopted without a copy,
+ * so the caller must not reuse g.
+ */
+export function accumulateGrad(t: Tensor, g: Float32Array, owned = true): void {
+  if (!t.requiresGrad) return;
+  if (g.length !== t.size) {
+    throw new Error(`accumulateGrad: gradient of length ${g.length} for tensor ${fmtShape(t.shape)}`);
+  }
+  if (t.grad === null) {
+    t.grad = owned ? g : g.slice();
+  } else {
+    backend().axpy(1, g, t.grad, g.length);
+  }
+}
+
+/**
+ * Backpropagate from `root`. With no `grad` given, root must be a scalar and d(root)/d(root) = 1.
+ * Parameters (leaves) accumulate into `.grad`; the graph is released afterwards unless retainGraph.
+ */
+export function backward(root: Tensor, grad?: Float32Array, retainGraph = false): void {
+  if (!root.requiresGrad) throw new Error('backward: tensor does not require grad (no trainable input, or computed under noGrad)');
+  if (grad === undefined) {
+    if (root.size !== 1) throw new Error(`backward: root of shape ${fmtShape(root.shape)} is not a scalar; pass a gradient`);
+    grad = new Float32Array([1]);
+  }
+  // Topological order by iterative DFS (graphs can be thousands of nodes deep).
+  const order: Tensor[] = [];
+  const visited = new Set<number>();
+  const stack: [Tensor, number][] = [[root, 0]];
+  visited.add(root.id);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const [t, i] = top;
+    const inputs = t.node ? t.node.inputs : [];
+    if (i < inputs.length) {
+      top[1] = i + 1;
+      const c = inputs[i]!;
+      if (c.requiresGrad && !visited.has(c.id)) {
+        visited.add(c.id);
+        stack.push([c, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(t);
+    }
+  }
+  accumulateGrad(root, grad, false);
+  for (let k = order.length - 1; k >= 0; k--) {
+    const t = order[k]!;
+    const node = t.node;
+    if (!node) continue; // leaf
+    const g = t.grad;
+    if (g !== null) node.backward(g);
+    if (!retainGraph) {
+      t.node = null;
+      t.grad = null; // intermediate gradient no longer needed
+    }
+  }
+}

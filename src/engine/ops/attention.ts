@@ -1,0 +1,85 @@
+/**
+ * Fused scaled-dot-product attention, one node on the tape:
+ *   S = scale · Q Kᵀ,  P = masked_softmax(S),  O = P V
+ * backward:
+ *   dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)) on visible entries,
+ *   dQ = scale · dS K,  dK = scale · dSᵀ Q.
+ * Only P is kept for backward (no separate score tensor).
+ */
+import { Tensor, ShapeError, fmtShape } from '../tensor.ts';
+import { accumulateGrad, record } from '../autograd.ts';
+import { backend } from '../backend.ts';
+
+/** Boolean visibility mask (1 = may attend), shared by all heads. */
+export interface AttentionMask {
+  data: Uint8Array;
+  /** Elements between consecutive batch items (0 = one mask for the whole batch). */
+  batchStride: number;
+  /** Elements between consecutive query rows (0 = key-padding mask). */
+  qStride: number;
+}
+
+export interface AttentionOptions {
+  mask?: AttentionMask | null;
+  causal?: boolean;
+  /** Query i sits at absolute position i + causalOffset (KV cache: the number of cached keys). */
+  causalOffset?: number;
+  /** Defaults to 1/sqrt(head_dim). */
+  scale?: number;
+  /** Rows with no visible key: uniform weights (PyTorch masked_fill(-max) behaviour) instead of zeros. */
+  uniformIfFullyMasked?: boolean;
+}
+
+/** q: (B, H, Lq, D), k: (B, H, Lk, D), v: (B, H, Lk, Dv) → (B, H, Lq, Dv). */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) {
+    throw new ShapeError('attention', `expects 4-D (B, H, L, D) q, k, v; got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);
+  }
+  const [B, H, Lq, D] = q.shape as [number, number, number, number];
+  const Lk = k.shape[2]!;
+  const Dv = v.shape[3]!;
+  if (k.shape[0] !== B || k.shape[1] !== H || k.shape[3] !== D || v.shape[0] !== B || v.shape[1] !== H || v.shape[2] !== Lk) {
+    throw new ShapeError('attention', `incompatible q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}`);
+  }
+  const mask = opts.mask ?? null;
+  if (mask) {
+    const need = (B - 1) * mask.batchStride + (Lq - 1) * mask.qStride + Lk;
+    if (mask.data.length < need) throw new ShapeError('attention', `mask of length ${mask.data.length} too short for B=${B}, Lq=${Lq}, Lk=${Lk}`);
+  }
+  const causal = opts.causal ?? false;
+  const offset = opts.causalOffset ?? 0;
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  const uniform = opts.uniformIfFullyMasked ?? false;
+  const kern = backend();
+  const Q = q.f32;
+  const K = k.f32;
+  const V = v.f32;
+  const BH = B * H;
+  const P = new Float32Array(BH * Lq * Lk);
+  kern.gemm(false, true, Lq, Lk, D, scale, Q, K, 0, P, { count: BH, strideA: Lq * D, strideB: Lk * D, strideC: Lq * Lk });
+  kern.maskedSoftmax(P, P, B, H, Lq, Lk, mask ? mask.data : null, mask ? mask.batchStride : 0, mask ? mask.qStride : 0, causal, offset, uniform);
+  const O = new Float32Array(BH * Lq * Dv);
+  kern.gemm(false, false, Lq, Dv, Lk, 1, P, V, 0, O, { count: BH, strideA: Lq * Lk, strideB: Lk * Dv, strideC: Lq * Dv });
+  return record(new Tensor(O, [B, H, Lq, Dv]), 'attention', [q, k, v], (g) => {
+    const kk = backend();
+    if (v.requiresGrad) {
+      const dV = new Float32Array(v.size);
+      kk.gemm(true, false, Lk, Dv, Lq, 1, P, g, 0, dV, { count: BH, strideA: Lq * Lk, strideB: Lq * Dv, strideC: Lk * Dv });
+      accumulateGrad(v, dV);
+    }
+    if (!q.requiresGrad && !k.requiresGrad) return;
+    const dS = new Float32Array(BH * Lq * Lk);
+    kk.gemm(false, true, Lq, Lk, Dv, 1, g, V, 0, dS, { count: BH, strideA: Lq * Dv, strideB: Lk * Dv, strideC: Lq * Lk });
+    kk.maskedSoftmaxBackward(P, dS, dS, B, H, Lq, Lk, mask ? mask.data : null, mask ? mask.batchStride : 0, mask ? mask.qStride : 0, causal, offset);
+    if (q.requiresGrad) {
+      const dQ = new Float32Array(q.size);
+      kk.gemm(false, false, Lq, D, Lk, scale, dS, K, 0, dQ, { count: BH, strideA: Lq * Lk, strideB: Lk * D, strideC: Lq * D });
+      accumulateGrad(q, dQ);
+    }
+    if (k.requiresGrad) {
+      const dK = new Float32Array(k.size);
+      kk.gemm(true, false, Lk, D, Lq, scale, dS, Q, 0, dK, { count: BH, strideA: Lq * Lk, strideB: Lq * D, strideC: Lk * D });
+      accumulateGrad(k, dK);
+    }
+  });
+}

@@ -1,0 +1,187 @@
+/**
+ * Elementwise ops with broadcasting (add, sub, mul, div), scalar ops, and the activations
+ * (GELU, tanh-GELU, quick-GELU, SiLU, tanh, ReLU, sigmoid) and SwiGLU. Forward and backward side by side.
+ */
+import { Tensor, ShapeError, fmtShape, shapeSize } from '../tensor.ts';
+import { accumulateGrad, needsGrad, record } from '../autograd.ts';
+import { backend } from '../backend.ts';
+import type { Activation } from '../kernels/types.ts';
+import { broadcastPattern, broadcastShapes, broadcastStrides, forEachBroadcast, reduceToShape } from './broadcast.ts';
+
+type BinOp = 'add' | 'sub' | 'mul' | 'div';
+
+function binaryForward(op: BinOp, a: Tensor, b: Tensor): Tensor {
+  const A = a.f32;
+  const B = b.f32;
+  const outShape = broadcastShapes(op, a.shape, b.shape);
+  const n = shapeSize(outShape);
+  const out = new Float32Array(n);
+  const k = backend();
+  const pa = broadcastPattern(a.shape, outShape);
+  const pb = broadcastPattern(b.shape, outShape);
+  if (pa.kind === 'same' && pb.kind === 'same') {
+    if (op === 'add') k.add(A, B, out, n);
+    else if (op === 'mul') k.mul(A, B, out, n);
+    else if (op === 'sub') for (let i = 0; i < n; i++) out[i] = A[i]! - B[i]!;
+    else for (let i = 0; i < n; i++) out[i] = A[i]! / B[i]!;
+    return new Tensor(out, outShape);
+  }
+  if (pa.kind === 'same' && pb.kind === 'suffix') {
+    const inner = pb.inner;
+    for (let o = 0; o < n; o += inner) {
+      if (op === 'add') for (let j = 0; j < inner; j++) out[o + j] = A[o + j]! + B[j]!;
+      else if (op === 'mul') for (let j = 0; j < inner; j++) out[o + j] = A[o + j]! * B[j]!;
+      else if (op === 'sub') for (let j = 0; j < inner; j++) out[o + j] = A[o + j]! - B[j]!;
+      else for (let j = 0; j < inner; j++) out[o + j] = A[o + j]! / B[j]!;
+    }
+    return new Tensor(out, outShape);
+  }
+  if (pa.kind === 'same' && pb.kind === 'prefix') {
+    const inner = pb.inner;
+    for (let r = 0, o = 0; o < n; r++, o += inner) {
+      const v = B[r]!;
+      if (op === 'add') for (let j = 0; j < inner; j++) out[o + j] = A[o + j]! + v;
+      else if (op === 'mul') for (let j = 0; j < inner; j++) out[o + j] = A[o + j]! * v;
+      else if (op === 'sub') for (let j = 0; j < inner; j++) out[o + j] = A[o + j]! - v;
+      else for (let j = 0; j < inner; j++) out[o + j] = A[o + j]! / v;
+    }
+    return new Tensor(out, outShape);
+  }
+  const sa = broadcastStrides(a.shape, outShape);
+  const sb = broadcastStrides(b.shape, outShape);
+  const f = op === 'add' ? (x: number, y: number) => x + y
+    : op === 'sub' ? (x: number, y: number) => x - y
+      : op === 'mul' ? (x: number, y: number) => x * y
+        : (x: number, y: number) => x / y;
+  forEachBroadcast(outShape, sa, sb, (o, ia, ib) => { out[o] = f(A[ia]!, B[ib]!); });
+  return new Tensor(out, outShape);
+}
+
+/** Elementwise a*b with broadcasting of b onto out's shape (used in backward). */
+function mulBroadcast(g: Float32Array, outShape: readonly number[], t: Tensor): Float32Array {
+  return binaryForward('mul', new Tensor(g, outShape), t).f32;
+}
+
+export function add(a: Tensor, b: Tensor): Tensor {
+  const out = binaryForward('add', a, b);
+  return record(out, 'add', [a, b], (g) => {
+    if (a.requiresGrad) accumulateGrad(a, reduceToShape(g, out.shape, a.shape), false);
+    if (b.requiresGrad) accumulateGrad(b, reduceToShape(g, out.shape, b.shape), false);
+  });
+}
+
+export function sub(a: Tensor, b: Tensor): Tensor {
+  const out = binaryForward('sub', a, b);
+  return record(out, 'sub', [a, b], (g) => {
+    if (a.requiresGrad) accumulateGrad(a, reduceToShape(g, out.shape, a.shape), false);
+    if (b.requiresGrad) {
+      const r = reduceToShape(g, out.shape, b.shape);
+      const neg = new Float32Array(r.length);
+      for (let i = 0; i < r.length; i++) neg[i] = -r[i]!;
+      accumulateGrad(b, neg);
+    }
+  });
+}
+
+export function mul(a: Tensor, b: Tensor): Tensor {
+  const out = binaryForward('mul', a, b);
+  return record(out, 'mul', [a, b], (g) => {
+    if (a.requiresGrad) accumulateGrad(a, reduceToShape(mulBroadcast(g, out.shape, b), out.shape, a.shape));
+    if (b.requiresGrad) accumulateGrad(b, reduceToShape(mulBroadcast(g, out.shape, a), out.shape, b.shape));
+  });
+}
+
+export function div(a: Tensor, b: Tensor): Tensor {
+  const out = binaryForward('div', a, b);
+  return record(out, 'div', [a, b], (g) => {
+    const gOverB = binaryForward('div', new Tensor(g, out.shape), b).f32;
+    if (a.requiresGrad) accumulateGrad(a, reduceToShape(gOverB, out.shape, a.shape), false);
+    if (b.requiresGrad) {
+      // d(a/b)/db = -(a/b)/b
+      const o = out.f32;
+      const t = new Float32Array(o.length);
+      for (let i = 0; i < o.length; i++) t[i] = -gOverB[i]! * o[i]!;
+      accumulateGrad(b, reduceToShape(t, out.shape, b.shape));
+    }
+  });
+}
+
+/** x * s + c for scalars s, c. */
+export function affine(x: Tensor, s: number, c = 0): Tensor {
+  const X = x.f32;
+  const out = new Float32Array(X.length);
+  for (let i = 0; i < X.length; i++) out[i] = X[i]! * s + c;
+  return record(new Tensor(out, x.shape), 'affine', [x], (g) => {
+    const d = new Float32Array(g.length);
+    for (let i = 0; i < g.length; i++) d[i] = g[i]! * s;
+    accumulateGrad(x, d);
+  });
+}
+
+export function scale(x: Tensor, s: number): Tensor {
+  return affine(x, s, 0);
+}
+
+export function neg(x: Tensor): Tensor {
+  return affine(x, -1, 0);
+}
+
+export function exp(x: Tensor): Tensor {
+  const X = x.f32;
+  const out = new Float32Array(X.length);
+  for (let i = 0; i < X.length; i++) out[i] = Math.exp(X[i]!);
+  return record(new Tensor(out, x.shape), 'exp', [x], (g) => {
+    const d = new Float32Array(g.length);
+    for (let i = 0; i < g.length; i++) d[i] = g[i]! * out[i]!;
+    accumulateGrad(x, d);
+  });
+}
+
+export function log(x: Tensor): Tensor {
+  const X = x.f32;
+  const out = new Float32Array(X.length);
+  for (let i = 0; i < X.length; i++) out[i] = Math.log(X[i]!);
+  return record(new Tensor(out, x.shape), 'log', [x], (g) => {
+    const d = new Float32Array(g.length);
+    for (let i = 0; i < g.length; i++) d[i] = g[i]! / X[i]!;
+    accumulateGrad(x, d);
+  });
+}
+
+export function activation(kind: Activation, x: Tensor): Tensor {
+  const X = x.f32;
+  const out = new Float32Array(X.length);
+  backend().activation(kind, X, out, X.length);
+  return record(new Tensor(out, x.shape), kind, [x], (g) => {
+    const d = new Float32Array(g.length);
+    backend().activationBackward(kind, X, g, d, g.length);
+    accumulateGrad(x, d);
+  });
+}
+
+export const gelu = (x: Tensor): Tensor => activation('gelu', x);
+export const geluTanh = (x: Tensor): Tensor => activation('gelu_tanh', x);
+export const quickGelu = (x: Tensor): Tensor => activation('quick_gelu', x);
+export const silu = (x: Tensor): Tensor => activation('silu', x);
+export const tanh = (x: Tensor): Tensor => activation('tanh', x);
+export const relu = (x: Tensor): Tensor => activation('relu', x);
+export const sigmoid = (x: Tensor): Tensor => activation('sigmoid', x);
+
+/** SwiGLU: silu(gate) ⊙ up (LLaMA MLP), fused. */
+export function swiglu(gate: Tensor, up: Tensor): Tensor {
+  if (gate.size !== up.size) throw new ShapeError('swiglu', `gate ${fmtShape(gate.shape)} and up ${fmtShape(up.shape)} differ`);
+  const G = gate.f32;
+  const U = up.f32;
+  const out = new Float32Array(G.length);
+  backend().swiglu(G, U, out, G.length);
+  return record(new Tensor(out, gate.shape), 'swiglu', [gate, up], (g) => {
+    const dg = new Float32Array(g.length);
+    const du = new Float32Array(g.length);
+    backend().swigluBackward(G, U, g, dg, du, g.length);
+    accumulateGrad(gate, dg);
+    accumulateGrad(up, du);
+  });
+}
+
+/** True if some op over these inputs will keep a graph (re-exported for modules). */
+export { needsGrad };

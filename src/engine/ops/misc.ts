@@ -1,0 +1,110 @@
+/**
+ * Rotary position embedding, patch embedding (convolution with stride = kernel, as a GEMM over
+ * im2col patches) and dropout.
+ */
+import { Tensor, ShapeError, fmtShape } from '../tensor.ts';
+import { accumulateGrad, record } from '../autograd.ts';
+import { backend } from '../backend.ts';
+import type { Rng } from '../rng.ts';
+
+/**
+ * RoPE on x (B, L, H, D) at int32 positions (B, L), Hugging Face rotate_half layout.
+ * Backward is the inverse rotation.
+ */
+export function rope(x: Tensor, positions: Tensor, theta: number): Tensor {
+  if (x.ndim !== 4) throw new ShapeError('rope', `expects (B, L, H, D), got ${fmtShape(x.shape)}`);
+  const [B, L, H, D] = x.shape as [number, number, number, number];
+  if (D % 2 !== 0) throw new ShapeError('rope', `head dim ${D} must be even`);
+  const P = positions.i32;
+  if (P.length !== B * L) throw new ShapeError('rope', `positions ${fmtShape(positions.shape)} do not match (B, L) = (${B}, ${L})`);
+  const out = new Float32Array(x.size);
+  backend().rope(x.f32, out, B, L, H, D, P, theta, false);
+  return record(new Tensor(out, x.shape), 'rope', [x], (g) => {
+    const d = new Float32Array(g.length);
+    backend().rope(g, d, B, L, H, D, P, theta, true);
+    accumulateGrad(x, d);
+  });
+}
+
+/**
+ * Non-overlapping patch embedding: x (N, C, H, W), weight (E, C, p, p), no bias
+ * → (N, (H/p)·(W/p), E) with patches in row-major order.
+ */
+export function patchEmbed(x: Tensor, weight: Tensor): Tensor {
+  if (x.ndim !== 4 || weight.ndim !== 4) {
+    throw new ShapeError('patch_embed', `expects x (N, C, H, W) and weight (E, C, p, p), got ${fmtShape(x.shape)} and ${fmtShape(weight.shape)}`);
+  }
+  const [N, C, Hh, Ww] = x.shape as [number, number, number, number];
+  const [E, Cw, p, p2] = weight.shape as [number, number, number, number];
+  if (Cw !== C || p !== p2 || Hh % p !== 0 || Ww % p !== 0) {
+    throw new ShapeError('patch_embed', `input ${fmtShape(x.shape)} incompatible with weight ${fmtShape(weight.shape)} (channels must match, image divisible by patch)`);
+  }
+  const gh = Hh / p;
+  const gw = Ww / p;
+  const P = gh * gw;
+  const K = C * p * p;
+  const X = x.f32;
+  // im2col: (N·P, K) with K ordered (c, dy, dx) to match the weight layout
+  const cols = new Float32Array(N * P * K);
+  for (let n = 0; n < N; n++) {
+    for (let py = 0; py < gh; py++) {
+      for (let px = 0; px < gw; px++) {
+        let o = ((n * P) + py * gw + px) * K;
+        for (let c = 0; c < C; c++) {
+          const plane = (n * C + c) * Hh * Ww;
+          for (let dy = 0; dy < p; dy++) {
+            const row = plane + (py * p + dy) * Ww + px * p;
+            for (let dx = 0; dx < p; dx++) cols[o++] = X[row + dx]!;
+          }
+        }
+      }
+    }
+  }
+  const W = weight.f32;
+  const out = new Float32Array(N * P * E);
+  backend().gemm(false, true, N * P, E, K, 1, cols, W, 0, out);
+  return record(new Tensor(out, [N, P, E]), 'patch_embed', [x, weight], (g) => {
+    const k = backend();
+    if (weight.requiresGrad) {
+      const beta = weight.grad === null ? 0 : 1;
+      if (weight.grad === null) weight.grad = new Float32Array(weight.size);
+      k.gemm(true, false, E, K, N * P, 1, g, cols, beta, weight.grad);
+    }
+    if (x.requiresGrad) {
+      const dcols = new Float32Array(N * P * K);
+      k.gemm(false, false, N * P, K, E, 1, g, W, 0, dcols);
+      const dx = new Float32Array(x.size);
+      for (let n = 0; n < N; n++) {
+        for (let py = 0; py < gh; py++) {
+          for (let px = 0; px < gw; px++) {
+            let o = ((n * P) + py * gw + px) * K;
+            for (let c = 0; c < C; c++) {
+              const plane = (n * C + c) * Hh * Ww;
+              for (let dy = 0; dy < p; dy++) {
+                const row = plane + (py * p + dy) * Ww + px * p;
+                for (let dxx = 0; dxx < p; dxx++) dx[row + dxx] = dcols[o++]!;
+              }
+            }
+          }
+        }
+      }
+      accumulateGrad(x, dx);
+    }
+  });
+}
+
+/** Inverted dropout: zero with probability p, scale survivors by 1/(1-p). Identity when !training or p = 0. */
+export function dropout(x: Tensor, p: number, rng: Rng, training: boolean): Tensor {
+  if (!training || p === 0) return x;
+  if (!(p > 0 && p < 1)) throw new ShapeError('dropout', `probability ${p} must be in [0, 1)`);
+  const mask = rng.dropoutMask(x.size, p);
+  const s = 1 / (1 - p);
+  const X = x.f32;
+  const out = new Float32Array(X.length);
+  for (let i = 0; i < X.length; i++) out[i] = mask[i] ? X[i]! * s : 0;
+  return record(new Tensor(out, x.shape), 'dropout', [x], (g) => {
+    const d = new Float32Array(g.length);
+    for (let i = 0; i < g.length; i++) d[i] = mask[i] ? g[i]! * s : 0;
+    accumulateGrad(x, d);
+  });
+}
