@@ -1,0 +1,992 @@
+/**
+ * Pure-TypeScript kernels: the portable implementation of `Kernels` and the oracle the native
+ * addon is tested against. Correctness first: reductions accumulate in float64 (JS numbers),
+ * transcendental functions are evaluated in float64 and rounded once on store.
+ *
+ * Hot loops live in top-level functions (monomorphic, no allocation); the kernels object only
+ * validates sizes and dispatches. Scratch buffers are owned by each kernels instance.
+ */
+import type { Activation, GemmBatch, Kernels } from './types.ts';
+
+/** Misuse of a kernel (buffer too small, bad dimension): names the kernel and the sizes. */
+export class TsKernelError extends Error {
+  constructor(kernel: string, message: string) {
+    super(`kernels/ts ${kernel}: ${message}`);
+    this.name = 'TsKernelError';
+  }
+}
+
+function need(kernel: string, name: string, buf: ArrayLike<number>, size: number): void {
+  if (buf.length < size) {
+    throw new TsKernelError(kernel, `buffer '${name}' has ${buf.length} elements, needs ${size}`);
+  }
+}
+
+function dims(kernel: string, values: Record<string, number>): void {
+  for (const key in values) {
+    const v = values[key]!;
+    if (!Number.isInteger(v) || v < 0) throw new TsKernelError(kernel, `${key} must be a non-negative integer, got ${v}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// erf / erfc in float64.
+//
+// g(z) = erfc(z)·exp(z²) is smooth and slowly varying on z ≥ 0 (g(0) = 1, g(z) ~ 1/(z√π)), so it
+// is tabulated once at load time as piecewise Chebyshev interpolants on [0, 6]; beyond 6 its
+// asymptotic series converges to double precision within a few terms. The table is built from
+// slow but exact-in-double definitions: the all-positive-term series of erf for z < 2 and the
+// continued fraction of erfc for z ≥ 2. Keeping erfc (not 1 − erf) preserves relative accuracy
+// in the far tail, which GELU's negative side needs.
+
+const SQRT_PI = Math.sqrt(Math.PI);
+const TWO_OVER_SQRT_PI = 2 / SQRT_PI;
+
+/** erf(z) = 2/√π · e^{−z²} · Σ 2ⁿ z^{2n+1} / (2n+1)!!  (no cancellation; z ≥ 0). */
+function erfSeries(z: number): number {
+  const z2 = z * z;
+  let term = z;
+  let sum = z;
+  for (let n = 0; n < 500; n++) {
+    term *= (2 * z2) / (2 * n + 3);
+    sum += term;
+    if (term < sum * 1e-18) break;
+  }
+  return TWO_OVER_SQRT_PI * Math.exp(-z2) * sum;
+}
+
+/** g(z) = erfc(z)·e^{z²} via the continued fraction 1/√π · 1/(z + (1/2)/(z + 1/(z + (3/2)/(z + …)))). */
+function gContinuedFraction(z: number): number {
+  let f = z;
+  for (let n = 4000; n >= 1; n--) f = z + (n / 2) / f;
+  return 1 / (f * SQRT_PI);
+}
+
+function gExact(z: number): number {
+  if (z < 2) return (1 - erfSeries(z)) * Math.exp(z * z);
+  return gContinuedFraction(z);
+}
+
+const G_INTERVAL = 0.25;
+const G_MAX = 6;
+const G_DEGREE = 14;
+const G_NCOEF = G_DEGREE + 1;
+const G_INTERVALS = Math.round(G_MAX / G_INTERVAL);
+const G_TABLE = buildGTable();
+
+function buildGTable(): Float64Array {
+  const table = new Float64Array(G_INTERVALS * G_NCOEF);
+  const fx = new Float64Array(G_NCOEF);
+  for (let iv = 0; iv < G_INTERVALS; iv++) {
+    const a = iv * G_INTERVAL;
+    for (let k = 0; k < G_NCOEF; k++) {
+      const t = Math.cos((Math.PI * (k + 0.5)) / G_NCOEF);
+      fx[k] = gExact(a + (t + 1) * 0.5 * G_INTERVAL);
+    }
+    for (let j = 0; j < G_NCOEF; j++) {
+      let s = 0;
+      for (let k = 0; k < G_NCOEF; k++) s += fx[k]! * Math.cos((Math.PI * j * (k + 0.5)) / G_NCOEF);
+      table[iv * G_NCOEF + j] = (2 / G_NCOEF) * s * (j === 0 ? 0.5 : 1);
+    }
+  }
+  return table;
+}
+
+/** g(z) = erfc(z)·e^{z²} for z ≥ 0. */
+function gScaled(z: number): number {
+  if (z < G_MAX) {
+    const iv = Math.floor(z / G_INTERVAL);
+    const t = (z - iv * G_INTERVAL) * (2 / G_INTERVAL) - 1;
+    const base = iv * G_NCOEF;
+    const t2 = 2 * t;
+    let b1 = 0;
+    let b2 = 0;
+    for (let j = G_DEGREE; j >= 1; j--) {
+      const tmp = t2 * b1 - b2 + G_TABLE[base + j]!;
+      b2 = b1;
+      b1 = tmp;
+    }
+    return t * b1 - b2 + G_TABLE[base]!;
+  }
+  // Asymptotic series Σ (−1)ⁿ (2n−1)!! / (2z²)ⁿ; terms shrink fast for z ≥ 6.
+  const inv = 1 / (2 * z * z);
+  let term = 1;
+  let sum = 1;
+  for (let n = 1; n < 30; n++) {
+    term *= -(2 * n - 1) * inv;
+    sum += term;
+    if (Math.abs(term) < 1e-17) break;
+  }
+  return sum / (z * SQRT_PI);
+}
+
+/** Complementary error function in float64 (relative accuracy ~1e-14 across the range). */
+export function erfc(z: number): number {
+  if (z !== z) return NaN;
+  if (z >= 0) return z > 27 ? 0 : Math.exp(-z * z) * gScaled(z);
+  return z < -6 ? 2 : 2 - Math.exp(-z * z) * gScaled(-z);
+}
+
+/** Error function in float64. */
+export function erf(z: number): number {
+  if (z !== z) return NaN;
+  if (Math.abs(z) < 0.5) return z >= 0 ? erfSeries(z) : -erfSeries(-z);
+  return z >= 0 ? 1 - erfc(z) : erfc(-z) - 1;
+}
+
+/** Standard normal CDF Φ(x) = ½·erfc(−x/√2), accurate in both tails. */
+function normalCdf(x: number): number {
+  if (x !== x) return NaN;
+  if (x < 0) {
+    const z = -x * Math.SQRT1_2;
+    return z > 27 ? 0 : 0.5 * Math.exp(-0.5 * x * x) * gScaled(z);
+  }
+  const z = x * Math.SQRT1_2;
+  return z > 27 ? 1 : 1 - 0.5 * Math.exp(-0.5 * x * x) * gScaled(z);
+}
+
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+const GELU_TANH_C = Math.sqrt(2 / Math.PI);
+const GELU_TANH_A = 0.044715;
+const QUICK_GELU_K = 1.702;
+
+// ---------------------------------------------------------------------------------------------
+// GEMM: GotoBLAS-style blocking. op(B) is packed per (KC × NC) panel into 4-column strips and
+// alpha·op(A) per (MC × KC) block into 4-row strips (float64, zero padded), so every trans
+// combination runs the same 4×4 register micro-kernel over contiguous memory.
+
+const MR = 4;
+const NR = 4;
+const KC = 256;
+const MC = 64;
+const NC = 256;
+
+interface GemmScratch {
+  ap: Float64Array;
+  bp: Float64Array;
+}
+
+function packA(
+  transA: boolean, a: Float32Array, aOff: number, m: number, k: number,
+  ic: number, pc: number, mc: number, kc: number, alpha: number, ap: Float64Array,
+): void {
+  const strips = Math.ceil(mc / MR);
+  for (let s = 0; s < strips; s++) {
+    const base = s * kc * MR;
+    const i0 = ic + s * MR;
+    const rows = Math.min(MR, ic + mc - i0);
+    if (!transA) {
+      for (let ii = 0; ii < MR; ii++) {
+        if (ii < rows) {
+          const src = aOff + (i0 + ii) * k + pc;
+          for (let p = 0; p < kc; p++) ap[base + p * MR + ii] = alpha * a[src + p]!;
+        } else {
+          for (let p = 0; p < kc; p++) ap[base + p * MR + ii] = 0;
+        }
+      }
+    } else {
+      for (let p = 0; p < kc; p++) {
+        const src = aOff + (pc + p) * m + i0;
+        const dst = base + p * MR;
+        for (let ii = 0; ii < MR; ii++) ap[dst + ii] = ii < rows ? alpha * a[src + ii]! : 0;
+      }
+    }
+  }
+}
+
+function packB(
+  transB: boolean, b: Float32Array, bOff: number, n: number, k: number,
+  pc: number, jc: number, kc: number, nc: number, bp: Float64Array,
+): void {
+  const strips = Math.ceil(nc / NR);
+  for (let s = 0; s < strips; s++) {
+    const base = s * kc * NR;
+    const j0 = jc + s * NR;
+    const cols = Math.min(NR, jc + nc - j0);
+    if (!transB) {
+      for (let p = 0; p < kc; p++) {
+        const src = bOff + (pc + p) * n + j0;
+        const dst = base + p * NR;
+        for (let jj = 0; jj < NR; jj++) bp[dst + jj] = jj < cols ? b[src + jj]! : 0;
+      }
+    } else {
+      for (let jj = 0; jj < NR; jj++) {
+        if (jj < cols) {
+          const src = bOff + (j0 + jj) * k + pc;
+          for (let p = 0; p < kc; p++) bp[base + p * NR + jj] = b[src + p]!;
+        } else {
+          for (let p = 0; p < kc; p++) bp[base + p * NR + jj] = 0;
+        }
+      }
+    }
+  }
+}
+
+/** C[rows×cols block at cOff, row stride ldc] += Ap-strip · Bp-strip. */
+function micro4x4(
+  kc: number, ap: Float64Array, pa: number, bp: Float64Array, pb: number,
+  c: Float32Array, cOff: number, ldc: number, rows: number, cols: number,
+): void {
+  let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+  let c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+  let c20 = 0, c21 = 0, c22 = 0, c23 = 0;
+  let c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+  const end = pa + kc * MR;
+  for (; pa < end; pa += MR, pb += NR) {
+    const b0 = bp[pb]!, b1 = bp[pb + 1]!, b2 = bp[pb + 2]!, b3 = bp[pb + 3]!;
+    const a0 = ap[pa]!;
+    c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+    const a1 = ap[pa + 1]!;
+    c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+    const a2 = ap[pa + 2]!;
+    c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+    const a3 = ap[pa + 3]!;
+    c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+  }
+  if (rows === MR && cols === NR) {
+    let o = cOff;
+    c[o] += c00; c[o + 1] += c01; c[o + 2] += c02; c[o + 3] += c03; o += ldc;
+    c[o] += c10; c[o + 1] += c11; c[o + 2] += c12; c[o + 3] += c13; o += ldc;
+    c[o] += c20; c[o + 1] += c21; c[o + 2] += c22; c[o + 3] += c23; o += ldc;
+    c[o] += c30; c[o + 1] += c31; c[o + 2] += c32; c[o + 3] += c33;
+    return;
+  }
+  // Edge tile: write only the valid part.
+  for (let i = 0; i < rows; i++) {
+    const o = cOff + i * ldc;
+    const r0 = i === 0 ? c00 : i === 1 ? c10 : i === 2 ? c20 : c30;
+    const r1 = i === 0 ? c01 : i === 1 ? c11 : i === 2 ? c21 : c31;
+    const r2 = i === 0 ? c02 : i === 1 ? c12 : i === 2 ? c22 : c32;
+    const r3 = i === 0 ? c03 : i === 1 ? c13 : i === 2 ? c23 : c33;
+    c[o] += r0;
+    if (cols > 1) c[o + 1] += r1;
+    if (cols > 2) c[o + 2] += r2;
+    if (cols > 3) c[o + 3] += r3;
+  }
+}
+
+function gemmOne(
+  transA: boolean, transB: boolean, m: number, n: number, k: number,
+  alpha: number, a: Float32Array, aOff: number, b: Float32Array, bOff: number,
+  beta: number, c: Float32Array, cOff: number, scratch: GemmScratch,
+): void {
+  const cEnd = cOff + m * n;
+  if (beta === 0) c.fill(0, cOff, cEnd);
+  else if (beta !== 1) for (let i = cOff; i < cEnd; i++) c[i] = beta * c[i]!;
+  // BLAS semantics: alpha = 0 (or k = 0) leaves C = beta·C without reading A or B.
+  if (alpha === 0 || k === 0 || m === 0 || n === 0) return;
+  const { ap, bp } = scratch;
+  for (let jc = 0; jc < n; jc += NC) {
+    const nc = Math.min(NC, n - jc);
+    const nStrips = Math.ceil(nc / NR);
+    for (let pc = 0; pc < k; pc += KC) {
+      const kc = Math.min(KC, k - pc);
+      packB(transB, b, bOff, n, k, pc, jc, kc, nc, bp);
+      for (let ic = 0; ic < m; ic += MC) {
+        const mc = Math.min(MC, m - ic);
+        packA(transA, a, aOff, m, k, ic, pc, mc, kc, alpha, ap);
+        const mStrips = Math.ceil(mc / MR);
+        for (let sj = 0; sj < nStrips; sj++) {
+          const j0 = jc + sj * NR;
+          const cols = Math.min(NR, n - j0);
+          for (let si = 0; si < mStrips; si++) {
+            const i0 = ic + si * MR;
+            const rows = Math.min(MR, m - i0);
+            micro4x4(kc, ap, si * kc * MR, bp, sj * kc * NR, c, cOff + i0 * n + j0, n, rows, cols);
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row-wise softmax family.
+
+function softmaxRows(x: Float32Array, out: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    const end = o + cols;
+    let max = -Infinity;
+    for (let j = o; j < end; j++) {
+      const v = x[j]!;
+      if (v > max || v !== v) max = v;
+    }
+    let sum = 0;
+    for (let j = o; j < end; j++) {
+      const e = Math.exp(x[j]! - max);
+      out[j] = e;
+      sum += e;
+    }
+    const inv = 1 / sum;
+    for (let j = o; j < end; j++) out[j] = out[j]! * inv;
+  }
+}
+
+function logSoftmaxRows(x: Float32Array, out: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    const end = o + cols;
+    let max = -Infinity;
+    for (let j = o; j < end; j++) {
+      const v = x[j]!;
+      if (v > max || v !== v) max = v;
+    }
+    let sum = 0;
+    for (let j = o; j < end; j++) sum += Math.exp(x[j]! - max);
+    const logSum = Math.log(sum);
+    for (let j = o; j < end; j++) out[j] = x[j]! - max - logSum;
+  }
+}
+
+function softmaxBackwardRows(y: Float32Array, dy: Float32Array, dx: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    const end = o + cols;
+    let dot = 0;
+    for (let j = o; j < end; j++) dot += dy[j]! * y[j]!;
+    for (let j = o; j < end; j++) dx[j] = y[j]! * (dy[j]! - dot);
+  }
+}
+
+function logSoftmaxBackwardRows(y: Float32Array, dy: Float32Array, dx: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    const end = o + cols;
+    let sum = 0;
+    for (let j = o; j < end; j++) sum += dy[j]!;
+    for (let j = o; j < end; j++) dx[j] = dy[j]! - Math.exp(y[j]!) * sum;
+  }
+}
+
+/** Last visible key index for query i (−1 when none), ignoring the explicit mask. */
+function causalLimit(lk: number, i: number, causal: boolean, causalOffset: number): number {
+  if (!causal) return lk - 1;
+  const lim = i + causalOffset;
+  return lim < lk - 1 ? lim : lk - 1;
+}
+
+function maskedSoftmaxImpl(
+  x: Float32Array, out: Float32Array, batch: number, heads: number, lq: number, lk: number,
+  mask: Uint8Array | null, mbs: number, mqs: number, causal: boolean, causalOffset: number, uniform: boolean,
+): void {
+  const uniformValue = 1 / lk;
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      for (let i = 0; i < lq; i++) {
+        const o = ((b * heads + h) * lq + i) * lk;
+        const lim = causalLimit(lk, i, causal, causalOffset);
+        const mo = b * mbs + i * mqs;
+        let max = -Infinity;
+        let visible = 0;
+        for (let j = 0; j <= lim; j++) {
+          if (mask !== null && mask[mo + j] === 0) continue;
+          const v = x[o + j]!;
+          if (v > max || v !== v) max = v;
+          visible++;
+        }
+        if (visible === 0) {
+          out.fill(uniform ? uniformValue : 0, o, o + lk);
+          continue;
+        }
+        let sum = 0;
+        for (let j = 0; j < lk; j++) {
+          if (j > lim || (mask !== null && mask[mo + j] === 0)) {
+            out[o + j] = 0;
+          } else {
+            const e = Math.exp(x[o + j]! - max);
+            out[o + j] = e;
+            sum += e;
+          }
+        }
+        const inv = 1 / sum;
+        for (let j = 0; j <= lim; j++) out[o + j] = out[o + j]! * inv;
+      }
+    }
+  }
+}
+
+function maskedSoftmaxBackwardImpl(
+  y: Float32Array, dy: Float32Array, dx: Float32Array, batch: number, heads: number, lq: number, lk: number,
+  mask: Uint8Array | null, mbs: number, mqs: number, causal: boolean, causalOffset: number,
+): void {
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      for (let i = 0; i < lq; i++) {
+        const o = ((b * heads + h) * lq + i) * lk;
+        const lim = causalLimit(lk, i, causal, causalOffset);
+        const mo = b * mbs + i * mqs;
+        let dot = 0;
+        for (let j = 0; j <= lim; j++) {
+          if (mask !== null && mask[mo + j] === 0) continue;
+          dot += dy[o + j]! * y[o + j]!;
+        }
+        for (let j = 0; j < lk; j++) {
+          if (j > lim || (mask !== null && mask[mo + j] === 0)) dx[o + j] = 0;
+          else dx[o + j] = y[o + j]! * (dy[o + j]! - dot);
+        }
+        // A fully masked row has no visible entry, so the loop above already wrote zeros.
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalisation.
+
+function layerNormImpl(
+  x: Float32Array, w: Float32Array | null, b: Float32Array | null, out: Float32Array,
+  meanOut: Float32Array, rstdOut: Float32Array, rows: number, cols: number, eps: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    const end = o + cols;
+    let s = 0;
+    for (let j = o; j < end; j++) s += x[j]!;
+    const mean = s / cols;
+    // Two-pass variance: no cancellation when |mean| ≫ std.
+    let v = 0;
+    for (let j = o; j < end; j++) {
+      const d = x[j]! - mean;
+      v += d * d;
+    }
+    const rstd = 1 / Math.sqrt(v / cols + eps);
+    meanOut[r] = mean;
+    rstdOut[r] = rstd;
+    if (w !== null && b !== null) {
+      for (let j = 0; j < cols; j++) out[o + j] = (x[o + j]! - mean) * rstd * w[j]! + b[j]!;
+    } else if (w !== null) {
+      for (let j = 0; j < cols; j++) out[o + j] = (x[o + j]! - mean) * rstd * w[j]!;
+    } else if (b !== null) {
+      for (let j = 0; j < cols; j++) out[o + j] = (x[o + j]! - mean) * rstd + b[j]!;
+    } else {
+      for (let j = o; j < end; j++) out[j] = (x[j]! - mean) * rstd;
+    }
+  }
+}
+
+function layerNormBackwardImpl(
+  x: Float32Array, w: Float32Array | null, meanIn: Float32Array, rstdIn: Float32Array, dy: Float32Array,
+  dx: Float32Array, dwAcc: Float64Array | null, dbAcc: Float64Array | null, rows: number, cols: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    const mean = meanIn[r]!;
+    const rstd = rstdIn[r]!;
+    let sumG = 0;
+    let sumGX = 0;
+    for (let j = 0; j < cols; j++) {
+      const d = dy[o + j]!;
+      const xhat = (x[o + j]! - mean) * rstd;
+      const g = w !== null ? d * w[j]! : d;
+      sumG += g;
+      sumGX += g * xhat;
+      if (dwAcc !== null) dwAcc[j] += d * xhat;
+      if (dbAcc !== null) dbAcc[j] += d;
+    }
+    const mG = sumG / cols;
+    const mGX = sumGX / cols;
+    for (let j = 0; j < cols; j++) {
+      const xhat = (x[o + j]! - mean) * rstd;
+      const g = w !== null ? dy[o + j]! * w[j]! : dy[o + j]!;
+      dx[o + j] = rstd * (g - mG - xhat * mGX);
+    }
+  }
+}
+
+function rmsNormImpl(
+  x: Float32Array, w: Float32Array | null, out: Float32Array, rstdOut: Float32Array,
+  rows: number, cols: number, eps: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    let ss = 0;
+    for (let j = 0; j < cols; j++) {
+      const v = x[o + j]!;
+      ss += v * v;
+    }
+    const rstd = 1 / Math.sqrt(ss / cols + eps);
+    rstdOut[r] = rstd;
+    if (w !== null) for (let j = 0; j < cols; j++) out[o + j] = w[j]! * (x[o + j]! * rstd);
+    else for (let j = 0; j < cols; j++) out[o + j] = x[o + j]! * rstd;
+  }
+}
+
+function rmsNormBackwardImpl(
+  x: Float32Array, w: Float32Array | null, rstdIn: Float32Array, dy: Float32Array,
+  dx: Float32Array, dwAcc: Float64Array | null, rows: number, cols: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    const rstd = rstdIn[r]!;
+    let sumGX = 0;
+    for (let j = 0; j < cols; j++) {
+      const d = dy[o + j]!;
+      const xv = x[o + j]!;
+      const g = w !== null ? d * w[j]! : d;
+      sumGX += g * xv;
+      if (dwAcc !== null) dwAcc[j] += d * xv * rstd;
+    }
+    // d/dx_k of x_j·r with r = (mean x² + eps)^−½:  r·δ_jk − r³·x_j·x_k / cols.
+    const k = (rstd * rstd * rstd * sumGX) / cols;
+    for (let j = 0; j < cols; j++) {
+      const g = w !== null ? dy[o + j]! * w[j]! : dy[o + j]!;
+      dx[o + j] = rstd * g - k * x[o + j]!;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activations.
+
+function sigmoid(v: number): number {
+  // exp(−v) overflows to +Infinity for very negative v, giving exactly 0: no NaN.
+  return 1 / (1 + Math.exp(-v));
+}
+
+function activationImpl(kind: Activation, x: Float32Array, out: Float32Array, n: number): void {
+  switch (kind) {
+    case 'gelu':
+      for (let i = 0; i < n; i++) {
+        const v = x[i]!;
+        out[i] = v * normalCdf(v);
+      }
+      return;
+    case 'gelu_tanh':
+      for (let i = 0; i < n; i++) {
+        const v = x[i]!;
+        out[i] = 0.5 * v * (1 + Math.tanh(GELU_TANH_C * (v + GELU_TANH_A * v * v * v)));
+      }
+      return;
+    case 'quick_gelu':
+      for (let i = 0; i < n; i++) {
+        const v = x[i]!;
+        out[i] = v * sigmoid(QUICK_GELU_K * v);
+      }
+      return;
+    case 'silu':
+      for (let i = 0; i < n; i++) {
+        const v = x[i]!;
+        out[i] = v * sigmoid(v);
+      }
+      return;
+    case 'tanh':
+      for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]!);
+      return;
+    case 'relu':
+      for (let i = 0; i < n; i++) {
+        const v = x[i]!;
+        // NaN propagates like torch.relu.
+        out[i] = v > 0 || v !== v ? v : 0;
+      }
+      return;
+    case 'sigmoid':
+      for (let i = 0; i < n; i++) out[i] = sigmoid(x[i]!);
+      return;
+    default:
+      throw new TsKernelError('activation', `unknown activation '${kind as string}'`);
+  }
+}
+
+function activationBackwardImpl(kind: Activation, x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void {
+  switch (kind) {
+    case 'gelu':
+      for (let i = 0; i < n; i++) {
+        const v = x[i]!;
+        dx[i] = dy[i]! * (normalCdf(v) + v * INV_SQRT_2PI * Math.exp(-0.5 * v * v));
+      }
+      return;
+    case 'gelu_tanh':
+      for (let i = 0; i < n; i++) {
+        const v = x[i]!;
+        const v2 = v * v;
+        const t = Math.tanh(GELU_TANH_C * (v + GELU_TANH_A * v2 * v));
+        const d = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * GELU_TANH_C * (1 + 3 * GELU_TANH_A * v2);
+        dx[i] = dy[i]! * d;
+      }
+      return;
+    case 'quick_gelu':
+      for (let i = 0; i < n; i++) {
+        const v = x[i]!;
+        const s = sigmoid(QUICK_GELU_K * v);
+        dx[i] = dy[i]! * (s + QUICK_GELU_K * v * s * (1 - s));
+      }
+      return;
+    case 'silu':
+      for (let i = 0; i < n; i++) {
+        const v = x[i]!;
+        const s = sigmoid(v);
+        dx[i] = dy[i]! * (s * (1 + v * (1 - s)));
+      }
+      return;
+    case 'tanh':
+      for (let i = 0; i < n; i++) {
+        const t = Math.tanh(x[i]!);
+        dx[i] = dy[i]! * (1 - t * t);
+      }
+      return;
+    case 'relu':
+      // Gradient at exactly 0 is 0, as in PyTorch.
+      for (let i = 0; i < n; i++) dx[i] = x[i]! > 0 ? dy[i]! : 0;
+      return;
+    case 'sigmoid':
+      for (let i = 0; i < n; i++) {
+        const s = sigmoid(x[i]!);
+        dx[i] = dy[i]! * (s * (1 - s));
+      }
+      return;
+    default:
+      throw new TsKernelError('activationBackward', `unknown activation '${kind as string}'`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cross-entropy.
+
+function crossEntropyImpl(
+  logits: Float32Array, targets: Int32Array, rows: number, cols: number, ignoreIndex: number,
+  losses: Float32Array, lse: Float32Array,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    const end = o + cols;
+    let max = -Infinity;
+    for (let j = o; j < end; j++) {
+      const v = logits[j]!;
+      if (v > max || v !== v) max = v;
+    }
+    let sum = 0;
+    for (let j = o; j < end; j++) sum += Math.exp(logits[j]! - max);
+    const l = max + Math.log(sum);
+    lse[r] = l;
+    const t = targets[r]!;
+    losses[r] = t === ignoreIndex ? 0 : l - logits[o + t]!;
+  }
+}
+
+function crossEntropyBackwardImpl(
+  logits: Float32Array, targets: Int32Array, lse: Float32Array, rows: number, cols: number,
+  ignoreIndex: number, scale: number, dlogits: Float32Array,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    const t = targets[r]!;
+    if (t === ignoreIndex) {
+      dlogits.fill(0, o, o + cols);
+      continue;
+    }
+    const l = lse[r]!;
+    for (let j = 0; j < cols; j++) {
+      const p = Math.exp(logits[o + j]! - l);
+      dlogits[o + j] = scale * (j === t ? p - 1 : p);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rotary embedding.
+
+function ropeImpl(
+  x: Float32Array, out: Float32Array, batch: number, seq: number, heads: number, dim: number,
+  positions: Int32Array, theta: number, inverse: boolean, invFreq: Float64Array, cos: Float32Array, sin: Float32Array,
+): void {
+  const half = dim >> 1;
+  for (let i = 0; i < half; i++) invFreq[i] = Math.pow(theta, (-2 * i) / dim);
+  const sign = inverse ? -1 : 1;
+  for (let b = 0; b < batch; b++) {
+    for (let s = 0; s < seq; s++) {
+      const pos = positions[b * seq + s]!;
+      // Angles in float64, then cos/sin rounded to float32 (the tables HF keeps are float32).
+      for (let i = 0; i < half; i++) {
+        const ang = pos * invFreq[i]!;
+        cos[i] = Math.cos(ang);
+        sin[i] = sign * Math.sin(ang);
+      }
+      for (let h = 0; h < heads; h++) {
+        const o = ((b * seq + s) * heads + h) * dim;
+        for (let i = 0; i < half; i++) {
+          const x1 = x[o + i]!;
+          const x2 = x[o + half + i]!;
+          const c = cos[i]!;
+          const sn = sin[i]!;
+          // rotate_half(x) = [−x2, x1]
+          out[o + i] = x1 * c - x2 * sn;
+          out[o + half + i] = x2 * c + x1 * sn;
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export function createTsKernels(): Kernels {
+  const gemmScratch: GemmScratch = { ap: new Float64Array(MC * KC), bp: new Float64Array(NC * KC) };
+  let accA = new Float64Array(0);
+  let accB = new Float64Array(0);
+  let ropeInvFreq = new Float64Array(0);
+  let ropeCos = new Float32Array(0);
+  let ropeSin = new Float32Array(0);
+
+  /** Per-instance float64 accumulators for dw/db (zeroed). */
+  const accumulators = (cols: number): [Float64Array, Float64Array] => {
+    if (accA.length < cols) {
+      accA = new Float64Array(cols);
+      accB = new Float64Array(cols);
+    }
+    accA.fill(0, 0, cols);
+    accB.fill(0, 0, cols);
+    return [accA, accB];
+  };
+  const flush = (acc: Float64Array, target: Float32Array, cols: number): void => {
+    for (let j = 0; j < cols; j++) target[j] = target[j]! + acc[j]!;
+  };
+
+  const checkAttention = (
+    kernel: string, batch: number, heads: number, lq: number, lk: number,
+    mask: Uint8Array | null, mbs: number, mqs: number, causalOffset: number,
+  ): number => {
+    dims(kernel, { batch, heads, lq, lk, maskBatchStride: mbs, maskQStride: mqs });
+    if (!Number.isInteger(causalOffset)) throw new TsKernelError(kernel, `causalOffset must be an integer, got ${causalOffset}`);
+    const size = batch * heads * lq * lk;
+    if (mask !== null && size > 0) need(kernel, 'mask', mask, (batch - 1) * mbs + (lq - 1) * mqs + lk);
+    return size;
+  };
+
+  return {
+    name: 'typescript',
+    description: 'typescript (pure JS, single thread, float64 accumulation)',
+
+    gemm(transA, transB, m, n, k, alpha, a, b, beta, c, batch?: GemmBatch) {
+      dims('gemm', { m, n, k });
+      const count = batch ? batch.count : 1;
+      const sA = batch ? batch.strideA : 0;
+      const sB = batch ? batch.strideB : 0;
+      const sC = batch ? batch.strideC : m * n;
+      dims('gemm', { count, strideA: sA, strideB: sB, strideC: sC });
+      if (count === 0) return;
+      if (m * k > 0) need('gemm', 'a', a, (count - 1) * sA + m * k);
+      if (k * n > 0) need('gemm', 'b', b, (count - 1) * sB + k * n);
+      if (m * n > 0) need('gemm', 'c', c, (count - 1) * sC + m * n);
+      for (let i = 0; i < count; i++) {
+        gemmOne(transA, transB, m, n, k, alpha, a, i * sA, b, i * sB, beta, c, i * sC, gemmScratch);
+      }
+    },
+
+    softmax(x, out, rows, cols) {
+      dims('softmax', { rows, cols });
+      need('softmax', 'x', x, rows * cols);
+      need('softmax', 'out', out, rows * cols);
+      softmaxRows(x, out, rows, cols);
+    },
+    softmaxBackward(y, dy, dx, rows, cols) {
+      dims('softmaxBackward', { rows, cols });
+      need('softmaxBackward', 'y', y, rows * cols);
+      need('softmaxBackward', 'dy', dy, rows * cols);
+      need('softmaxBackward', 'dx', dx, rows * cols);
+      softmaxBackwardRows(y, dy, dx, rows, cols);
+    },
+    logSoftmax(x, out, rows, cols) {
+      dims('logSoftmax', { rows, cols });
+      need('logSoftmax', 'x', x, rows * cols);
+      need('logSoftmax', 'out', out, rows * cols);
+      logSoftmaxRows(x, out, rows, cols);
+    },
+    logSoftmaxBackward(y, dy, dx, rows, cols) {
+      dims('logSoftmaxBackward', { rows, cols });
+      need('logSoftmaxBackward', 'y', y, rows * cols);
+      need('logSoftmaxBackward', 'dy', dy, rows * cols);
+      need('logSoftmaxBackward', 'dx', dx, rows * cols);
+      logSoftmaxBackwardRows(y, dy, dx, rows, cols);
+    },
+
+    maskedSoftmax(x, out, batch, heads, lq, lk, mask, mbs, mqs, causal, causalOffset, uniform) {
+      const size = checkAttention('maskedSoftmax', batch, heads, lq, lk, mask, mbs, mqs, causalOffset);
+      need('maskedSoftmax', 'x', x, size);
+      need('maskedSoftmax', 'out', out, size);
+      maskedSoftmaxImpl(x, out, batch, heads, lq, lk, mask, mbs, mqs, causal, causalOffset, uniform);
+    },
+    maskedSoftmaxBackward(y, dy, dx, batch, heads, lq, lk, mask, mbs, mqs, causal, causalOffset) {
+      const size = checkAttention('maskedSoftmaxBackward', batch, heads, lq, lk, mask, mbs, mqs, causalOffset);
+      need('maskedSoftmaxBackward', 'y', y, size);
+      need('maskedSoftmaxBackward', 'dy', dy, size);
+      need('maskedSoftmaxBackward', 'dx', dx, size);
+      maskedSoftmaxBackwardImpl(y, dy, dx, batch, heads, lq, lk, mask, mbs, mqs, causal, causalOffset);
+    },
+
+    layerNorm(x, w, b, out, mean, rstd, rows, cols, eps) {
+      dims('layerNorm', { rows, cols });
+      need('layerNorm', 'x', x, rows * cols);
+      need('layerNorm', 'out', out, rows * cols);
+      need('layerNorm', 'mean', mean, rows);
+      need('layerNorm', 'rstd', rstd, rows);
+      if (w !== null) need('layerNorm', 'w', w, cols);
+      if (b !== null) need('layerNorm', 'b', b, cols);
+      layerNormImpl(x, w, b, out, mean, rstd, rows, cols, eps);
+    },
+    layerNormBackward(x, w, mean, rstd, dy, dx, dw, db, rows, cols) {
+      dims('layerNormBackward', { rows, cols });
+      need('layerNormBackward', 'x', x, rows * cols);
+      need('layerNormBackward', 'dy', dy, rows * cols);
+      need('layerNormBackward', 'dx', dx, rows * cols);
+      need('layerNormBackward', 'mean', mean, rows);
+      need('layerNormBackward', 'rstd', rstd, rows);
+      if (w !== null) need('layerNormBackward', 'w', w, cols);
+      if (dw !== null) need('layerNormBackward', 'dw', dw, cols);
+      if (db !== null) need('layerNormBackward', 'db', db, cols);
+      const [aw, ab] = accumulators(cols);
+      layerNormBackwardImpl(x, w, mean, rstd, dy, dx, dw !== null ? aw : null, db !== null ? ab : null, rows, cols);
+      if (dw !== null) flush(aw, dw, cols);
+      if (db !== null) flush(ab, db, cols);
+    },
+
+    rmsNorm(x, w, out, rstd, rows, cols, eps) {
+      dims('rmsNorm', { rows, cols });
+      need('rmsNorm', 'x', x, rows * cols);
+      need('rmsNorm', 'out', out, rows * cols);
+      need('rmsNorm', 'rstd', rstd, rows);
+      if (w !== null) need('rmsNorm', 'w', w, cols);
+      rmsNormImpl(x, w, out, rstd, rows, cols, eps);
+    },
+    rmsNormBackward(x, w, rstd, dy, dx, dw, rows, cols) {
+      dims('rmsNormBackward', { rows, cols });
+      need('rmsNormBackward', 'x', x, rows * cols);
+      need('rmsNormBackward', 'dy', dy, rows * cols);
+      need('rmsNormBackward', 'dx', dx, rows * cols);
+      need('rmsNormBackward', 'rstd', rstd, rows);
+      if (w !== null) need('rmsNormBackward', 'w', w, cols);
+      if (dw !== null) need('rmsNormBackward', 'dw', dw, cols);
+      const [aw] = accumulators(cols);
+      rmsNormBackwardImpl(x, w, rstd, dy, dx, dw !== null ? aw : null, rows, cols);
+      if (dw !== null) flush(aw, dw, cols);
+    },
+
+    activation(kind, x, out, n) {
+      dims('activation', { n });
+      need('activation', 'x', x, n);
+      need('activation', 'out', out, n);
+      activationImpl(kind, x, out, n);
+    },
+    activationBackward(kind, x, dy, dx, n) {
+      dims('activationBackward', { n });
+      need('activationBackward', 'x', x, n);
+      need('activationBackward', 'dy', dy, n);
+      need('activationBackward', 'dx', dx, n);
+      activationBackwardImpl(kind, x, dy, dx, n);
+    },
+
+    swiglu(gate, up, out, n) {
+      dims('swiglu', { n });
+      need('swiglu', 'gate', gate, n);
+      need('swiglu', 'up', up, n);
+      need('swiglu', 'out', out, n);
+      for (let i = 0; i < n; i++) {
+        const g = gate[i]!;
+        out[i] = g * sigmoid(g) * up[i]!;
+      }
+    },
+    swigluBackward(gate, up, dy, dgate, dup, n) {
+      dims('swigluBackward', { n });
+      need('swigluBackward', 'gate', gate, n);
+      need('swigluBackward', 'up', up, n);
+      need('swigluBackward', 'dy', dy, n);
+      need('swigluBackward', 'dgate', dgate, n);
+      need('swigluBackward', 'dup', dup, n);
+      for (let i = 0; i < n; i++) {
+        const g = gate[i]!;
+        const u = up[i]!;
+        const d = dy[i]!;
+        const s = sigmoid(g);
+        dgate[i] = d * u * (s * (1 + g * (1 - s)));
+        dup[i] = d * g * s;
+      }
+    },
+
+    crossEntropy(logits, targets, rows, cols, ignoreIndex, losses, lse) {
+      dims('crossEntropy', { rows, cols });
+      need('crossEntropy', 'logits', logits, rows * cols);
+      need('crossEntropy', 'targets', targets, rows);
+      need('crossEntropy', 'losses', losses, rows);
+      need('crossEntropy', 'lse', lse, rows);
+      crossEntropyImpl(logits, targets, rows, cols, ignoreIndex, losses, lse);
+    },
+    crossEntropyBackward(logits, targets, lse, rows, cols, ignoreIndex, scale, dlogits) {
+      dims('crossEntropyBackward', { rows, cols });
+      need('crossEntropyBackward', 'logits', logits, rows * cols);
+      need('crossEntropyBackward', 'targets', targets, rows);
+      need('crossEntropyBackward', 'lse', lse, rows);
+      need('crossEntropyBackward', 'dlogits', dlogits, rows * cols);
+      crossEntropyBackwardImpl(logits, targets, lse, rows, cols, ignoreIndex, scale, dlogits);
+    },
+
+    rope(x, out, batch, seq, heads, dim, positions, theta, inverse) {
+      dims('rope', { batch, seq, heads, dim });
+      if (dim % 2 !== 0) throw new TsKernelError('rope', `dim must be even, got ${dim}`);
+      const size = batch * seq * heads * dim;
+      need('rope', 'x', x, size);
+      need('rope', 'out', out, size);
+      need('rope', 'positions', positions, batch * seq);
+      const half = dim / 2;
+      if (ropeInvFreq.length < half) {
+        ropeInvFreq = new Float64Array(half);
+        ropeCos = new Float32Array(half);
+        ropeSin = new Float32Array(half);
+      }
+      ropeImpl(x, out, batch, seq, heads, dim, positions, theta, inverse, ropeInvFreq, ropeCos, ropeSin);
+    },
+
+    adamw(param, grad, m, v, n, lr, beta1, beta2, eps, weightDecay, step) {
+      dims('adamw', { n });
+      if (!Number.isInteger(step) || step < 1) throw new TsKernelError('adamw', `step must be an integer >= 1, got ${step}`);
+      need('adamw', 'param', param, n);
+      need('adamw', 'grad', grad, n);
+      need('adamw', 'm', m, n);
+      need('adamw', 'v', v, n);
+      const decay = 1 - lr * weightDecay;
+      const bc1 = 1 - Math.pow(beta1, step);
+      const bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, step));
+      const stepSize = lr / bc1;
+      for (let i = 0; i < n; i++) {
+        const g = grad[i]!;
+        const p = param[i]! * decay;
+        const mi = beta1 * m[i]! + (1 - beta1) * g;
+        const vi = beta2 * v[i]! + (1 - beta2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        // PyTorch: denom = sqrt(v)/sqrt(bc2) + eps, computed from the stored (float32) m and v.
+        param[i] = p - (stepSize * m[i]!) / (Math.sqrt(v[i]!) / bc2Sqrt + eps);
+      }
+    },
+
+    axpy(alpha, x, y, n) {
+      dims('axpy', { n });
+      need('axpy', 'x', x, n);
+      need('axpy', 'y', y, n);
+      for (let i = 0; i < n; i++) y[i] = y[i]! + alpha * x[i]!;
+    },
+    mul(a, b, out, n) {
+      dims('mul', { n });
+      need('mul', 'a', a, n);
+      need('mul', 'b', b, n);
+      need('mul', 'out', out, n);
+      for (let i = 0; i < n; i++) out[i] = a[i]! * b[i]!;
+    },
+    add(a, b, out, n) {
+      dims('add', { n });
+      need('add', 'a', a, n);
+      need('add', 'b', b, n);
+      need('add', 'out', out, n);
+      for (let i = 0; i < n; i++) out[i] = a[i]! + b[i]!;
+    },
+    sumSquares(x, n) {
+      dims('sumSquares', { n });
+      need('sumSquares', 'x', x, n);
+      let s = 0;
+      for (let i = 0; i < n; i++) {
+        const v = x[i]!;
+        s += v * v;
+      }
+      return s;
+    },
+  };
+}
