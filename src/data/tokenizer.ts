@@ -1,0 +1,517 @@
+/**
+ * Byte-level BPE tokenizer (GPT-2 family), compatible with Hugging Face `tokenizer.json` files.
+ *
+ * Pipeline: split out special tokens literally → pre-tokenise with the GPT-2 regex → map each
+ * piece's UTF-8 bytes to printable stand-in characters (so every byte is a symbol and nothing is
+ * ever unknown) → apply merges in rank order. Decoding reverses the byte map and UTF-8-decodes.
+ *
+ * Round trip: `decode(encode(s)) === s` for every well-formed JS string. Lone UTF-16 surrogates
+ * cannot be expressed in UTF-8, so they come back as U+FFFD (out of scope by design).
+ */
+import { trainBpe } from './bpe-train.ts';
+
+export class TokenizerError extends Error {
+  constructor(message: string) {
+    super(`tokenizer: ${message}`);
+    this.name = 'TokenizerError';
+  }
+}
+
+/** Role → literal token text. The defaults are the ones the Flamingo data pipeline uses. */
+export interface SpecialTokenNames {
+  image: string;
+  eoc: string;
+  pad: string;
+  eos: string;
+}
+
+export const DEFAULT_SPECIAL_TOKENS: SpecialTokenNames = {
+  image: '<image>',
+  eoc: '<|endofchunk|>',
+  pad: '<pad>',
+  eos: '<|endoftext|>',
+};
+
+export interface TrainOptions {
+  /** Total vocabulary size, special tokens and the 256 byte symbols included. */
+  vocabSize: number;
+  /** Role names (defaults above) and extra special tokens; all get the lowest ids, roles first. */
+  specialTokens?: Partial<SpecialTokenNames> & { extra?: string[] };
+  /** Pairs seen fewer times are not merged (default 2). */
+  minFrequency?: number;
+}
+
+export interface EncodeOptions {
+  /** Append the eos token (default false). */
+  addSpecial?: boolean;
+  /** Recognise special/added token text literally (default true); false encodes it as plain bytes. */
+  parseSpecial?: boolean;
+}
+
+export interface DecodeOptions {
+  /** Drop special tokens from the output (default false). */
+  skipSpecial?: boolean;
+}
+
+interface AddedToken {
+  id: number;
+  content: string;
+  special: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Byte-level alphabet (GPT-2): printable Latin-1 bytes stand for themselves, the other 68 bytes
+// are shifted to U+0100.. so that every token is a printable, whitespace-free string.
+
+function buildByteMaps(): { byteToChar: string[]; charToByte: Map<string, number> } {
+  const printable: number[] = [];
+  for (let b = 0x21; b <= 0x7e; b++) printable.push(b);
+  for (let b = 0xa1; b <= 0xac; b++) printable.push(b);
+  for (let b = 0xae; b <= 0xff; b++) printable.push(b);
+  const set = new Set(printable);
+  const byteToChar: string[] = new Array(256);
+  let extra = 0;
+  for (let b = 0; b < 256; b++) {
+    byteToChar[b] = String.fromCharCode(set.has(b) ? b : 256 + extra++);
+  }
+  const charToByte = new Map<string, number>();
+  byteToChar.forEach((c, b) => charToByte.set(c, b));
+  return { byteToChar, charToByte };
+}
+
+const { byteToChar: BYTE_TO_CHAR, charToByte: CHAR_TO_BYTE } = buildByteMaps();
+/** The 256 byte symbols in byte order. */
+export const BYTE_ALPHABET: readonly string[] = BYTE_TO_CHAR;
+
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder('utf-8');
+
+/** UTF-8 bytes of `text` as byte-level symbols. */
+export function toByteLevel(text: string): string {
+  let out = '';
+  for (const b of utf8Encoder.encode(text)) out += BYTE_TO_CHAR[b];
+  return out;
+}
+
+/** Inverse of `toByteLevel` on the byte stream (invalid UTF-8 becomes U+FFFD). */
+export function fromByteLevel(symbols: string): string {
+  const bytes = new Uint8Array(symbols.length);
+  let n = 0;
+  for (const ch of symbols) {
+    const b = CHAR_TO_BYTE.get(ch);
+    if (b === undefined) throw new TokenizerError(`character ${JSON.stringify(ch)} is not a byte-level symbol`);
+    bytes[n++] = b;
+  }
+  return utf8Decoder.decode(bytes.subarray(0, n));
+}
+
+// GPT-2's pre-tokenisation: contractions, optional-space + letters / numbers / other symbols,
+// whitespace not followed by non-space (so " word" keeps its space), remaining whitespace.
+const PRETOKENIZE = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
+
+/** Split text into pre-token pieces (plain strings, not yet byte-mapped). Pieces concatenate to `text`. */
+export function preTokenize(text: string): string[] {
+  return text.match(PRETOKENIZE) ?? [];
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const PAIR_SHIFT = 2 ** 21;
+const MAX_VOCAB = PAIR_SHIFT;
+const CACHE_LIMIT = 50_000;
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+export class BpeTokenizer {
+  private readonly vocab = new Map<string, number>();
+  private readonly idToTok: string[] = [];
+  /** (left id, right id) packed → [rank, merged id]. */
+  private readonly ranks = new Map<number, [number, number]>();
+  private readonly merges: [string, string][] = [];
+  private readonly byteIds: number[];
+  private readonly added: AddedToken[] = [];
+  private readonly addedByContent = new Map<string, AddedToken>();
+  private addedRegex: RegExp | null = null;
+  private readonly cache = new Map<string, number[]>();
+  private readonly names: SpecialTokenNames;
+  private readonly addPrefixSpace: boolean;
+  private readonly ignoreMerges: boolean;
+
+  private constructor(
+    vocab: Map<string, number>,
+    merges: [string, string][],
+    added: AddedToken[],
+    names: SpecialTokenNames,
+    opts: { addPrefixSpace?: boolean; ignoreMerges?: boolean } = {},
+  ) {
+    this.names = names;
+    this.addPrefixSpace = opts.addPrefixSpace ?? false;
+    this.ignoreMerges = opts.ignoreMerges ?? false;
+    for (const [tok, id] of vocab) {
+      if (!Number.isInteger(id) || id < 0 || id >= MAX_VOCAB) throw new TokenizerError(`vocab entry ${JSON.stringify(tok)} has invalid id ${id}`);
+      if (this.idToTok[id] !== undefined) throw new TokenizerError(`vocab id ${id} used by both ${JSON.stringify(this.idToTok[id])} and ${JSON.stringify(tok)}`);
+      this.vocab.set(tok, id);
+      this.idToTok[id] = tok;
+    }
+    this.byteIds = BYTE_TO_CHAR.map((c, b) => {
+      const id = vocab.get(c);
+      if (id === undefined) throw new TokenizerError(`vocab lacks the byte-level symbol for byte 0x${b.toString(16)} (${JSON.stringify(c)}); not a byte-level BPE vocab`);
+      return id;
+    });
+    merges.forEach(([a, b], rank) => {
+      const ia = vocab.get(a);
+      const ib = vocab.get(b);
+      const im = vocab.get(a + b);
+      if (ia === undefined || ib === undefined || im === undefined) {
+        throw new TokenizerError(`merge #${rank} "${a} ${b}" refers to a token missing from the vocab`);
+      }
+      const key = ia * PAIR_SHIFT + ib;
+      // A duplicated merge keeps its first (best) rank, as in the reference implementation.
+      if (!this.ranks.has(key)) this.ranks.set(key, [rank, im]);
+      this.merges.push([a, b]);
+    });
+    for (const t of added) this.registerAdded(t);
+  }
+
+  // ------------------------------------------------------------------------------ construction
+
+  /** Learn a byte-level BPE vocabulary from documents. Deterministic for a given corpus and options. */
+  static train(corpus: Iterable<string>, options: TrainOptions): BpeTokenizer {
+    const names: SpecialTokenNames = { ...DEFAULT_SPECIAL_TOKENS, ...stripUndefined(options.specialTokens ?? {}) };
+    const specials = uniq([names.image, names.eoc, names.pad, names.eos, ...(options.specialTokens?.extra ?? [])]);
+    const base = specials.length + 256;
+    if (!Number.isInteger(options.vocabSize) || options.vocabSize < base) {
+      throw new TokenizerError(`vocabSize ${options.vocabSize} is below the minimum ${base} (${specials.length} special tokens + 256 bytes)`);
+    }
+    if (options.vocabSize > MAX_VOCAB) throw new TokenizerError(`vocabSize ${options.vocabSize} exceeds ${MAX_VOCAB}`);
+
+    const splitter = new RegExp(specials.map(escapeRegex).sort((x, y) => y.length - x.length).join('|'), 'g');
+    const words = new Map<string, number>();
+    for (const doc of corpus) {
+      // Special tokens never take part in merges: train on the text between them.
+      for (const chunk of doc.split(splitter)) {
+        for (const piece of preTokenize(chunk)) {
+          const w = toByteLevel(piece);
+          words.set(w, (words.get(w) ?? 0) + 1);
+        }
+      }
+    }
+    const { tokens, merges } = trainBpe({
+      words,
+      alphabet: [...BYTE_TO_CHAR],
+      targetSize: options.vocabSize - specials.length,
+      minFrequency: options.minFrequency ?? 2,
+    });
+    const vocab = new Map<string, number>();
+    specials.forEach((s, i) => vocab.set(s, i));
+    tokens.forEach((t, i) => {
+      if (vocab.has(t)) {
+        throw new TokenizerError(`special token ${JSON.stringify(t)} was also learned as an ordinary token; pick special tokens with punctuation, e.g. <${t}>`);
+      }
+      vocab.set(t, specials.length + i);
+    });
+    const added = specials.map((content, id) => ({ id, content, special: true }));
+    return new BpeTokenizer(vocab, merges, added, names);
+  }
+
+  /**
+   * Load a Hugging Face `tokenizer.json` (BPE model with a ByteLevel pre-tokenizer). Role names for
+   * image/eoc/pad/eos default to DEFAULT_SPECIAL_TOKENS; the accessors throw if a role's token is absent
+   * (add it with `addSpecialTokens`).
+   */
+  static fromHuggingFace(json: string | object, options: { specialTokens?: Partial<SpecialTokenNames> } = {}): BpeTokenizer {
+    let doc: unknown;
+    try {
+      doc = typeof json === 'string' ? JSON.parse(json) : json;
+    } catch (e) {
+      throw new TokenizerError(`tokenizer.json is not valid JSON: ${(e as Error).message}`);
+    }
+    if (!isRecord(doc)) throw new TokenizerError('tokenizer.json: top level is not an object');
+    const model = doc.model;
+    if (!isRecord(model)) throw new TokenizerError('tokenizer.json: missing "model" object');
+    if (model.type !== undefined && model.type !== 'BPE') throw new TokenizerError(`tokenizer.json: model.type ${JSON.stringify(model.type)} is not supported (only "BPE")`);
+    if (!isRecord(model.vocab)) throw new TokenizerError('tokenizer.json: model.vocab must be an object of token → id');
+    if (!Array.isArray(model.merges)) throw new TokenizerError('tokenizer.json: model.merges must be an array');
+    for (const key of ['continuing_subword_prefix', 'end_of_word_suffix'] as const) {
+      if (model[key]) throw new TokenizerError(`tokenizer.json: model.${key} is not supported for byte-level BPE`);
+    }
+    const preTok = findByteLevel(doc.pre_tokenizer, 'pre_tokenizer');
+    findByteLevel(doc.decoder, 'decoder');
+
+    const vocab = new Map<string, number>();
+    for (const [tok, id] of Object.entries(model.vocab)) {
+      if (typeof id !== 'number') throw new TokenizerError(`tokenizer.json: vocab entry ${JSON.stringify(tok)} has non-numeric id`);
+      vocab.set(tok, id);
+    }
+    const merges: [string, string][] = model.merges.map((m: unknown, i: number): [string, string] => {
+      if (typeof m === 'string') {
+        const parts = m.split(' ');
+        if (parts.length !== 2) throw new TokenizerError(`tokenizer.json: merge #${i} ${JSON.stringify(m)} is not "left right"`);
+        return [parts[0]!, parts[1]!];
+      }
+      if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string') return [m[0], m[1]];
+      throw new TokenizerError(`tokenizer.json: merge #${i} ${JSON.stringify(m)} is neither "a b" nor ["a", "b"]`);
+    });
+    const added: AddedToken[] = [];
+    if (doc.added_tokens !== undefined) {
+      if (!Array.isArray(doc.added_tokens)) throw new TokenizerError('tokenizer.json: added_tokens must be an array');
+      for (const t of doc.added_tokens) {
+        if (!isRecord(t) || typeof t.id !== 'number' || typeof t.content !== 'string') {
+          throw new TokenizerError(`tokenizer.json: bad added_tokens entry ${JSON.stringify(t)}`);
+        }
+        added.push({ id: t.id, content: t.content, special: t.special === true });
+      }
+    }
+    const names = { ...DEFAULT_SPECIAL_TOKENS, ...stripUndefined(options.specialTokens ?? {}) };
+    // Added tokens live outside model.vocab in some files and inside it in others (GPT-2's <|endoftext|>).
+    const modelVocab = new Map(vocab);
+    for (const t of added) {
+      const existing = modelVocab.get(t.content);
+      if (existing !== undefined && existing !== t.id) {
+        throw new TokenizerError(`tokenizer.json: added token ${JSON.stringify(t.content)} has id ${t.id} but vocab says ${existing}`);
+      }
+      modelVocab.set(t.content, t.id);
+    }
+    return new BpeTokenizer(modelVocab, merges, added, names, {
+      addPrefixSpace: preTok.add_prefix_space === true,
+      ignoreMerges: model.ignore_merges === true,
+    });
+  }
+
+  /** Serialise as a Hugging Face `tokenizer.json` object (load it back with `fromHuggingFace`). */
+  toHuggingFace(): object {
+    const addedIds = new Set(this.added.map((t) => t.id));
+    const vocab: Record<string, number> = {};
+    this.idToTok.forEach((tok, id) => {
+      if (tok !== undefined && !addedIds.has(id)) vocab[tok] = id;
+    });
+    const byteLevel = { type: 'ByteLevel', add_prefix_space: this.addPrefixSpace, trim_offsets: true, use_regex: true };
+    return {
+      version: '1.0',
+      truncation: null,
+      padding: null,
+      added_tokens: this.added.map((t) => ({
+        id: t.id,
+        content: t.content,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: t.special,
+      })),
+      normalizer: null,
+      pre_tokenizer: byteLevel,
+      post_processor: { ...byteLevel, trim_offsets: false },
+      decoder: byteLevel,
+      model: {
+        type: 'BPE',
+        dropout: null,
+        unk_token: null,
+        continuing_subword_prefix: null,
+        end_of_word_suffix: null,
+        fuse_unk: false,
+        byte_fallback: false,
+        ignore_merges: this.ignoreMerges,
+        vocab,
+        // Byte-level tokens never contain a plain space, so the compact "a b" form is unambiguous.
+        merges: this.merges.map(([a, b]) => `${a} ${b}`),
+      },
+    };
+  }
+
+  /** Add special tokens (e.g. `<image>` to a GPT-2 vocab); existing ones are left as they are. Returns their ids. */
+  addSpecialTokens(tokens: string[]): number[] {
+    return tokens.map((content) => {
+      const have = this.addedByContent.get(content);
+      if (have) return have.id;
+      const inVocab = this.vocab.get(content);
+      const id = inVocab ?? this.idToTok.length;
+      if (inVocab === undefined) {
+        this.vocab.set(content, id);
+        this.idToTok[id] = content;
+      }
+      this.registerAdded({ id, content, special: true });
+      return id;
+    });
+  }
+
+  // ------------------------------------------------------------------------------ queries
+
+  get vocabSize(): number {
+    return this.idToTok.length;
+  }
+  get imageTokenId(): number {
+    return this.roleId('image');
+  }
+  get eocTokenId(): number {
+    return this.roleId('eoc');
+  }
+  get padTokenId(): number {
+    return this.roleId('pad');
+  }
+  get eosTokenId(): number {
+    return this.roleId('eos');
+  }
+  get specialTokenNames(): SpecialTokenNames {
+    return { ...this.names };
+  }
+  /** Learned merges in rank order (copies). */
+  getMerges(): [string, string][] {
+    return this.merges.map(([a, b]) => [a, b]);
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.vocab.get(token);
+  }
+  idToToken(id: number): string | undefined {
+    return this.idToTok[id];
+  }
+  isSpecial(id: number): boolean {
+    return this.added.some((t) => t.id === id && t.special);
+  }
+
+  // ------------------------------------------------------------------------------ encode/decode
+
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    const ids: number[] = [];
+    const parseSpecial = options.parseSpecial ?? true;
+    if (parseSpecial && this.addedRegex) {
+      let last = 0;
+      for (const m of text.matchAll(this.addedRegex)) {
+        this.encodeOrdinary(text.slice(last, m.index), ids);
+        ids.push(this.addedByContent.get(m[0])!.id);
+        last = m.index! + m[0].length;
+      }
+      this.encodeOrdinary(text.slice(last), ids);
+    } else {
+      this.encodeOrdinary(text, ids);
+    }
+    if (options.addSpecial) ids.push(this.eosTokenId);
+    return ids;
+  }
+
+  decode(ids: readonly number[], options: DecodeOptions = {}): string {
+    let out = '';
+    let pending = '';
+    for (const id of ids) {
+      const tok = this.idToTok[id];
+      if (tok === undefined) throw new TokenizerError(`decode: id ${id} is outside the vocab (size ${this.vocabSize})`);
+      const added = this.addedByContent.get(tok);
+      if (added && added.id === id) {
+        // Added tokens are literal text, not byte symbols: flush the byte run first.
+        out += fromByteLevel(pending);
+        pending = '';
+        if (!(options.skipSpecial && added.special)) out += tok;
+      } else {
+        pending += tok;
+      }
+    }
+    return out + fromByteLevel(pending);
+  }
+
+  // ------------------------------------------------------------------------------ internals
+
+  private roleId(role: keyof SpecialTokenNames): number {
+    const id = this.vocab.get(this.names[role]);
+    if (id === undefined) {
+      throw new TokenizerError(`${role} token ${JSON.stringify(this.names[role])} is not in the vocab (use addSpecialTokens)`);
+    }
+    return id;
+  }
+
+  private registerAdded(t: AddedToken): void {
+    if (t.content.length === 0) throw new TokenizerError(`added token id ${t.id} has empty content`);
+    if (this.idToTok[t.id] === undefined) this.idToTok[t.id] = t.content;
+    if (!this.vocab.has(t.content)) this.vocab.set(t.content, t.id);
+    this.added.push(t);
+    this.addedByContent.set(t.content, t);
+    // Longest first so that e.g. "<|endofchunk|>" wins over a shorter token that is its prefix.
+    const alts = [...this.addedByContent.keys()].sort((a, b) => b.length - a.length || (a < b ? -1 : 1)).map(escapeRegex);
+    this.addedRegex = new RegExp(alts.join('|'), 'g');
+  }
+
+  private encodeOrdinary(text: string, out: number[]): void {
+    if (text.length === 0) return;
+    const src = this.addPrefixSpace && !text.startsWith(' ') ? ' ' + text : text;
+    for (const piece of preTokenize(src)) {
+      let ids = this.cache.get(piece);
+      if (!ids) {
+        ids = this.bpe(toByteLevel(piece));
+        if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+        this.cache.set(piece, ids);
+      }
+      for (const id of ids) out.push(id);
+    }
+  }
+
+  /** Merge one byte-level word: repeatedly merge every occurrence of the lowest-ranked adjacent pair. */
+  private bpe(word: string): number[] {
+    if (this.ignoreMerges) {
+      const whole = this.vocab.get(word);
+      if (whole !== undefined && !this.addedByContent.has(word)) return [whole];
+    }
+    let syms: number[] = [];
+    for (let i = 0; i < word.length; i++) syms.push(this.byteIds[CHAR_TO_BYTE.get(word[i]!)!]!);
+    while (syms.length > 1) {
+      let bestRank = Infinity;
+      let bestA = -1;
+      let bestB = -1;
+      let bestM = -1;
+      for (let i = 0; i + 1 < syms.length; i++) {
+        const r = this.ranks.get(syms[i]! * PAIR_SHIFT + syms[i + 1]!);
+        if (r && r[0] < bestRank) {
+          bestRank = r[0];
+          bestA = syms[i]!;
+          bestB = syms[i + 1]!;
+          bestM = r[1];
+        }
+      }
+      if (bestM < 0) break;
+      const next: number[] = [];
+      for (let i = 0; i < syms.length; ) {
+        if (i + 1 < syms.length && syms[i] === bestA && syms[i + 1] === bestB) {
+          next.push(bestM);
+          i += 2;
+        } else {
+          next.push(syms[i]!);
+          i += 1;
+        }
+      }
+      syms = next;
+    }
+    return syms;
+  }
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function uniq(xs: string[]): string[] {
+  return [...new Set(xs)];
+}
+
+/** Accept `ByteLevel` directly or inside a `Sequence`; anything else is a tokenizer we cannot reproduce. */
+function findByteLevel(node: unknown, where: string): Record<string, unknown> {
+  if (node === null || node === undefined) {
+    throw new TokenizerError(`tokenizer.json: ${where} is missing; only ByteLevel ${where}s are supported`);
+  }
+  if (!isRecord(node)) throw new TokenizerError(`tokenizer.json: ${where} is not an object`);
+  if (node.type === 'ByteLevel') {
+    if (where === 'pre_tokenizer' && node.use_regex === false) {
+      throw new TokenizerError('tokenizer.json: ByteLevel pre_tokenizer with use_regex=false (custom Split regex) is not supported');
+    }
+    return node;
+  }
+  if (node.type === 'Sequence') {
+    const list = (node.pretokenizers ?? node.decoders) as unknown;
+    if (Array.isArray(list) && list.length === 1) return findByteLevel(list[0], where);
+  }
+  throw new TokenizerError(`tokenizer.json: ${where} type ${JSON.stringify(node.type)} is not supported (need ByteLevel)`);
+}

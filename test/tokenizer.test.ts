@@ -1,0 +1,173 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BpeTokenizer, BYTE_ALPHABET, TokenizerError, preTokenize, toByteLevel } from '../src/data/tokenizer.ts';
+
+/** Small seeded PRNG (mulberry32) so failures are reproducible. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const CORPUS = [
+  'The cat sat on the mat. The cat ate the rat.',
+  "It's a photo of a dog running on the beach; the dog's owner isn't there.",
+  'Numbers like 1234 and 56 appear too!!! And unicode: café, naïve, 東京, 😀.',
+  '<image>A red bus parked on the street.<|endofchunk|><image>Two cats on a sofa.<|endofchunk|>',
+];
+
+function randomText(r: () => number, len: number): string {
+  // Code point pools: ASCII, whitespace, Latin-1/accents, combining marks, CJK, emoji (astral), symbols.
+  const pools: [number, number][] = [
+    [0x20, 0x7e], [0x20, 0x20], [0x0a, 0x0a], [0x09, 0x09], [0xa0, 0xff], [0x300, 0x36f],
+    [0x4e00, 0x9fff], [0x1f300, 0x1f6ff], [0x2000, 0x206f], [0x10000, 0x1ffff], [0x00, 0x1f],
+  ];
+  let s = '';
+  for (let i = 0; i < len; i++) {
+    const [lo, hi] = pools[Math.floor(r() * pools.length)]!;
+    s += String.fromCodePoint(lo + Math.floor(r() * (hi - lo + 1)));
+  }
+  return s;
+}
+
+const trained = BpeTokenizer.train(CORPUS, { vocabSize: 320, minFrequency: 2 });
+
+test('byte-level alphabet matches GPT-2 for well-known bytes', () => {
+  assert.equal(BYTE_ALPHABET.length, 256);
+  assert.equal(BYTE_ALPHABET[0x20], 'Ġ');
+  assert.equal(BYTE_ALPHABET[0x0a], 'Ċ');
+  assert.equal(BYTE_ALPHABET[0x00], 'Ā');
+  assert.equal(BYTE_ALPHABET[0x41], 'A');
+  assert.equal(BYTE_ALPHABET[0xad], 'Ń');
+  assert.equal(new Set(BYTE_ALPHABET).size, 256);
+  assert.equal(toByteLevel(' é'), 'ĠÃ©');
+});
+
+test('pre-tokenisation follows the GPT-2 pattern', () => {
+  assert.deepEqual(preTokenize("I'm here  now 123!! ok\n"), ['I', "'m", ' here', ' ', ' now', ' 123', '!!', ' ok', '\n']);
+  assert.deepEqual(preTokenize("they'll go"), ['they', "'ll", ' go']);
+});
+
+test('round trip on random unicode strings', () => {
+  const r = rng(7);
+  for (let i = 0; i < 300; i++) {
+    const s = randomText(r, 1 + Math.floor(r() * 40));
+    const ids = trained.encode(s);
+    assert.equal(trained.decode(ids), s, `round trip failed for ${JSON.stringify(s)}`);
+    for (const id of ids) assert.ok(id >= 0 && id < trained.vocabSize);
+  }
+});
+
+test('special tokens are recognised literally and round-trip', () => {
+  const t = trained;
+  const text = '<image>A cat on a mat.<|endofchunk|><image>Two dogs<|endofchunk|><pad>';
+  const ids = t.encode(text);
+  assert.equal(ids[0], t.imageTokenId);
+  assert.equal(ids.filter((i) => i === t.imageTokenId).length, 2);
+  assert.equal(ids.filter((i) => i === t.eocTokenId).length, 2);
+  assert.equal(ids[ids.length - 1], t.padTokenId);
+  assert.equal(t.decode(ids), text);
+  assert.equal(t.decode(ids, { skipSpecial: true }), 'A cat on a mat.Two dogs');
+  // Random text with special tokens spliced in between.
+  const r = rng(11);
+  const specials = ['<image>', '<|endofchunk|>', '<|endoftext|>', '<pad>'];
+  for (let i = 0; i < 100; i++) {
+    let s = '';
+    for (let k = 0; k < 4; k++) s += randomText(r, Math.floor(r() * 8)) + specials[Math.floor(r() * 4)];
+    assert.equal(t.decode(t.encode(s)), s);
+  }
+  // Without parsing, the same text is plain bytes: no special ids, still a round trip.
+  const plain = t.encode(text, { parseSpecial: false });
+  for (const sid of [t.imageTokenId, t.eocTokenId, t.padTokenId]) assert.ok(!plain.includes(sid));
+  assert.equal(t.decode(plain), text);
+  const withEos = t.encode('hi', { addSpecial: true });
+  assert.equal(withEos[withEos.length - 1], t.eosTokenId);
+  assert.equal(new Set([t.imageTokenId, t.eocTokenId, t.padTokenId, t.eosTokenId]).size, 4);
+});
+
+test('training is deterministic and independent of corpus order', () => {
+  const a = BpeTokenizer.train(CORPUS, { vocabSize: 320 });
+  const b = BpeTokenizer.train([...CORPUS].reverse(), { vocabSize: 320 });
+  assert.deepEqual(a.getMerges(), b.getMerges());
+  assert.deepEqual(a.toHuggingFace(), b.toHuggingFace());
+  assert.ok(a.getMerges().length > 0);
+});
+
+test('tiny corpus: merges are learned by count, ties broken by symbol id', () => {
+  // Words: "ab" x1, " ab" x2, " abc" x1 → (a,b)=4 first, then (Ġ,ab)=3; (ab,c)=1 is below minFrequency.
+  const t = BpeTokenizer.train(['ab ab ab abc'], { vocabSize: 400, minFrequency: 2 });
+  assert.deepEqual(t.getMerges(), [['a', 'b'], ['Ġ', 'ab']]);
+  assert.equal(t.vocabSize, 4 + 256 + 2);
+  assert.deepEqual(t.encode(' abc').map((i) => t.idToToken(i)), ['Ġab', 'c']);
+  // All pairs tie at count 1: ordered by (left id, right id); byte ids follow byte order (Ġ=0x20 < x < z).
+  const u = BpeTokenizer.train(['xy zw'], { vocabSize: 400, minFrequency: 1 });
+  assert.deepEqual(u.getMerges(), [['Ġ', 'z'], ['x', 'y'], ['Ġz', 'w']]);
+  assert.throws(() => BpeTokenizer.train(['x'], { vocabSize: 100 }), TokenizerError);
+});
+
+/** A Hugging Face tokenizer.json written by hand: 256 byte symbols + a few merges. */
+function handWrittenHf(merges: unknown[], extraVocab: string[]): Record<string, unknown> {
+  const vocab: Record<string, number> = {};
+  BYTE_ALPHABET.forEach((c, i) => (vocab[c] = i));
+  extraVocab.forEach((t, i) => (vocab[t] = 256 + i));
+  vocab['<|endoftext|>'] = 256 + extraVocab.length; // GPT-2 keeps it inside model.vocab too
+  return {
+    version: '1.0',
+    added_tokens: [
+      { id: 256 + extraVocab.length, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: true, special: true },
+    ],
+    normalizer: null,
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    post_processor: null,
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: { type: 'BPE', dropout: null, unk_token: null, vocab, merges },
+  };
+}
+
+test('hand-written HF tokenizer.json: merges applied in rank order, both merge forms', () => {
+  const extra = ['ab', 'bc', 'abc', 'Ġa'];
+  const bcFirst = BpeTokenizer.fromHuggingFace(JSON.stringify(handWrittenHf(['b c', 'a b', 'Ġ a'], extra)));
+  assert.deepEqual(bcFirst.encode('abc'), [97, 257]); // a + bc (no "a bc" merge)
+  const abFirst = BpeTokenizer.fromHuggingFace(handWrittenHf([['a', 'b'], ['b', 'c'], ['ab', 'c']], extra));
+  assert.deepEqual(abFirst.encode('abc'), [258]); // ab, then ab+c
+  assert.deepEqual(abFirst.encode('abcb c'), [258, 98, 32, 99]); // "b" and " c" stay bytes
+  assert.deepEqual(bcFirst.encode(' a<|endoftext|>'), [259, 260]);
+  assert.equal(bcFirst.eosTokenId, 260);
+  assert.equal(bcFirst.decode([259, 260, 97], { skipSpecial: true }), ' aa');
+  assert.throws(() => bcFirst.imageTokenId, /<image>/);
+  const [img] = bcFirst.addSpecialTokens(['<image>']);
+  assert.equal(img, 261);
+  assert.deepEqual(bcFirst.encode('<image>a'), [261, 97]);
+});
+
+test('HF json round trip preserves vocab, merges and encodings', () => {
+  const json = JSON.stringify(trained.toHuggingFace());
+  const back = BpeTokenizer.fromHuggingFace(json);
+  assert.equal(back.vocabSize, trained.vocabSize);
+  assert.deepEqual(back.getMerges(), trained.getMerges());
+  assert.deepEqual(back.toHuggingFace(), trained.toHuggingFace());
+  const r = rng(3);
+  for (let i = 0; i < 50; i++) {
+    const s = randomText(r, 30) + '<image>' + CORPUS[i % CORPUS.length];
+    assert.deepEqual(back.encode(s), trained.encode(s));
+  }
+  assert.equal(back.imageTokenId, trained.imageTokenId);
+  // Array-form merges (newer tokenizers versions) load to the same tokenizer.
+  const obj = JSON.parse(json);
+  obj.model.merges = obj.model.merges.map((m: string) => m.split(' '));
+  assert.deepEqual(BpeTokenizer.fromHuggingFace(obj).encode(CORPUS[0]!), trained.encode(CORPUS[0]!));
+});
+
+test('unsupported or broken tokenizer.json files fail with clear errors', () => {
+  const good = handWrittenHf(['a b'], ['ab']);
+  assert.throws(() => BpeTokenizer.fromHuggingFace('{not json'), /not valid JSON/);
+  assert.throws(() => BpeTokenizer.fromHuggingFace({ ...good, model: { ...(good.model as object), type: 'WordPiece' } }), /WordPiece/);
+  assert.throws(() => BpeTokenizer.fromHuggingFace(handWrittenHf(['a q'], [])), /merge #0/);
+  assert.throws(() => BpeTokenizer.fromHuggingFace({ ...good, pre_tokenizer: { type: 'Whitespace' } }), /Whitespace/);
+  assert.throws(() => trained.decode([trained.vocabSize + 5]), /outside the vocab/);
+});
