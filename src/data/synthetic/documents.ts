@@ -1,0 +1,165 @@
+// Interleaved "web pages" of the synthetic world and the streaming generators over them. Document i depends only
+// on (seed, i), so any slice of the stream can be regenerated without replaying what came before.
+
+import { DocumentBuilder } from './builder.ts';
+import { DOCUMENT_KINDS, resolveConfig, type DocumentKind, type SyntheticWorldConfig, type SyntheticWorldOptions } from './config.ts';
+import { formatDocument, namesDocument } from './incontext.ts';
+import type { InterleavedDocument } from './interleaved.ts';
+import { inventNames } from './names.ts';
+import { chance, intBetween, pick, weightedIndex, type Random } from './random.ts';
+import { sampleSceneWith } from './scene.ts';
+import { createRandom, STREAMS } from './seeded.ts';
+import { renderScene } from './render.ts';
+import { altText, caption, longDescription, qaPairs } from './text.ts';
+import type { RgbImage, Scene } from './types.ts';
+import { article, plural } from './vocab.ts';
+
+const capitalise = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
+
+function captionsDocument(rng: Random, cfg: SyntheticWorldConfig, id: string): InterleavedDocument {
+  const b = new DocumentBuilder(id, cfg);
+  const n = intBetween(rng, 1, cfg.maxImagesPerDocument);
+  for (let i = 0; i < n; i++) {
+    const scene = sampleSceneWith(rng, cfg);
+    b.scene(scene).text(caption(rng, scene));
+  }
+  return b.build('captions');
+}
+
+function descriptionsDocument(rng: Random, cfg: SyntheticWorldConfig, id: string): InterleavedDocument {
+  const b = new DocumentBuilder(id, cfg);
+  const n = intBetween(rng, 1, cfg.maxImagesPerDocument);
+  for (let i = 0; i < n; i++) {
+    const scene = sampleSceneWith(rng, cfg);
+    b.scene(scene).text(`${capitalise(longDescription(scene))}.`);
+  }
+  return b.build('descriptions');
+}
+
+/** VQA-style few-shot page: "Question: ... Answer: ..." per image, the last one is the query. */
+function qaDocument(rng: Random, cfg: SyntheticWorldConfig, id: string): InterleavedDocument {
+  const b = new DocumentBuilder(id, cfg);
+  const n = intBetween(rng, 2, cfg.maxImagesPerDocument);
+  let query = { prompt: '', completion: '', answer: '' };
+  for (let i = 0; i < n; i++) {
+    const scene = sampleSceneWith(rng, cfg);
+    const qa = pick(rng, qaPairs(rng, scene, cfg));
+    query = { prompt: `Question: ${qa.question} Answer:`, completion: ` ${qa.answer}`, answer: qa.answer };
+    b.scene(scene).text(query.prompt + query.completion);
+  }
+  return b.build('qa', { query });
+}
+
+const TITLES = [
+  'My collection of shapes.',
+  'Art class: what we drew today.',
+  'Photos from the shape museum.',
+  'A few pictures from my sketchbook.',
+  'Sticker sheet, page two.',
+];
+const SEGUES = ['Next,', 'Then', 'After that,', 'Finally,', 'Also,'];
+
+/**
+ * A web-page-like document: a title, then images with text that refers back to earlier ones; one shape gets an
+ * invented nickname on first sight and is called by it afterwards (a binding that must be carried across images).
+ */
+function webpageDocument(rng: Random, cfg: SyntheticWorldConfig, id: string): InterleavedDocument {
+  const b = new DocumentBuilder(id, cfg).text(pick(rng, TITLES));
+  const n = intBetween(rng, 2, cfg.maxImagesPerDocument);
+  const [nick] = inventNames(rng, 1, { syllables: cfg.nameSyllables });
+  const nickShape = pick(rng, cfg.shapes);
+  let named = false;
+  const bindings: Record<string, string> = {};
+  for (let i = 0; i < n; i++) {
+    // Half the images feature the nicknamed shape so the binding is used, not just stated.
+    const scene = chance(rng, 0.5) ? sampleSceneWith(rng, cfg, { constraints: [{ shape: nickShape }] }) : sampleSceneWith(rng, cfg);
+    const sentences: string[] = [];
+    if (i > 0 && chance(rng, 0.5)) sentences.push(`${pick(rng, SEGUES)} ${i === n - 1 ? 'the last one' : 'another one'}.`);
+    sentences.push(chance(rng, 0.5) ? caption(rng, scene) : `It has ${longDescription(scene)}.`);
+    const nickCount = scene.objects.filter((o) => o.shape === nickShape).length;
+    if (nickCount > 0) {
+      if (!named) {
+        sentences.push(`We call the ${nickShape} ${article(nick!)} ${nick}.`);
+        bindings[nick!] = nickShape;
+        named = true;
+      } else {
+        sentences.push(nickCount === 1 ? `There is our ${nick} again.` : `I count ${nickCount} ${plural(nick!, nickCount)} here.`);
+      }
+    }
+    if (chance(rng, 0.3)) {
+      const qa = pick(rng, qaPairs(rng, scene, cfg));
+      sentences.push(`Q: ${qa.question} A: ${qa.answer}.`);
+    }
+    b.scene(scene).text(sentences.join(' '));
+  }
+  return b.build('webpage', { bindings });
+}
+
+const BUILDERS: Record<DocumentKind, (rng: Random, cfg: SyntheticWorldConfig, id: string) => InterleavedDocument> = {
+  captions: captionsDocument,
+  descriptions: descriptionsDocument,
+  qa: qaDocument,
+  names: namesDocument,
+  format: formatDocument,
+  webpage: webpageDocument,
+};
+
+export interface DocumentStreamOptions extends SyntheticWorldOptions {
+  /** Stop after this many documents (default: endless). */
+  count?: number;
+  /** First document index (to resume or shard a stream). */
+  start?: number;
+  /** Restrict to one kind (overrides documentMix). */
+  kind?: DocumentKind;
+}
+
+/** Document `index` of the stream for `seed`, without generating the ones before it. */
+export function documentAt(seed: number, index: number, opts: DocumentStreamOptions = {}): InterleavedDocument {
+  const { count: _c, start: _s, kind, ...world } = opts;
+  return documentWith(seed, index, resolveConfig(world), kind);
+}
+
+function documentWith(seed: number, index: number, cfg: SyntheticWorldConfig, kind?: DocumentKind): InterleavedDocument {
+  const rng = createRandom(seed).fork(STREAMS.documents).fork(index);
+  const k = kind ?? DOCUMENT_KINDS[weightedIndex(rng, DOCUMENT_KINDS.map((d) => cfg.documentMix[d]))]!;
+  return BUILDERS[k](rng, cfg, `doc-${seed}-${index}`);
+}
+
+export function* documents(seed: number, opts: DocumentStreamOptions = {}): Generator<InterleavedDocument> {
+  const { count, start = 0, kind, ...world } = opts;
+  const cfg = resolveConfig(world);
+  for (let i = start; count === undefined || i < start + count; i++) yield documentWith(seed, i, cfg, kind);
+}
+
+/** ALIGN/LTIP-like image–text pair: one image with its short alt-text, long description and a caption paraphrase. */
+export interface ImageTextPair {
+  id: string;
+  image: RgbImage;
+  scene: Scene;
+  altText: string;
+  description: string;
+  caption: string;
+}
+
+export function imageTextPairAt(seed: number, index: number, opts: SyntheticWorldOptions = {}): ImageTextPair {
+  return pairWith(seed, index, resolveConfig(opts));
+}
+
+function pairWith(seed: number, index: number, cfg: SyntheticWorldConfig): ImageTextPair {
+  const rng = createRandom(seed).fork(STREAMS.pairs).fork(index);
+  const scene = sampleSceneWith(rng, cfg);
+  return {
+    id: `pair-${seed}-${index}`,
+    image: renderScene(scene, cfg.imageSize, { supersample: cfg.supersample }),
+    scene,
+    altText: altText(scene),
+    description: `${capitalise(longDescription(scene))}.`,
+    caption: caption(rng, scene),
+  };
+}
+
+export function* imageTextPairs(seed: number, opts: SyntheticWorldOptions & { count?: number; start?: number } = {}): Generator<ImageTextPair> {
+  const { count, start = 0, ...world } = opts;
+  const cfg = resolveConfig(world);
+  for (let i = start; count === undefined || i < start + count; i++) yield pairWith(seed, i, cfg);
+}
