@@ -1,0 +1,280 @@
+#include "gemm.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "pool.h"
+#include "simd.h"
+
+#ifdef FLAMINGO_OPENBLAS
+#include <cblas.h>
+#endif
+
+namespace flamingo {
+namespace {
+
+// ---------------------------------------------------------------- scaling C by beta
+// beta = 0 must ignore C's old contents (even NaN), so it is a store, not a multiply.
+void scale_c(float* c, int64_t count, float beta) {
+  if (beta == 1.0f) return;
+  if (beta == 0.0f) {
+    std::memset(c, 0, sizeof(float) * count);
+  } else {
+    for (int64_t i = 0; i < count; i++) c[i] *= beta;
+  }
+}
+
+// ---------------------------------------------------------------- direct small kernel
+// One product, naive but vectorisable loops: rows of op(A) are gathered once, then either
+// C[i,:] += a_ip · B[p,:] (B not transposed) or C[i,j] = dot(a_i, B[j,:]) (B transposed).
+void small_one(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+               const float* b, float beta, float* c, float* arow) {
+  for (int64_t i = 0; i < m; i++) {
+    for (int64_t p = 0; p < k; p++) arow[p] = alpha * (tA ? a[p * m + i] : a[i * k + p]);
+    float* crow = c + i * n;
+    if (!tB) {
+      scale_c(crow, n, beta);
+      for (int64_t p = 0; p < k; p++) {
+        const float ap = arow[p];
+        const float* brow = b + p * n;
+        for (int64_t j = 0; j < n; j++) crow[j] += ap * brow[j];
+      }
+    } else {
+      for (int64_t j = 0; j < n; j++) {
+        const float* brow = b + j * k;
+        float s = 0.0f;
+        for (int64_t p = 0; p < k; p++) s += arow[p] * brow[p];
+        crow[j] = beta == 0.0f ? s : s + beta * crow[j];
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- built-in blocked GEMM
+// Goto-style: for each K slab, pack op(A) into MR-row panels and op(B) into NR-column panels
+// (zero-padded), then a 6×16 register-tile micro-kernel accumulates into C. Tiles of C are
+// distributed over the pool; every tile writes a disjoint block of C.
+constexpr int MR = 6, NR = 16;
+constexpr int64_t KC = 256, MC = 96, NC = 1024;
+
+struct Packed {
+  float* p = nullptr;
+  explicit Packed(size_t n) {
+    p = static_cast<float*>(std::aligned_alloc(64, ((n * sizeof(float)) + 63) / 64 * 64 + 64));
+  }
+  ~Packed() { std::free(p); }
+};
+
+// A panel: for each row-panel ip (MR rows), layout [p][r] for p in [0,kc).
+void pack_a(bool tA, int64_t m, int64_t k, const float* a, int64_t p0, int64_t kc, float* dst) {
+  int64_t panels = (m + MR - 1) / MR;
+  parallel_for(panels, 8, [&](int64_t b, int64_t e) {
+    for (int64_t ip = b; ip < e; ip++) {
+      float* d = dst + ip * MR * kc;
+      int64_t i0 = ip * MR;
+      for (int64_t p = 0; p < kc; p++) {
+        for (int r = 0; r < MR; r++) {
+          int64_t i = i0 + r;
+          d[p * MR + r] = i < m ? (tA ? a[(p0 + p) * m + i] : a[i * k + p0 + p]) : 0.0f;
+        }
+      }
+    }
+  });
+}
+
+// B panel: for each column-panel jp (NR cols), layout [p][c].
+void pack_b(bool tB, int64_t n, int64_t k, const float* b, int64_t p0, int64_t kc, int64_t j0,
+            int64_t nc, float* dst) {
+  int64_t panels = (nc + NR - 1) / NR;
+  parallel_for(panels, 8, [&](int64_t pb, int64_t pe) {
+    for (int64_t jp = pb; jp < pe; jp++) {
+      float* d = dst + jp * NR * kc;
+      for (int64_t p = 0; p < kc; p++) {
+        for (int cc = 0; cc < NR; cc++) {
+          int64_t j = j0 + jp * NR + cc;
+          d[p * NR + cc] = j < j0 + nc ? (tB ? b[j * k + p0 + p] : b[(p0 + p) * n + j]) : 0.0f;
+        }
+      }
+    }
+  });
+}
+
+// acc(MR×NR) = Ap · Bp over kc, then C[0:mr, 0:nr] += alpha · acc.
+void micro(int64_t kc, const float* ap, const float* bp, float alpha, float* c, int64_t ldc, int mr, int nr) {
+  V acc[MR][2];
+  for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = vzero();
+  for (int64_t p = 0; p < kc; p++) {
+    V b0 = vload(bp + p * NR), b1 = vload(bp + p * NR + 8);
+    for (int r = 0; r < MR; r++) {
+      V av = vset(ap[p * MR + r]);
+      acc[r][0] = vfma(av, b0, acc[r][0]);
+      acc[r][1] = vfma(av, b1, acc[r][1]);
+    }
+  }
+  V va = vset(alpha);
+  if (mr == MR && nr == NR) {
+    for (int r = 0; r < MR; r++) {
+      float* cr = c + r * ldc;
+      vstore(cr, vfma(acc[r][0], va, vload(cr)));
+      vstore(cr + 8, vfma(acc[r][1], va, vload(cr + 8)));
+    }
+    return;
+  }
+  float tmp[NR];
+  for (int r = 0; r < mr; r++) {
+    vstore(tmp, acc[r][0] * va);
+    vstore(tmp + 8, acc[r][1] * va);
+    float* cr = c + r * ldc;
+    for (int cc = 0; cc < nr; cc++) cr[cc] += tmp[cc];
+  }
+}
+
+void builtin_one(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                 const float* b, float beta, float* c) {
+  scale_c(c, m * n, beta);
+  if (k == 0 || alpha == 0.0f) return;
+  int64_t mpan = (m + MR - 1) / MR;
+  Packed pa(static_cast<size_t>(mpan * MR * std::min(k, KC)));
+  Packed pb(static_cast<size_t>((std::min(n, NC) + NR - 1) / NR * NR * std::min(k, KC)));
+  for (int64_t j0 = 0; j0 < n; j0 += NC) {
+    int64_t nc = std::min(NC, n - j0);
+    int64_t npan = (nc + NR - 1) / NR;
+    for (int64_t p0 = 0; p0 < k; p0 += KC) {
+      int64_t kc = std::min(KC, k - p0);
+      pack_b(tB, n, k, b, p0, kc, j0, nc, pb.p);
+      pack_a(tA, m, k, a, p0, kc, pa.p);
+      // Tiles: MC rows × all nc columns; with few row blocks, split columns too.
+      int64_t mblocks = (m + MC - 1) / MC;
+      int64_t nsplit = mblocks >= 2 * pool_threads() ? 1 : std::min<int64_t>(npan, 4);
+      int64_t pans_per = (npan + nsplit - 1) / nsplit;
+      parallel_for(mblocks * nsplit, 1, [&](int64_t tb, int64_t te) {
+        for (int64_t t = tb; t < te; t++) {
+          int64_t mb = t / nsplit, ns = t % nsplit;
+          int64_t i0 = mb * MC, i1 = std::min(m, i0 + MC);
+          int64_t jp0 = ns * pans_per, jp1 = std::min(npan, jp0 + pans_per);
+          for (int64_t jp = jp0; jp < jp1; jp++) {
+            int nr = static_cast<int>(std::min<int64_t>(NR, nc - jp * NR));
+            const float* bpan = pb.p + jp * NR * kc;
+            for (int64_t i = i0; i < i1; i += MR) {
+              int mr = static_cast<int>(std::min<int64_t>(MR, m - i));
+              micro(kc, pa.p + (i / MR) * MR * kc, bpan, alpha, c + i * n + j0 + jp * NR, n, mr, nr);
+            }
+          }
+        }
+      });
+    }
+  }
+}
+
+#ifdef FLAMINGO_OPENBLAS
+void blas_one(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+              const float* b, float beta, float* c) {
+  // BLAS semantics: with beta = 0, C is not read (OpenBLAS zero-fills it), so NaN in C is fine.
+  cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans,
+              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
+              static_cast<int>(tA ? m : k), b, static_cast<int>(tB ? k : n), beta,
+              c, static_cast<int>(n));
+}
+#endif
+
+// Below this many multiply-adds per product, library call overhead dominates.
+constexpr int64_t SMALL_MACS = 32 * 32 * 32;
+
+}  // namespace
+
+void gemm_small(const GemmArgs& g) {
+  if (g.m == 0 || g.n == 0) return;
+  int64_t macs = std::max<int64_t>(1, g.m * g.n * std::max<int64_t>(g.k, 1));
+  parallel_for(g.count, std::max<int64_t>(1, 65536 / macs), [&](int64_t b0, int64_t b1) {
+    std::vector<float> arow(static_cast<size_t>(std::max<int64_t>(g.k, 1)));
+    for (int64_t i = b0; i < b1; i++) {
+      small_one(g.transA, g.transB, g.m, g.n, g.k, g.alpha, g.a + i * g.strideA, g.b + i * g.strideB, g.beta,
+                g.c + i * g.strideC, arow.data());
+    }
+  });
+}
+
+void gemm_builtin(const GemmArgs& g) {
+  if (g.m == 0 || g.n == 0) return;
+  for (int64_t i = 0; i < g.count; i++) {
+    builtin_one(g.transA, g.transB, g.m, g.n, g.k, g.alpha, g.a + i * g.strideA, g.b + i * g.strideB, g.beta,
+                g.c + i * g.strideC);
+  }
+}
+
+void gemm(const GemmArgs& g) {
+  if (g.m == 0 || g.n == 0) return;
+  int64_t macs = g.m * g.n * g.k;
+  if (macs <= SMALL_MACS) {
+    gemm_small(g);
+    return;
+  }
+#ifdef FLAMINGO_OPENBLAS
+  for (int64_t i = 0; i < g.count; i++) {
+    blas_one(g.transA, g.transB, g.m, g.n, g.k, g.alpha, g.a + i * g.strideA, g.b + i * g.strideB, g.beta,
+             g.c + i * g.strideC);
+  }
+#else
+  gemm_builtin(g);
+#endif
+}
+
+bool have_blas() {
+#ifdef FLAMINGO_OPENBLAS
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::string blas_description() {
+#ifdef FLAMINGO_OPENBLAS
+  // openblas_get_config() reads like "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64".
+  std::string cfg = openblas_get_config();
+  std::string desc = "OpenBLAS";
+  if (cfg.rfind("OpenBLAS ", 0) == 0) {
+    size_t sp = cfg.find(' ', 9);
+    desc = cfg.substr(0, sp);
+  }
+  return desc + " " + openblas_get_corename();
+#else
+  return std::string("built-in GEMM (") + FLAMINGO_SIMD_NAME + ")";
+#endif
+}
+
+int blas_threads() {
+#ifdef FLAMINGO_OPENBLAS
+  return openblas_get_num_threads();
+#else
+  return pool_threads();
+#endif
+}
+
+void blas_set_threads(int n) {
+#ifdef FLAMINGO_OPENBLAS
+  openblas_set_num_threads(n);
+#else
+  (void)n;
+#endif
+}
+
+double bench_direct_gemm(int64_t n, int iters, const float* a, const float* b, float* c) {
+  auto t0 = std::chrono::steady_clock::now();
+  for (int it = 0; it < iters; it++) {
+#ifdef FLAMINGO_OPENBLAS
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), static_cast<int>(n),
+                static_cast<int>(n), 1.0f, a, static_cast<int>(n), b, static_cast<int>(n), 0.0f, c,
+                static_cast<int>(n));
+#else
+    builtin_one(false, false, n, n, n, 1.0f, a, b, 0.0f, c);
+#endif
+  }
+  auto t1 = std::chrono::steady_clock::now();
+  return std::chrono::duration<double>(t1 - t0).count();
+}
+
+}  // namespace flamingo

@@ -1,0 +1,136 @@
+#include "pool.h"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace flamingo {
+namespace {
+
+struct Job {
+  RangeFn fn = nullptr;
+  void* ctx = nullptr;
+  int64_t n = 0;
+  int64_t chunk = 1;
+  std::atomic<int64_t> next{0};
+
+  void work() {
+    for (;;) {
+      int64_t b = next.fetch_add(chunk, std::memory_order_relaxed);
+      if (b >= n) return;
+      fn(ctx, b, std::min(n, b + chunk));
+    }
+  }
+};
+
+class Pool {
+ public:
+  explicit Pool(int threads) { start(threads); }
+  ~Pool() { stop(); }
+
+  int threads() const { return threads_; }
+
+  void resize(int threads) {
+    std::lock_guard<std::mutex> busy(busy_);
+    stop();
+    start(threads);
+  }
+
+  void run(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock() || threads_ <= 1) {  // re-entrant / concurrent caller: run inline
+      fn(ctx, 0, n);
+      return;
+    }
+    Job job;
+    job.fn = fn;
+    job.ctx = ctx;
+    job.n = n;
+    // A few chunks per thread so a thread delayed by the OS (or by OpenBLAS) costs little.
+    int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(n / grain, int64_t{threads_} * 4));
+    job.chunk = (n + chunks - 1) / chunks;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      job_ = &job;
+      ++generation_;
+    }
+    cv_.notify_all();
+    job.work();
+    std::unique_lock<std::mutex> lk(mu_);
+    job_ = nullptr;  // late wakers see no job and go back to sleep
+    done_cv_.wait(lk, [&] { return active_ == 0; });
+  }
+
+ private:
+  void start(int threads) {
+    threads_ = std::max(1, threads);
+    stopping_ = false;
+    for (int i = 1; i < threads_; i++) workers_.emplace_back([this] { loop(); });
+  }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+  }
+
+  void loop() {
+    uint64_t seen = 0;
+    std::unique_lock<std::mutex> lk(mu_);
+    for (;;) {
+      cv_.wait(lk, [&] { return stopping_ || (job_ != nullptr && generation_ != seen); });
+      if (stopping_) return;
+      seen = generation_;
+      Job* job = job_;
+      ++active_;
+      lk.unlock();
+      job->work();
+      lk.lock();
+      if (--active_ == 0) done_cv_.notify_one();
+    }
+  }
+
+  int threads_ = 1;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+  std::mutex busy_;  // one job at a time
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  Job* job_ = nullptr;
+  uint64_t generation_ = 0;
+  int active_ = 0;
+};
+
+int default_threads() {
+  if (const char* env = std::getenv("FLAMINGO_NUM_THREADS")) {
+    int n = std::atoi(env);
+    if (n >= 1) return std::min(n, 256);
+  }
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+Pool& pool() {
+  // Leaked on purpose: joining threads from a static destructor at process exit can deadlock.
+  static Pool* p = new Pool(default_threads());
+  return *p;
+}
+
+}  // namespace
+
+int pool_threads() { return pool().threads(); }
+void pool_set_threads(int n) { pool().resize(n); }
+void parallel_range(int64_t n, int64_t grain, RangeFn fn, void* ctx) { pool().run(n, grain, fn, ctx); }
+
+}  // namespace flamingo

@@ -1,0 +1,37 @@
+// A small persistent thread pool for the fused kernels.
+//
+// Why not spin: on a 2-core machine OpenBLAS keeps its own worker threads, and two pools that
+// busy-wait starve each other. Our workers block on a condition variable between jobs and work is
+// handed out in chunks through an atomic counter, so a worker that wakes late simply finds no
+// work left instead of stalling the caller (the caller never waits for a worker that has not
+// started; it only waits for workers that already took a chunk).
+#pragma once
+#include <cstdint>
+
+namespace flamingo {
+
+using RangeFn = void (*)(void* ctx, int64_t begin, int64_t end);
+
+// Number of threads (including the caller) used for large calls.
+int pool_threads();
+// Set the thread count (>= 1); restarts the workers. Not safe concurrently with running kernels.
+void pool_set_threads(int n);
+
+// Runs fn over [0, n) split into chunks of at least `grain` items. Runs inline when the range is
+// one chunk, the pool has one thread, or the pool is already busy (e.g. called from a second JS
+// worker thread at the same time).
+void parallel_range(int64_t n, int64_t grain, RangeFn fn, void* ctx);
+
+template <class F>
+inline void parallel_for(int64_t n, int64_t grain, F&& f) {
+  if (n <= 0) return;
+  if (grain < 1) grain = 1;
+  if (n <= grain || pool_threads() <= 1) {
+    f(int64_t{0}, n);
+    return;
+  }
+  parallel_range(n, grain, [](void* ctx, int64_t b, int64_t e) { (*static_cast<F*>(ctx))(b, e); },
+                 static_cast<void*>(&f));
+}
+
+}  // namespace flamingo
