@@ -10,6 +10,7 @@ export function registerCommand(
   COMMANDS[name] = { load, help };
 }
 
+registerCommand('verify', 'run parity cases (fixture directories) against the reference outputs', () => import('./verify.ts'));
 registerCommand('score', 'score a results file against annotations (captioning | vqa | classification)', () => import('./score.ts'));
 
 function usage(): string {

@@ -105,7 +105,7 @@ export class Tensor {
     return this.data[0]!;
   }
 
-  override toString(): string {
+  toString(): string {
     return `Tensor(${this.dtype}, ${fmtShape(this.shape)})`;
   }
 }

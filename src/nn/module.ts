@@ -36,6 +36,12 @@ export class Module {
     return m;
   }
 
+  /** Mount a module's parameters at this module's own level (no extra name segment). */
+  protected mount<M extends Module>(m: M): M {
+    this._children.set('', m);
+    return m;
+  }
+
   /** Register a list of children as `name.0`, `name.1`, … */
   protected childList<M extends Module>(name: string, ms: M[]): M[] {
     ms.forEach((m, i) => this._children.set(`${name}.${i}`, m));
@@ -45,7 +51,7 @@ export class Module {
   namedParameters(prefix = ''): [string, Tensor][] {
     const out: [string, Tensor][] = [];
     for (const [n, t] of this._params) out.push([prefix + n, t]);
-    for (const [n, c] of this._children) out.push(...c.namedParameters(`${prefix}${n}.`));
+    for (const [n, c] of this._children) out.push(...c.namedParameters(n === '' ? prefix : `${prefix}${n}.`));
     return out;
   }
 

@@ -1,0 +1,233 @@
+/**
+ * Parity cases (format: shared/fixtures/parity/README.md): a directory with case.json,
+ * weights.safetensors, inputs.safetensors and expected.safetensors. `runParityCase` rebuilds the
+ * component from the case's config, loads the weights by their OpenFlamingo names, runs it and
+ * compares every output: floats within atol + rtol·|want|, integers exactly.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tensor } from '../engine/tensor.ts';
+import { noGrad, reshape } from '../engine/index.ts';
+import { Rng } from '../engine/rng.ts';
+import { readSafetensors, type SafetensorsFile } from './safetensors.ts';
+import { canonicalize, type WeightEntry } from './checkpoint.ts';
+import { VisionTransformer } from '../model/vit.ts';
+import { PerceiverResampler } from '../model/resampler.ts';
+import { GatedCrossAttentionBlock, textTime } from '../model/gated-xattn.ts';
+import { Flamingo } from '../model/flamingo.ts';
+import { generate } from '../model/generate.ts';
+import { validateResampler, validateVision, validateXAttn, validateFlamingoConfig } from '../model/config.ts';
+import type { Module } from '../nn/module.ts';
+
+export class ParityCaseError extends Error {
+  constructor(dir: string, message: string) {
+    super(`${dir}: ${message}`);
+    this.name = 'ParityCaseError';
+  }
+}
+
+export interface OutputResult {
+  name: string;
+  maxAbsError: number;
+  pass: boolean;
+  /** For integer outputs: number of mismatching elements. */
+  mismatches?: number;
+}
+
+export interface CaseResult {
+  case: string;
+  dir: string;
+  kind: string;
+  pass: boolean;
+  maxAbsError: number;
+  outputs: OutputResult[];
+  error?: string;
+}
+
+interface CaseJson {
+  kind: string;
+  config: Record<string, Record<string, unknown>>;
+  tolerance?: { rtol?: number; atol?: number };
+}
+
+/** Case directories under each path (a path that is itself a case counts), sorted. */
+export function findCases(paths: string[]): string[] {
+  const out: string[] = [];
+  const visit = (p: string): void => {
+    if (!existsSync(p)) throw new ParityCaseError(p, 'no such file or directory');
+    if (!statSync(p).isDirectory()) return;
+    if (existsSync(join(p, 'case.json'))) { out.push(p); return; }
+    for (const e of readdirSync(p).sort()) {
+      const q = join(p, e);
+      if (statSync(q).isDirectory()) visit(q);
+    }
+  };
+  for (const p of paths) visit(p);
+  return out;
+}
+
+function loadState(file: SafetensorsFile): Map<string, WeightEntry> {
+  const m = new Map<string, WeightEntry>();
+  for (const e of file.entries()) m.set(e.name, { shape: e.shape, data: file.float32(e.name) });
+  return m;
+}
+
+function f32(file: SafetensorsFile, name: string): Tensor {
+  if (!file.has(name)) throw new ParityCaseError(file.path, `missing tensor '${name}'`);
+  return new Tensor(file.float32(name), file.shape(name));
+}
+
+function i32(file: SafetensorsFile, name: string): Tensor {
+  if (!file.has(name)) throw new ParityCaseError(file.path, `missing tensor '${name}'`);
+  return new Tensor(file.int32(name), file.shape(name));
+}
+
+function compareFloat(name: string, got: Float32Array, want: Float32Array, rtol: number, atol: number, where?: (i: number) => boolean): OutputResult {
+  if (got.length !== want.length) return { name, maxAbsError: Infinity, pass: false };
+  let maxErr = 0;
+  let pass = true;
+  for (let i = 0; i < want.length; i++) {
+    if (where && !where(i)) continue;
+    const e = Math.abs(got[i]! - want[i]!);
+    if (!(e <= atol + rtol * Math.abs(want[i]!))) pass = false;
+    if (!(e <= maxErr)) maxErr = Number.isNaN(e) ? Infinity : e;
+  }
+  return { name, maxAbsError: maxErr, pass };
+}
+
+function compareInt(name: string, got: Int32Array, want: Int32Array): OutputResult {
+  if (got.length !== want.length) return { name, maxAbsError: Infinity, pass: false, mismatches: Math.max(got.length, want.length) };
+  let mism = 0;
+  let maxErr = 0;
+  for (let i = 0; i < want.length; i++) {
+    if (got[i] !== want[i]) { mism++; maxErr = Math.max(maxErr, Math.abs(got[i]! - want[i]!)); }
+  }
+  return { name, maxAbsError: maxErr, pass: mism === 0, mismatches: mism };
+}
+
+function load(model: Module, weights: Map<string, WeightEntry>, prefix = ''): void {
+  model.loadStateDict(canonicalize(weights, prefix), { strict: true });
+}
+
+function expectShape(dir: string, t: Tensor, name: string, shape: readonly number[]): void {
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw new ParityCaseError(dir, `output '${name}' has shape [${t.shape}] but expected [${shape}]`);
+  }
+}
+
+/** Run one case directory. Never throws for a failing comparison; throws only for unreadable cases. */
+export function runParityCase(dir: string): CaseResult {
+  const name = dir.split('/').filter(Boolean).pop() ?? dir;
+  let kind = 'unknown';
+  try {
+    const c = JSON.parse(readFileSync(join(dir, 'case.json'), 'utf8')) as CaseJson;
+    kind = c.kind;
+    const rtol = c.tolerance?.rtol ?? 1e-4;
+    const atol = c.tolerance?.atol ?? 1e-4;
+    const weights = loadState(readSafetensors(join(dir, 'weights.safetensors')));
+    const inputs = readSafetensors(join(dir, 'inputs.safetensors'));
+    const expected = readSafetensors(join(dir, 'expected.safetensors'));
+    const outputs: OutputResult[] = [];
+    const cmpF = (n: string, got: Tensor, where?: (i: number) => boolean): void => {
+      const want = f32(expected, n);
+      expectShape(dir, got, n, want.shape);
+      outputs.push(compareFloat(n, got.f32, want.f32, rtol, atol, where));
+    };
+    const cmpI = (n: string, got: Tensor): void => {
+      const want = i32(expected, n);
+      expectShape(dir, got, n, want.shape);
+      outputs.push(compareInt(n, got.i32, want.i32));
+    };
+    noGrad(() => {
+      const rng = new Rng(0);
+      switch (c.kind) {
+        case 'vit': {
+          const m = new VisionTransformer(validateVision(c.config.vision!), rng);
+          load(m, weights);
+          const out = m.forward(f32(inputs, 'pixel_values'));
+          cmpF('pooled', out.pooled);
+          cmpF('tokens', out.tokens);
+          break;
+        }
+        case 'resampler': {
+          const m = new PerceiverResampler(validateResampler(c.config.resampler!), rng);
+          load(m, weights);
+          cmpF('output', m.forward(f32(inputs, 'x')));
+          break;
+        }
+        case 'xattn': {
+          const m = new GatedCrossAttentionBlock(validateXAttn(c.config.xattn!), rng);
+          load(m, weights);
+          const x = f32(inputs, 'x');
+          const media = f32(inputs, 'media');
+          const loc = i32(inputs, 'media_locations');
+          const [B, L] = loc.shape as [number, number];
+          cmpF('y', m.forward(x, media, textTime(loc.i32, B, L, false)));
+          if (inputs.has('x_cached')) {
+            const xc = f32(inputs, 'x_cached');
+            cmpF('y_cached', m.forward(xc, media, textTime(loc.i32, B, L, true, xc.shape[1]!)));
+          }
+          break;
+        }
+        case 'flamingo_logits': {
+          const model = new Flamingo(validateFlamingoConfig(c.config));
+          load(model, weights);
+          const visionX = f32(inputs, 'vision_x');
+          const ids = i32(inputs, 'input_ids');
+          const mask = i32(inputs, 'attention_mask');
+          const [B, T, F, C, H, W] = visionX.shape as number[] as [number, number, number, number, number, number];
+          const media = model.encodeVision(visionX);
+          const logits = model.forward({ inputIds: ids, attentionMask: mask, media });
+          const V = logits.shape[2]!;
+          cmpF('logits', logits, (i) => mask.i32[Math.floor(i / V)] === 1);
+          if (expected.has('vision_tokens')) {
+            const tok = model.encodeImages(reshape(visionX, [B * T * F, C, H, W]));
+            cmpF('vision_tokens', reshape(tok, [B, T, F, tok.shape[1]!, tok.shape[2]!]));
+          }
+          if (expected.has('media')) cmpF('media', media);
+          if (expected.has('position_ids')) cmpI('position_ids', positionIdsTensor(mask));
+          break;
+        }
+        case 'flamingo_generate': {
+          const model = new Flamingo(validateFlamingoConfig(c.config));
+          load(model, weights);
+          const gen = c.config.generation as { max_new_tokens: number; strategy?: string; stop_at_eoc?: boolean; num_beams?: number };
+          if (gen.strategy !== undefined && gen.strategy !== 'greedy') throw new ParityCaseError(dir, `generation strategy '${gen.strategy}' is not a parity strategy`);
+          const visionX = f32(inputs, 'vision_x');
+          const media = model.encodeVision(visionX);
+          const out = generate(model, { inputIds: i32(inputs, 'input_ids'), attentionMask: i32(inputs, 'attention_mask'), media }, {
+            maxNewTokens: gen.max_new_tokens, strategy: 'greedy', stopAtEoc: gen.stop_at_eoc ?? false, returnStepLogits: true,
+          });
+          cmpI('generated_ids', out.generatedIds);
+          if (expected.has('sequences')) cmpI('sequences', out.sequences);
+          if (expected.has('step_logits') && out.stepLogits) {
+            // compare only the steps both produced (rows that stopped continue with pad)
+            cmpF('step_logits', out.stepLogits);
+          }
+          if (expected.has('media')) cmpF('media', media);
+          break;
+        }
+        default:
+          throw new ParityCaseError(dir, `unknown case kind '${c.kind}'`);
+      }
+    });
+    const pass = outputs.length > 0 && outputs.every((o) => o.pass);
+    return { case: name, dir, kind, pass, maxAbsError: Math.max(0, ...outputs.map((o) => o.maxAbsError)), outputs };
+  } catch (e) {
+    return { case: name, dir, kind, pass: false, maxAbsError: Infinity, outputs: [], error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/** cumsum(mask) − 1 clamped at 0, as an int32 tensor of the mask's shape. */
+export function positionIdsTensor(mask: Tensor): Tensor {
+  const [B, L] = mask.shape as [number, number];
+  const out = new Int32Array(B * L);
+  for (let b = 0; b < B; b++) {
+    let c = 0;
+    for (let t = 0; t < L; t++) {
+      c += mask.data[b * L + t] ? 1 : 0;
+      out[b * L + t] = Math.max(0, c - 1);
+    }
+  }
+  return new Tensor(out, [B, L]);
+}

@@ -1,0 +1,167 @@
+/**
+ * Model configuration: plain JSON-serialisable objects whose field names are those of OpenFlamingo /
+ * open_clip / Hugging Face (and of the parity fixtures' case.json), validated with clear messages.
+ */
+
+export interface VisionConfig {
+  image_size: number;
+  patch_size: number;
+  width: number;
+  layers: number;
+  heads: number;
+  mlp_ratio: number;
+  output_dim: number;
+  /** 'quick_gelu' (OpenAI CLIP) or 'gelu' (exact erf). */
+  act: 'quick_gelu' | 'gelu';
+  ln_eps: number;
+  /** open_clip ≥ 2.23 applies ln_post to the patch tokens; OpenFlamingo's released checkpoints did not. */
+  ln_post_on_tokens: boolean;
+}
+
+export interface ResamplerConfig {
+  dim: number;
+  depth: number;
+  dim_head: number;
+  heads: number;
+  num_latents: number;
+  /** null: no media-time embedding. */
+  max_num_media: number | null;
+  /** null: no frame embedding. */
+  max_num_frames: number | null;
+  ff_mult: number;
+  ln_eps: number;
+}
+
+export interface XAttnConfig {
+  dim: number;
+  dim_visual: number;
+  dim_head: number;
+  heads: number;
+  ff_mult: number;
+  /** Image-causal masking (paper): attend only to the most recent image. false = all previous images (ablation). */
+  only_attend_immediate_media: boolean;
+  ln_eps: number;
+}
+
+export interface LMConfig {
+  /** LM family; only 'llama' is implemented (add a file under model/lm/ for others). */
+  family?: 'llama';
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_layers: number;
+  num_heads: number;
+  num_key_value_heads: number;
+  rms_norm_eps: number;
+  rope_theta: number;
+  tie_word_embeddings: boolean;
+  /** Longest sequence the model accepts (prompt + generated). */
+  max_position_embeddings?: number;
+}
+
+export interface FlamingoTokensConfig {
+  cross_attn_every_n_layers: number;
+  media_token_id: number;
+  eoc_token_id: number;
+  pad_token_id: number;
+  eos_token_id?: number;
+}
+
+export interface FlamingoConfig {
+  vision: VisionConfig;
+  resampler: ResamplerConfig;
+  xattn: XAttnConfig;
+  lm: LMConfig;
+  flamingo: FlamingoTokensConfig;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function posInt(where: string, obj: Record<string, unknown>, key: string): void {
+  const v = obj[key];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ConfigError(`${where}.${key} must be a positive integer, got ${JSON.stringify(v)}`);
+}
+
+function posNum(where: string, obj: Record<string, unknown>, key: string): void {
+  const v = obj[key];
+  if (typeof v !== 'number' || !(v > 0)) throw new ConfigError(`${where}.${key} must be a positive number, got ${JSON.stringify(v)}`);
+}
+
+function section(cfg: unknown, key: string): Record<string, unknown> {
+  if (typeof cfg !== 'object' || cfg === null) throw new ConfigError('config must be an object');
+  const s = (cfg as Record<string, unknown>)[key];
+  if (typeof s !== 'object' || s === null) throw new ConfigError(`config.${key} is missing`);
+  return s as Record<string, unknown>;
+}
+
+export function validateVision(v: Record<string, unknown>, where = 'vision'): VisionConfig {
+  for (const k of ['image_size', 'patch_size', 'width', 'layers', 'heads', 'output_dim']) posInt(where, v, k);
+  posNum(where, v, 'mlp_ratio');
+  posNum(where, v, 'ln_eps');
+  if (v.act !== 'quick_gelu' && v.act !== 'gelu') throw new ConfigError(`${where}.act must be 'quick_gelu' or 'gelu', got ${JSON.stringify(v.act)}`);
+  if (typeof v.ln_post_on_tokens !== 'boolean') throw new ConfigError(`${where}.ln_post_on_tokens must be a boolean`);
+  const c = v as unknown as VisionConfig;
+  if (c.image_size % c.patch_size !== 0) throw new ConfigError(`${where}.image_size ${c.image_size} is not divisible by patch_size ${c.patch_size}`);
+  if (c.width % c.heads !== 0) throw new ConfigError(`${where}.width ${c.width} is not divisible by heads ${c.heads}`);
+  return c;
+}
+
+export function validateResampler(v: Record<string, unknown>, where = 'resampler'): ResamplerConfig {
+  for (const k of ['dim', 'depth', 'dim_head', 'heads', 'num_latents', 'ff_mult']) posInt(where, v, k);
+  posNum(where, v, 'ln_eps');
+  for (const k of ['max_num_media', 'max_num_frames']) if (v[k] !== null && v[k] !== undefined) posInt(where, v, k);
+  return { ...(v as unknown as ResamplerConfig), max_num_media: (v.max_num_media as number | null | undefined) ?? null, max_num_frames: (v.max_num_frames as number | null | undefined) ?? null };
+}
+
+export function validateXAttn(v: Record<string, unknown>, where = 'xattn'): XAttnConfig {
+  for (const k of ['dim', 'dim_visual', 'dim_head', 'heads', 'ff_mult']) posInt(where, v, k);
+  posNum(where, v, 'ln_eps');
+  if (typeof v.only_attend_immediate_media !== 'boolean') throw new ConfigError(`${where}.only_attend_immediate_media must be a boolean`);
+  return v as unknown as XAttnConfig;
+}
+
+export function validateLM(v: Record<string, unknown>, where = 'lm'): LMConfig {
+  for (const k of ['vocab_size', 'hidden_size', 'intermediate_size', 'num_layers', 'num_heads', 'num_key_value_heads']) posInt(where, v, k);
+  posNum(where, v, 'rms_norm_eps');
+  posNum(where, v, 'rope_theta');
+  const c = v as unknown as LMConfig;
+  if (c.family !== undefined && c.family !== 'llama') throw new ConfigError(`${where}.family '${c.family}' is not implemented (available: llama)`);
+  if (c.hidden_size % c.num_heads !== 0) throw new ConfigError(`${where}.hidden_size ${c.hidden_size} is not divisible by num_heads ${c.num_heads}`);
+  if ((c.hidden_size / c.num_heads) % 2 !== 0) throw new ConfigError(`${where}: head dim must be even for rotary embeddings`);
+  if (c.num_heads % c.num_key_value_heads !== 0) throw new ConfigError(`${where}.num_heads must be a multiple of num_key_value_heads`);
+  if (typeof c.tie_word_embeddings !== 'boolean') throw new ConfigError(`${where}.tie_word_embeddings must be a boolean`);
+  if (c.max_position_embeddings !== undefined) posInt(where, v, 'max_position_embeddings');
+  return c;
+}
+
+/** Validate a whole Flamingo config (throws ConfigError naming the field). */
+export function validateFlamingoConfig(cfg: unknown): FlamingoConfig {
+  const vision = validateVision(section(cfg, 'vision'));
+  const resampler = validateResampler(section(cfg, 'resampler'));
+  const xattn = validateXAttn(section(cfg, 'xattn'));
+  const lm = validateLM(section(cfg, 'lm'));
+  const f = section(cfg, 'flamingo');
+  posInt('flamingo', f, 'cross_attn_every_n_layers');
+  for (const k of ['media_token_id', 'eoc_token_id', 'pad_token_id']) {
+    const v = f[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= lm.vocab_size) {
+      throw new ConfigError(`flamingo.${k} must be a token id in [0, ${lm.vocab_size}), got ${JSON.stringify(v)}`);
+    }
+  }
+  if (resampler.dim !== vision.width) throw new ConfigError(`resampler.dim ${resampler.dim} must equal vision.width ${vision.width} (the resampler reads ViT tokens)`);
+  if (xattn.dim_visual !== resampler.dim) throw new ConfigError(`xattn.dim_visual ${xattn.dim_visual} must equal resampler.dim ${resampler.dim}`);
+  if (xattn.dim !== lm.hidden_size) throw new ConfigError(`xattn.dim ${xattn.dim} must equal lm.hidden_size ${lm.hidden_size}`);
+  return { vision, resampler, xattn, lm, flamingo: f as unknown as FlamingoTokensConfig };
+}
+
+/** Indices of decoder layers preceded by a gated cross-attention block: (i + 1) % every === 0. */
+export function gatedLayerIndices(numLayers: number, every: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < numLayers; i++) if ((i + 1) % every === 0) out.push(i);
+  return out;
+}

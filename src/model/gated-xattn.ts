@@ -1,0 +1,116 @@
+/**
+ * GATED XATTN-DENSE block (paper §2.2, Fig. 4) with image-causal masking (§2.3), OpenFlamingo layout.
+ *
+ *   y = x + tanh(α_attn) · to_out(softmax(Q Kᵀ/√d + mask) V),  Q = to_q(LN(x)), [K;V] = to_kv(media)
+ *   y = y + tanh(α_ff) · FF(y)
+ * α_attn = α_ff = 0 at initialisation, so the frozen LM is unchanged at the start of training.
+ *
+ * Masking: text_time(t) = number of <image> tokens at or before position t. Media j (1-based) is
+ * visible iff text_time == j (only the most recent image, the paper's choice) or text_time ≥ j
+ * (all previous images, the ablation). Tokens before any image see no media: their attention output
+ * is zero when attending only to the immediate image; with all-previous media every key is masked
+ * alike and the softmax is uniform (OpenFlamingo's behaviour, reproduced for parity).
+ * With `useCachedMedia` (generation after the prompt), every position takes text_time = the row's
+ * total media count, i.e. attends to the last image of its prompt.
+ */
+import { Tensor, zeros, ShapeError, fmtShape } from '../engine/tensor.ts';
+import { add, attention, mul, reshape, slice, tanh } from '../engine/index.ts';
+import type { AttentionMask } from '../engine/ops/attention.ts';
+import type { Rng } from '../engine/rng.ts';
+import { Module } from '../nn/module.ts';
+import { LayerNorm, Linear } from '../nn/layers.ts';
+import type { XAttnConfig } from './config.ts';
+import { mergeHeads, splitHeads } from './heads.ts';
+import { FeedForward } from './resampler.ts';
+
+/**
+ * The per-row media counter used by the mask: text_time[b, t] (int32, (B, L)).
+ * mediaLocations: (B, L) nonzero where the token is <image>.
+ */
+export function textTime(mediaLocations: Int32Array | Uint8Array, B: number, L: number, useCachedMedia: boolean, outLen = L): Int32Array {
+  const tt = new Int32Array(B * outLen);
+  for (let b = 0; b < B; b++) {
+    let c = 0;
+    for (let t = 0; t < L; t++) {
+      if (mediaLocations[b * L + t]) c++;
+      if (!useCachedMedia) tt[b * outLen + t] = c;
+    }
+    if (useCachedMedia) tt.fill(c, b * outLen, (b + 1) * outLen);
+  }
+  return tt;
+}
+
+/** Boolean (B, Lq, T·n) visibility mask from text_time. */
+export function mediaMask(tt: Int32Array, B: number, Lq: number, T: number, n: number, onlyImmediate: boolean): AttentionMask {
+  const Lk = T * n;
+  const data = new Uint8Array(B * Lq * Lk);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < Lq; t++) {
+      const time = tt[b * Lq + t]!;
+      const row = (b * Lq + t) * Lk;
+      for (let j = 0; j < T; j++) {
+        const visible = onlyImmediate ? time === j + 1 : time >= j + 1;
+        if (visible) data.fill(1, row + j * n, row + (j + 1) * n);
+      }
+    }
+  }
+  return { data, batchStride: Lq * Lk, qStride: Lk };
+}
+
+export class MaskedCrossAttention extends Module {
+  readonly norm: LayerNorm;
+  readonly to_q: Linear;
+  readonly to_kv: Linear;
+  readonly to_out: Linear;
+  readonly inner: number;
+  constructor(readonly cfg: XAttnConfig, rng: Rng) {
+    super();
+    this.inner = cfg.heads * cfg.dim_head;
+    this.norm = this.child('norm', new LayerNorm(cfg.dim, cfg.ln_eps));
+    this.to_q = this.child('to_q', new Linear(cfg.dim, this.inner, rng, false));
+    this.to_kv = this.child('to_kv', new Linear(cfg.dim_visual, 2 * this.inner, rng, false));
+    this.to_out = this.child('to_out', new Linear(this.inner, cfg.dim, rng, false));
+  }
+
+  /** x: (B, L, dim); media: (B, T, n, dim_visual); tt: text_time (B, L). */
+  forward(x: Tensor, media: Tensor, tt: Int32Array): Tensor {
+    const [B, L] = x.shape as [number, number];
+    const [, T, n, Dv] = media.shape as [number, number, number, number];
+    const q = splitHeads(this.to_q.forward(this.norm.forward(x)), this.cfg.heads);
+    const kv = this.to_kv.forward(reshape(media, [B, T * n, Dv]));
+    const k = splitHeads(slice(kv, 2, 0, this.inner), this.cfg.heads);
+    const v = splitHeads(slice(kv, 2, this.inner, 2 * this.inner), this.cfg.heads);
+    const onlyImmediate = this.cfg.only_attend_immediate_media;
+    const mask = mediaMask(tt, B, L, T, n, onlyImmediate);
+    const o = attention(q, k, v, { mask, scale: this.cfg.dim_head ** -0.5, uniformIfFullyMasked: !onlyImmediate });
+    return this.to_out.forward(mergeHeads(o));
+  }
+}
+
+export class GatedCrossAttentionBlock extends Module {
+  readonly attn: MaskedCrossAttention;
+  readonly attn_gate: Tensor;
+  readonly ff: FeedForward;
+  readonly ff_gate: Tensor;
+  constructor(readonly config: XAttnConfig, rng: Rng) {
+    super();
+    this.attn = this.child('attn', new MaskedCrossAttention(config, rng));
+    this.attn_gate = this.param('attn_gate', zeros([1])); // tanh(0) = 0: identity at init
+    this.ff = this.child('ff', new FeedForward(config.dim, config.ff_mult, config.ln_eps, rng));
+    this.ff_gate = this.param('ff_gate', zeros([1]));
+  }
+
+  /**
+   * x: (B, L, dim); media: (B, T, n, dim_visual); tt: text_time for x's positions (see textTime).
+   */
+  forward(x: Tensor, media: Tensor, tt: Int32Array): Tensor {
+    if (x.ndim !== 3 || x.shape[2] !== this.config.dim) throw new ShapeError('gated_xattn', `expected x (B, L, ${this.config.dim}), got ${fmtShape(x.shape)}`);
+    if (media.ndim !== 4 || media.shape[0] !== x.shape[0] || media.shape[3] !== this.config.dim_visual) {
+      throw new ShapeError('gated_xattn', `expected media (${x.shape[0]}, T, n, ${this.config.dim_visual}), got ${fmtShape(media.shape)}`);
+    }
+    if (tt.length !== x.shape[0]! * x.shape[1]!) throw new ShapeError('gated_xattn', `text_time has ${tt.length} entries for x ${fmtShape(x.shape)}`);
+    let y = add(x, mul(this.attn.forward(x, media, tt), tanh(this.attn_gate)));
+    y = add(y, mul(this.ff.forward(y), tanh(this.ff_gate)));
+    return y;
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * LLaMA-family decoder (Hugging Face LlamaForCausalLM names): RMSNorm, rotary embeddings,
+ * SwiGLU MLP, no biases, optional grouped-query attention, KV cache.
+ *
+ *   h = x + o_proj(attn(rope(q_proj(n)), rope(k_proj(n)), v_proj(n))),  n = input_layernorm(x)
+ *   y = h + down_proj(silu(gate_proj(m)) ⊙ up_proj(m)),                  m = post_attention_layernorm(h)
+ */
+import { Tensor, zeros, ShapeError, fmtShape } from '../../engine/tensor.ts';
+import { add, attention, concat, embedding, indexSelect, intTensor, linear, permute, reshape, rope, swiglu } from '../../engine/index.ts';
+import type { Rng } from '../../engine/rng.ts';
+import { Module } from '../../nn/module.ts';
+import { Embedding, Linear, RMSNorm } from '../../nn/layers.ts';
+import type { LMConfig } from '../config.ts';
+import { mergeHeads } from '../heads.ts';
+import type { DecoderLM, KVCache, LayerContext } from './types.ts';
+
+class LlamaAttention extends Module {
+  readonly q_proj: Linear;
+  readonly k_proj: Linear;
+  readonly v_proj: Linear;
+  readonly o_proj: Linear;
+  readonly headDim: number;
+  constructor(readonly cfg: LMConfig, rng: Rng) {
+    super();
+    const D = cfg.hidden_size;
+    this.headDim = D / cfg.num_heads;
+    const kvDim = cfg.num_key_value_heads * this.headDim;
+    this.q_proj = this.child('q_proj', new Linear(D, D, rng, false));
+    this.k_proj = this.child('k_proj', new Linear(D, kvDim, rng, false));
+    this.v_proj = this.child('v_proj', new Linear(D, kvDim, rng, false));
+    this.o_proj = this.child('o_proj', new Linear(D, D, rng, false));
+  }
+
+  forward(x: Tensor, ctx: LayerContext, layerIndex: number): Tensor {
+    const [B, L] = x.shape as [number, number];
+    const H = this.cfg.num_heads;
+    const Hkv = this.cfg.num_key_value_heads;
+    const Dh = this.headDim;
+    const theta = this.cfg.rope_theta;
+    const q = permute(rope(reshape(this.q_proj.forward(x), [B, L, H, Dh]), ctx.positions, theta), [0, 2, 1, 3]);
+    let k = permute(rope(reshape(this.k_proj.forward(x), [B, L, Hkv, Dh]), ctx.positions, theta), [0, 2, 1, 3]);
+    let v = permute(reshape(this.v_proj.forward(x), [B, L, Hkv, Dh]), [0, 2, 1, 3]);
+    if (ctx.cache) {
+      const pk = ctx.cache.keys[layerIndex];
+      const pv = ctx.cache.values[layerIndex];
+      if (pk && pv) {
+        k = concat([pk, k], 2);
+        v = concat([pv, v], 2);
+      }
+      ctx.cache.keys[layerIndex] = k;
+      ctx.cache.values[layerIndex] = v;
+    }
+    if (Hkv !== H) {
+      // grouped-query attention: each kv head serves H/Hkv query heads
+      const rep = intTensor(Array.from({ length: H }, (_, h) => Math.floor(h / (H / Hkv))));
+      k = indexSelect(k, 1, rep);
+      v = indexSelect(v, 1, rep);
+    }
+    const Lk = k.shape[2]!;
+    if (ctx.keyMask.length !== B * Lk) {
+      throw new ShapeError('llama_attention', `attention mask covers ${ctx.keyMask.length / B} positions per row but keys span ${Lk}`);
+    }
+    const o = attention(q, k, v, {
+      mask: { data: ctx.keyMask, batchStride: Lk, qStride: 0 },
+      causal: true,
+      causalOffset: ctx.past,
+    });
+    return this.o_proj.forward(mergeHeads(o));
+  }
+}
+
+class LlamaMLP extends Module {
+  readonly gate_proj: Linear;
+  readonly up_proj: Linear;
+  readonly down_proj: Linear;
+  constructor(cfg: LMConfig, rng: Rng) {
+    super();
+    this.gate_proj = this.child('gate_proj', new Linear(cfg.hidden_size, cfg.intermediate_size, rng, false));
+    this.up_proj = this.child('up_proj', new Linear(cfg.hidden_size, cfg.intermediate_size, rng, false));
+    this.down_proj = this.child('down_proj', new Linear(cfg.intermediate_size, cfg.hidden_size, rng, false));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.down_proj.forward(swiglu(this.gate_proj.forward(x), this.up_proj.forward(x)));
+  }
+}
+
+class LlamaDecoderLayer extends Module {
+  readonly input_layernorm: RMSNorm;
+  readonly self_attn: LlamaAttention;
+  readonly post_attention_layernorm: RMSNorm;
+  readonly mlp: LlamaMLP;
+  constructor(cfg: LMConfig, rng: Rng) {
+    super();
+    this.input_layernorm = this.child('input_layernorm', new RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
+    this.self_attn = this.child('self_attn', new LlamaAttention(cfg, rng));
+    this.post_attention_layernorm = this.child('post_attention_layernorm', new RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
+    this.mlp = this.child('mlp', new LlamaMLP(cfg, rng));
+  }
+
+  forward(x: Tensor, ctx: LayerContext, i: number): Tensor {
+    const h = add(x, this.self_attn.forward(this.input_layernorm.forward(x), ctx, i));
+    return add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
+  }
+}
+
+class LlamaModel extends Module {
+  readonly embed_tokens: Embedding;
+  readonly layers: LlamaDecoderLayer[];
+  readonly norm: RMSNorm;
+  constructor(cfg: LMConfig, rng: Rng) {
+    super();
+    this.embed_tokens = this.child('embed_tokens', new Embedding(cfg.vocab_size, cfg.hidden_size, rng, 0.02));
+    this.layers = this.childList('layers', Array.from({ length: cfg.num_layers }, () => new LlamaDecoderLayer(cfg, rng)));
+    this.norm = this.child('norm', new RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
+  }
+}
+
+/** LlamaForCausalLM: parameters `model.*` and `lm_head.weight` (absent when tied). */
+export class LlamaForCausalLM extends Module implements DecoderLM {
+  readonly model: LlamaModel;
+  readonly lmHead: Tensor;
+  constructor(readonly config: LMConfig, rng: Rng) {
+    super();
+    this.model = this.child('model', new LlamaModel(config, rng));
+    if (config.tie_word_embeddings) {
+      this.lmHead = this.model.embed_tokens.weight;
+    } else {
+      const w = zeros([config.vocab_size, config.hidden_size]);
+      rng.fillNormal(w.f32, 0, 0.02);
+      this.lmHead = this.param('lm_head.weight', w);
+    }
+  }
+
+  get numLayers(): number { return this.config.num_layers; }
+  get hiddenSize(): number { return this.config.hidden_size; }
+  get embedWeight(): Tensor { return this.model.embed_tokens.weight; }
+
+  embed(ids: Tensor): Tensor {
+    return embedding(this.model.embed_tokens.weight, ids);
+  }
+
+  layer(i: number, x: Tensor, ctx: LayerContext): Tensor {
+    const l = this.model.layers[i];
+    if (!l) throw new ShapeError('llama', `layer ${i} out of range (${this.config.num_layers} layers)`);
+    if (x.ndim !== 3 || x.shape[2] !== this.config.hidden_size) throw new ShapeError('llama', `hidden states ${fmtShape(x.shape)} do not end in ${this.config.hidden_size}`);
+    return l.forward(x, ctx, i);
+  }
+
+  head(x: Tensor): Tensor {
+    return linear(this.model.norm.forward(x), this.lmHead);
+  }
+
+  newCache(): KVCache {
+    return { keys: new Array(this.config.num_layers).fill(null), values: new Array(this.config.num_layers).fill(null) };
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * CLIP-style Vision Transformer with open_clip's VisionTransformer layout (the frozen vision encoder;
+ * paper §2.1 uses NFNet-F6, OpenFlamingo uses CLIP ViT-L/14, which this reproduces).
+ *
+ *   x = conv1(pixels) (no bias) → patches, row-major;  x = [cls; x] + pos;  x = ln_pre(x)
+ *   per block:  x += out_proj(MHA(ln_1(x)));  x += c_proj(act(c_fc(ln_2(x))))
+ *   pooled = ln_post(x)[:, 0] · proj;  tokens = ln_post(x)[:, 1:]  (or x[:, 1:] when !ln_post_on_tokens)
+ */
+import { Tensor, zeros, ShapeError, fmtShape } from '../engine/tensor.ts';
+import { add, activation, attention, concat, linear, matmul, patchEmbed, reshape, slice, broadcastTo } from '../engine/index.ts';
+import type { Rng } from '../engine/rng.ts';
+import { Module } from '../nn/module.ts';
+import { LayerNorm, Linear } from '../nn/layers.ts';
+import type { VisionConfig } from './config.ts';
+import { mergeHeads, splitHeads } from './heads.ts';
+
+class ViTAttention extends Module {
+  readonly in_proj_weight: Tensor;
+  readonly in_proj_bias: Tensor;
+  readonly out_proj: Linear;
+  constructor(readonly width: number, readonly heads: number, rng: Rng) {
+    super();
+    const w = zeros([3 * width, width]);
+    // xavier-uniform like nn.MultiheadAttention
+    const bound = Math.sqrt(6 / (width + 3 * width));
+    rng.fillUniform(w.f32, -bound, bound);
+    this.in_proj_weight = this.param('in_proj_weight', w);
+    this.in_proj_bias = this.param('in_proj_bias', zeros([3 * width]));
+    this.out_proj = this.child('out_proj', new Linear(width, width, rng));
+  }
+
+  forward(x: Tensor): Tensor {
+    const W = this.width;
+    const qkv = linear(x, this.in_proj_weight, this.in_proj_bias); // rows of in_proj are q, k, v
+    const q = splitHeads(slice(qkv, 2, 0, W), this.heads);
+    const k = splitHeads(slice(qkv, 2, W, 2 * W), this.heads);
+    const v = splitHeads(slice(qkv, 2, 2 * W, 3 * W), this.heads);
+    return this.out_proj.forward(mergeHeads(attention(q, k, v)));
+  }
+}
+
+class ViTMlp extends Module {
+  readonly c_fc: Linear;
+  readonly c_proj: Linear;
+  constructor(width: number, hidden: number, readonly act: 'quick_gelu' | 'gelu', rng: Rng) {
+    super();
+    this.c_fc = this.child('c_fc', new Linear(width, hidden, rng));
+    this.c_proj = this.child('c_proj', new Linear(hidden, width, rng));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.c_proj.forward(activation(this.act, this.c_fc.forward(x)));
+  }
+}
+
+class ResidualAttentionBlock extends Module {
+  readonly ln_1: LayerNorm;
+  readonly attn: ViTAttention;
+  readonly ln_2: LayerNorm;
+  readonly mlp: ViTMlp;
+  constructor(cfg: VisionConfig, rng: Rng) {
+    super();
+    this.ln_1 = this.child('ln_1', new LayerNorm(cfg.width, cfg.ln_eps));
+    this.attn = this.child('attn', new ViTAttention(cfg.width, cfg.heads, rng));
+    this.ln_2 = this.child('ln_2', new LayerNorm(cfg.width, cfg.ln_eps));
+    this.mlp = this.child('mlp', new ViTMlp(cfg.width, Math.floor(cfg.width * cfg.mlp_ratio), cfg.act, rng));
+  }
+
+  forward(x: Tensor): Tensor {
+    const h = add(x, this.attn.forward(this.ln_1.forward(x)));
+    return add(h, this.mlp.forward(this.ln_2.forward(h)));
+  }
+}
+
+export interface VisionOutput {
+  /** (N, grid², width): patch tokens fed to the Perceiver Resampler. */
+  tokens: Tensor;
+  /** (N, output_dim): CLS after ln_post, projected (contrastive embedding, RICES retrieval). */
+  pooled: Tensor;
+}
+
+export class VisionTransformer extends Module {
+  readonly conv1: Tensor;
+  readonly class_embedding: Tensor;
+  readonly positional_embedding: Tensor;
+  readonly ln_pre: LayerNorm;
+  readonly blocks: ResidualAttentionBlock[];
+  readonly ln_post: LayerNorm;
+  readonly proj: Tensor;
+  readonly grid: number;
+
+  constructor(readonly config: VisionConfig, rng: Rng) {
+    super();
+    const { width, patch_size: p, image_size } = config;
+    this.grid = image_size / p;
+    const scale = width ** -0.5;
+    const c = zeros([width, 3, p, p]);
+    const fanIn = 3 * p * p;
+    rng.fillUniform(c.f32, -1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn));
+    this.conv1 = this.param('conv1.weight', c);
+    const cls = zeros([width]);
+    rng.fillNormal(cls.f32, 0, scale);
+    this.class_embedding = this.param('class_embedding', cls);
+    const pos = zeros([this.grid * this.grid + 1, width]);
+    rng.fillNormal(pos.f32, 0, scale);
+    this.positional_embedding = this.param('positional_embedding', pos);
+    this.ln_pre = this.child('ln_pre', new LayerNorm(width, config.ln_eps));
+    this.blocks = this.childList('transformer.resblocks', Array.from({ length: config.layers }, () => new ResidualAttentionBlock(config, rng)));
+    this.ln_post = this.child('ln_post', new LayerNorm(width, config.ln_eps));
+    const proj = zeros([width, config.output_dim]);
+    rng.fillNormal(proj.f32, 0, scale);
+    this.proj = this.param('proj', proj);
+  }
+
+  /** pixels: (N, 3, image_size, image_size), normalised. */
+  forward(pixels: Tensor): VisionOutput {
+    const cfg = this.config;
+    if (pixels.ndim !== 4 || pixels.shape[1] !== 3 || pixels.shape[2] !== cfg.image_size || pixels.shape[3] !== cfg.image_size) {
+      throw new ShapeError('vision_encoder', `expected pixels (N, 3, ${cfg.image_size}, ${cfg.image_size}), got ${fmtShape(pixels.shape)}`);
+    }
+    const N = pixels.shape[0]!;
+    const patches = patchEmbed(pixels, this.conv1); // (N, P, width)
+    const cls = broadcastTo(reshape(this.class_embedding, [1, 1, cfg.width]), [N, 1, cfg.width]);
+    let x = add(concat([cls, patches], 1), this.positional_embedding);
+    x = this.ln_pre.forward(x);
+    for (const b of this.blocks) x = b.forward(x);
+    const L = x.shape[1]!;
+    const normed = this.ln_post.forward(x);
+    const pooled = matmul(reshape(slice(normed, 1, 0, 1), [N, cfg.width]), this.proj);
+    const tokens = slice(cfg.ln_post_on_tokens ? normed : x, 1, 1, L);
+    return { tokens, pooled };
+  }
+}
