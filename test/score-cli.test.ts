@@ -1,9 +1,8 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after } from 'node:test';
 import { run } from '../src/cli/score.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- fixtures are untyped JSON */
