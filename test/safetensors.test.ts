@@ -308,7 +308,7 @@ test('malformed files throw SafetensorsError with helpful messages', () => {
 
   // Missing file.
   assert.throws(() => readSafetensors(path.join(dir, 'does-not-exist')), (e: unknown) => e instanceof SafetensorsError
-    && /cannot open/.test(e.message));
+    && /cannot read/.test(e.message));
   // parseSafetensors on an in-memory buffer uses the given label.
   assert.throws(() => parseSafetensors(Buffer.alloc(3), 'mem'), /safetensors mem: /);
   fs.rmSync(dir, { recursive: true });

@@ -289,34 +289,39 @@ export function parseSafetensors(buf: Buffer, file = '<buffer>'): SafetensorsFil
   return new LoadedSafetensors(file, buf, metadata, entries);
 }
 
-/** Read a safetensors file (the whole file, once, into one Buffer). */
-export function readSafetensors(file: string): SafetensorsFile {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (err) {
-    throw new SafetensorsError(file, `cannot open: ${(err as Error).message}`, undefined, { cause: err });
-  }
+const READ_CHUNK = 1 << 30;
+
+/**
+ * Read a whole file into one unpooled Buffer (own ArrayBuffer, byteOffset 0, so file alignment is memory alignment).
+ * Unlike fs.readFileSync this works past 2 GiB (up to the 4 GiB Buffer limit). Errors are thrown as plain Errors.
+ */
+export function readFileOnce(file: string): Buffer {
+  const fd = fs.openSync(file, 'r');
   try {
     const size = fs.fstatSync(fd).size;
-    if (size > bufferConstants.MAX_LENGTH) {
-      throw new SafetensorsError(file, `file is ${size} bytes, larger than the ${bufferConstants.MAX_LENGTH}-byte Buffer limit`);
-    }
-    // allocUnsafeSlow: an unpooled buffer with its own ArrayBuffer, so alignment inside the file is alignment in memory.
+    if (size > bufferConstants.MAX_LENGTH) throw new Error(`file is ${size} bytes, larger than the ${bufferConstants.MAX_LENGTH}-byte Buffer limit`);
     const buf = Buffer.allocUnsafeSlow(size);
     let off = 0;
     while (off < size) {
-      const got = fs.readSync(fd, buf, off, size - off, off);
-      if (got === 0) throw new SafetensorsError(file, `file shrank while reading (${off} of ${size} bytes)`);
+      const got = fs.readSync(fd, buf, off, Math.min(size - off, READ_CHUNK), off);
+      if (got === 0) throw new Error(`file shrank while reading (${off} of ${size} bytes)`);
       off += got;
     }
-    return parseSafetensors(buf, file);
-  } catch (err) {
-    if (err instanceof SafetensorsError) throw err;
-    throw new SafetensorsError(file, `read failed: ${(err as Error).message}`, undefined, { cause: err });
+    return buf;
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** Read a safetensors file (the whole file, once, into one Buffer). */
+export function readSafetensors(file: string): SafetensorsFile {
+  let buf: Buffer;
+  try {
+    buf = readFileOnce(file);
+  } catch (err) {
+    throw new SafetensorsError(file, `cannot read: ${(err as Error).message}`, undefined, { cause: err });
+  }
+  return parseSafetensors(buf, file);
 }
 
 class LoadedSafetensors implements SafetensorsFile {

@@ -11,10 +11,9 @@
  * rebuild functions, storage types). Any other global is refused with an error; nothing is ever executed.
  * The legacy (pre-1.6, non-zip) format and TorchScript archives are refused.
  */
-import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import {
-  halfBitsToFloat32Array, type SafeDType, type TensorData,
+  halfBitsToFloat32Array, readFileOnce, type SafeDType, type TensorData,
 } from './safetensors.ts';
 
 export class TorchCheckpointError extends Error {
@@ -396,8 +395,8 @@ export function unpickle(data: Uint8Array, ctx: PickleContext): unknown {
       case 0x55: stack.push(Buffer.from(bytes(u8())).toString('latin1')); break; // SHORT_BINSTRING
       case 0x42: stack.push(bytes(u32()).slice()); break; // BINBYTES
       case 0x43: stack.push(bytes(u8()).slice()); break; // SHORT_BINBYTES
-      case 0x74: stack.push(popMark()); break; // TUPLE
-      case 0x6c: stack.push(popMark()); break; // LIST
+      // Note: `stack.push(popMark())` would push onto the inner stack (the receiver is evaluated first).
+      case 0x74: case 0x6c: { const items = popMark(); stack.push(items); break; } // TUPLE, LIST
       case 0x85: stack.push([pop()]); break; // TUPLE1
       case 0x86: { const b = pop(); const a = pop(); stack.push([a, b]); break; } // TUPLE2
       case 0x87: { const c = pop(); const b = pop(); const a = pop(); stack.push([a, b, c]); break; } // TUPLE3
@@ -471,7 +470,7 @@ export interface TorchReadOptions {
 export function readTorchObject(file: string, options: TorchReadOptions = {}): unknown {
   let buf: Buffer;
   try {
-    buf = fs.readFileSync(file);
+    buf = readFileOnce(file);
   } catch (err) {
     throw new TorchCheckpointError(file, `cannot read: ${(err as Error).message}`, { cause: err });
   }
