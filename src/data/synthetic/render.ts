@@ -15,10 +15,11 @@ const STAR: Array<[number, number]> = Array.from({ length: 10 }, (_, i) => {
   const r = i % 2 === 0 ? 1.05 : 0.45;
   return [r * Math.cos(a), r * Math.sin(a)];
 });
+// Near-equilateral with its centroid at the object centre, so "where" and centroids agree for every shape.
 const TRIANGLE: Array<[number, number]> = [
-  [0, -1.05],
-  [1.0, 0.8],
-  [-1.0, 0.8],
+  [0, -1.1],
+  [0.95, 0.55],
+  [-0.95, 0.55],
 ];
 
 function inPolygon(u: number, v: number, poly: Array<[number, number]>): boolean {

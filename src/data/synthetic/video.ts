@@ -53,7 +53,7 @@ interface Box {
 
 const MARGIN = 0.03;
 const MOVE_R = 0.11;
-const SMALL_R = 0.07;
+const SMALL_R = 0.09;
 const BIG_R = 0.19;
 
 function positionOf(x: number, y: number): PositionName {
