@@ -169,7 +169,7 @@ function greedyOrSample(model: Flamingo, prompt: PromptInput, cfg: GenerationCon
   const t0 = performance.now();
   const { state, lastLogits } = prefill(model, prompt);
   const t1 = performance.now();
-  let logits = lastLogits;
+  let logits: Float32Array = lastLogits;
   const done = new Array<boolean>(B).fill(false);
   const gen: number[][] = Array.from({ length: B }, () => []);
   const steps: Float32Array[] = [];
@@ -232,7 +232,7 @@ function beamSearch(model: Flamingo, prompt: PromptInput, cfg: GenerationConfig)
   const t1 = performance.now();
   // expand every row to nb beams
   let state = selectStateRows(first.state, Array.from({ length: B * nb }, (_, i) => Math.floor(i / nb)));
-  let logits = new Float32Array(B * nb * V);
+  let logits: Float32Array = new Float32Array(B * nb * V);
   for (let i = 0; i < B * nb; i++) logits.set(first.lastLogits.subarray(Math.floor(i / nb) * V, (Math.floor(i / nb) + 1) * V), i * V);
   let beams: Hyp[][] = Array.from({ length: B }, () => Array.from({ length: nb }, (_, k) => ({ tokens: [], score: k === 0 ? 0 : -1e9 })));
   const finished: Hyp[][] = Array.from({ length: B }, () => []);
