@@ -4,7 +4,7 @@ import {
   COLOURS, COLOUR_NAMES, DEFAULT_SYNTHETIC_CONFIG, END_OF_CHUNK_TOKEN, IMAGE_TOKEN, POSITIONS, SHAPES, SyntheticDataError,
   createRandom, documentAt, documents, episodeToDocument, fastBindingEpisode, fastBindingEpisodes, fieldValue, imageTextPairs,
   interleavedToPrompt, inventNames, longDescription, altText, qaPairs, queryPrompt, renderScene, resolveConfig, sampleScene,
-  sampleVideo, videoAt, type ColourName, type ImageCategory, type InterleavedDocument, type RgbImage, type Scene,
+  sampleVideo, shapeCategories, videoAt, type ColourName, type ImageCategory, type InterleavedDocument, type RgbImage, type Scene,
 } from '../src/data/synthetic/index.ts';
 
 // ---------- pixel helpers (independent of the renderer's internals) ----------
@@ -376,6 +376,11 @@ test('fast binding episodes over caller-supplied images', () => {
   const b = [...fastBindingEpisodes(5, categories, { ways: 2, shots: 1, count: 3 })];
   assert.deepEqual(a.map((e) => e.names), b.map((e) => e.names));
   assert.throws(() => fastBindingEpisode(rng, categories, { ways: 11, shots: 1 }), SyntheticDataError);
+  // Built-in shape categories: one per shape, usable directly as episode input.
+  const shapesCats = shapeCategories(rng, { perCategory: 3 });
+  assert.deepEqual(shapesCats.map((c) => c.id), [...SHAPES]);
+  const ep = fastBindingEpisode(rng, shapesCats, { ways: 5, shots: 2 });
+  assert.equal(ep.support.length, 10);
   assert.throws(() => fastBindingEpisode(rng, categories, { ways: 2, shots: 6 }), SyntheticDataError);
 });
 

@@ -7,7 +7,10 @@ import { bindingQuery, supportSentence } from './incontext.ts';
 import type { InterleavedDocument } from './interleaved.ts';
 import { inventNames } from './names.ts';
 import { sample, shuffled, type Random } from './random.ts';
+import { renderScene } from './render.ts';
+import { sampleSceneWith } from './scene.ts';
 import { createRandom, STREAMS } from './seeded.ts';
+import { resolveConfig, type SyntheticWorldOptions } from './config.ts';
 import type { RgbImage } from './types.ts';
 
 export interface ImageCategory {
@@ -89,4 +92,18 @@ export function episodeToDocument(rng: Random, episode: FastBindingEpisode, id =
   const bindings: Record<string, string> = {};
   for (const [cat, name] of Object.entries(episode.names)) bindings[name] = cat;
   return b.build('fastbinding', { query, bindings });
+}
+
+/**
+ * Built-in categories for fast binding without external data: one category per shape, each image a single object
+ * of that shape with random colour, size, position and background (so only the shape identifies the class).
+ */
+export function shapeCategories(rng: Random, opts: { perCategory: number; world?: SyntheticWorldOptions }): ImageCategory[] {
+  const cfg = resolveConfig(opts.world);
+  return cfg.shapes.map((shape) => ({
+    id: shape,
+    images: Array.from({ length: opts.perCategory }, () =>
+      renderScene(sampleSceneWith(rng, cfg, { count: 1, constraints: [{ shape }] }), cfg.imageSize, { supersample: cfg.supersample }),
+    ),
+  }));
 }

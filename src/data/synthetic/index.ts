@@ -16,7 +16,7 @@ export {
 } from './interleaved.ts';
 export { namesDocument, formatDocument, OUTPUT_FORMATS, FORMAT_FIELDS, fieldValue, type BindingKind, type FormatField } from './incontext.ts';
 export {
-  fastBindingEpisode, fastBindingEpisodes, episodeToDocument,
+  fastBindingEpisode, fastBindingEpisodes, episodeToDocument, shapeCategories,
   type ImageCategory, type FastBindingOptions, type FastBindingEpisode, type EpisodeItem,
 } from './fastbinding.ts';
 export { documents, documentAt, imageTextPairs, imageTextPairAt, type DocumentStreamOptions, type ImageTextPair } from './documents.ts';

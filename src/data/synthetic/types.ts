@@ -1,14 +1,7 @@
 import type { BackgroundName, ColourName, PositionName, ShapeName, SizeName, TextureName } from './vocab.ts';
 
-/**
- * RGB raster, row-major, 3 bytes per pixel. Structurally identical to `RgbImage` in `src/data/image.ts`,
- * declared here so the synthetic world has no load-order dependency on the image codecs.
- */
-export interface RgbImage {
-  width: number;
-  height: number;
-  data: Uint8Array;
-}
+/** RGB raster, row-major, 3 bytes per pixel: the project's image type (type-only import, no runtime coupling). */
+export type { RgbImage } from '../image.ts';
 
 /** One object on the canvas. x, y are the centre in [0, 1] image coordinates (y grows downwards). */
 export interface SceneObject {
