@@ -54,7 +54,7 @@ test('round trip every dtype, scalars and zero-size dims', () => {
     i64big: { dtype: 'I64', shape: [2], data: new BigInt64Array([2n ** 40n, -(2n ** 62n)]) },
     i64w: { dtype: 'I64', shape: [3], data: new Int32Array([-5, 7, -2147483648]) },
     i32: { dtype: 'I32', shape: [1, 3], data: new Int32Array([-1, 0, 2147483647]) },
-    u8: { dtype: 'U8', shape: [4], data: new Uint8Array([0, 1, 128, 255]) },
+    u8: { dtype: 'U8', shape: [4], data: Buffer.from([0, 1, 128, 255]) }, // a Buffer is a Uint8Array
     bool: { dtype: 'BOOL', shape: [2, 1], data: new Uint8Array([1, 0]) },
     f64: { dtype: 'F64', shape: [2], data: new Float64Array([0.1, -1e300]) },
     i8: { dtype: 'I8', shape: [2], data: new Int8Array([-128, 127]) },

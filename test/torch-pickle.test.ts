@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import {
-  readTorchCheckpoint, readTorchObject, TorchCheckpointError, PyDict, torchTensorToFloat32, torchTensorToInt32,
+  readTorchCheckpoint, readTorchObject, TorchCheckpointError, PyDict, PyOpaque, torchTensorToFloat32, torchTensorToInt32,
 } from '../src/io/torch-pickle.ts';
 import { readSafetensors, writeSafetensors, f32ToF16, f32ToBf16, type TensorToWrite } from '../src/io/safetensors.ts';
 
@@ -90,6 +90,7 @@ class Pickler {
   reduce(): this { return this.raw(0x52).put(); }
   build(): this { return this.raw(0x62); }
   persid(): this { return this.raw(0x51); }
+  newobj(): this { return this.raw(0x81).put(); }
   orderedDict(): this { return this.global('collections', 'OrderedDict').tuple(0).reduce(); }
   bytes(): Uint8Array { return Uint8Array.from(this.parts); }
 
@@ -414,5 +415,34 @@ test('corrupt or unsupported checkpoints give clear errors', () => {
   expectError(tmpFile(dir, 'nopkl.pt', buildZip([['archive/version', Buffer.from('3\n')]])), /exactly one '<archive>\/data.pkl', found 0/);
   expectError(tmpFile(dir, 'ts.pt', buildZip([['m/constants.pkl', new Uint8Array(1)], ['m/code/x.py', new Uint8Array(1)]])), /TorchScript/);
   expectError(path.join(dir, 'absent.pt'), /cannot read/);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('allowUnknownGlobals loads training checkpoints with foreign objects as inert placeholders', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pt-test-'));
+  const p = new Pickler().proto(2).emptyDict().mark();
+  // args: argparse.Namespace(lr=0.1), pickled via copyreg.__newobj__ as NEWOBJ + BUILD
+  p.ustr('args').global('argparse', 'Namespace').tuple(0).newobj().emptyDict().ustr('lr').float(0.1).setitem().build();
+  p.ustr('state_dict').orderedDict().mark();
+  p.ustr('w').tensor('FloatStorage', '0', 6, 0, [2, 3], [3, 1]);
+  p.ustr('expanded').tensor('FloatStorage', '0', 6, 0, [2, 3], [0, 1]); // x[:3].expand(2, 3): stride 0
+  p.setitems();
+  p.setitems().stop();
+  const file = tmpFile(dir, 'train.pt', buildZip(checkpointFiles(p.bytes())));
+
+  expectError(file, /refusing to load global 'argparse.Namespace'.*allowUnknownGlobals/);
+  const sd = readTorchCheckpoint(file, { allowUnknownGlobals: true });
+  assert.deepEqual([...sd.keys()], ['w', 'expanded']);
+  assert.deepEqual([...sd.get('expanded')!.data], [1, 2, 3, 1, 2, 3]);
+  const root = readTorchObject(file, { allowUnknownGlobals: true }) as PyDict;
+  const args = root.get('args');
+  assert.ok(args instanceof PyOpaque);
+  assert.equal(args.qualname, 'argparse.Namespace');
+  assert.equal((args.state as PyDict).get('lr'), 0.1);
+
+  // A stride-0 tensor far larger than its storage is refused instead of allocating gigabytes.
+  const bomb = new Pickler().proto(2).orderedDict().mark().ustr('x').tensor('FloatStorage', '0', 6, 0, [2 ** 27], [0])
+    .setitems().stop();
+  expectError(tmpFile(dir, 'bomb.pt', buildZip(checkpointFiles(bomb.bytes()))), /refusing to materialise 536870912 bytes/);
   fs.rmSync(dir, { recursive: true });
 });

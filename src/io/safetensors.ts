@@ -416,18 +416,21 @@ class LoadedSafetensors implements SafetensorsFile {
 // ---------------------------------------------------------------------------------------------------------------
 // Writing
 
-const ACCEPTED: Record<SafeDType, string[]> = {
-  F32: ['Float32Array'],
-  F16: ['Float32Array', 'Uint16Array'],
-  BF16: ['Float32Array', 'Uint16Array'],
-  F64: ['Float64Array'],
-  I64: ['BigInt64Array', 'Int32Array'],
-  I32: ['Int32Array'],
-  I16: ['Int16Array'],
-  U16: ['Uint16Array'],
-  I8: ['Int8Array'],
-  U8: ['Uint8Array'],
-  BOOL: ['Uint8Array'],
+type TypedCtor = abstract new (...args: never[]) => TensorData;
+
+/** Array types accepted per dtype (instanceof, so Buffer counts as a Uint8Array). */
+const ACCEPTED: Record<SafeDType, TypedCtor[]> = {
+  F32: [Float32Array],
+  F16: [Float32Array, Uint16Array],
+  BF16: [Float32Array, Uint16Array],
+  F64: [Float64Array],
+  I64: [BigInt64Array, Int32Array],
+  I32: [Int32Array],
+  I16: [Int16Array],
+  U16: [Uint16Array],
+  I8: [Int8Array],
+  U8: [Uint8Array],
+  BOOL: [Uint8Array],
 };
 
 function typeName(d: unknown): string {
@@ -451,8 +454,9 @@ function validateForWrite(file: string, name: string, t: TensorToWrite): Planned
     fail(`shape must be an array of non-negative integers, got ${describe(t.shape)}`);
   }
   const data = t.data;
-  const tn = typeName(data);
-  if (!ACCEPTED[t.dtype].includes(tn)) fail(`dtype ${t.dtype} needs data as ${ACCEPTED[t.dtype].join(' or ')}, got ${tn}`);
+  if (!ACCEPTED[t.dtype].some((C) => data instanceof C)) {
+    fail(`dtype ${t.dtype} needs data as ${ACCEPTED[t.dtype].map((C) => C.name).join(' or ')}, got ${typeName(data)}`);
+  }
   const numel = safeProduct(t.shape);
   if (numel === undefined || numel !== data.length) {
     fail(`shape ${describe(t.shape)} has ${numel ?? 'too many'} elements but data has ${data.length}`);
@@ -503,8 +507,9 @@ function writeTensorData(fd: number, dtype: SafeDType, data: TensorData): void {
   } else if (dtype === 'I64' && data instanceof Int32Array) {
     for (let i = 0; i < data.length; i += CHUNK) {
       const part = data.subarray(i, i + CHUNK);
-      const wide = new BigInt64Array(part.length);
-      for (let j = 0; j < part.length; j++) wide[j] = BigInt(part[j]!);
+      // Little-endian int64 = (low word, sign-extension word); avoids a BigInt per element.
+      const wide = new Int32Array(part.length * 2);
+      for (let j = 0; j < part.length; j++) { wide[2 * j] = part[j]!; wide[2 * j + 1] = part[j]! >> 31; }
       writeAll(fd, asBytes(wide));
     }
   } else {

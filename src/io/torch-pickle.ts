@@ -8,7 +8,8 @@
  * numel)`.
  *
  * Safety: the pickle is interpreted by a small VM that knows a fixed allow-list of globals (OrderedDict, tensor
- * rebuild functions, storage types). Any other global is refused with an error; nothing is ever executed.
+ * rebuild functions, storage types). Any other global is refused with an error (or, with `allowUnknownGlobals`,
+ * becomes an inert placeholder); nothing is ever executed.
  * The legacy (pre-1.6, non-zip) format and TorchScript archives are refused.
  */
 import * as zlib from 'node:zlib';
@@ -165,6 +166,16 @@ class PyCallable {
   constructor(readonly qualname: string, readonly call: (args: unknown[]) => unknown) {}
 }
 
+/**
+ * Inert stand-in for a global outside the allow-list (only with `allowUnknownGlobals`): calling it just records the
+ * arguments and BUILD records the state. Nothing is ever executed.
+ */
+export class PyOpaque {
+  args: unknown[] | undefined = undefined;
+  state: unknown = undefined;
+  constructor(readonly qualname: string) {}
+}
+
 class StorageType {
   constructor(readonly qualname: string, readonly dtype: SafeDType) {}
 }
@@ -184,7 +195,14 @@ class Tensor implements TorchTensor {
 const STORAGE_TYPES: Record<string, SafeDType> = {
   FloatStorage: 'F32', HalfStorage: 'F16', BFloat16Storage: 'BF16', DoubleStorage: 'F64', LongStorage: 'I64',
   IntStorage: 'I32', ShortStorage: 'I16', CharStorage: 'I8', ByteStorage: 'U8', BoolStorage: 'BOOL',
+  UntypedStorage: 'U8', // numel is then in bytes
 };
+
+/**
+ * A strided tensor may legitimately be larger than its storage (stride 0 from `expand`), but a tiny file must not
+ * make us allocate gigabytes: refuse to materialise more than this many bytes beyond 16x the storage size.
+ */
+const MAX_EXPANSION_BYTES = 256 * 1024 * 1024;
 
 const ITEM: Record<SafeDType, number> = {
   F64: 8, I64: 8, F32: 4, I32: 4, F16: 2, BF16: 2, I16: 2, U16: 2, U8: 1, I8: 1, BOOL: 1,
@@ -209,7 +227,7 @@ function isStorage(v: unknown): v is Storage {
 }
 
 function describe(v: unknown): string {
-  if (v instanceof PyCallable || v instanceof StorageType) return v.qualname;
+  if (v instanceof PyCallable || v instanceof StorageType || v instanceof PyOpaque) return v.qualname;
   if (v instanceof PyDict) return `dict(${v.size} items)`;
   if (v instanceof Tensor) return `tensor(${v.dtype}, [${v.shape.join(', ')}])`;
   if (isStorage(v)) return `storage(${v.dtype}, key ${v.key})`;
@@ -247,6 +265,11 @@ function rebuildTensor(file: string, storage: unknown, offset: unknown, size: un
     expect *= shape[k]!;
   }
   if (contiguous) return new Tensor(st.dtype, shape.slice(), st.data.subarray(off, off + numel));
+  const outBytes = numel * ITEM[st.dtype];
+  if (outBytes > MAX_EXPANSION_BYTES && outBytes > 16 * st.numel * ITEM[st.dtype]) {
+    fail(`refusing to materialise ${outBytes} bytes from storage '${st.key}' of ${st.numel} elements `
+      + `(size [${shape.join(', ')}], stride [${strides.join(', ')}])`);
+  }
   // Strided (e.g. a saved transpose): gather in C order with an odometer over the multi-index.
   const src = st.data as unknown as { [i: number]: number | bigint };
   const out = new ARRAY_FOR[st.dtype](numel);
@@ -292,6 +315,7 @@ function makeGlobals(file: string): Map<string, PyCallable | StorageType> {
 
 interface PickleContext {
   file: string;
+  allowUnknownGlobals: boolean;
   loadStorage(type: StorageType, key: string, numel: number): Storage;
 }
 
@@ -344,10 +368,17 @@ export function unpickle(data: Uint8Array, ctx: PickleContext): unknown {
   };
   const findGlobal = (module: string, name: string): unknown => {
     const g = globals.get(`${module}.${name}`);
-    if (!g) fail(`refusing to load global '${module}.${name}' (only tensors, storages and OrderedDict are allowed)`);
+    if (!g && ctx.allowUnknownGlobals) return new PyOpaque(`${module}.${name}`);
+    if (!g) fail(`refusing to load global '${module}.${name}' (only tensors, storages and OrderedDict are allowed; `
+      + 'allowUnknownGlobals loads such objects as inert placeholders)');
     return g;
   };
   const call = (fn: unknown, args: unknown): unknown => {
+    if (fn instanceof PyOpaque) {
+      const o = new PyOpaque(fn.qualname);
+      o.args = Array.isArray(args) ? args : [args];
+      return o;
+    }
     if (!(fn instanceof PyCallable)) return fail(`cannot call ${describe(fn)}`);
     if (!Array.isArray(args)) return fail(`arguments to ${fn.qualname} must be a tuple, got ${describe(args)}`);
     return fn.call(args);
@@ -425,6 +456,7 @@ export function unpickle(data: Uint8Array, ctx: PickleContext): unknown {
         const state = pop();
         const obj = top();
         if (obj instanceof PyDict) obj.attrs = state; // e.g. OrderedDict state_dict carrying `_metadata`
+        else if (obj instanceof PyOpaque) obj.state = state;
         else fail(`BUILD on ${describe(obj)} is not supported`);
         break;
       }
@@ -464,6 +496,11 @@ export function unpickle(data: Uint8Array, ctx: PickleContext): unknown {
 export interface TorchReadOptions {
   /** Check each zip entry's CRC-32 (default true; costs about a second per GB). */
   verifyCrc?: boolean;
+  /**
+   * Turn globals outside the allow-list (e.g. `argparse.Namespace`, numpy scalars in a training checkpoint) into
+   * inert PyOpaque placeholders instead of failing (default false). They are still never executed.
+   */
+  allowUnknownGlobals?: boolean;
 }
 
 /** Unpickle the object stored in a torch zip checkpoint (dicts are PyDict, tensors TorchTensor, tuples/lists arrays). */
@@ -494,6 +531,7 @@ export function readTorchObject(file: string, options: TorchReadOptions = {}): u
   const storages = new Map<string, Storage>();
   const ctx: PickleContext = {
     file,
+    allowUnknownGlobals: options.allowUnknownGlobals ?? false,
     loadStorage(type, key, numel) {
       const cached = storages.get(key);
       if (cached) {
