@@ -1,0 +1,189 @@
+/**
+ * Every op: finite-difference gradient check on both kernel sets, forward agreement between the
+ * native and TypeScript kernels, and shape errors that name the op.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import * as E from '../src/engine/index.ts';
+import { Tensor, intTensor } from '../src/engine/tensor.ts';
+import { Rng } from '../src/engine/rng.ts';
+import { withBackend } from '../src/engine/backend.ts';
+import { gradcheck, kernelSets, randTensor } from './helpers/gradcheck.ts';
+
+interface OpCase {
+  name: string;
+  make: (rng: Rng) => { f: (...xs: Tensor[]) => Tensor; inputs: Tensor[]; eps?: number; rtol?: number };
+}
+
+const u8 = (vals: number[]): Uint8Array => Uint8Array.from(vals);
+
+const cases: OpCase[] = [
+  { name: 'add (broadcast suffix)', make: (r) => ({ f: E.add, inputs: [randTensor(r, [3, 4]), randTensor(r, [4])] }) },
+  { name: 'add (general broadcast)', make: (r) => ({ f: E.add, inputs: [randTensor(r, [2, 1, 3]), randTensor(r, [4, 1])] }) },
+  { name: 'sub (prefix broadcast)', make: (r) => ({ f: E.sub, inputs: [randTensor(r, [3, 4]), randTensor(r, [3, 1])] }) },
+  { name: 'mul (broadcast)', make: (r) => ({ f: E.mul, inputs: [randTensor(r, [2, 3, 4]), randTensor(r, [1, 3, 1])] }) },
+  { name: 'mul (same tensor twice)', make: (r) => { const a = randTensor(r, [5]); return { f: (x) => E.mul(x, x), inputs: [a] }; } },
+  { name: 'div', make: (r) => { const b = randTensor(r, [4]); b.f32.forEach((v, i) => { b.f32[i] = 1.5 + Math.abs(v); }); return { f: E.div, inputs: [randTensor(r, [3, 4]), b] }; } },
+  { name: 'affine', make: (r) => ({ f: (x) => E.affine(x, 1.7, 0.3), inputs: [randTensor(r, [6])] }) },
+  { name: 'exp', make: (r) => ({ f: E.exp, inputs: [randTensor(r, [6], 0.5)] }) },
+  { name: 'log', make: (r) => { const a = randTensor(r, [6]); a.f32.forEach((v, i) => { a.f32[i] = 1 + Math.abs(v); }); return { f: E.log, inputs: [a] }; } },
+  ...(['gelu', 'gelu_tanh', 'quick_gelu', 'silu', 'tanh', 'sigmoid'] as const).map((k) => ({
+    name: `activation ${k}`, make: (r: Rng) => ({ f: (x: Tensor) => E.activation(k, x), inputs: [randTensor(r, [13])] }),
+  })),
+  { name: 'relu', make: (r) => { const a = randTensor(r, [13]); a.f32.forEach((v, i) => { a.f32[i] = v + Math.sign(v) * 0.1; }); return { f: E.relu, inputs: [a] }; } },
+  { name: 'swiglu', make: (r) => ({ f: E.swiglu, inputs: [randTensor(r, [3, 5]), randTensor(r, [3, 5])] }) },
+  { name: 'matmul', make: (r) => ({ f: (a, b) => E.matmul(a, b), inputs: [randTensor(r, [3, 4]), randTensor(r, [4, 5])] }) },
+  { name: 'matmul transA', make: (r) => ({ f: (a, b) => E.matmul(a, b, true), inputs: [randTensor(r, [4, 3]), randTensor(r, [4, 5])] }) },
+  { name: 'matmul transB', make: (r) => ({ f: (a, b) => E.matmul(a, b, false, true), inputs: [randTensor(r, [3, 4]), randTensor(r, [5, 4])] }) },
+  { name: 'matmul transA transB batched', make: (r) => ({ f: (a, b) => E.matmul(a, b, true, true), inputs: [randTensor(r, [2, 4, 3]), randTensor(r, [2, 5, 4])] }) },
+  { name: 'matmul batched × shared 2-D', make: (r) => ({ f: (a, b) => E.matmul(a, b), inputs: [randTensor(r, [2, 3, 4]), randTensor(r, [4, 5])] }) },
+  { name: 'matmul batched transA × shared transB', make: (r) => ({ f: (a, b) => E.matmul(a, b, true, true), inputs: [randTensor(r, [2, 4, 3]), randTensor(r, [5, 4])] }) },
+  { name: 'linear with bias', make: (r) => ({ f: (x, w, b) => E.linear(x, w, b), inputs: [randTensor(r, [2, 3, 4]), randTensor(r, [5, 4]), randTensor(r, [5])] }) },
+  { name: 'linear no bias', make: (r) => ({ f: (x, w) => E.linear(x, w), inputs: [randTensor(r, [3, 4]), randTensor(r, [5, 4])] }) },
+  { name: 'sum all', make: (r) => ({ f: (x) => E.sum(x), inputs: [randTensor(r, [3, 4])] }) },
+  { name: 'sum axis', make: (r) => ({ f: (x) => E.sum(x, 1), inputs: [randTensor(r, [2, 3, 4])] }) },
+  { name: 'mean axis keepdim', make: (r) => ({ f: (x) => E.mean(x, -1, true), inputs: [randTensor(r, [2, 3, 4])] }) },
+  { name: 'softmax', make: (r) => ({ f: E.softmax, inputs: [randTensor(r, [3, 7])] }) },
+  { name: 'logSoftmax', make: (r) => ({ f: E.logSoftmax, inputs: [randTensor(r, [3, 7])] }) },
+  { name: 'crossEntropy mean with ignore', make: (r) => ({ f: (x) => E.crossEntropy(x, intTensor([2, -100, 0, 6], [4]), {}), inputs: [randTensor(r, [4, 7])] }) },
+  { name: 'crossEntropy none', make: (r) => ({ f: (x) => E.crossEntropy(x, intTensor([1, 3, 5], [3]), { reduction: 'none', ignoreIndex: 3 }), inputs: [randTensor(r, [3, 6])] }) },
+  { name: 'layerNorm affine', make: (r) => ({ f: (x, w, b) => E.layerNorm(x, w, b, 1e-5), inputs: [randTensor(r, [3, 8]), randTensor(r, [8]), randTensor(r, [8])] }) },
+  { name: 'layerNorm no bias', make: (r) => ({ f: (x, w) => E.layerNorm(x, w, null, 1e-5), inputs: [randTensor(r, [3, 8]), randTensor(r, [8])] }) },
+  { name: 'layerNorm no affine', make: (r) => ({ f: (x) => E.layerNorm(x, null, null, 1e-5), inputs: [randTensor(r, [3, 8])] }) },
+  { name: 'rmsNorm', make: (r) => ({ f: (x, w) => E.rmsNorm(x, w, 1e-6), inputs: [randTensor(r, [3, 8]), randTensor(r, [8])] }) },
+  { name: 'reshape', make: (r) => ({ f: (x) => E.mul(E.reshape(x, [4, -1]), E.reshape(x, [4, 3])), inputs: [randTensor(r, [2, 6])] }) },
+  { name: 'permute', make: (r) => ({ f: (x) => E.permute(x, [2, 0, 1]), inputs: [randTensor(r, [2, 3, 4])] }) },
+  { name: 'transpose', make: (r) => ({ f: (x) => E.transpose(x, 0, -1), inputs: [randTensor(r, [2, 3, 4])] }) },
+  { name: 'concat', make: (r) => ({ f: (a, b) => E.concat([a, b, a], 1), inputs: [randTensor(r, [2, 3, 2]), randTensor(r, [2, 1, 2])] }) },
+  { name: 'slice', make: (r) => ({ f: (x) => E.slice(x, 1, 1, 3), inputs: [randTensor(r, [2, 4, 3])] }) },
+  { name: 'split', make: (r) => ({ f: (x) => { const [a, b] = E.split(x, [1, 3], -1); return E.concat([b!, a!], -1); }, inputs: [randTensor(r, [3, 4])] }) },
+  { name: 'indexSelect (repeats)', make: (r) => ({ f: (x) => E.indexSelect(x, 1, intTensor([2, 0, 2])), inputs: [randTensor(r, [2, 3, 2])] }) },
+  { name: 'embedding (repeated ids)', make: (r) => ({ f: (w) => E.embedding(w, intTensor([1, 3, 1, 0], [2, 2])), inputs: [randTensor(r, [5, 3])] }) },
+  { name: 'maskedFill', make: (r) => ({ f: (x) => E.maskedFill(x, new Tensor(Int32Array.from([1, 0, 0, 1]), [1, 4]), -3), inputs: [randTensor(r, [3, 4])] }) },
+  { name: 'broadcastTo', make: (r) => ({ f: (x) => E.broadcastTo(x, [2, 3, 4]), inputs: [randTensor(r, [3, 1])] }) },
+  {
+    name: 'attention (padding mask + causal offset)', make: (r) => ({
+      f: (q, k, v) => E.attention(q, k, v, { mask: { data: u8([1, 1, 1, 0, 1, 1, 0, 1, 1, 1]), batchStride: 5, qStride: 0 }, causal: true, causalOffset: 2 }),
+      inputs: [randTensor(r, [2, 2, 3, 4]), randTensor(r, [2, 2, 5, 4]), randTensor(r, [2, 2, 5, 3])],
+    }),
+  },
+  {
+    name: 'attention (per-query mask, fully masked row → zeros)', make: (r) => ({
+      f: (q, k, v) => E.attention(q, k, v, { mask: { data: u8([0, 0, 0, 1, 1, 0, 0, 1, 1]), batchStride: 0, qStride: 3 } }),
+      inputs: [randTensor(r, [1, 2, 3, 4]), randTensor(r, [1, 2, 3, 4]), randTensor(r, [1, 2, 3, 4])],
+    }),
+  },
+  {
+    name: 'attention (fully masked row → uniform)', make: (r) => ({
+      f: (q, k, v) => E.attention(q, k, v, { mask: { data: u8([0, 0, 0, 1, 1, 0]), batchStride: 0, qStride: 3 }, uniformIfFullyMasked: true, scale: 0.7 }),
+      inputs: [randTensor(r, [1, 1, 2, 4]), randTensor(r, [1, 1, 3, 4]), randTensor(r, [1, 1, 3, 2])],
+    }),
+  },
+  { name: 'rope', make: (r) => ({ f: (x) => E.rope(x, intTensor([0, 1, 5, 2, 0, 9], [2, 3]), 10000), inputs: [randTensor(r, [2, 3, 2, 6])] }) },
+  { name: 'patchEmbed', make: (r) => ({ f: E.patchEmbed, inputs: [randTensor(r, [2, 3, 4, 6]), randTensor(r, [5, 3, 2, 2])] }) },
+  {
+    name: 'dropout (fixed mask via seed)', make: (r) => {
+      return { f: (x) => E.dropout(x, 0.3, new Rng(7), true), inputs: [randTensor(r, [20])] };
+    },
+  },
+];
+
+for (const { name: kname, k } of kernelSets()) {
+  describe(`op gradients (${kname} kernels)`, () => {
+    for (const c of cases) {
+      test(c.name, () => {
+        withBackend(k, () => {
+          const { f, inputs, eps, rtol } = c.make(new Rng(c.name.length * 31 + 5));
+          gradcheck(f, inputs, { eps, rtol });
+        });
+      });
+    }
+  });
+}
+
+test('native and TypeScript kernels agree on every op forward', (t) => {
+  const sets = kernelSets();
+  if (sets.length < 2) { t.skip('native addon unavailable'); return; }
+  for (const c of cases) {
+    const outs = sets.map(({ k }) => withBackend(k, () => E.noGrad(() => {
+      const { f, inputs } = c.make(new Rng(c.name.length * 31 + 5));
+      return f(...inputs).f32;
+    })));
+    const [a, b] = outs as [Float32Array, Float32Array];
+    assert.equal(a.length, b.length, c.name);
+    for (let i = 0; i < a.length; i++) {
+      assert.ok(Math.abs(a[i]! - b[i]!) <= 1e-5 + 1e-5 * Math.abs(a[i]!), `${c.name}: element ${i}: ${a[i]} vs ${b[i]}`);
+    }
+  }
+});
+
+describe('op semantics', () => {
+  test('attention: fully masked query rows give zeros, or the mean of V when uniform', () => {
+    const r = new Rng(3);
+    const q = randTensor(r, [1, 1, 1, 4], 1, false);
+    const k = randTensor(r, [1, 1, 3, 4], 1, false);
+    const v = randTensor(r, [1, 1, 3, 2], 1, false);
+    const mask = { data: u8([0, 0, 0]), batchStride: 0, qStride: 0 };
+    assert.deepEqual([...E.attention(q, k, v, { mask }).f32], [0, 0]);
+    const u = E.attention(q, k, v, { mask, uniformIfFullyMasked: true }).f32;
+    for (let d = 0; d < 2; d++) {
+      const m = (v.f32[d]! + v.f32[2 + d]! + v.f32[4 + d]!) / 3;
+      assert.ok(Math.abs(u[d]! - m) < 1e-6);
+    }
+  });
+
+  test('causal attention: a query never sees future keys', () => {
+    const r = new Rng(4);
+    const q = randTensor(r, [1, 1, 3, 4], 1, false);
+    const k = randTensor(r, [1, 1, 3, 4], 1, false);
+    const v = randTensor(r, [1, 1, 3, 2], 1, false);
+    const a = E.attention(q, k, v, { causal: true }).f32;
+    const v2 = new Tensor(v.f32.slice(), v.shape);
+    v2.f32[4] = 100; // change the last key's value: only the last query may change
+    const b = E.attention(q, k, v2, { causal: true }).f32;
+    assert.deepEqual([...a.subarray(0, 4)], [...b.subarray(0, 4)]);
+    assert.notEqual(a[4], b[4]);
+  });
+
+  test('reshape is a view that shares the buffer', () => {
+    const x = E.fromArray([1, 2, 3, 4, 5, 6], [2, 3]);
+    const y = E.reshape(x, [3, 2]);
+    assert.equal(y.data, x.data);
+  });
+
+  test('noGrad records nothing and frozen parameters get no gradient', () => {
+    const r = new Rng(5);
+    const w = randTensor(r, [3, 3]);
+    const frozen = randTensor(r, [3, 3], 1, false);
+    const x = randTensor(r, [2, 3], 1, false);
+    const y = E.noGrad(() => E.linear(x, w));
+    assert.equal(y.node, null);
+    assert.equal(y.requiresGrad, false);
+    const z = E.linear(E.linear(x, frozen), w);
+    E.backward(E.sum(z));
+    assert.ok(w.grad);
+    assert.equal(frozen.grad, null);
+  });
+
+  test('gradients accumulate across backward calls', () => {
+    const w = E.fromArray([1, 2, 3]);
+    w.requiresGrad = true;
+    E.backward(E.sum(E.mul(w, w)));
+    E.backward(E.sum(E.mul(w, w)));
+    assert.deepEqual([...w.grad!], [4, 8, 12]);
+  });
+
+  test('shape errors name the op and the shapes', () => {
+    const a = E.zeros([2, 3]);
+    const b = E.zeros([4, 5]);
+    assert.throws(() => E.matmul(a, b), /matmul: inner dimensions differ: \[2, 3\] × \[4, 5\]/);
+    assert.throws(() => E.add(a, b), /add: shapes \[2, 3\] and \[4, 5\] cannot be broadcast/);
+    assert.throws(() => E.linear(a, b), /linear: input \[2, 3\] does not end in in_features=5/);
+    assert.throws(() => E.layerNorm(a, E.zeros([4]), null), /layer_norm: weight \[4\]/);
+    assert.throws(() => E.embedding(b, intTensor([7])), /embedding: token id 7 .* outside the vocabulary \[0, 4\)/);
+    assert.throws(() => E.crossEntropy(a, intTensor([0, 3])), /cross_entropy: target 3 at row 1/);
+    assert.throws(() => E.reshape(a, [4, 2]), /reshape: cannot reshape \[2, 3\]/);
+    assert.throws(() => E.attention(a, a, a), /attention: expects 4-D/);
+    assert.throws(() => E.crossEntropy(E.zeros([2, 3]), E.zeros([2])), /expected an int32 tensor/);
+  });
+});
