@@ -147,8 +147,9 @@ template <Act K>
 inline V act_fwd(V x) {
   if constexpr (K == Act::Gelu) return x * vnormcdf(x);
   if constexpr (K == Act::GeluTanh) {
+    // ½(1 + tanh u) = σ(2u): no cancellation on the negative side.
     V u = vset(SQRT_2_OVER_PI) * vfma(vset(GELU_C) * x, x * x, x);
-    return vset(0.5f) * x * (vset(1.0f) + vtanh(u));
+    return x * vsigmoid(u + u);
   }
   if constexpr (K == Act::QuickGelu) return x * vsigmoid(vset(1.702f) * x);
   if constexpr (K == Act::Silu) return x * vsigmoid(x);
@@ -166,28 +167,35 @@ inline V act_grad(V x) {  // f'(x)
     return vfma(x, pdf, vnormcdf(x));
   }
   if constexpr (K == Act::GeluTanh) {
+    // f = x·σ(2u) → f' = σ(2u) + x · 2σ(2u)(1 − σ(2u)) · u'
     V x2 = x * x;
     V u = vset(SQRT_2_OVER_PI) * vfma(vset(GELU_C) * x, x2, x);
-    V t = vtanh(u);
     V du = vset(SQRT_2_OVER_PI) * vfma(vset(3.0f * GELU_C), x2, one);
-    return vset(0.5f) * (one + t) + vset(0.5f) * x * (one - t * t) * du;
+    V s, sm;
+    vsigmoid2(u + u, s, sm);
+    return vfma(vset(2.0f) * x * s * sm, du, s);
   }
   if constexpr (K == Act::QuickGelu) {
-    V s = vsigmoid(vset(1.702f) * x);
-    return s + vset(1.702f) * x * s * (one - s);
+    V s, sm;
+    vsigmoid2(vset(1.702f) * x, s, sm);
+    return vfma(vset(1.702f) * x, s * sm, s);
   }
   if constexpr (K == Act::Silu) {
-    V s = vsigmoid(x);
-    return s + x * s * (one - s);
+    V s, sm;
+    vsigmoid2(x, s, sm);
+    return vfma(x, s * sm, s);
   }
   if constexpr (K == Act::Tanh) {
-    V t = vtanh(x);
-    return one - t * t;
+    // 1 − tanh² = sech² = 4e/(1+e)², e = e^{−2|x|}: no cancellation for large |x|.
+    V e = vexp(vset(-2.0f) * vabs(x));
+    V d = one + e;
+    return vset(4.0f) * e / (d * d);
   }
   if constexpr (K == Act::Relu) return vand(vgt(x, vzero()), one);
   if constexpr (K == Act::Sigmoid) {
-    V s = vsigmoid(x);
-    return s * (one - s);
+    V s, sm;
+    vsigmoid2(x, s, sm);
+    return s * sm;
   }
   return one;
 }
@@ -584,9 +592,10 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n) {
 void swiglu_backward(const float* gate, const float* up, const float* dy, float* dgate, float* dup, int64_t n) {
   elementwise<3, 2>(n, {gate, up, dy}, {dgate, dup}, [](const V* i, V* o) {
     V g = i[0], u = i[1], d = i[2];
-    V s = vsigmoid(g);
+    V s, sm;
+    vsigmoid2(g, s, sm);
     V silu = g * s;
-    V dsilu = s * vfma(g, vset(1.0f) - s, vset(1.0f));
+    V dsilu = s * vfma(g, sm, vset(1.0f));
     o[0] = d * u * dsilu;
     o[1] = d * silu;
   });

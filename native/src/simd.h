@@ -116,6 +116,13 @@ static inline V vexp(V x) {
 }
 
 static inline V vsigmoid(V x) { return vset(1.0f) / (vset(1.0f) + vexp(vzero() - x)); }
+// σ(x) and 1 − σ(x), the latter as e·σ (e = e^{−x}) so it keeps relative accuracy where σ → 1
+// (derivatives like σ(1−σ) would otherwise cancel to garbage in the tails).
+static inline void vsigmoid2(V x, V& s, V& oneMinusS) {
+  V e = vexp(vzero() - x);
+  s = vset(1.0f) / (vset(1.0f) + e);
+  oneMinusS = e * s;
+}
 
 // tanh: odd Taylor series near 0 (where 1 − 2/(e^{2x}+1) would cancel), exp form elsewhere.
 static inline V vtanh(V x) {

@@ -1,0 +1,362 @@
+/**
+ * Native kernels vs the TypeScript oracle: every Kernels method on random inputs of awkward sizes
+ * (odd lengths, not multiples of 8, sizes past the threading and blocking thresholds), subarray
+ * views with offsets (guard cells around each view must stay untouched), in-place calls, and the
+ * argument checks that keep a bad call from reading out of bounds.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { getTsKernels, tryNativeKernels } from '../src/engine/kernels/index.ts';
+import { loadNativeAddon, NativeKernelArgumentError } from '../src/engine/kernels/native.ts';
+import type { Activation, Kernels } from '../src/engine/kernels/types.ts';
+
+const { kernels: maybeNative, reason } = tryNativeKernels();
+const skip = maybeNative ? false : `native addon unavailable: ${reason}`;
+const ts = getTsKernels();
+const nat = maybeNative as Kernels;
+
+// ------------------------------------------------------------------ helpers
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const rand = rng(Number(process.env.KERNEL_TEST_SEED ?? 12345));
+
+const GUARD = 5;
+const SENTINEL = -12345.5;
+
+/** A view of n elements at offset GUARD inside a larger buffer whose guard cells hold SENTINEL. */
+function view(n: number, fill: (i: number) => number = () => rand() * 2 - 1): Float32Array {
+  const big = new Float32Array(n + 2 * GUARD).fill(SENTINEL);
+  const v = big.subarray(GUARD, GUARD + n);
+  for (let i = 0; i < n; i++) v[i] = fill(i);
+  return v;
+}
+function randn(n: number, scale = 1): Float32Array {
+  return view(n, () => (rand() * 2 - 1) * scale);
+}
+function copy(v: Float32Array): Float32Array {
+  const c = view(v.length);
+  c.set(v);
+  return c;
+}
+function guardsIntact(v: Float32Array, label: string): void {
+  const big = new Float32Array(v.buffer);
+  const start = v.byteOffset / 4;
+  for (let i = 0; i < start; i++) assert.equal(big[i], SENTINEL, `${label}: wrote before the view`);
+  for (let i = start + v.length; i < big.length; i++) assert.equal(big[i], SENTINEL, `${label}: wrote past the view`);
+}
+function close(got: Float32Array, want: Float32Array, label: string, rtol = 1e-5, atol = 1e-6): void {
+  assert.equal(got.length, want.length, `${label}: length`);
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i]!, w = want[i]!;
+    if (Number.isNaN(w)) {
+      assert.ok(Number.isNaN(g), `${label}[${i}]: got ${g}, want NaN`);
+      continue;
+    }
+    if (!(Math.abs(g - w) <= atol + rtol * Math.abs(w))) {
+      assert.fail(`${label}[${i}]: native ${g} vs typescript ${w} (|diff| ${Math.abs(g - w)})`);
+    }
+  }
+  guardsIntact(got, label);
+}
+/** Runs `call` on both backends with fresh copies of the outputs and compares them. */
+function agree(
+  label: string, outs: Float32Array[], call: (k: Kernels, o: Float32Array[]) => void, rtol = 1e-5, atol = 1e-6,
+): void {
+  const a = outs.map(copy);
+  const b = outs.map(copy);
+  call(nat, a);
+  call(ts, b);
+  a.forEach((x, i) => close(x, b[i]!, `${label} out#${i}`, rtol, atol));
+}
+
+// ------------------------------------------------------------------ gemm
+const GEMM_SHAPES: Array<[number, number, number]> = [
+  [1, 1, 1], [3, 5, 7], [17, 33, 9], [6, 16, 1], [40, 41, 42], [65, 47, 130], [130, 70, 257], [97, 1030, 23],
+];
+
+test('gemm: every trans combination, alpha/beta, NaN in C ignored when beta = 0', { skip }, () => {
+  for (const [m, n, k] of GEMM_SHAPES) {
+    for (const tA of [false, true]) {
+      for (const tB of [false, true]) {
+        for (const [alpha, beta] of [[1, 0], [0.5, 1.5], [-2, 1]] as const) {
+          const a = randn(m * k), b = randn(k * n);
+          const c0 = beta === 0 ? view(m * n, () => NaN) : randn(m * n);
+          agree(`gemm ${m}x${n}x${k} tA=${tA} tB=${tB} α=${alpha} β=${beta}`, [c0], (kern, [c]) =>
+            kern.gemm(tA, tB, m, n, k, alpha, a, b, beta, c!), 1e-5, 2e-6 * k);
+        }
+      }
+    }
+  }
+});
+
+test('gemm: built-in blocked GEMM and the direct small kernel agree with the oracle', { skip }, () => {
+  const addon = loadNativeAddon();
+  // Past every blocking size (KC=256, MC=96, NC=1024) with ragged edges.
+  const shapes: Array<[number, number, number]> = [[7, 9, 11], [101, 35, 300], [13, 1050, 17], [200, 50, 40]];
+  for (const [m, n, k] of shapes) {
+    for (const tA of [false, true]) {
+      for (const tB of [false, true]) {
+        const a = randn(m * k), b = randn(k * n);
+        for (const [name, fn] of [['gemmBuiltin', addon.gemmBuiltin], ['gemmSmall', addon.gemmSmall]] as const) {
+          const c = view(m * n, () => NaN);
+          const want = new Float32Array(m * n);
+          ts.gemm(tA, tB, m, n, k, 0.75, a, b, 0, want);
+          fn(tA, tB, m, n, k, 0.75, a, b, 0, c, 1, 0, 0, 0);
+          close(c, want, `${name} ${m}x${n}x${k} tA=${tA} tB=${tB}`, 1e-5, 2e-6 * k);
+          const c2 = randn(m * n), want2 = Float32Array.from(c2);
+          ts.gemm(tA, tB, m, n, k, 1, a, b, 0.5, want2);
+          fn(tA, tB, m, n, k, 1, a, b, 0.5, c2, 1, 0, 0, 0);
+          close(c2, want2, `${name} β=0.5 ${m}x${n}x${k}`, 1e-5, 2e-6 * k);
+        }
+      }
+    }
+  }
+});
+
+test('gemm: batched, with stride-0 broadcast operands, tiny and large products', { skip }, () => {
+  for (const [m, n, k, count] of [[3, 4, 5, 7], [8, 8, 8, 33], [70, 65, 40, 3]] as const) {
+    for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+      // A broadcast (stride 0), B per batch.
+      const a = randn(m * k), b = randn(count * k * n + 3);
+      agree(`batched A-broadcast ${m}x${n}x${k}×${count}`, [view(count * m * n, () => NaN)], (kern, [c]) =>
+        kern.gemm(tA, tB, m, n, k, 1, a, b, 0, c!, { count, strideA: 0, strideB: k * n, strideC: m * n }),
+      1e-5, 2e-6 * k);
+      // B broadcast, padded strides on A and C, accumulate into C.
+      const a2 = randn(count * (m * k + 2)), b2 = randn(k * n);
+      agree(`batched B-broadcast ${m}x${n}x${k}×${count}`, [randn(count * (m * n + 1))], (kern, [c]) =>
+        kern.gemm(tA, tB, m, n, k, 0.5, a2, b2, 1, c!, { count, strideA: m * k + 2, strideB: 0, strideC: m * n + 1 }),
+      1e-5, 2e-6 * k);
+    }
+  }
+});
+
+// ------------------------------------------------------------------ softmax family
+const ROW_SHAPES: Array<[number, number]> = [[1, 1], [7, 13], [33, 129], [5, 1000], [300, 515]];
+
+test('softmax / logSoftmax and their backward, including in place', { skip }, () => {
+  for (const [rows, cols] of ROW_SHAPES) {
+    const x = randn(rows * cols, 6);
+    agree(`softmax ${rows}x${cols}`, [view(rows * cols)], (k, [o]) => k.softmax(x, o!, rows, cols));
+    agree(`softmax in place ${rows}x${cols}`, [copy(x)], (k, [o]) => k.softmax(o!, o!, rows, cols));
+    agree(`logSoftmax ${rows}x${cols}`, [view(rows * cols)], (k, [o]) => k.logSoftmax(x, o!, rows, cols), 1e-5, 2e-6);
+    agree(`logSoftmax in place ${rows}x${cols}`, [copy(x)], (k, [o]) => k.logSoftmax(o!, o!, rows, cols), 1e-5, 2e-6);
+
+    const y = new Float32Array(rows * cols);
+    ts.softmax(x, y, rows, cols);
+    const dy = randn(rows * cols);
+    agree(`softmaxBackward ${rows}x${cols}`, [view(rows * cols)], (k, [dx]) => k.softmaxBackward(y, dy, dx!, rows, cols));
+    const ly = new Float32Array(rows * cols);
+    ts.logSoftmax(x, ly, rows, cols);
+    agree(`logSoftmaxBackward ${rows}x${cols}`, [view(rows * cols)], (k, [dx]) =>
+      k.logSoftmaxBackward(ly, dy, dx!, rows, cols), 1e-5, 2e-6);
+  }
+});
+
+test('maskedSoftmax: masks (full, key padding, shared), fully masked rows, causal offsets', { skip }, () => {
+  for (const [batch, heads, lq, lk] of [[2, 3, 5, 19], [2, 2, 9, 67], [1, 4, 3, 8], [3, 2, 40, 300]] as const) {
+    const n = batch * heads * lq * lk;
+    const x = randn(n, 5);
+    const dy = randn(n);
+    // Mask variants: [mask, maskBatchStride, maskQStride, label]
+    const full = new Uint8Array(batch * lq * lk).map(() => (rand() < 0.7 ? 1 : 0));
+    full.fill(0, lk, 2 * lk); // query 1 of batch 0 sees nothing
+    const keyPad = new Uint8Array(batch * lk).map(() => (rand() < 0.8 ? 1 : 0));
+    keyPad.fill(0, (batch - 1) * lk, batch * lk); // the last batch row is entirely padding
+    const shared = new Uint8Array(3 + lq * lk).map(() => (rand() < 0.6 ? 1 : 0)).subarray(3);
+    const masks: Array<[Uint8Array | null, number, number, string]> = [
+      [null, 0, 0, 'none'],
+      [full, lq * lk, lk, 'full'],
+      [keyPad, lk, 0, 'key-padding'],
+      [shared, 0, lk, 'shared'],
+    ];
+    for (const [mask, mbs, mqs, mlabel] of masks) {
+      for (const [causal, off] of [[false, 0], [true, 0], [true, -2], [true, 3], [true, lk - lq]] as const) {
+        for (const uniform of [false, true]) {
+          const label = `maskedSoftmax ${batch}x${heads}x${lq}x${lk} mask=${mlabel} causal=${causal}/${off} uniform=${uniform}`;
+          agree(label, [view(n)], (k, [o]) =>
+            k.maskedSoftmax(x, o!, batch, heads, lq, lk, mask, mbs, mqs, causal, off, uniform));
+          agree(`${label} in place`, [copy(x)], (k, [o]) =>
+            k.maskedSoftmax(o!, o!, batch, heads, lq, lk, mask, mbs, mqs, causal, off, uniform));
+          const y = new Float32Array(n);
+          ts.maskedSoftmax(x, y, batch, heads, lq, lk, mask, mbs, mqs, causal, off, uniform);
+          agree(`${label} backward`, [view(n)], (k, [dx]) =>
+            k.maskedSoftmaxBackward(y, dy, dx!, batch, heads, lq, lk, mask, mbs, mqs, causal, off));
+        }
+      }
+    }
+  }
+});
+
+test('maskedSoftmax: fully masked rows are zeros or uniform, masked entries exactly 0', { skip }, () => {
+  const lk = 11;
+  const x = randn(2 * lk);
+  const mask = new Uint8Array(2 * lk);
+  mask[3] = 1; // row 0 sees key 3 only; row 1 sees nothing
+  for (const uniform of [false, true]) {
+    const out = view(2 * lk);
+    nat.maskedSoftmax(x, out, 1, 1, 2, lk, mask, 0, lk, false, 0, uniform);
+    for (let j = 0; j < lk; j++) {
+      assert.equal(out[j], j === 3 ? 1 : 0);
+      assert.equal(out[lk + j], uniform ? Math.fround(1 / lk) : 0);
+    }
+    const dx = view(2 * lk);
+    nat.maskedSoftmaxBackward(out, randn(2 * lk), dx, 1, 1, 2, lk, mask, 0, lk, false, 0);
+    for (let j = 0; j < 2 * lk; j++) assert.equal(dx[j], 0, `dx[${j}]`);
+  }
+});
+
+// ------------------------------------------------------------------ norms
+test('layerNorm forward/backward with optional weight/bias, dw/db accumulated', { skip }, () => {
+  for (const [rows, cols] of [[1, 1], [3, 7], [17, 64], [9, 333], [200, 333]] as const) {
+    const x = randn(rows * cols, 3);
+    for (const affine of [true, false]) {
+      const w = affine ? randn(cols) : null;
+      const b = affine ? randn(cols) : null;
+      agree(`layerNorm ${rows}x${cols} affine=${affine}`, [view(rows * cols), view(rows), view(rows)],
+        (k, [o, mean, rstd]) => k.layerNorm(x, w, b, o!, mean!, rstd!, rows, cols, 1e-5), 1e-5, 5e-6);
+      const mean = new Float32Array(rows), rstd = new Float32Array(rows), tmp = new Float32Array(rows * cols);
+      ts.layerNorm(x, w, b, tmp, mean, rstd, rows, cols, 1e-5);
+      const dy = randn(rows * cols);
+      agree(`layerNormBackward ${rows}x${cols} affine=${affine}`, [view(rows * cols), randn(cols), randn(cols)],
+        (k, [dx, dw, db]) => k.layerNormBackward(x, w, mean, rstd, dy, dx!, affine ? dw! : null, affine ? db! : null,
+          rows, cols), 1e-4, 1e-5);
+    }
+  }
+});
+
+test('rmsNorm forward/backward, dw accumulated', { skip }, () => {
+  for (const [rows, cols] of [[1, 1], [3, 7], [17, 64], [200, 333]] as const) {
+    const x = randn(rows * cols, 3);
+    for (const affine of [true, false]) {
+      const w = affine ? randn(cols) : null;
+      agree(`rmsNorm ${rows}x${cols}`, [view(rows * cols), view(rows)],
+        (k, [o, rstd]) => k.rmsNorm(x, w, o!, rstd!, rows, cols, 1e-6), 1e-5, 5e-6);
+      const rstd = new Float32Array(rows), tmp = new Float32Array(rows * cols);
+      ts.rmsNorm(x, w, tmp, rstd, rows, cols, 1e-6);
+      const dy = randn(rows * cols);
+      agree(`rmsNormBackward ${rows}x${cols} affine=${affine}`, [view(rows * cols), randn(cols)],
+        (k, [dx, dw]) => k.rmsNormBackward(x, w, rstd, dy, dx!, affine ? dw! : null, rows, cols), 1e-4, 1e-5);
+    }
+  }
+});
+
+// ------------------------------------------------------------------ elementwise
+const ACTS: Activation[] = ['gelu', 'gelu_tanh', 'quick_gelu', 'silu', 'tanh', 'relu', 'sigmoid'];
+
+test('activations and their gradients, all kinds, including in place and tails', { skip }, () => {
+  const specials = [0, -0, 1e-4, -1e-4, 0.29, 0.31, -0.3, 5, -5, 12, -12, 30, -30, 88, -88, 100, -100];
+  for (const n of [1, 7, 1001, 70001]) {
+    const x = view(n, (i) => (i < specials.length ? specials[i]! : (rand() * 2 - 1) * 8));
+    const dy = randn(n);
+    for (const kind of ACTS) {
+      agree(`activation ${kind} n=${n}`, [view(n)], (k, [o]) => k.activation(kind, x, o!, n), 2e-5, 1e-6);
+      agree(`activation ${kind} in place n=${n}`, [copy(x)], (k, [o]) => k.activation(kind, o!, o!, n), 2e-5, 1e-6);
+      agree(`activationBackward ${kind} n=${n}`, [view(n)], (k, [dx]) => k.activationBackward(kind, x, dy, dx!, n),
+        2e-5, 1e-6);
+    }
+  }
+});
+
+test('swiglu forward/backward, in place', { skip }, () => {
+  for (const n of [1, 9, 1003, 50001]) {
+    const g = randn(n, 6), u = randn(n, 2), dy = randn(n);
+    agree(`swiglu n=${n}`, [view(n)], (k, [o]) => k.swiglu(g, u, o!, n), 2e-5, 1e-6);
+    agree(`swiglu in place n=${n}`, [copy(u)], (k, [o]) => k.swiglu(g, o!, o!, n), 2e-5, 1e-6);
+    agree(`swigluBackward n=${n}`, [view(n), view(n)], (k, [dg, du]) => k.swigluBackward(g, u, dy, dg!, du!, n),
+      2e-5, 1e-6);
+  }
+});
+
+test('crossEntropy forward/backward with ignored rows', { skip }, () => {
+  for (const [rows, cols] of [[1, 1], [5, 3], [37, 101], [64, 4096]] as const) {
+    const logits = randn(rows * cols, 8);
+    const targets = new Int32Array(rows).map(() => Math.floor(rand() * cols));
+    if (rows > 2) targets[1] = -100;
+    if (rows > 4) targets[rows - 1] = -100;
+    agree(`crossEntropy ${rows}x${cols}`, [view(rows), view(rows)], (k, [losses, lse]) =>
+      k.crossEntropy(logits, targets, rows, cols, -100, losses!, lse!), 1e-5, 2e-6);
+    const losses = new Float32Array(rows), lse = new Float32Array(rows);
+    ts.crossEntropy(logits, targets, rows, cols, -100, losses, lse);
+    agree(`crossEntropyBackward ${rows}x${cols}`, [view(rows * cols)], (k, [d]) =>
+      k.crossEntropyBackward(logits, targets, lse, rows, cols, -100, 1 / rows, d!), 1e-5, 1e-7);
+  }
+});
+
+test('rope forward/inverse, large positions, in place; inverse undoes forward', { skip }, () => {
+  for (const [batch, seq, heads, dim] of [[1, 1, 1, 2], [2, 5, 3, 10], [2, 7, 4, 40], [1, 300, 8, 64]] as const) {
+    const n = batch * seq * heads * dim;
+    const x = randn(n);
+    const positions = new Int32Array(batch * seq).map((_, i) => (i % 3 === 0 ? i : Math.floor(rand() * 5000)));
+    if (batch * seq > 3) positions[3] = 100000; // beyond the cached table
+    for (const inverse of [false, true]) {
+      agree(`rope ${batch}x${seq}x${heads}x${dim} inverse=${inverse}`, [view(n)], (k, [o]) =>
+        k.rope(x, o!, batch, seq, heads, dim, positions, 10000, inverse), 1e-5, 2e-6);
+      agree(`rope in place inverse=${inverse}`, [copy(x)], (k, [o]) =>
+        k.rope(o!, o!, batch, seq, heads, dim, positions, 500000, inverse), 1e-5, 2e-6);
+    }
+    const y = view(n), back = view(n);
+    nat.rope(x, y, batch, seq, heads, dim, positions, 10000, false);
+    nat.rope(y, back, batch, seq, heads, dim, positions, 10000, true);
+    close(back, x, 'rope roundtrip', 1e-5, 1e-6);
+  }
+});
+
+test('adamw matches the oracle on param, m and v', { skip }, () => {
+  for (const n of [1, 13, 1003, 100003]) {
+    const p = randn(n), g = randn(n, 0.1), m = randn(n, 0.01), v = view(n, () => rand() * 1e-3);
+    for (const step of [1, 7]) {
+      agree(`adamw n=${n} step=${step}`, [p, m, v], (k, [pp, mm, vv]) =>
+        k.adamw(pp!, g, mm!, vv!, n, 1e-3, 0.9, 0.999, 1e-8, 0.1, step), 1e-5, 1e-7);
+    }
+  }
+});
+
+test('axpy, mul, add (in place too) and sumSquares', { skip }, () => {
+  for (const n of [0, 1, 15, 1003, 100003]) {
+    const a = randn(n), b = randn(n);
+    agree(`axpy n=${n}`, [b], (k, [y]) => k.axpy(-0.75, a, y!, n));
+    agree(`mul n=${n}`, [view(n)], (k, [o]) => k.mul(a, b, o!, n));
+    agree(`mul in place n=${n}`, [copy(a)], (k, [o]) => k.mul(o!, b, o!, n));
+    agree(`add n=${n}`, [view(n)], (k, [o]) => k.add(a, b, o!, n));
+    agree(`add in place n=${n}`, [copy(b)], (k, [o]) => k.add(a, o!, o!, n));
+    const s1 = nat.sumSquares(a, n), s2 = ts.sumSquares(a, n);
+    assert.ok(Math.abs(s1 - s2) <= 1e-12 * Math.max(1, s2), `sumSquares n=${n}: ${s1} vs ${s2}`);
+  }
+});
+
+// ------------------------------------------------------------------ argument checks
+test('bad sizes throw NativeKernelArgumentError naming the kernel instead of reading out of bounds', { skip }, () => {
+  const small = new Float32Array(10);
+  const expectArgError = (fn: () => void, kernel: string): void => {
+    assert.throws(fn, (err: unknown) =>
+      err instanceof NativeKernelArgumentError && err.message.includes(kernel), `${kernel} should throw`);
+  };
+  expectArgError(() => nat.gemm(false, false, 4, 4, 4, 1, small, new Float32Array(16), 0, new Float32Array(16)), 'gemm');
+  expectArgError(() => nat.gemm(false, false, 2, 2, 2, 1, new Float32Array(4), new Float32Array(4), 0,
+    new Float32Array(8), { count: 3, strideA: 0, strideB: 0, strideC: 4 }), 'gemm');
+  expectArgError(() => nat.softmax(small, small, 3, 4), 'softmax');
+  expectArgError(() => nat.maskedSoftmax(new Float32Array(24), new Float32Array(24), 2, 1, 3, 4,
+    new Uint8Array(11), 6, 2, false, 0, false), 'maskedSoftmax');
+  expectArgError(() => nat.layerNorm(small, new Float32Array(3), null, small, new Float32Array(2),
+    new Float32Array(2), 2, 5, 1e-5), 'layerNorm');
+  expectArgError(() => nat.rope(new Float32Array(6), new Float32Array(6), 1, 1, 2, 3, new Int32Array(1), 1e4, false),
+    'rope');
+  expectArgError(() => nat.crossEntropy(small, new Int32Array(1), 2, 5, -100, new Float32Array(2),
+    new Float32Array(2)), 'crossEntropy');
+  expectArgError(() => nat.adamw(small, small, small, small, 11, 1e-3, 0.9, 0.999, 1e-8, 0, 1), 'adamw');
+  expectArgError(() => nat.softmax(new Float64Array(12) as unknown as Float32Array, small, 1, 1), 'softmax');
+  expectArgError(() => nat.softmax(small, small, -1, 2), 'softmax');
+});
+
+test('backend description names the GEMM library and thread count', { skip }, () => {
+  assert.equal(nat.name, 'native');
+  assert.match(nat.description, /^native \((OpenBLAS|built-in GEMM)[^,]*, \d+ threads/);
+});
