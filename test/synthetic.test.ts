@@ -370,7 +370,7 @@ test('fast binding episodes over caller-supplied images', () => {
     assert.equal(q.images.length, 7);
     assert.equal(q.images[6], ep.query.image);
     assert.equal(q.answer, ep.query.name);
-    assert.match(q.text, /^(<image>[^<]+<\|endofchunk\|>){6}<image>What is this\? It is an?$/);
+    assert.match(q.text, /^(<image>[^<]+<\|endofchunk\|>){6}<image>What is this\? It is called$/);
   }
   const a = [...fastBindingEpisodes(5, categories, { ways: 2, shots: 1, count: 3 })];
   const b = [...fastBindingEpisodes(5, categories, { ways: 2, shots: 1, count: 3 })];

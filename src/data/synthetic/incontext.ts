@@ -24,9 +24,12 @@ const COLOUR_SUPPORT = [
   (n: string) => `Everything ${n} looks like this.`,
 ];
 
-/** Templates for the query line; the model must produce the name after `prompt`. */
+/**
+ * Templates for the query line; the model must produce the name after `prompt`. The prompt never ends in "a"/"an",
+ * which would leak whether the answer starts with a vowel.
+ */
 export function bindingQuery(kind: BindingKind, name: string): { prompt: string; completion: string; answer: string } {
-  if (kind === 'shape') return { prompt: `What is this? It is ${article(name)}`, completion: ` ${name}.`, answer: name };
+  if (kind === 'shape') return { prompt: 'What is this? It is called', completion: ` ${name}.`, answer: name };
   return { prompt: 'What colour is this? It is', completion: ` ${name}.`, answer: name };
 }
 
@@ -37,7 +40,6 @@ export function supportSentence(rng: Random, kind: BindingKind, name: string): s
 /**
  * (a) Invented-name binding. The document draws fresh names, binds each to a shape (or colour) category, shows
  * support images with "This is a dax.", then asks about a new image of one of the categories.
- * The article before the name leaks its first letter's vowel-ness, as in real text; names differ per document anyway.
  */
 export function namesDocument(rng: Random, cfg: SyntheticWorldConfig, id: string): InterleavedDocument {
   const kind: BindingKind = chance(rng, 0.75) ? 'shape' : 'colour';
