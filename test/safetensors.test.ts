@@ -306,6 +306,11 @@ test('malformed files throw SafetensorsError with helpful messages', () => {
   assert.deepEqual([...ok.float32('b')], [2.5]);
   assert.equal(ok.float32('z').length, 0);
 
+  // A metadata key named __proto__ is kept as plain data.
+  const proto = readSafetensors(writeRaw(dir, 'proto', craft('{"__metadata__":{"__proto__":"x","a":"b"}}', f32(0))));
+  assert.equal(Object.getOwnPropertyDescriptor(proto.metadata, '__proto__')?.value, 'x');
+  assert.equal(proto.metadata.a, 'b');
+
   // Missing file.
   assert.throws(() => readSafetensors(path.join(dir, 'does-not-exist')), (e: unknown) => e instanceof SafetensorsError
     && /cannot read/.test(e.message));

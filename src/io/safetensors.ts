@@ -207,7 +207,8 @@ function parseHeader(file: string, json: unknown, dataLength: number, dataStart:
         if (typeof v !== 'string') {
           throw new SafetensorsError(file, `__metadata__ value for key '${k}' must be a string, got ${describe(v)}`);
         }
-        metadata[k] = v;
+        // defineProperty so a key named "__proto__" is stored as data rather than changing the prototype
+        Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true, configurable: true });
       }
       continue;
     }
@@ -289,6 +290,7 @@ export function parseSafetensors(buf: Buffer, file = '<buffer>'): SafetensorsFil
   return new LoadedSafetensors(file, buf, metadata, entries);
 }
 
+/** Largest single read/write request; one fs call is limited to 2 GiB. */
 const READ_CHUNK = 1 << 30;
 
 /**
@@ -488,7 +490,7 @@ function buildHeader(planned: PlannedTensor[], metadata: Record<string, string> 
 
 function writeAll(fd: number, bytes: Uint8Array): void {
   let off = 0;
-  while (off < bytes.length) off += fs.writeSync(fd, bytes, off, bytes.length - off);
+  while (off < bytes.length) off += fs.writeSync(fd, bytes, off, Math.min(bytes.length - off, READ_CHUNK));
 }
 
 function asBytes(a: TensorData): Uint8Array {
@@ -546,7 +548,9 @@ export function writeSafetensors(file: string, tensors: Record<string, TensorToW
       current = p.name;
       const t = tensors[p.name]!;
       const data = t.data; // re-read: the object may have changed since validation
-      if (data.length !== p.byteLength / ITEM_SIZE[p.dtype]) throw new Error('tensor data changed size during write');
+      if (!ACCEPTED[p.dtype].some((C) => data instanceof C) || data.length !== p.byteLength / ITEM_SIZE[p.dtype]) {
+        throw new Error('tensor data changed type or size during write');
+      }
       writeTensorData(fd, p.dtype, data);
     }
     current = undefined;
