@@ -320,7 +320,7 @@ interface PickleContext {
 }
 
 /** Interpret a pickle (protocols 0-5 binary subset used by torch.save). Never executes anything. */
-export function unpickle(data: Uint8Array, ctx: PickleContext): unknown {
+function unpickle(data: Uint8Array, ctx: PickleContext): unknown {
   const { file } = ctx;
   const globals = makeGlobals(file);
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
