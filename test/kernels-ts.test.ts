@@ -236,7 +236,11 @@ const ACTIVATIONS: Activation[] = ['gelu', 'gelu_tanh', 'quick_gelu', 'silu', 't
 
 test('gemm: all transpose combinations, awkward sizes crossing block edges', () => {
   const rng = new Rng(1);
-  const sizes: Array<[number, number, number]> = [[1, 1, 1], [3, 5, 7], [17, 33, 65], [70, 261, 300], [5, 2, 600]];
+  // m < 4 and n = 1 take the unpacked skinny path; the rest the packed, blocked one.
+  const sizes: Array<[number, number, number]> = [
+    [1, 1, 1], [3, 5, 7], [17, 33, 65], [70, 261, 300], [5, 2, 600], [1, 37, 50], [2, 9, 3], [3, 300, 2],
+    [9, 1, 33], [1, 1, 300], [4, 4, 4], [50, 7, 9], [47, 13, 5],
+  ];
   for (const [m, n, k] of sizes) {
     for (const tA of [false, true]) {
       for (const tB of [false, true]) {
@@ -266,6 +270,11 @@ test('gemm: beta = 0 ignores NaN in C; beta = 1 accumulates; k = 0 scales C', ()
   K.gemm(false, false, m, n, k, 1, a, b, 0, c);
   const { out } = refGemm(false, false, m, n, k, 1, a, b, 0, c);
   assertClose(c, out, 1e-5, 1e-6, 'beta=0');
+  for (const [ms, ns] of [[2, n], [m, 1]]) {
+    const cs = new Float32Array(ms * ns).fill(NaN);
+    K.gemm(false, false, ms, ns, k, 1, a, b.subarray(0, k * ns), 0, cs);
+    assertClose(cs, refGemm(false, false, ms, ns, k, 1, a, b, 0, cs).out, 1e-5, 1e-6, `beta=0 skinny ${ms}x${ns}`);
+  }
   const c2 = randn(rng, m * n);
   const { out: out2 } = refGemm(false, true, m, n, k, 2, a, b, 1, c2);
   K.gemm(false, true, m, n, k, 2, a, b, 1, c2);
@@ -278,8 +287,8 @@ test('gemm: beta = 0 ignores NaN in C; beta = 1 accumulates; k = 0 scales C', ()
 
 test('gemm: batched with strides, stride-0 broadcast, subarray views honour byteOffset', () => {
   const rng = new Rng(3);
-  const [m, n, k, count] = [5, 7, 6, 3];
-  for (const [bcastA, bcastB] of [[false, false], [true, false], [false, true]]) {
+  const [n, k, count] = [7, 6, 3];
+  for (const [bcastA, bcastB, m] of [[false, false, 5], [true, false, 5], [false, true, 5], [false, false, 2], [true, false, 1]] as const) {
     const sA = bcastA ? 0 : m * k + 2; // padded strides
     const sB = bcastB ? 0 : k * n + 1;
     const sC = m * n + 3;
@@ -298,6 +307,7 @@ test('gemm: batched with strides, stride-0 broadcast, subarray views honour byte
     assertPadsIntact(c.buf, c.view.length);
   }
   // beta = 0 in a batch: each C matrix is overwritten, NaN ignored.
+  const m = 5;
   const a = randn(rng, count * m * k);
   const b = randn(rng, k * n);
   const c = new Float32Array(count * m * n).fill(NaN);

@@ -160,10 +160,19 @@ const NR = 4;
 const KC = 256;
 const MC = 64;
 const NC = 256;
+/**
+ * Below these many rows of C, packing op(B) costs more than it saves and gemmSkinny wins
+ * (measured: its 2×4 dot kernel on B stored n×k keeps up with the packed path up to ~48 rows).
+ */
+const SKINNY_M_TRANS_B = 48;
+const SKINNY_M = 8;
 
 interface GemmScratch {
   ap: Float64Array;
   bp: Float64Array;
+  /** Skinny path: the rows of op(A) (≥ m·k) and float64 accumulators for C (≥ m·n). */
+  row: Float64Array;
+  acc: Float64Array;
 }
 
 function packA(
@@ -265,11 +274,140 @@ function micro4x4(
   }
 }
 
+/**
+ * Skinny product (few rows of C, e.g. decode tokens): packing B would cost as much as the
+ * product itself and the 4-row micro-kernel would waste lanes, so rows of C are computed
+ * directly from B in place, accumulating in float64 and rounding once.
+ */
+function gemmSkinny(
+  transA: boolean, transB: boolean, m: number, n: number, k: number,
+  alpha: number, a: Float32Array, aOff: number, b: Float32Array, bOff: number,
+  beta: number, c: Float32Array, cOff: number, rows: Float64Array, acc: Float64Array,
+): void {
+  // op(A) rows, contiguous, row i at i·k.
+  for (let i = 0; i < m; i++) {
+    if (transA) for (let p = 0; p < k; p++) rows[i * k + p] = a[aOff + p * m + i]!;
+    else for (let p = 0; p < k; p++) rows[i * k + p] = a[aOff + i * k + p]!;
+  }
+  if (transB) {
+    // B stored n×k: C[i, j] = row_i · B[j, :]. Two rows × four columns share every load.
+    let i = 0;
+    for (; i + 2 <= m; i += 2) skinnyDots2(rows, i * k, n, k, b, bOff, acc, i * n);
+    if (i < m) skinnyDots1(rows, i * k, n, k, b, bOff, acc, i * n);
+  } else {
+    // B stored k×n: axpy over B's rows, four rows per pass over the accumulator.
+    for (let i = 0; i < m; i++) skinnyAxpy(rows, i * k, n, k, b, bOff, acc, i * n);
+  }
+  const mn = m * n;
+  if (beta === 0) for (let t = 0; t < mn; t++) c[cOff + t] = alpha * acc[t]!;
+  else for (let t = 0; t < mn; t++) c[cOff + t] = alpha * acc[t]! + beta * c[cOff + t]!;
+}
+
+function skinnyDots1(
+  rows: Float64Array, r0: number, n: number, k: number, b: Float32Array, bOff: number, acc: Float64Array, o: number,
+): void {
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const b0 = bOff + j * k;
+    const b1 = b0 + k;
+    const b2 = b1 + k;
+    const b3 = b2 + k;
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (let p = 0; p < k; p++) {
+      const av = rows[r0 + p]!;
+      s0 += av * b[b0 + p]!;
+      s1 += av * b[b1 + p]!;
+      s2 += av * b[b2 + p]!;
+      s3 += av * b[b3 + p]!;
+    }
+    acc[o + j] = s0;
+    acc[o + j + 1] = s1;
+    acc[o + j + 2] = s2;
+    acc[o + j + 3] = s3;
+  }
+  for (; j < n; j++) {
+    const bj = bOff + j * k;
+    let s = 0;
+    for (let p = 0; p < k; p++) s += rows[r0 + p]! * b[bj + p]!;
+    acc[o + j] = s;
+  }
+}
+
+function skinnyDots2(
+  rows: Float64Array, r0: number, n: number, k: number, b: Float32Array, bOff: number, acc: Float64Array, o: number,
+): void {
+  const r1 = r0 + k;
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const b0 = bOff + j * k;
+    const b1 = b0 + k;
+    const b2 = b1 + k;
+    const b3 = b2 + k;
+    let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+    for (let p = 0; p < k; p++) {
+      const x0 = rows[r0 + p]!;
+      const x1 = rows[r1 + p]!;
+      const v0 = b[b0 + p]!, v1 = b[b1 + p]!, v2 = b[b2 + p]!, v3 = b[b3 + p]!;
+      s00 += x0 * v0; s01 += x0 * v1; s02 += x0 * v2; s03 += x0 * v3;
+      s10 += x1 * v0; s11 += x1 * v1; s12 += x1 * v2; s13 += x1 * v3;
+    }
+    acc[o + j] = s00; acc[o + j + 1] = s01; acc[o + j + 2] = s02; acc[o + j + 3] = s03;
+    acc[o + n + j] = s10; acc[o + n + j + 1] = s11; acc[o + n + j + 2] = s12; acc[o + n + j + 3] = s13;
+  }
+  for (; j < n; j++) {
+    const bj = bOff + j * k;
+    let s0 = 0;
+    let s1 = 0;
+    for (let p = 0; p < k; p++) {
+      const v = b[bj + p]!;
+      s0 += rows[r0 + p]! * v;
+      s1 += rows[r1 + p]! * v;
+    }
+    acc[o + j] = s0;
+    acc[o + n + j] = s1;
+  }
+}
+
+function skinnyAxpy(
+  rows: Float64Array, r: number, n: number, k: number, b: Float32Array, bOff: number, acc: Float64Array, o: number,
+): void {
+  acc.fill(0, o, o + n);
+  let p = 0;
+  for (; p + 4 <= k; p += 4) {
+    const a0 = rows[r + p]!, a1 = rows[r + p + 1]!, a2 = rows[r + p + 2]!, a3 = rows[r + p + 3]!;
+    const q0 = bOff + p * n;
+    const q1 = q0 + n;
+    const q2 = q1 + n;
+    const q3 = q2 + n;
+    for (let j = 0; j < n; j++) {
+      acc[o + j] += a0 * b[q0 + j]! + a1 * b[q1 + j]! + a2 * b[q2 + j]! + a3 * b[q3 + j]!;
+    }
+  }
+  for (; p < k; p++) {
+    const av = rows[r + p]!;
+    const q0 = bOff + p * n;
+    for (let j = 0; j < n; j++) acc[o + j] += av * b[q0 + j]!;
+  }
+}
+
 function gemmOne(
   transA: boolean, transB: boolean, m: number, n: number, k: number,
   alpha: number, a: Float32Array, aOff: number, b: Float32Array, bOff: number,
   beta: number, c: Float32Array, cOff: number, scratch: GemmScratch,
 ): void {
+  if (m < (transB ? SKINNY_M_TRANS_B : SKINNY_M) && alpha !== 0 && k > 0 && n > 0) {
+    if (scratch.row.length < m * k) scratch.row = new Float64Array(m * k);
+    if (scratch.acc.length < m * n) scratch.acc = new Float64Array(m * n);
+    gemmSkinny(transA, transB, m, n, k, alpha, a, aOff, b, bOff, beta, c, cOff, scratch.row, scratch.acc);
+    return;
+  }
+  if (n === 1 && alpha !== 0 && k > 0 && m > 0) {
+    // C (m×1) and Cᵀ (1×m) share memory: compute Cᵀ = op(B)ᵀ·op(A)ᵀ as a single skinny row.
+    if (scratch.row.length < k) scratch.row = new Float64Array(k);
+    if (scratch.acc.length < m) scratch.acc = new Float64Array(m);
+    gemmSkinny(!transB, !transA, 1, m, k, alpha, b, bOff, a, aOff, beta, c, cOff, scratch.row, scratch.acc);
+    return;
+  }
   const cEnd = cOff + m * n;
   if (beta === 0) c.fill(0, cOff, cEnd);
   else if (beta !== 1) for (let i = cOff; i < cEnd; i++) c[i] = beta * c[i]!;
@@ -721,7 +859,9 @@ function ropeImpl(
 // ---------------------------------------------------------------------------------------------
 
 export function createTsKernels(): Kernels {
-  const gemmScratch: GemmScratch = { ap: new Float64Array(MC * KC), bp: new Float64Array(NC * KC) };
+  const gemmScratch: GemmScratch = {
+    ap: new Float64Array(MC * KC), bp: new Float64Array(NC * KC), row: new Float64Array(0), acc: new Float64Array(0),
+  };
   let accA = new Float64Array(0);
   let accB = new Float64Array(0);
   let ropeInvFreq = new Float64Array(0);
