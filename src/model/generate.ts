@@ -161,7 +161,7 @@ function stopSet(model: Flamingo, cfg: GenerationConfig): Set<number> {
 }
 
 function greedyOrSample(model: Flamingo, prompt: PromptInput, cfg: GenerationConfig, sample: boolean): GenerationOutput {
-  const [B, L] = prompt.inputIds.shape as [number, number];
+  const B = prompt.inputIds.shape[0]!;
   const V = model.config.lm.vocab_size;
   const pad = model.config.flamingo.pad_token_id;
   const stops = stopSet(model, cfg);
@@ -196,7 +196,7 @@ function finish(
   prompt: PromptInput, gen: number[][], pad: number, steps: Float32Array[], V: number,
   timing: GenerationOutput['timing'],
 ): GenerationOutput {
-  const [B, L] = prompt.inputIds.shape as [number, number];
+  const B = prompt.inputIds.shape[0]!;
   const S = Math.max(...gen.map((g) => g.length), 0);
   const genIds = new Int32Array(B * S).fill(pad);
   gen.forEach((g, b) => genIds.set(g, b * S));
@@ -209,7 +209,6 @@ function finish(
     for (let k = 0; k < n; k++) for (let b = 0; b < B; b++) data.set(steps[k]!.subarray(b * V, (b + 1) * V), (b * n + k) * V);
     stepLogits = new Tensor(data, [B, n, V]);
   }
-  void L;
   return { sequences, generated: gen, generatedIds, stepLogits, timing };
 }
 
