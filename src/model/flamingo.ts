@@ -8,13 +8,13 @@
  * (for the new <image> / <|endofchunk|> rows); the ViT and the rest of the LM are frozen.
  */
 import { Tensor, ShapeError, fmtShape } from '../engine/tensor.ts';
-import { noGrad, reshape, intTensor } from '../engine/index.ts';
+import { noGrad, reshape, intTensor, isGradEnabled } from '../engine/index.ts';
 import { Rng } from '../engine/rng.ts';
 import { Module } from '../nn/module.ts';
 import { type FlamingoConfig, gatedLayerIndices, validateFlamingoConfig } from './config.ts';
 import { VisionTransformer } from './vit.ts';
 import { PerceiverResampler } from './resampler.ts';
-import { GatedCrossAttentionBlock, textTime } from './gated-xattn.ts';
+import { GatedCrossAttentionBlock, textTime, type MediaKV } from './gated-xattn.ts';
 import { createLanguageModel, type DecoderLM, type KVCache } from './lm/index.ts';
 
 export class FlamingoInputError extends Error {
@@ -49,6 +49,8 @@ export interface FlamingoState {
   batch: number;
   /** Media tokens seen per row so far. */
   mediaCount: Int32Array;
+  /** Per gated layer: keys/values of `media`, computed once (inference only). */
+  mediaKV: Map<number, MediaKV>;
 }
 
 export interface ForwardOptions {
@@ -113,7 +115,7 @@ export class Flamingo extends Module {
   }
 
   newState(batch: number): FlamingoState {
-    return { media: null, cache: this.lang_encoder.lm.newCache(), mask: new Uint8Array(0), length: 0, batch, mediaCount: new Int32Array(batch) };
+    return { media: null, cache: this.lang_encoder.lm.newCache(), mask: new Uint8Array(0), length: 0, batch, mediaCount: new Int32Array(batch), mediaKV: new Map() };
   }
 
   /** Checks that run before any compute (clear messages for bad input). */
@@ -202,10 +204,19 @@ export class Flamingo extends Module {
 
     const lm = this.lang_encoder.lm;
     const ctx = { positions, keyMask, past, cache: state ? state.cache : null };
+    // media keys/values are reused across generation steps; never while recording a graph
+    const kvCache = state && !isGradEnabled() ? state.mediaKV : null;
     let x = lm.embed(ids);
     for (let i = 0; i < lm.numLayers; i++) {
       const g = this.lang_encoder.gated.get(i);
-      if (g && media) x = g.forward(x, media, tt);
+      if (g && media) {
+        let kv = kvCache?.get(i) ?? null;
+        if (kvCache && (!kv || kv.media !== media)) {
+          kv = g.attn.mediaKV(media);
+          kvCache.set(i, kv);
+        }
+        x = g.forward(x, media, tt, kv);
+      }
       x = lm.layer(i, x, ctx);
     }
     const logits = lm.head(x);

@@ -57,6 +57,13 @@ export function mediaMask(tt: Int32Array, B: number, Lq: number, T: number, n: n
   return { data, batchStride: Lq * Lk, qStride: Lk };
 }
 
+/** Media keys/values of one cross-attention layer, valid for `media`. */
+export interface MediaKV {
+  media: Tensor;
+  k: Tensor;
+  v: Tensor;
+}
+
 export class MaskedCrossAttention extends Module {
   readonly norm: LayerNorm;
   readonly to_q: Linear;
@@ -72,14 +79,26 @@ export class MaskedCrossAttention extends Module {
     this.to_out = this.child('to_out', new Linear(this.inner, cfg.dim, rng, false));
   }
 
-  /** x: (B, L, dim); media: (B, T, n, dim_visual); tt: text_time (B, L). */
-  forward(x: Tensor, media: Tensor, tt: Int32Array): Tensor {
-    const [B, L] = x.shape as [number, number];
-    const [, T, n, Dv] = media.shape as [number, number, number, number];
-    const q = splitHeads(this.to_q.forward(this.norm.forward(x)), this.cfg.heads);
+  /** Keys and values of the media, (B, heads, T·n, dim_head) each. */
+  mediaKV(media: Tensor): MediaKV {
+    const [B, T, n, Dv] = media.shape as [number, number, number, number];
     const kv = this.to_kv.forward(reshape(media, [B, T * n, Dv]));
-    const k = splitHeads(slice(kv, 2, 0, this.inner), this.cfg.heads);
-    const v = splitHeads(slice(kv, 2, this.inner, 2 * this.inner), this.cfg.heads);
+    return {
+      media,
+      k: splitHeads(slice(kv, 2, 0, this.inner), this.cfg.heads),
+      v: splitHeads(slice(kv, 2, this.inner, 2 * this.inner), this.cfg.heads),
+    };
+  }
+
+  /**
+   * x: (B, L, dim); media: (B, T, n, dim_visual); tt: text_time (B, L). `cached` holds this block's
+   * media keys/values from an earlier call on the same media (generation computes them once).
+   */
+  forward(x: Tensor, media: Tensor, tt: Int32Array, cached: MediaKV | null = null): Tensor {
+    const [B, L] = x.shape as [number, number];
+    const [, T, n] = media.shape as [number, number, number, number];
+    const q = splitHeads(this.to_q.forward(this.norm.forward(x)), this.cfg.heads);
+    const { k, v } = cached && cached.media === media ? cached : this.mediaKV(media);
     const onlyImmediate = this.cfg.only_attend_immediate_media;
     const mask = mediaMask(tt, B, L, T, n, onlyImmediate);
     const o = attention(q, k, v, { mask, scale: this.cfg.dim_head ** -0.5, uniformIfFullyMasked: !onlyImmediate });
@@ -103,13 +122,13 @@ export class GatedCrossAttentionBlock extends Module {
   /**
    * x: (B, L, dim); media: (B, T, n, dim_visual); tt: text_time for x's positions (see textTime).
    */
-  forward(x: Tensor, media: Tensor, tt: Int32Array): Tensor {
+  forward(x: Tensor, media: Tensor, tt: Int32Array, cached: MediaKV | null = null): Tensor {
     if (x.ndim !== 3 || x.shape[2] !== this.config.dim) throw new ShapeError('gated_xattn', `expected x (B, L, ${this.config.dim}), got ${fmtShape(x.shape)}`);
     if (media.ndim !== 4 || media.shape[0] !== x.shape[0] || media.shape[3] !== this.config.dim_visual) {
       throw new ShapeError('gated_xattn', `expected media (${x.shape[0]}, T, n, ${this.config.dim_visual}), got ${fmtShape(media.shape)}`);
     }
     if (tt.length !== x.shape[0]! * x.shape[1]!) throw new ShapeError('gated_xattn', `text_time has ${tt.length} entries for x ${fmtShape(x.shape)}`);
-    let y = add(x, mul(this.attn.forward(x, media, tt), tanh(this.attn_gate)));
+    let y = add(x, mul(this.attn.forward(x, media, tt, cached), tanh(this.attn_gate)));
     y = add(y, mul(this.ff.forward(y), tanh(this.ff_gate)));
     return y;
   }

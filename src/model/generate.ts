@@ -98,15 +98,19 @@ function sampleRow(row: Float32Array, off: number, V: number, cfg: GenerationCon
   return idx[keep - 1]!;
 }
 
-/** Reorder (or repeat) the batch rows of a state: row r of the result is row index[r] of the input. */
-export function selectStateRows(state: FlamingoState, index: number[]): FlamingoState {
+/**
+ * Reorder (or repeat) the batch rows of a state: row r of the result is row index[r] of the input.
+ * sameMedia: every row r keeps media identical to its old row r (beam reordering within a prompt's
+ * beams), so the visual tokens and their cached keys/values are kept as they are.
+ */
+export function selectStateRows(state: FlamingoState, index: number[], sameMedia = false): FlamingoState {
   const idx = intTensor(index);
   const B = state.batch;
   const Lt = state.length;
   const mask = new Uint8Array(index.length * Lt);
   index.forEach((src, r) => mask.set(state.mask.subarray(src * Lt, (src + 1) * Lt), r * Lt));
   return {
-    media: state.media ? indexSelect(state.media, 0, idx) : null,
+    media: sameMedia ? state.media : state.media ? indexSelect(state.media, 0, idx) : null,
     cache: {
       keys: state.cache.keys.map((k) => (k ? indexSelect(k, 0, idx) : null)),
       values: state.cache.values.map((v) => (v ? indexSelect(v, 0, idx) : null)),
@@ -118,6 +122,7 @@ export function selectStateRows(state: FlamingoState, index: number[]): Flamingo
       if (src < 0 || src >= B) throw new FlamingoInputError(`state row ${src} out of range`);
       return state.mediaCount[src]!;
     }),
+    mediaKV: sameMedia ? state.mediaKV : new Map(),
   };
 }
 
@@ -287,7 +292,7 @@ function beamSearch(model: Flamingo, prompt: PromptInput, cfg: GenerationConfig)
     }
     beams = nextBeams;
     if (rowDone.every(Boolean) || step === cfg.maxNewTokens - 1) break;
-    state = selectStateRows(state, srcIndex);
+    state = selectStateRows(state, srcIndex, true);
     logits = decodeStep(model, state, nextTokens);
     decodeSteps++;
   }
@@ -318,7 +323,7 @@ export function scoreContinuations(model: Flamingo, prompt: PromptInput, candida
       if (cand.length === 0) return 0;
       let total = first[cand[0]!]!;
       if (cand.length > 1) {
-        const st: FlamingoState = { ...state, cache: { keys: [...state.cache.keys], values: [...state.cache.values] }, mediaCount: state.mediaCount.slice() };
+        const st: FlamingoState = { ...state, cache: { keys: [...state.cache.keys], values: [...state.cache.values] }, mediaCount: state.mediaCount.slice(), mediaKV: state.mediaKV };
         const logits = model.forward({ inputIds: intTensor(cand.slice(0, -1), [1, cand.length - 1]), state: st }).f32;
         for (let t = 1; t < cand.length; t++) total += logSoftmaxRow(logits, (t - 1) * V, V)[cand[t]!]!;
       }
