@@ -1,0 +1,241 @@
+/**
+ * `flamingo eval`: few-shot evaluation of a model directory on an official-format dataset
+ * (OpenFlamingo protocol), or `--suite builtin` (delegated to src/eval/builtin.ts when present).
+ * Exit codes: 0 success, 1 data/model error, 2 usage error.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { BpeTokenizer, TokenizerError } from '../data/tokenizer.ts';
+import { CheckpointError, loadFlamingo } from '../io/checkpoint.ts';
+import { FlamingoInputError, type Flamingo } from '../model/flamingo.ts';
+import { ConfigError } from '../model/config.ts';
+import { FormatError } from '../eval/formats.ts';
+import { MetricInputError } from '../eval/metrics/index.ts';
+import { TASKS, type TaskName, isDatasetError, loadTaskData } from '../eval/data-args.ts';
+import { evaluateDataset } from '../eval/evaluate.ts';
+import { MediaError } from '../eval/media.ts';
+import { SelectionError } from '../eval/selection.ts';
+import { EvalRunError, tokenizerCodec } from '../eval/tasks.ts';
+import { ImageDecodeError } from '../data/image.ts';
+import { VideoError } from '../data/video.ts';
+
+const USAGE = `usage: flamingo eval --model <dir> --task <task> --data <dir | key=path ...> --out <dir> [options]
+       flamingo eval --suite builtin [suite options]
+
+  --model <dir>        config.json + weights.safetensors (saveFlamingo) + tokenizer.json (Hugging Face format)
+  --task <task>        ${TASKS.join(' | ')}
+  --data <v>           dataset folder with the official file names, and/or key=path entries (repeatable);
+                       keys: annotations images (coco, flickr30k) | {train,test}_{questions,annotations,images,pattern}
+                       (vqav2 okvqa textvqa vizwiz; pattern like COCO_val2014_%012d.jpg) | train test root images
+                       (hateful_memes) | train test videos (msrvtt_qa)
+  --shots <list>       comma-separated shot counts (default 0,4,8,16,32); 0 uses two text-only demonstrations
+  --seeds <list>       comma-separated trial seeds (default 42)
+  --selection <m>      random (default) | rices (nearest support images by vision-encoder embedding)
+  --out <dir>          results files (official format, one per shots/seed), summary.json, score_vs_shots.svg
+  --max-items <n>      evaluate a fixed random subset of n query items
+  --batch-size <n>     queries per forward pass (default 8)
+  --query-set-size <n> random demonstrations come from a seeded subset of n support items (default 2048)
+  --num-beams <n>      beam search width (default 3)     --max-new-tokens <n>  (default 20 captioning, 5 VQA)
+  --length-penalty <x> (default 0, as OpenFlamingo)
+  --frames <n>         frames per video for msrvtt_qa (default 4)
+  --skip-invalid       skip (and count) items whose image is missing or unreadable instead of failing
+  --cache-dir <dir>    RICES feature cache (default <out>/cache)
+  --quiet              no progress bar        --json   print the summary as one JSON line
+`;
+
+class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+function intList(name: string, v: string | undefined, dflt: number[]): number[] {
+  if (v === undefined) return dflt;
+  const xs = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (xs.length === 0 || xs.some((s) => !/^\d+$/.test(s))) throw new UsageError(`--${name} must be a comma-separated list of non-negative integers, got '${v}'`);
+  return xs.map(Number);
+}
+
+function posInt(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new UsageError(`--${name} must be a positive integer, got '${v}'`);
+  return Number(v);
+}
+
+/** Progress bar with rate and ETA on stderr; one line per ~10% when stderr is not a terminal. */
+export class ProgressBar {
+  private readonly t0 = performance.now();
+  private lastPct = -1;
+  constructor(private readonly stream: NodeJS.WriteStream = process.stderr, private readonly enabled = true) {}
+
+  update(done: number, total: number, label: string): void {
+    if (!this.enabled || total === 0) return;
+    const s = (performance.now() - this.t0) / 1000;
+    const rate = done / Math.max(s, 1e-9);
+    const eta = rate > 0 ? (total - done) / rate : 0;
+    const width = 24;
+    const fill = Math.round((done / total) * width);
+    const line = `[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${done}/${total} ${rate.toFixed(2)} items/s ETA ${fmtTime(eta)} ${label}`;
+    if (this.stream.isTTY) {
+      this.stream.write(`\r${line}\x1b[K${done === total ? '\n' : ''}`);
+    } else {
+      const pct = Math.floor((done / total) * 10);
+      if (pct !== this.lastPct || done === total) {
+        this.lastPct = pct;
+        this.stream.write(`${line}\n`);
+      }
+    }
+  }
+}
+
+function fmtTime(s: number): string {
+  const t = Math.round(s);
+  const h = Math.floor(t / 3600);
+  const m = Math.floor((t % 3600) / 60);
+  const sec = t % 60;
+  return `${h > 0 ? `${h}:` : ''}${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}`;
+}
+
+function loadModelDir(dir: string): { model: Flamingo; tokenizer: BpeTokenizer } {
+  const tokFile = join(dir, 'tokenizer.json');
+  if (!existsSync(tokFile)) throw new CheckpointError(`no tokenizer.json in ${dir}`);
+  const tokenizer = BpeTokenizer.fromHuggingFace(readFileSync(tokFile, 'utf8'));
+  const model = loadFlamingo(dir);
+  model.setTrainingMode('none');
+  const f = model.config.flamingo;
+  const pairs: [string, number, number][] = [
+    ['<image>', tokenizer.imageTokenId, f.media_token_id],
+    ['<|endofchunk|>', tokenizer.eocTokenId, f.eoc_token_id],
+  ];
+  for (const [name, t, m] of pairs) {
+    if (t !== m) throw new CheckpointError(`${tokFile}: ${name} has id ${t} but config.json says ${m}`);
+  }
+  if (tokenizer.vocabSize > model.config.lm.vocab_size) {
+    throw new CheckpointError(`${tokFile}: ${tokenizer.vocabSize} tokens but the model's vocabulary has ${model.config.lm.vocab_size}`);
+  }
+  return { model, tokenizer };
+}
+
+async function runSuite(name: string, args: string[]): Promise<number> {
+  if (name !== 'builtin') {
+    process.stderr.write(`flamingo eval: unknown suite '${name}' (available: builtin)\n`);
+    return 2;
+  }
+  // Resolved at run time so this command works (and type-checks) before the suite module exists.
+  const spec = new URL('../eval/builtin.ts', import.meta.url).href;
+  let mod: { runBuiltinSuite?: (a: string[]) => Promise<number> };
+  try {
+    mod = (await import(spec)) as typeof mod;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((e as Error).message).includes('builtin')) {
+      process.stderr.write('flamingo eval: the built-in suite is not available in this build (src/eval/builtin.ts is missing)\n');
+      return 1;
+    }
+    throw e;
+  }
+  if (typeof mod.runBuiltinSuite !== 'function') {
+    process.stderr.write('flamingo eval: src/eval/builtin.ts does not export runBuiltinSuite(args)\n');
+    return 1;
+  }
+  return mod.runBuiltinSuite(args);
+}
+
+const DATA_ERRORS = [
+  FormatError, MetricInputError, CheckpointError, ConfigError, TokenizerError, MediaError, SelectionError, EvalRunError,
+  ImageDecodeError, VideoError, FlamingoInputError,
+];
+
+export async function run(args: string[]): Promise<number> {
+  const si = args.indexOf('--suite');
+  if (si !== -1) {
+    const name = args[si + 1];
+    if (name === undefined) {
+      process.stderr.write(`flamingo eval: --suite needs a name\n\n${USAGE}`);
+      return 2;
+    }
+    return runSuite(name, [...args.slice(0, si), ...args.slice(si + 2)]);
+  }
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        model: { type: 'string' }, task: { type: 'string' }, data: { type: 'string', multiple: true },
+        shots: { type: 'string' }, seeds: { type: 'string' }, selection: { type: 'string' }, out: { type: 'string' },
+        'max-items': { type: 'string' }, 'batch-size': { type: 'string' }, 'query-set-size': { type: 'string' },
+        'num-beams': { type: 'string' }, 'max-new-tokens': { type: 'string' }, 'length-penalty': { type: 'string' },
+        frames: { type: 'string' }, 'skip-invalid': { type: 'boolean' }, 'cache-dir': { type: 'string' },
+        quiet: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (e) {
+    process.stderr.write(`flamingo eval: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  let cfg;
+  try {
+    for (const k of ['model', 'task', 'out'] as const) if (!values[k]) throw new UsageError(`missing --${k}`);
+    if (!values.data || values.data.length === 0) throw new UsageError('missing --data');
+    if (!(TASKS as readonly string[]).includes(values.task!)) throw new UsageError(`unknown task '${values.task}' (expected ${TASKS.join(', ')})`);
+    const selection = values.selection ?? 'random';
+    if (selection !== 'random' && selection !== 'rices') throw new UsageError(`--selection must be random or rices, got '${selection}'`);
+    const lp = values['length-penalty'];
+    if (lp !== undefined && !Number.isFinite(Number(lp))) throw new UsageError(`--length-penalty must be a number, got '${lp}'`);
+    const generation: Record<string, number> = {};
+    const nb = posInt('num-beams', values['num-beams']);
+    const mnt = posInt('max-new-tokens', values['max-new-tokens']);
+    if (nb !== undefined) generation.numBeams = nb;
+    if (mnt !== undefined) generation.maxNewTokens = mnt;
+    if (lp !== undefined) generation.lengthPenalty = Number(lp);
+    cfg = {
+      modelDir: values.model!, task: values.task as TaskName, data: values.data, out: values.out!,
+      shots: intList('shots', values.shots, [0, 4, 8, 16, 32]), seeds: intList('seeds', values.seeds, [42]),
+      selection: selection as 'random' | 'rices', maxItems: posInt('max-items', values['max-items']),
+      batchSize: posInt('batch-size', values['batch-size']) ?? 8, querySetSize: posInt('query-set-size', values['query-set-size']),
+      frames: posInt('frames', values.frames), generation, skipInvalid: values['skip-invalid'] === true,
+      cacheDir: values['cache-dir'], quiet: values.quiet === true, json: values.json === true,
+    };
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`flamingo eval: ${e.message}\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    const { model, tokenizer } = loadModelDir(cfg.modelDir);
+    const dataset = loadTaskData(cfg.task, cfg.data, { skipInvalid: cfg.skipInvalid, frames: cfg.frames });
+    const bar = new ProgressBar(process.stderr, !cfg.quiet);
+    const out = evaluateDataset(model, tokenizerCodec(tokenizer), dataset, {
+      shots: cfg.shots, seeds: cfg.seeds, selection: cfg.selection, outDir: cfg.out, batchSize: cfg.batchSize,
+      maxItems: cfg.maxItems, querySetSize: cfg.querySetSize, generation: cfg.generation, skipInvalid: cfg.skipInvalid,
+      cacheDir: cfg.cacheDir, modelName: basename(resolve(cfg.modelDir)),
+      onProgress: (d, t, label) => bar.update(d, t, label),
+      onLog: (line) => { if (!cfg.quiet) process.stderr.write(`${line}\n`); },
+    });
+    const s = out.summary;
+    if (cfg.json) {
+      process.stdout.write(`${JSON.stringify(s, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v))}\n`);
+    } else {
+      const lines = [`${s.dataset} (${s.task}), ${s.items} items, ${s.selection} demonstrations, ${s.metric}:`];
+      for (const r of s.results) {
+        lines.push(`  ${String(r.shots).padStart(2)} shots  ${r.mean === null ? 'n/a' : r.mean.toFixed(2)} ± ${r.std === null ? 'n/a' : r.std.toFixed(2)}  (${r.trials.map((t) => `seed ${t.seed}: ${t.score.toFixed(2)}`).join(', ')})`);
+      }
+      lines.push(`  ${s.itemsPerS.toFixed(2)} items/s; skipped ${s.skipped}; summary ${out.summaryFile}; picture ${out.pictureFile}`);
+      process.stdout.write(`${lines.join('\n')}\n`);
+    }
+    return 0;
+  } catch (e) {
+    if (isDatasetError(e) || DATA_ERRORS.some((C) => e instanceof C)) {
+      process.stderr.write(`flamingo eval: ${(e as Error).message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * Hateful Memes: jsonl files of {id, img, label, text} (train.jsonl, dev_seen.jsonl / dev.jsonl) and an
+ * `img/` folder. `img` is relative to the dataset folder ("img/42953.png"); like OpenFlamingo we also
+ * accept the bare file name inside the image folder. The query jsonl is also the scorer's annotations.
+ */
+import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { readJsonlFile, FormatError } from '../formats.ts';
+import { DatasetError, type ClassificationItem, type EvalDataset, type LoadOptions, type SkippedItem } from './types.ts';
+import { checkMedia, field, imageRef, isId, isObject, isString } from './common.ts';
+
+export interface HatefulMemesOptions extends LoadOptions {
+  readonly support: string;
+  readonly query: string;
+  /** Folder the `img` paths are relative to (the dataset root). */
+  readonly root: string;
+  /** Folder holding the images by bare file name (default `<root>/img`). */
+  readonly images?: string;
+}
+
+export const HM_CLASS_NAMES = ['no', 'yes'] as const;
+
+function readSplit(file: string, opts: HatefulMemesOptions): ClassificationItem[] {
+  let lines;
+  try {
+    lines = readJsonlFile(file);
+  } catch (e) {
+    if (e instanceof FormatError) throw new DatasetError(file, e.message.slice(file.length + 2));
+    throw e;
+  }
+  const imgDir = opts.images ?? join(opts.root, 'img');
+  const ids = new Set<string>();
+  const items = lines.map(({ line, value }) => {
+    const where = `line ${line}`;
+    if (!isObject(value)) throw new DatasetError(file, `${where} must be a JSON object`);
+    const id = field(file, where, value, 'id', isId, 'an integer or string id');
+    const img = field(file, where, value, 'img', isString, 'a string');
+    const text = field(file, where, value, 'text', isString, 'a string');
+    const label = value.label;
+    if (label !== 0 && label !== 1) throw new DatasetError(file, `${where}: field "label" must be 0 or 1, got ${JSON.stringify(label)}`);
+    if (ids.has(JSON.stringify(id))) throw new DatasetError(file, `${where}: duplicate id ${JSON.stringify(id)}`);
+    ids.add(JSON.stringify(id));
+    const rel = join(opts.root, img);
+    const path = existsSync(rel) ? rel : join(imgDir, basename(img));
+    return { kind: 'classification', id, media: imageRef(path), text, label } satisfies ClassificationItem;
+  });
+  if (items.length === 0) throw new DatasetError(file, 'no entries');
+  return items;
+}
+
+export function loadHatefulMemes(opts: HatefulMemesOptions): EvalDataset {
+  const skipped: SkippedItem[] = [];
+  const query = checkMedia(readSplit(opts.query, opts), 'query', opts, skipped, opts.query);
+  const support = checkMedia(readSplit(opts.support, opts), 'support', opts, skipped, opts.support);
+  return {
+    name: 'hateful_memes',
+    kind: 'classification',
+    support,
+    query,
+    skipped,
+    scoring: () => ({ task: 'classification', annotations: opts.query }),
+  };
+}
