@@ -78,9 +78,14 @@ export function loadFortunes(dir: string = DEFAULT_FORTUNES_DIR): string[] {
 
 /** Split one fortune file into records; strips terminal overstrike sequences (char, backspace). */
 export function parseFortuneFile(text: string): string[] {
-  // "x\bx" (bold) and "_\bx" (underline) are typewriter effects for `more`; keep the final char.
-  // eslint-disable-next-line no-control-regex -- backspace is exactly what we strip
-  const clean = text.replace(/[^\n]\x08/g, '').replace(/\r\n/g, '\n');
+  // "x\bx" (bold) and "_\bx" / "___\bWORD" (underline) are typewriter effects for `more`: keep the text.
+  /* eslint-disable no-control-regex -- backspace is exactly what we strip */
+  const clean = text
+    .replace(/_+\x08/g, '')
+    .replace(/[^\n]\x08/g, '')
+    .replace(/\x08/g, '')
+    .replace(/\r\n/g, '\n');
+  /* eslint-enable no-control-regex */
   return clean
     .split(/^%[ \t]*$/m)
     .map((r) => r.replace(/^\n+|\s+$/g, ''))
