@@ -1,0 +1,121 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Tensor, noGrad } from '../src/engine/index.ts';
+import { makeImage, type RgbImage } from '../src/data/image.ts';
+import { Rng } from '../src/engine/rng.ts';
+import { scoreContinuations } from '../src/model/generate.ts';
+import { MediaEncoder } from '../src/eval/media.ts';
+import { leftPad, rankClasses, runTrial, selectDemos, tokenizerCodec } from '../src/eval/tasks.ts';
+import { nanMeanStd, scoreVsShotsSvg, summarizeShots } from '../src/eval/report.ts';
+import type { ClassificationItem, MediaRef, VqaItem } from '../src/eval/datasets/types.ts';
+import { tinyModel, tinyTokenizer } from './eval-helpers.ts';
+
+const tok = tinyTokenizer();
+
+function img(seed: number): RgbImage {
+  const rng = new Rng(seed);
+  const im = makeImage(32, 32);
+  for (let i = 0; i < im.data.length; i++) im.data[i] = rng.int(256);
+  return im;
+}
+
+/** Counts loads so tests can see how often each media was decoded. */
+function counted(key: string, frames: RgbImage[], loads: Map<string, number>): MediaRef {
+  return { key, files: [], load: () => { loads.set(key, (loads.get(key) ?? 0) + 1); return frames; } };
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+for (const maxNumMedia of [null, 4]) {
+  test(`media cache matches encodeVision and encodes each image once (max_num_media ${maxNumMedia})`, () => {
+    const model = tinyModel(tok, 2, { maxNumMedia });
+    const enc = new MediaEncoder(model);
+    const loads = new Map<string, number>();
+    const refs = [0, 1, 2].map((i) => counted(`k${i}`, [img(i)], loads));
+    const rows = [[refs[0]!, refs[1]!, refs[2]!], [refs[2]!, refs[0]!, refs[1]!]];
+    const media = enc.encode(rows);
+    assert.deepEqual(media.shape, [2, 3, 4, 32]);
+    const S = 32;
+    const px = new Float32Array(2 * 3 * 3 * S * S);
+    rows.forEach((row, b) => row.forEach((r, t) => px.set(enc.pixels(r)[0]!, (b * 3 + t) * 3 * S * S)));
+    const direct = noGrad(() => model.encodeVision(new Tensor(px, [2, 3, 1, 3, S, S])));
+    assert.ok(maxAbsDiff(media.f32, direct.f32) < 1e-4);
+    enc.encode(rows);
+    assert.equal(enc.stats.encoded, 3, 'three distinct images encoded once each');
+    // 3 loads for encoding + 6 by the test's own pixels() calls
+    assert.deepEqual([...loads.values()], [3, 3, 3]);
+  });
+}
+
+test('video media: F frames per item go through the resampler as one media', () => {
+  const model = tinyModel(tok, 2);
+  const enc = new MediaEncoder(model);
+  const loads = new Map<string, number>();
+  const v = counted('v', [img(1), img(2), img(3)], loads);
+  const media = enc.encode([[v]]);
+  const px = new Float32Array(3 * 3 * 32 * 32);
+  enc.pixels(v).forEach((p, f) => px.set(p, f * 3 * 32 * 32));
+  const direct = noGrad(() => model.encodeVision(new Tensor(px, [1, 1, 3, 3, 32, 32])));
+  assert.ok(maxAbsDiff(media.f32, direct.f32) < 1e-4);
+});
+
+test('leftPad puts padding on the left with mask 0', () => {
+  const { inputIds, attentionMask } = leftPad([[5, 6, 7], [8]], 2);
+  assert.deepEqual([...inputIds.i32], [5, 6, 7, 2, 2, 8]);
+  assert.deepEqual([...attentionMask.i32], [1, 1, 1, 0, 0, 1]);
+});
+
+test('batched class ranking from one cached prefill equals per-prompt scoreContinuations (length-normalised)', () => {
+  const model = tinyModel(tok, 6);
+  const enc = new MediaEncoder(model);
+  const loads = new Map<string, number>();
+  const texts = ["<image>is an image with: 'so true' written on it. Is it hateful? Answer:", "<image>Output:a dog<|endofchunk|><image>is an image with: 'x' written on it. Is it hateful? Answer:"];
+  const rows = texts.map((t) => tok.encode(t));
+  const mediaRows = [[counted('a', [img(1)], loads)], [counted('b', [img(2)], loads), counted('c', [img(3)], loads)]];
+  const classes = ['no', 'yes', ' maybe so'].map((c) => tok.encode(c));
+  assert.ok(classes.some((c) => c.length > 1), 'a multi-token class exercises the cached continuation');
+  const { inputIds, attentionMask } = leftPad(rows, tok.padTokenId);
+  const media = enc.encode(mediaRows);
+  const batched = rankClasses(model, { inputIds, attentionMask, media }, classes);
+  rows.forEach((r, b) => {
+    const single = enc.encode([mediaRows[b]!]);
+    const ref = scoreContinuations(model, { inputIds: new Tensor(Int32Array.from(r), [1, r.length]), media: single }, classes);
+    ref.forEach((s, c) => assert.ok(Math.abs(batched[b]![c]! - s / classes[c]!.length) < 1e-3, `row ${b} class ${c}: ${batched[b]![c]} vs ${s / classes[c]!.length}`));
+  });
+});
+
+test('trial: results in query order and official shape; demos independent of batch size', () => {
+  const model = tinyModel(tok, 7);
+  const mk = (i: number): VqaItem => ({ kind: 'vqa', id: 100 + i, media: { key: `q${i}`, files: [], load: () => [img(i)] }, question: 'What color is it?', answers: ['red'] });
+  const support = Array.from({ length: 6 }, (_, i) => mk(i));
+  const queries = Array.from({ length: 3 }, (_, i) => mk(10 + i));
+  const opts = { shots: 2, seed: 3, selection: 'random' as const, batchSize: 2, generation: { numBeams: 2, maxNewTokens: 3 } };
+  assert.deepEqual(selectDemos(support, queries, opts), selectDemos(support, queries, { ...opts, batchSize: 1 }));
+  const ctx = { model, codec: tokenizerCodec(tok), media: new MediaEncoder(model) };
+  const out = runTrial(ctx, 'vqa', support, queries, opts);
+  assert.deepEqual(out.results.map((r) => Object.keys(r)), queries.map(() => ['question_id', 'answer']));
+  assert.deepEqual(out.results.map((r) => (r as { question_id: number }).question_id), [110, 111, 112]);
+  assert.ok(out.itemsPerS > 0);
+  const hm = (i: number): ClassificationItem => ({ kind: 'classification', id: i, media: { key: `h${i}`, files: [], load: () => [img(50 + i)] }, text: 'hi', label: (i % 2) as 0 | 1 });
+  const cls = runTrial(ctx, 'classification', [0, 1, 2, 3].map(hm), [4, 5].map(hm), { ...opts, shots: 0 });
+  for (const r of cls.results as { id: number; score: number }[]) assert.ok(r.score >= 0 && r.score <= 1);
+});
+
+test('report: nanmean/nanstd (ddof 0) and an SVG with one point per shot count', () => {
+  assert.deepEqual(nanMeanStd([1, 3, NaN]), { mean: 2, std: 1 });
+  assert.deepEqual(nanMeanStd([NaN]), { mean: null, std: null });
+  const trial = (seed: number, score: number) => ({ seed, score, details: {}, resultsFile: '', items: 1, seconds: 1, itemsPerS: 1 });
+  const results = [summarizeShots(0, [trial(0, 10), trial(1, 12)]), summarizeShots(4, [trial(0, 20), trial(1, 20)]), summarizeShots(8, [trial(0, 30)])];
+  assert.equal(results[0]!.mean, 11);
+  assert.equal(results[0]!.std, 1);
+  const svg = scoreVsShotsSvg({ results, metric: 'CIDEr (x100)', dataset: 'coco', selection: 'random' });
+  assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  assert.equal((svg.match(/<circle [^>]*r="4"/g) ?? []).length, 3);
+  assert.equal((svg.match(/<circle [^>]*r="2"/g) ?? []).length, 5);
+  assert.match(svg, /<\/svg>\n$/);
+});
