@@ -53,13 +53,18 @@ export function saveModelDir(dir: string, tok: BpeTokenizer, model: Flamingo): s
 
 export interface Captured { code: number; stdout: string; stderr: string }
 
-/** Run a CLI `run(args)` with stdout/stderr captured. */
+/** Run a CLI `run(args)` with its text output on stdout/stderr captured. */
 export async function capture(run: (a: string[]) => Promise<number>, args: string[]): Promise<Captured> {
   let stdout = '';
   let stderr = '';
   const out = process.stdout.write;
   const err = process.stderr.write;
-  process.stdout.write = ((c: string | Uint8Array) => { stdout += String(c); return true; }) as typeof process.stdout.write;
+  // The test runner's own reporter writes binary chunks to stdout; let those through.
+  process.stdout.write = ((c: string | Uint8Array, ...rest: unknown[]) => {
+    if (typeof c !== 'string') return (out as (...a: unknown[]) => boolean).call(process.stdout, c, ...rest);
+    stdout += c;
+    return true;
+  }) as typeof process.stdout.write;
   process.stderr.write = ((c: string | Uint8Array) => { stderr += String(c); return true; }) as typeof process.stderr.write;
   try {
     return { code: await run(args), stdout, stderr };
