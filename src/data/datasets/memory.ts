@@ -1,0 +1,99 @@
+/**
+ * In-memory datasets: endless generators addressed by index (document i depends only on (seed, i)), finite
+ * lists shuffled per epoch, and the synthetic world (src/data/synthetic) as interleaved documents,
+ * image–text pairs, video–text pairs and plain text. They yield the same RawDoc type as the file formats.
+ */
+import { Rng } from '../../engine/rng.ts';
+import { documentAt, imageTextPairAt, videoAt, type DocumentKind, type InterleavedDocument, type SyntheticWorldOptions } from '../synthetic/index.ts';
+import type { RgbImage } from '../image.ts';
+import { DatasetError, epochStream, START, subSeed, type Cursor, type DocSource, type DocStream, type RawChunk, type RawDoc } from './types.ts';
+
+/** Endless stream: document `i` of seed `s` is `make(s, i)`; the cursor is (0, i). */
+export function generatorSource(name: string, make: (seed: number, index: number) => RawDoc): DocSource {
+  return {
+    name,
+    open(seed: number, at: Cursor = START): DocStream {
+      if (at.epoch !== 0) throw new DatasetError(name, `is endless and has no epoch ${at.epoch}`);
+      let i = at.offset;
+      const s = subSeed(seed, 'generator', name);
+      return {
+        get cursor() {
+          return { epoch: 0, offset: i };
+        },
+        next: () => make(s, i++),
+      };
+    },
+  };
+}
+
+/** A finite list, reshuffled every epoch by (seed, epoch) unless shuffle is false. */
+export function listSource(name: string, docs: readonly RawDoc[], opts: { shuffle?: boolean } = {}): DocSource {
+  const shuffle = opts.shuffle ?? true;
+  return {
+    name,
+    open(seed: number, at?: Cursor): DocStream {
+      const base = new Rng(seed).fork('list').fork(name);
+      return epochStream(name, (epoch) => {
+        const idx = docs.map((_, k) => k);
+        if (shuffle) base.fork(epoch).shuffle(idx);
+        return { count: docs.length, get: (i) => docs[idx[i]!]! };
+      }, at);
+    },
+  };
+}
+
+/** Plain texts (e.g. a text corpus) as a finite list source. */
+export function textListSource(name: string, texts: readonly string[], opts: { shuffle?: boolean } = {}): DocSource {
+  return listSource(name, texts.map((text, i) => ({ key: `${name}:${i}`, chunks: [{ kind: 'text', text }] })), opts);
+}
+
+const constant = (img: RgbImage) => () => img;
+
+export function syntheticDocToRaw(doc: InterleavedDocument): RawDoc {
+  return {
+    key: doc.id,
+    chunks: doc.chunks.map((c): RawChunk => (c.type === 'text' ? { kind: 'text', text: c.text } : { kind: 'image', image: constant(c.image) })),
+  };
+}
+
+export interface SyntheticDocOptions {
+  name?: string;
+  kind?: DocumentKind;
+  world?: SyntheticWorldOptions;
+}
+
+/** Interleaved synthetic web pages (M3W-like). */
+export function syntheticDocuments(opts: SyntheticDocOptions = {}): DocSource {
+  const name = opts.name ?? `synthetic-documents${opts.kind ? `-${opts.kind}` : ''}`;
+  return generatorSource(name, (seed, i) => syntheticDocToRaw(documentAt(seed, i, { ...opts.world, kind: opts.kind })));
+}
+
+export type PairText = 'caption' | 'alt' | 'description' | 'mixed';
+
+/** Synthetic image–text pairs (ALIGN/LTIP-like): `<image>{text}<|endofchunk|>`. */
+export function syntheticPairs(opts: { name?: string; text?: PairText; world?: SyntheticWorldOptions } = {}): DocSource {
+  const which = opts.text ?? 'mixed';
+  return generatorSource(opts.name ?? 'synthetic-pairs', (seed, i) => {
+    const p = imageTextPairAt(seed, i, opts.world);
+    const k = which === 'mixed' ? (['caption', 'alt', 'description'] as const)[i % 3]! : which;
+    const text = k === 'caption' ? p.caption : k === 'alt' ? p.altText : p.description;
+    return { key: p.id, chunks: [{ kind: 'image', image: constant(p.image) }, { kind: 'text', text }] };
+  });
+}
+
+/** Synthetic video–text pairs (VTP-like): one media item of F frames, then its description. */
+export function syntheticVideos(opts: { name?: string; frames?: number; size?: number; world?: SyntheticWorldOptions } = {}): DocSource {
+  return generatorSource(opts.name ?? 'synthetic-videos', (seed, i) => {
+    const v = videoAt(seed, i, { frames: opts.frames, size: opts.size, world: opts.world });
+    const desc = v.description.charAt(0).toUpperCase() + v.description.slice(1);
+    return { key: `video-${seed}-${i}`, chunks: [{ kind: 'video', frames: v.frames.map(constant) }, { kind: 'text', text: desc.endsWith('.') ? desc : `${desc}.` }] };
+  });
+}
+
+/** Text of synthetic documents without their images: teaches the LM the synthetic world's language. */
+export function syntheticText(opts: SyntheticDocOptions = {}): DocSource {
+  return generatorSource(opts.name ?? 'synthetic-text', (seed, i) => {
+    const d = documentAt(seed, i, { ...opts.world, kind: opts.kind });
+    return { key: d.id, chunks: [{ kind: 'text', text: d.chunks.flatMap((c) => (c.type === 'text' ? [c.text] : [])).join(' ') }] };
+  });
+}

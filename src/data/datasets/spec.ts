@@ -1,0 +1,51 @@
+/** Datasets described in plain JSON (training configs) → sources. */
+import { resolve } from 'node:path';
+import { loadTextCorpus, type TextSource } from '../text-corpus.ts';
+import type { DocumentKind, SyntheticWorldOptions } from '../synthetic/index.ts';
+import { fileSource } from './files.ts';
+import { syntheticDocuments, syntheticPairs, syntheticText, syntheticVideos, textListSource, type PairText } from './memory.ts';
+import { FORMATS, type DataFormat } from './records.ts';
+import { DatasetError, type DocSource } from './types.ts';
+
+export type SourceSpec =
+  | { type: 'synthetic-documents'; kind?: DocumentKind; world?: SyntheticWorldOptions }
+  | { type: 'synthetic-pairs'; text?: PairText; world?: SyntheticWorldOptions }
+  | { type: 'synthetic-videos'; frames?: number; size?: number; world?: SyntheticWorldOptions }
+  | { type: 'synthetic-text'; kind?: DocumentKind; world?: SyntheticWorldOptions }
+  | { type: 'text-corpus'; sources?: TextSource[]; max_docs?: number; max_chars?: number }
+  | { type: 'texts'; texts: string[] }
+  | { type: 'files'; format: DataFormat; path: string | string[]; shuffle?: boolean };
+
+export const SOURCE_TYPES = ['synthetic-documents', 'synthetic-pairs', 'synthetic-videos', 'synthetic-text', 'text-corpus', 'texts', 'files'] as const;
+
+/** Build a source; `name` keys its random streams, `baseDir` resolves relative file paths. */
+export function sourceFromSpec(name: string, spec: SourceSpec, baseDir = '.'): DocSource {
+  const s = spec as SourceSpec & Record<string, unknown>;
+  switch (s.type) {
+    case 'synthetic-documents':
+      return syntheticDocuments({ name, kind: s.kind, world: s.world });
+    case 'synthetic-pairs':
+      return syntheticPairs({ name, text: s.text, world: s.world });
+    case 'synthetic-videos':
+      return syntheticVideos({ name, frames: s.frames, size: s.size, world: s.world });
+    case 'synthetic-text':
+      return syntheticText({ name, kind: s.kind, world: s.world });
+    case 'text-corpus': {
+      let docs = loadTextCorpus({ sources: s.sources });
+      // Long documents are cut (the LM only sees max_tokens of each anyway); tiny corpora keep everything.
+      if (s.max_chars !== undefined) docs = docs.map((d) => d.slice(0, s.max_chars));
+      if (s.max_docs !== undefined) docs = docs.slice(0, s.max_docs);
+      return textListSource(name, docs);
+    }
+    case 'texts':
+      if (!Array.isArray(s.texts) || s.texts.some((t) => typeof t !== 'string')) throw new DatasetError(name, '"texts" must be a list of strings');
+      return textListSource(name, s.texts);
+    case 'files': {
+      if (!FORMATS.includes(s.format)) throw new DatasetError(name, `format must be one of ${FORMATS.join(', ')}, got ${JSON.stringify(s.format)}`);
+      const paths = (Array.isArray(s.path) ? s.path : [s.path]).map((p) => resolve(baseDir, p));
+      return fileSource({ name, format: s.format, path: paths, shuffle: s.shuffle });
+    }
+    default:
+      throw new DatasetError(name, `unknown source type ${JSON.stringify((s as { type?: unknown }).type)} (expected one of ${SOURCE_TYPES.join(', ')})`);
+  }
+}

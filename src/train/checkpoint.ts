@@ -1,0 +1,150 @@
+/**
+ * Training checkpoints in a stage directory: `ckpt-00000120.safetensors` (model weights as `model/<name>`,
+ * AdamW moments as `optim/<name>.exp_avg|exp_avg_sq`) and `ckpt-00000120.json` (step, rng states, data cursors,
+ * config hash, byte size of the weights file). Both are written atomically (temp file, fsync, rename, fsync of
+ * the directory) and the JSON goes last: it is the commit record, so a checkpoint without one never counts.
+ * Old checkpoints are pruned only after the new one is committed.
+ */
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { readSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
+import type { Module } from '../nn/module.ts';
+import type { AdamW } from './optim.ts';
+import type { RngState } from '../engine/rng.ts';
+import type { Cursor } from '../data/datasets/types.ts';
+
+export class CheckpointError extends Error {
+  constructor(where: string, detail: string) {
+    super(`checkpoint ${where}: ${detail}`);
+    this.name = 'CheckpointError';
+  }
+}
+
+export interface CheckpointState {
+  stage: string;
+  /** Completed optimizer steps. */
+  step: number;
+  configHash: string;
+  rng: RngState;
+  cursors: Record<string, Cursor>;
+  /** Size of the weights file, checked on load (a torn file is never trusted). */
+  weightsBytes: number;
+  weightsFile: string;
+  savedAt: string;
+}
+
+const NAME = /^ckpt-(\d{8})\.json$/;
+const stem = (step: number) => `ckpt-${String(step).padStart(8, '0')}`;
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, 'r');
+    try { fsyncSync(fd); } finally { closeSync(fd); }
+  } catch {
+    // some filesystems refuse fsync on directories; the rename is still atomic
+  }
+}
+
+/** Write text atomically: temp file in the same directory, fsync, rename, fsync the directory. */
+export function atomicWrite(file: string, text: string): void {
+  const dir = join(file, '..');
+  const tmp = join(dir, `.${file.split('/').pop()}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const fd = openSync(tmp, 'wx', 0o644);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+  fsyncDir(dir);
+}
+
+/** Committed checkpoints of a directory, oldest first. */
+export function listCheckpoints(dir: string): { step: number; json: string }[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .map((f) => NAME.exec(f))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ step: Number(m[1]), json: join(dir, m[0]) }))
+    .sort((a, b) => a.step - b.step);
+}
+
+/** Newest committed checkpoint whose weights file is complete, or null. */
+export function latestCheckpoint(dir: string): CheckpointState | null {
+  const all = listCheckpoints(dir);
+  for (let i = all.length - 1; i >= 0; i--) {
+    try {
+      const st = JSON.parse(readFileSync(all[i]!.json, 'utf8')) as CheckpointState;
+      const w = join(dir, st.weightsFile);
+      if (existsSync(w) && statSync(w).size === st.weightsBytes) return st;
+    } catch {
+      // unreadable commit record: fall back to the previous checkpoint
+    }
+  }
+  return null;
+}
+
+export interface SaveOptions {
+  dir: string;
+  model: Module;
+  optimizer: AdamW;
+  state: Omit<CheckpointState, 'weightsBytes' | 'weightsFile' | 'savedAt'>;
+  keep: number;
+}
+
+export function saveCheckpoint(o: SaveOptions): CheckpointState {
+  mkdirSync(o.dir, { recursive: true });
+  const tensors: Record<string, TensorToWrite> = {};
+  for (const [name, t] of o.model.namedParameters()) tensors[`model/${name}`] = { dtype: 'F32', shape: [...t.shape], data: t.f32 };
+  const shapes = new Map(o.model.namedParameters().map(([n, t]) => [n, t.shape]));
+  for (const [key, data] of o.optimizer.stateTensors()) {
+    const pname = key.replace(/\.exp_avg(_sq)?$/, '');
+    tensors[`optim/${key}`] = { dtype: 'F32', shape: [...(shapes.get(pname) ?? [data.length])], data };
+  }
+  const s = stem(o.state.step);
+  const weightsFile = `${s}.safetensors`;
+  writeSafetensors(join(o.dir, weightsFile), tensors, { stage: o.state.stage, step: String(o.state.step) });
+  const full: CheckpointState = { ...o.state, weightsFile, weightsBytes: statSync(join(o.dir, weightsFile)).size, savedAt: new Date().toISOString() };
+  atomicWrite(join(o.dir, `${s}.json`), JSON.stringify(full, null, 1) + '\n');
+  prune(o.dir, o.keep);
+  return full;
+}
+
+/** Keep the newest `keep` committed checkpoints; remove older ones (record first) and stray temp files. */
+export function prune(dir: string, keep: number): void {
+  const all = listCheckpoints(dir);
+  const live = new Set<string>();
+  for (const c of all.slice(-Math.max(1, keep))) live.add(stem(c.step));
+  for (const c of all.slice(0, Math.max(0, all.length - Math.max(1, keep)))) {
+    unlinkSync(c.json);
+    const w = join(dir, `${stem(c.step)}.safetensors`);
+    if (existsSync(w)) unlinkSync(w);
+  }
+  // Weights without a commit record are leftovers of a killed save; temp files likewise.
+  for (const f of readdirSync(dir)) {
+    const m = /^(ckpt-\d{8})\.safetensors$/.exec(f);
+    if ((m && !live.has(m[1]!)) || (f.startsWith('.ckpt-') && f.endsWith('.tmp'))) {
+      try { unlinkSync(join(dir, f)); } catch { /* raced with another cleaner */ }
+    }
+  }
+}
+
+/** Restore weights and optimizer moments from a committed checkpoint into live objects. */
+export function loadCheckpoint(dir: string, st: CheckpointState, model: Module, optimizer: AdamW): void {
+  const file = readSafetensors(join(dir, st.weightsFile));
+  const weights = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+  const moments = new Map<string, Float32Array>();
+  for (const entry of file.entries()) {
+    const name = entry.name;
+    if (name.startsWith('model/')) weights.set(name.slice(6), { shape: entry.shape, data: file.float32(name) });
+    else if (name.startsWith('optim/')) moments.set(name.slice(6), file.float32(name));
+  }
+  try {
+    model.loadStateDict(weights);
+    optimizer.loadStateTensors(moments, st.step);
+  } catch (e) {
+    throw new CheckpointError(join(dir, st.weightsFile), (e as Error).message);
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * Training configuration: plain JSON, merged over DEFAULT_TRAIN_CONFIG (objects merge, arrays replace) and
+ * validated with messages that name the field. Vocabulary size and special-token ids come from the tokenizer;
+ * derived widths (resampler.dim = vision.width, xattn.dim = lm.hidden_size, …) are filled in here.
+ */
+import { createHash } from 'node:crypto';
+import {
+  ConfigError, validateFlamingoConfig, validateLM, validateVision,
+  type FlamingoConfig, type LMConfig, type ResamplerConfig, type VisionConfig, type XAttnConfig,
+} from '../model/config.ts';
+import type { SourceSpec } from '../data/datasets/spec.ts';
+import type { BpeTokenizer } from '../data/tokenizer.ts';
+import type { TextEncoderConfig } from './clip.ts';
+
+export interface OptimConfig {
+  lr: number;
+  warmup_steps: number;
+  schedule: 'constant' | 'cosine';
+  /** Cosine floor as a fraction of lr. */
+  min_lr_ratio: number;
+  weight_decay: number;
+  betas: [number, number];
+  eps: number;
+  /** Global gradient-norm clip (0 = off). */
+  grad_clip: number;
+}
+
+export interface DatasetConfig {
+  name: string;
+  source: SourceSpec;
+  batch_size: number;
+  /** Weight of this dataset's loss in the step's sum (paper: λ_m). */
+  weight: number;
+  /** Media items per sample (paper: 5 for M3W). */
+  max_images: number;
+  /** Tokens per sample (paper: 256 for M3W, 32 for pairs); the CLIP text tower also caps at its context. */
+  max_tokens: number;
+  /** Frames per video item (videos are thinned/padded to this). */
+  video_frames?: number;
+  append_eos: boolean;
+}
+
+export interface StageConfig {
+  enabled: boolean;
+  steps: number;
+  optim: OptimConfig;
+  datasets: DatasetConfig[];
+  /** Progress lines (non-terminal) every this many steps. */
+  log_every: number;
+  checkpoint_every: number;
+  keep_checkpoints: number;
+}
+
+export interface FlamingoStageConfig extends StageConfig {
+  /** Train the LM's input embeddings too (OpenFlamingo: yes, for the new <image>/<|endofchunk|> rows). */
+  train_embeddings: boolean;
+}
+
+export interface ModelSpec {
+  vision: VisionConfig;
+  text_encoder: Omit<TextEncoderConfig, 'vocab_size' | 'output_dim'>;
+  lm: Omit<LMConfig, 'vocab_size'>;
+  resampler: Omit<ResamplerConfig, 'dim'>;
+  xattn: Omit<XAttnConfig, 'dim' | 'dim_visual'>;
+  cross_attn_every_n_layers: number;
+}
+
+export interface TokenizerSpec {
+  /** Use this tokenizer.json instead of training one. */
+  path?: string;
+  vocab_size: number;
+  /** Documents to learn merges from: `docs` documents of each source (their text only). */
+  corpus: { source: SourceSpec; docs: number }[];
+}
+
+export interface TrainConfig {
+  seed: number;
+  tokenizer: TokenizerSpec;
+  model: ModelSpec;
+  stages: { contrastive: StageConfig; lm: StageConfig; flamingo: FlamingoStageConfig };
+}
+
+export const STAGES = ['contrastive', 'lm', 'flamingo'] as const;
+export type StageName = (typeof STAGES)[number];
+
+const OPTIM: OptimConfig = { lr: 1e-3, warmup_steps: 10, schedule: 'cosine', min_lr_ratio: 0.1, weight_decay: 0.01, betas: [0.9, 0.98], eps: 1e-8, grad_clip: 1.0 };
+const STAGE: Omit<StageConfig, 'datasets'> = { enabled: true, steps: 100, optim: OPTIM, log_every: 10, checkpoint_every: 50, keep_checkpoints: 2 };
+export const DATASET_DEFAULTS: Omit<DatasetConfig, 'name' | 'source'> = { batch_size: 8, weight: 1, max_images: 5, max_tokens: 256, append_eos: false };
+
+export const DEFAULT_TRAIN_CONFIG: TrainConfig = {
+  seed: 0,
+  tokenizer: {
+    vocab_size: 1024,
+    corpus: [{ source: { type: 'synthetic-text' }, docs: 400 }],
+  },
+  model: {
+    vision: { image_size: 32, patch_size: 8, width: 64, layers: 2, heads: 2, mlp_ratio: 4, output_dim: 64, act: 'gelu', ln_eps: 1e-5, ln_post_on_tokens: true },
+    text_encoder: { context_length: 32, width: 64, layers: 2, heads: 2, mlp_ratio: 4 },
+    lm: { hidden_size: 64, intermediate_size: 172, num_layers: 2, num_heads: 2, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: false, max_position_embeddings: 512 },
+    resampler: { depth: 1, dim_head: 32, heads: 2, num_latents: 8, max_num_media: null, max_num_frames: 8, ff_mult: 2, ln_eps: 1e-5 },
+    xattn: { dim_head: 32, heads: 2, ff_mult: 2, only_attend_immediate_media: true, ln_eps: 1e-5 },
+    cross_attn_every_n_layers: 1,
+  },
+  stages: {
+    contrastive: { ...STAGE, datasets: [{ ...DATASET_DEFAULTS, name: 'pairs', source: { type: 'synthetic-pairs' }, batch_size: 16, max_images: 1, max_tokens: 32 }] },
+    lm: { ...STAGE, datasets: [{ ...DATASET_DEFAULTS, name: 'text', source: { type: 'synthetic-text' }, max_tokens: 128, max_images: 0 }] },
+    flamingo: {
+      ...STAGE,
+      train_embeddings: true,
+      datasets: [
+        { ...DATASET_DEFAULTS, name: 'interleaved', source: { type: 'synthetic-documents' }, batch_size: 4, max_tokens: 128 },
+        { ...DATASET_DEFAULTS, name: 'pairs', source: { type: 'synthetic-pairs' }, batch_size: 8, max_images: 1, max_tokens: 32 },
+      ],
+    },
+  },
+};
+
+function isObj(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/** Objects merge key by key; arrays and scalars replace. */
+export function deepMerge<T>(base: T, over: unknown): T {
+  if (!isObj(base) || !isObj(over)) return (over === undefined ? base : over) as T;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = k in base ? deepMerge((base as Record<string, unknown>)[k], v) : v;
+  return out as T;
+}
+
+function fail(field: string, detail: string): never {
+  throw new ConfigError(`train config: ${field} ${detail}`);
+}
+function posInt(field: string, v: unknown, min = 1): void {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) fail(field, `must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+}
+function num(field: string, v: unknown, lo: number, hi = Infinity): void {
+  if (typeof v !== 'number' || !(v >= lo && v <= hi)) fail(field, `must be a number in [${lo}, ${hi}], got ${JSON.stringify(v)}`);
+}
+
+function validateStage(name: string, s: StageConfig): StageConfig {
+  const w = `stages.${name}`;
+  if (typeof s.enabled !== 'boolean') fail(`${w}.enabled`, 'must be a boolean');
+  posInt(`${w}.steps`, s.steps);
+  posInt(`${w}.log_every`, s.log_every);
+  posInt(`${w}.checkpoint_every`, s.checkpoint_every);
+  posInt(`${w}.keep_checkpoints`, s.keep_checkpoints);
+  const o = s.optim;
+  num(`${w}.optim.lr`, o.lr, 0, 10);
+  posInt(`${w}.optim.warmup_steps`, o.warmup_steps, 0);
+  if (o.schedule !== 'constant' && o.schedule !== 'cosine') fail(`${w}.optim.schedule`, `must be 'constant' or 'cosine', got ${JSON.stringify(o.schedule)}`);
+  num(`${w}.optim.min_lr_ratio`, o.min_lr_ratio, 0, 1);
+  num(`${w}.optim.weight_decay`, o.weight_decay, 0, 10);
+  if (!Array.isArray(o.betas) || o.betas.length !== 2) fail(`${w}.optim.betas`, 'must be [beta1, beta2]');
+  num(`${w}.optim.betas[0]`, o.betas[0], 0, 0.999999);
+  num(`${w}.optim.betas[1]`, o.betas[1], 0, 0.999999);
+  num(`${w}.optim.eps`, o.eps, 0, 1);
+  num(`${w}.optim.grad_clip`, o.grad_clip, 0);
+  if (!Array.isArray(s.datasets) || s.datasets.length === 0) fail(`${w}.datasets`, 'must be a non-empty list');
+  const names = new Set<string>();
+  const datasets = s.datasets.map((d0, i) => {
+    const d = deepMerge(DATASET_DEFAULTS as DatasetConfig, d0);
+    const dw = `${w}.datasets[${i}]`;
+    if (typeof d.name !== 'string' || d.name === '') fail(`${dw}.name`, 'must be a non-empty string');
+    if (names.has(d.name)) fail(`${dw}.name`, `"${d.name}" is used twice`);
+    names.add(d.name);
+    if (!isObj(d.source) || typeof d.source.type !== 'string') fail(`${dw}.source`, 'must be an object with a "type"');
+    posInt(`${dw}.batch_size`, d.batch_size);
+    num(`${dw}.weight`, d.weight, 0);
+    posInt(`${dw}.max_images`, d.max_images, 0);
+    posInt(`${dw}.max_tokens`, d.max_tokens, 2);
+    if (d.video_frames !== undefined) posInt(`${dw}.video_frames`, d.video_frames);
+    if (typeof d.append_eos !== 'boolean') fail(`${dw}.append_eos`, 'must be a boolean');
+    return d;
+  });
+  return { ...s, datasets };
+}
+
+/** Merge over the defaults and validate everything that does not depend on the tokenizer. */
+export function resolveTrainConfig(raw: unknown): TrainConfig {
+  if (!isObj(raw)) throw new ConfigError('train config: top level must be a JSON object');
+  for (const k of Object.keys(raw)) if (!['seed', 'tokenizer', 'model', 'stages', 'description'].includes(k)) fail(k, 'is not a known field (seed, tokenizer, model, stages)');
+  const c = deepMerge(DEFAULT_TRAIN_CONFIG, raw);
+  if (isObj(raw.stages)) for (const k of Object.keys(raw.stages)) if (!(STAGES as readonly string[]).includes(k)) fail(`stages.${k}`, `is not a stage (${STAGES.join(', ')})`);
+  if (typeof c.seed !== 'number' || !Number.isFinite(c.seed)) fail('seed', 'must be a number');
+  if (c.tokenizer.path === undefined) {
+    posInt('tokenizer.vocab_size', c.tokenizer.vocab_size, 261);
+    if (!Array.isArray(c.tokenizer.corpus) || c.tokenizer.corpus.length === 0) fail('tokenizer.corpus', 'must list at least one source');
+    c.tokenizer.corpus.forEach((e, i) => posInt(`tokenizer.corpus[${i}].docs`, e.docs));
+  }
+  validateVision(c.model.vision as unknown as Record<string, unknown>, 'model.vision');
+  const te = c.model.text_encoder;
+  for (const k of ['context_length', 'width', 'layers', 'heads'] as const) posInt(`model.text_encoder.${k}`, te[k]);
+  num('model.text_encoder.mlp_ratio', te.mlp_ratio, 0.01);
+  if (te.width % te.heads !== 0) fail('model.text_encoder.width', `${te.width} is not divisible by heads ${te.heads}`);
+  validateLM({ ...c.model.lm, vocab_size: 1 } as unknown as Record<string, unknown>, 'model.lm');
+  posInt('model.cross_attn_every_n_layers', c.model.cross_attn_every_n_layers);
+  for (const s of STAGES) c.stages[s] = validateStage(s, c.stages[s]) as never;
+  if (typeof c.stages.flamingo.train_embeddings !== 'boolean') fail('stages.flamingo.train_embeddings', 'must be a boolean');
+  return c;
+}
+
+export function textEncoderConfig(c: TrainConfig, tok: BpeTokenizer): TextEncoderConfig {
+  return { ...c.model.text_encoder, vocab_size: tok.vocabSize, output_dim: c.model.vision.output_dim };
+}
+
+export function lmConfig(c: TrainConfig, tok: BpeTokenizer): LMConfig {
+  return validateLM({ ...c.model.lm, vocab_size: tok.vocabSize } as unknown as Record<string, unknown>, 'model.lm');
+}
+
+/** The full Flamingo config for a training config and tokenizer. */
+export function flamingoConfig(c: TrainConfig, tok: BpeTokenizer): FlamingoConfig {
+  const m = c.model;
+  return validateFlamingoConfig({
+    vision: m.vision,
+    resampler: { ...m.resampler, dim: m.vision.width },
+    xattn: { ...m.xattn, dim: m.lm.hidden_size, dim_visual: m.vision.width },
+    lm: lmConfig(c, tok),
+    flamingo: {
+      cross_attn_every_n_layers: m.cross_attn_every_n_layers,
+      media_token_id: tok.imageTokenId,
+      eoc_token_id: tok.eocTokenId,
+      pad_token_id: tok.padTokenId,
+      eos_token_id: tok.eosTokenId,
+    },
+  });
+}
+
+function canonical(x: unknown): string {
+  if (Array.isArray(x)) return `[${x.map(canonical).join(',')}]`;
+  if (isObj(x)) return `{${Object.keys(x).sort().map((k) => `${JSON.stringify(k)}:${canonical(x[k])}`).join(',')}}`;
+  return JSON.stringify(x) ?? 'null';
+}
+
+/** Hash of everything that affects a stage's results (logging and checkpoint cadence excluded). */
+export function configHash(c: TrainConfig, stage: StageName): string {
+  const { log_every: _l, checkpoint_every: _c, keep_checkpoints: _k, ...s } = c.stages[stage];
+  const stages: Record<string, unknown> = {};
+  // a stage depends on the stages before it
+  for (const n of STAGES.slice(0, STAGES.indexOf(stage))) {
+    const { log_every: _a, checkpoint_every: _b, keep_checkpoints: _d, ...p } = c.stages[n];
+    stages[n] = p;
+  }
+  stages[stage] = s;
+  return createHash('sha256').update(canonical({ seed: c.seed, tokenizer: c.tokenizer, model: c.model, stages })).digest('hex').slice(0, 16);
+}

@@ -1,0 +1,228 @@
+/**
+ * The three training stages (paper §3 / §A.2):
+ *   (a) trainContrastive — CLIP-style pretraining of the ViT with a small text tower;
+ *   (b) trainLM          — next-token pretraining of the LLaMA-style LM on text;
+ *   (c) trainFlamingo    — perceiver + gated cross-attention (+ input embeddings) on a weighted mixture of
+ *                          multimodal datasets, with (a) and (b) loaded and frozen.
+ * Each stage writes DIR/<stage>/ (checkpoints, metrics.jsonl, loss.svg) and its product
+ * (vision.safetensors, lm.safetensors, or the Flamingo weights). Datasets come from the config, or from
+ * `opts.sources` by dataset name (any DocSource: this is how code plugs in its own data).
+ */
+import { join } from 'node:path';
+import { Tensor } from '../engine/tensor.ts';
+import { backward, crossEntropy, scale } from '../engine/index.ts';
+import { Rng } from '../engine/rng.ts';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
+import type { Module } from '../nn/module.ts';
+import { Flamingo } from '../model/flamingo.ts';
+import { createLanguageModel, type DecoderLM } from '../model/lm/index.ts';
+import { preprocessClip } from '../data/image.ts';
+import { FlamingoProcessor } from '../data/processor.ts';
+import type { BpeTokenizer } from '../data/tokenizer.ts';
+import { buildSample, collateSamples, docPlainText, makeLabels, sourceFromSpec, type DocSource, type RawDoc } from '../data/datasets/index.ts';
+import { ClipModel, clipLoss } from './clip.ts';
+import { configHash, flamingoConfig, lmConfig, textEncoderConfig, type DatasetConfig, type StageConfig, type StageName, type TrainConfig } from './config.ts';
+import { runLoop, TrainingError, type LoopDataset, type LoopResult, type MicroStep } from './loop.ts';
+
+export interface StageOptions {
+  /** Run directory; the stage works in DIR/<stage>. */
+  outDir: string;
+  tokenizer: BpeTokenizer;
+  resume?: boolean;
+  progress?: boolean;
+  /** Sources by dataset name, replacing the config's `source` (required for `{"type": "custom"}`). */
+  sources?: Record<string, DocSource>;
+  /** Resolves relative dataset paths (the config file's folder). */
+  baseDir?: string;
+  /** Stop once this many steps of the stage are done (checkpoint first), as if killed. For tests. */
+  stopAfter?: number;
+}
+
+export type Weights = Map<string, { shape: readonly number[]; data: Float32Array }>;
+
+export interface StageResult<M> {
+  model: M;
+  loop: LoopResult;
+  /** True when the stage ran (or had already run) to its last step. */
+  complete: boolean;
+}
+
+function datasetsOf(name: StageName, cfg: StageConfig, opts: StageOptions): (LoopDataset & { cfg: DatasetConfig })[] {
+  return cfg.datasets.map((d) => {
+    const given = opts.sources?.[d.name];
+    if (!given && (d.source as { type: string }).type === 'custom') {
+      throw new TrainingError(name, `dataset ${d.name} has source type "custom" but no source was passed for it`);
+    }
+    const source = given ?? sourceFromSpec(d.name, d.source, opts.baseDir);
+    return { name: d.name, source, batchSize: d.batch_size, weight: d.weight, cfg: d };
+  });
+}
+
+function weightsOf(m: Module): Weights {
+  return new Map(m.namedParameters().map(([n, t]) => [n, { shape: t.shape, data: t.f32 }]));
+}
+
+function saveWeights(file: string, w: Weights, meta: Record<string, string>): void {
+  const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
+  for (const [n, t] of w) tensors[n] = { dtype: 'F32', shape: [...t.shape], data: t.data };
+  writeSafetensors(file, tensors, meta);
+}
+
+/** Read a component file written by a stage (vision.safetensors, lm.safetensors). */
+export function loadWeights(file: string): Weights {
+  const f = readSafetensors(file);
+  return new Map(f.entries().map((e) => [e.name, { shape: e.shape, data: f.float32(e.name) }]));
+}
+
+function rightPad(rows: number[][], pad: number): { ids: Int32Array; mask: Uint8Array; L: number } {
+  const L = Math.max(...rows.map((r) => r.length));
+  const ids = new Int32Array(rows.length * L).fill(pad);
+  const mask = new Uint8Array(rows.length * L);
+  rows.forEach((r, b) => {
+    ids.set(r, b * L);
+    mask.fill(1, b * L, b * L + r.length);
+  });
+  return { ids, mask, L };
+}
+
+function run(name: StageName, cfg: TrainConfig, opts: StageOptions, model: Module, microStep: MicroStep, afterUpdate?: () => void): LoopResult {
+  const s = cfg.stages[name];
+  return runLoop({
+    stage: name,
+    dir: join(opts.outDir, name),
+    model,
+    datasets: datasetsOf(name, s, opts),
+    microStep,
+    afterUpdate,
+    steps: s.steps,
+    optim: s.optim,
+    seed: cfg.seed,
+    configHash: configHash(cfg, name),
+    checkpointEvery: s.checkpoint_every,
+    keepCheckpoints: s.keep_checkpoints,
+    resume: opts.resume ?? false,
+    progress: opts.progress,
+    logEvery: s.log_every,
+    stopAfter: opts.stopAfter,
+  });
+}
+
+function cfgOf(cfg: StageConfig, name: string): DatasetConfig {
+  return cfg.datasets.find((d) => d.name === name)!;
+}
+
+// ------------------------------------------------------------------------------------------------ (a)
+
+/** Stage (a): CLIP pretraining. Product: DIR/contrastive/vision.safetensors (ViT names, no prefix). */
+export function trainContrastive(cfg: TrainConfig, opts: StageOptions): StageResult<ClipModel> {
+  const tok = opts.tokenizer;
+  const stage = cfg.stages.contrastive;
+  const text = textEncoderConfig(cfg, tok);
+  const model = new ClipModel(cfg.model.vision, text, new Rng(cfg.seed).fork('init').fork('contrastive'));
+  const S = cfg.model.vision.image_size;
+  const eos = tok.eosTokenId;
+  const micro: MicroStep = (ds, docs) => {
+    const d = cfgOf(stage, ds.name);
+    const maxText = Math.min(d.max_tokens, text.context_length);
+    const B = docs.length;
+    const pixels = new Float32Array(B * 3 * S * S);
+    const rows: number[][] = docs.map((doc, b) => {
+      const media = doc.chunks.find((c) => c.kind !== 'text');
+      if (!media) throw new TrainingError('contrastive', `document ${doc.key} of ${ds.name} has no image`);
+      const img = media.kind === 'image' ? media.image() : media.kind === 'video' ? media.frames[0]!() : null;
+      pixels.set(preprocessClip(img!, S), b * 3 * S * S);
+      // the text tower pools at the end-of-text token, so it is always kept
+      return [...tok.encode(docPlainText(doc), { parseSpecial: false }).slice(0, maxText - 1), eos];
+    });
+    const { ids, L } = rightPad(rows, tok.padTokenId);
+    const img = model.encodeImage(new Tensor(pixels, [B, 3, S, S]));
+    const txt = model.encodeText(new Tensor(ids, [B, L]), rows.map((r) => r.length));
+    const { loss } = clipLoss(img, txt, model.logit_scale);
+    if (ds.weight > 0) backward(scale(loss, ds.weight));
+    return { loss: loss.item(), tokens: rows.reduce((a, r) => a + r.length, 0), images: B };
+  };
+  const loop = run('contrastive', cfg, opts, model, micro, () => model.clampLogitScale());
+  const complete = loop.step >= stage.steps;
+  if (complete) {
+    const w = new Map([...weightsOf(model)].filter(([n]) => n.startsWith('visual.')).map(([n, t]) => [n.slice(7), t]));
+    saveWeights(join(opts.outDir, 'contrastive', 'vision.safetensors'), w, { stage: 'contrastive', logit_scale: String(model.logit_scale.f32[0]) });
+  }
+  return { model, loop, complete };
+}
+
+// ------------------------------------------------------------------------------------------------ (b)
+
+/** Next-token CE of a decoder LM on right-padded rows (labels: pad → -100, shifted by one). */
+export function lmLoss(lm: DecoderLM, rows: number[][], pad: number): Tensor {
+  const { ids, mask, L } = rightPad(rows, pad);
+  const B = rows.length;
+  const pos = new Int32Array(B * L);
+  for (let b = 0; b < B; b++) for (let t = 0; t < L; t++) pos[b * L + t] = t;
+  const { targets } = makeLabels(ids, mask, B, L, -1);
+  const ctx = { positions: new Tensor(pos, [B, L]), keyMask: mask, past: 0, cache: null };
+  let x = lm.embed(new Tensor(ids, [B, L]));
+  for (let i = 0; i < lm.numLayers; i++) x = lm.layer(i, x, ctx);
+  return crossEntropy(lm.head(x), new Tensor(targets, [B, L]));
+}
+
+/** Stage (b): LM pretraining. Product: DIR/lm/lm.safetensors (LlamaForCausalLM names). */
+export function trainLM(cfg: TrainConfig, opts: StageOptions): StageResult<DecoderLM> {
+  const tok = opts.tokenizer;
+  const stage = cfg.stages.lm;
+  const lm = createLanguageModel(lmConfig(cfg, tok), new Rng(cfg.seed).fork('init').fork('lm'));
+  const maxPos = cfg.model.lm.max_position_embeddings ?? Infinity;
+  const micro: MicroStep = (ds, docs) => {
+    const d = cfgOf(stage, ds.name);
+    const maxLen = Math.min(d.max_tokens, maxPos);
+    const rows = docs.map((doc) => {
+      const ids = tok.encode(docPlainText(doc), { parseSpecial: false });
+      if (d.append_eos) ids.push(tok.eosTokenId);
+      return ids.length > 0 ? ids.slice(0, maxLen) : [tok.eosTokenId];
+    });
+    const loss = lmLoss(lm, rows, tok.padTokenId);
+    if (ds.weight > 0) backward(scale(loss, ds.weight));
+    return { loss: loss.item(), tokens: rows.reduce((a, r) => a + r.length, 0), images: 0 };
+  };
+  const loop = run('lm', cfg, opts, lm, micro);
+  const complete = loop.step >= stage.steps;
+  if (complete) saveWeights(join(opts.outDir, 'lm', 'lm.safetensors'), weightsOf(lm), { stage: 'lm' });
+  return { model: lm, loop, complete };
+}
+
+// ------------------------------------------------------------------------------------------------ (c)
+
+export interface FlamingoStageOptions extends StageOptions {
+  /** Weights of stage (a) (ViT names) and (b) (LM names); absent → the Flamingo's own random init. */
+  vision?: Weights | null;
+  lm?: Weights | null;
+}
+
+/** The Flamingo model of a config with pretrained components loaded and the Flamingo training mode set. */
+export function buildFlamingo(cfg: TrainConfig, tok: BpeTokenizer, vision?: Weights | null, lm?: Weights | null): Flamingo {
+  const model = new Flamingo(flamingoConfig(cfg, tok), new Rng(cfg.seed).fork('init').fork('flamingo').nextU32());
+  if (vision) model.vision_encoder.loadStateDict(vision);
+  if (lm) model.lang_encoder.lm.loadStateDict(lm);
+  model.setTrainingMode('flamingo', cfg.stages.flamingo.train_embeddings);
+  return model;
+}
+
+/** Stage (c): Flamingo training on the dataset mixture. Product: the trained model (saved by the caller). */
+export function trainFlamingo(cfg: TrainConfig, opts: FlamingoStageOptions): StageResult<Flamingo> {
+  const tok = opts.tokenizer;
+  const stage = cfg.stages.flamingo;
+  const model = buildFlamingo(cfg, tok, opts.vision, opts.lm);
+  const processor = new FlamingoProcessor(tok, { imageSize: cfg.model.vision.image_size, padding: 'right' });
+  const maxPos = cfg.model.lm.max_position_embeddings ?? Infinity;
+  const micro: MicroStep = (ds, docs) => {
+    const d = cfgOf(stage, ds.name);
+    const so = { maxImages: d.max_images, maxTokens: Math.min(d.max_tokens, maxPos), imageSize: cfg.model.vision.image_size, videoFrames: d.video_frames, appendEos: d.append_eos };
+    const batch = collateSamples(processor, docs.map((doc: RawDoc) => buildSample(tok, doc, so)));
+    const logits = model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, visionX: batch.visionX });
+    const loss = crossEntropy(logits, batch.targets);
+    if (ds.weight > 0) backward(scale(loss, ds.weight));
+    return { loss: loss.item(), tokens: batch.numTokens, images: batch.numImages };
+  };
+  const loop = run('flamingo', cfg, opts, model, micro);
+  return { model, loop, complete: loop.step >= stage.steps };
+}
+
