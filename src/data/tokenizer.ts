@@ -188,15 +188,18 @@ export class BpeTokenizer {
     if (options.vocabSize > MAX_VOCAB) throw new TokenizerError(`vocabSize ${options.vocabSize} exceeds ${MAX_VOCAB}`);
 
     const splitter = new RegExp(specials.map(escapeRegex).sort((x, y) => y.length - x.length).join('|'), 'g');
-    const words = new Map<string, number>();
+    // Count raw pieces first and byte-map each distinct piece once (far fewer conversions).
+    const pieces = new Map<string, number>();
     for (const doc of corpus) {
       // Special tokens never take part in merges: train on the text between them.
       for (const chunk of doc.split(splitter)) {
-        for (const piece of preTokenize(chunk)) {
-          const w = toByteLevel(piece);
-          words.set(w, (words.get(w) ?? 0) + 1);
-        }
+        for (const piece of preTokenize(chunk)) pieces.set(piece, (pieces.get(piece) ?? 0) + 1);
       }
+    }
+    const words = new Map<string, number>();
+    for (const [piece, count] of pieces) {
+      const w = toByteLevel(piece);
+      words.set(w, (words.get(w) ?? 0) + count);
     }
     const { tokens, merges } = trainBpe({
       words,
@@ -446,42 +449,93 @@ export class BpeTokenizer {
     }
   }
 
-  /** Merge one byte-level word: repeatedly merge every occurrence of the lowest-ranked adjacent pair. */
+  /**
+   * Merge one byte-level word. Candidate merges sit in a min-heap keyed by (rank, position): the
+   * lowest-ranked pair is merged first, equal ranks left to right — the order Hugging Face's
+   * tokenizers use (identical to GPT-2's "merge every occurrence of the best pair" for well-formed
+   * merge lists) — in O(n log n), so very long pieces (base64, ASCII art) stay fast.
+   */
   private bpe(word: string): number[] {
     if (this.ignoreMerges) {
       const whole = this.vocab.get(word);
       if (whole !== undefined && !this.addedByContent.has(word)) return [whole];
     }
-    let syms: number[] = [];
-    for (let i = 0; i < word.length; i++) syms.push(this.byteIds[CHAR_TO_BYTE.get(word[i]!)!]!);
-    while (syms.length > 1) {
-      let bestRank = Infinity;
-      let bestA = -1;
-      let bestB = -1;
-      let bestM = -1;
-      for (let i = 0; i + 1 < syms.length; i++) {
-        const r = this.ranks.get(syms[i]! * PAIR_SHIFT + syms[i + 1]!);
-        if (r && r[0] < bestRank) {
-          bestRank = r[0];
-          bestA = syms[i]!;
-          bestB = syms[i + 1]!;
-          bestM = r[1];
-        }
-      }
-      if (bestM < 0) break;
-      const next: number[] = [];
-      for (let i = 0; i < syms.length; ) {
-        if (i + 1 < syms.length && syms[i] === bestA && syms[i + 1] === bestB) {
-          next.push(bestM);
-          i += 2;
-        } else {
-          next.push(syms[i]!);
-          i += 1;
-        }
-      }
-      syms = next;
+    const n = word.length;
+    const id = new Int32Array(n);
+    for (let i = 0; i < n; i++) id[i] = this.byteIds[CHAR_TO_BYTE.get(word[i]!)!]!;
+    if (n < 2) return Array.from(id);
+    const prev = new Int32Array(n);
+    const next = new Int32Array(n);
+    const alive = new Uint8Array(n).fill(1);
+    for (let i = 0; i < n; i++) {
+      prev[i] = i - 1;
+      next[i] = i + 1 < n ? i + 1 : -1;
     }
-    return syms;
+    const heap = new NumberMinHeap();
+    const consider = (pos: number): void => {
+      const r = this.ranks.get(id[pos]! * PAIR_SHIFT + id[next[pos]!]!);
+      if (r) heap.push(r[0] * POS_SHIFT + pos);
+    };
+    for (let i = 0; i + 1 < n; i++) consider(i);
+    while (heap.size > 0) {
+      const key = heap.pop();
+      const pos = key % POS_SHIFT;
+      const rank = (key - pos) / POS_SHIFT;
+      const right = next[pos]!;
+      if (!alive[pos] || right < 0) continue;
+      // Stale entry unless the pair now at `pos` is still the one queued (ranks identify pairs).
+      const r = this.ranks.get(id[pos]! * PAIR_SHIFT + id[right]!);
+      if (!r || r[0] !== rank) continue;
+      id[pos] = r[1];
+      alive[right] = 0;
+      next[pos] = next[right]!;
+      if (next[pos]! >= 0) prev[next[pos]!] = pos;
+      if (prev[pos]! >= 0) consider(prev[pos]!);
+      if (next[pos]! >= 0) consider(pos);
+    }
+    const out: number[] = [];
+    for (let i = 0; i >= 0; i = next[i]!) out.push(id[i]!);
+    return out;
+  }
+}
+
+// Heap keys pack (rank, position); positions stay below 2^26 (64 MiB pieces) and ranks below 2^21.
+const POS_SHIFT = 2 ** 26;
+
+class NumberMinHeap {
+  private h: number[] = [];
+  get size(): number {
+    return this.h.length;
+  }
+  push(v: number): void {
+    const h = this.h;
+    h.push(v);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (h[p]! <= v) break;
+      h[i] = h[p]!;
+      i = p;
+    }
+    h[i] = v;
+  }
+  pop(): number {
+    const h = this.h;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= h.length) break;
+        const c = l + 1 < h.length && h[l + 1]! < h[l]! ? l + 1 : l;
+        if (h[c]! >= last) break;
+        h[i] = h[c]!;
+        i = c;
+      }
+      h[i] = last;
+    }
+    return top;
   }
 }
 
