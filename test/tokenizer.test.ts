@@ -171,3 +171,43 @@ test('unsupported or broken tokenizer.json files fail with clear errors', () => 
   assert.throws(() => BpeTokenizer.fromHuggingFace({ ...good, pre_tokenizer: { type: 'Whitespace' } }), /Whitespace/);
   assert.throws(() => trained.decode([trained.vocabSize + 5]), /outside the vocab/);
 });
+
+test('encoding matches a plain GPT-2 style reference merge loop, and long pieces stay fast', () => {
+  const tok = BpeTokenizer.train([...CORPUS, ...CORPUS.map((s) => s.toUpperCase())], { vocabSize: 360, minFrequency: 1 });
+  const rank = new Map(tok.getMerges().map(([a, b], i) => [`${a} ${b}`, i]));
+  // Reference: repeatedly merge every occurrence of the best-ranked adjacent pair.
+  const reference = (word: string): string[] => {
+    let s = [...word];
+    for (;;) {
+      let best = Infinity;
+      let at = -1;
+      for (let i = 0; i + 1 < s.length; i++) {
+        const r = rank.get(`${s[i]} ${s[i + 1]}`);
+        if (r !== undefined && r < best) [best, at] = [r, i];
+      }
+      if (at < 0) return s;
+      const [a, b] = [s[at]!, s[at + 1]!];
+      const out: string[] = [];
+      for (let i = 0; i < s.length; ) {
+        const hit = i + 1 < s.length && s[i] === a && s[i + 1] === b;
+        out.push(hit ? a + b : s[i]!);
+        i += hit ? 2 : 1;
+      }
+      s = out;
+    }
+  };
+  const r = rng(99);
+  const texts = [...CORPUS, 'the the the thethe tthhee', 'aaaaaaa bbbbbb', ...Array.from({ length: 40 }, () => randomText(r, 25))];
+  for (const text of texts) {
+    for (const piece of preTokenize(text)) {
+      const got = tok.encode(piece, { parseSpecial: false }).map((i) => tok.idToToken(i));
+      assert.deepEqual(got, reference(toByteLevel(piece)), `piece ${JSON.stringify(piece)}`);
+    }
+  }
+  const long = 'at'.repeat(45000); // "at" is frequent in the corpus (cat, sat, mat, rat, ate)
+  const t0 = Date.now();
+  const ids = tok.encode(long);
+  assert.ok(Date.now() - t0 < 5000, 'a 90k-character piece must not take quadratic time');
+  assert.ok(ids.length <= long.length / 2, 'merges compress the repeated word');
+  assert.equal(tok.decode(ids), long);
+});
