@@ -205,6 +205,15 @@ test('video: frame folders sort numerically; sampling by fps and maxFrames', () 
     const loaded = loadVideoFrames(dir, { fps: 1, sourceFps: 2 });
     assert.deepEqual(loaded.map((f) => f.data[0]), [1, 10]);
     assert.throws(() => loadVideoFrames(join(dir, 'missing.mp4')), VideoError);
+    // A video file without ffmpeg on PATH: a clear error naming the package.
+    writeFileSync(join(dir, 'clip.mp4'), 'not really a video');
+    const savedPath = process.env.PATH;
+    process.env.PATH = dir;
+    try {
+      assert.throws(() => loadVideoFrames(join(dir, 'clip.mp4')), /needs ffmpeg on PATH \(apt-get install ffmpeg\)/);
+    } finally {
+      process.env.PATH = savedPath;
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
