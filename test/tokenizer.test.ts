@@ -110,6 +110,19 @@ test('tiny corpus: merges are learned by count, ties broken by symbol id', () =>
   assert.throws(() => BpeTokenizer.train(['x'], { vocabSize: 100 }), TokenizerError);
 });
 
+test('special token configuration: renamed roles and extra tokens', () => {
+  const t = BpeTokenizer.train(CORPUS, { vocabSize: 300, specialTokens: { image: '<img>', extra: ['<sep>'] } });
+  assert.equal(t.idToToken(t.imageTokenId), '<img>');
+  assert.deepEqual([t.imageTokenId, t.eocTokenId, t.padTokenId, t.eosTokenId, t.tokenToId('<sep>')], [0, 1, 2, 3, 4]);
+  assert.deepEqual(t.encode('<img>x<sep>').filter((i) => i < 5), [0, 4]);
+  // "<image>" is now ordinary text: encoded as bytes, not as one id.
+  assert.ok(t.encode('<image>').length > 1);
+  const u = BpeTokenizer.train(CORPUS, { vocabSize: 300, specialTokens: ['<image>', '<sep>'] });
+  assert.equal(u.vocabSize, 300);
+  assert.equal(u.tokenToId('<sep>'), 4);
+  assert.equal(u.imageTokenId, 0);
+});
+
 /** A Hugging Face tokenizer.json written by hand: 256 byte symbols + a few merges. */
 function handWrittenHf(merges: unknown[], extraVocab: string[]): Record<string, unknown> {
   const vocab: Record<string, number> = {};

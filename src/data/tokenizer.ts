@@ -35,8 +35,11 @@ export const DEFAULT_SPECIAL_TOKENS: SpecialTokenNames = {
 export interface TrainOptions {
   /** Total vocabulary size, special tokens and the 256 byte symbols included. */
   vocabSize: number;
-  /** Role names (defaults above) and extra special tokens; all get the lowest ids, roles first. */
-  specialTokens?: Partial<SpecialTokenNames> & { extra?: string[] };
+  /**
+   * Role names (defaults above) and extra special tokens; all get the lowest ids, roles first. A plain
+   * array means "the default roles plus these".
+   */
+  specialTokens?: (Partial<SpecialTokenNames> & { extra?: string[] }) | string[];
   /** Pairs seen fewer times are not merged (default 2). */
   minFrequency?: number;
 }
@@ -179,8 +182,10 @@ export class BpeTokenizer {
 
   /** Learn a byte-level BPE vocabulary from documents. Deterministic for a given corpus and options. */
   static train(corpus: Iterable<string>, options: TrainOptions): BpeTokenizer {
-    const names: SpecialTokenNames = { ...DEFAULT_SPECIAL_TOKENS, ...stripUndefined(options.specialTokens ?? {}) };
-    const specials = uniq([names.image, names.eoc, names.pad, names.eos, ...(options.specialTokens?.extra ?? [])]);
+    const spec = Array.isArray(options.specialTokens) ? { extra: options.specialTokens } : (options.specialTokens ?? {});
+    const { extra = [], ...roles } = spec;
+    const names: SpecialTokenNames = { ...DEFAULT_SPECIAL_TOKENS, ...stripUndefined(roles) };
+    const specials = uniq([names.image, names.eoc, names.pad, names.eos, ...extra]);
     const base = specials.length + 256;
     if (!Number.isInteger(options.vocabSize) || options.vocabSize < base) {
       throw new TokenizerError(`vocabSize ${options.vocabSize} is below the minimum ${base} (${specials.length} special tokens + 256 bytes)`);
