@@ -118,7 +118,7 @@ test('special token configuration: renamed roles and extra tokens', () => {
   // "<image>" is now ordinary text: encoded as bytes, not as one id.
   assert.ok(t.encode('<image>').length > 1);
   const u = BpeTokenizer.train(CORPUS, { vocabSize: 300, specialTokens: ['<image>', '<sep>'] });
-  assert.equal(u.vocabSize, 300);
+  assert.ok(u.vocabSize > 5 + 256 && u.vocabSize <= 300, `vocab size ${u.vocabSize}`); // stops early when pairs run out
   assert.equal(u.tokenToId('<sep>'), 4);
   assert.equal(u.imageTokenId, 0);
 });
