@@ -33,7 +33,7 @@ export const DEFAULT_SPECIAL_TOKENS: SpecialTokenNames = {
 };
 
 export interface TrainOptions {
-  /** Total vocabulary size, special tokens and the 256 byte symbols included. */
+  /** Target vocabulary size, special tokens and the 256 byte symbols included (smaller if pairs run out). */
   vocabSize: number;
   /**
    * Role names (defaults above) and extra special tokens; all get the lowest ids, roles first. A plain
