@@ -48,6 +48,8 @@ export interface PromptInput {
   /** (B, T, F, 3, H, W) pixels, or precomputed media (B, T, n, D). */
   visionX?: Tensor | null;
   media?: Tensor | null;
+  /** The prompt already run (e.g. a shared prefix + per-row suffixes): generation continues from it. */
+  prefilled?: { state: FlamingoState; lastLogits: Float32Array } | null;
 }
 
 function argmax(row: Float32Array, off: number, V: number): number {
@@ -150,7 +152,7 @@ export function generate(model: Flamingo, prompt: PromptInput, cfg: GenerationCo
     const strategy = cfg.strategy ?? ((cfg.numBeams ?? 1) > 1 ? 'beam' : 'greedy');
     if (!(cfg.maxNewTokens >= 1)) throw new FlamingoInputError(`maxNewTokens must be ≥ 1, got ${cfg.maxNewTokens}`);
     const maxLen = model.config.lm.max_position_embeddings;
-    const L = prompt.inputIds.shape[1]!;
+    const L = prompt.prefilled ? prompt.prefilled.state.length : prompt.inputIds.shape[1]!;
     if (maxLen !== undefined && L + cfg.maxNewTokens > maxLen) {
       throw new FlamingoInputError(`prompt of ${L} tokens + ${cfg.maxNewTokens} new tokens exceeds the model's ${maxLen} positions`);
     }
@@ -172,7 +174,7 @@ function greedyOrSample(model: Flamingo, prompt: PromptInput, cfg: GenerationCon
   const stops = stopSet(model, cfg);
   const rng = new Rng(cfg.seed ?? 0);
   const t0 = performance.now();
-  const { state, lastLogits } = prefill(model, prompt);
+  const { state, lastLogits } = prompt.prefilled ?? prefill(model, prompt);
   const t1 = performance.now();
   let logits: Float32Array = lastLogits;
   const done = new Array<boolean>(B).fill(false);
@@ -232,7 +234,7 @@ function beamSearch(model: Flamingo, prompt: PromptInput, cfg: GenerationConfig)
   const pad = model.config.flamingo.pad_token_id;
   const stops = stopSet(model, cfg);
   const t0 = performance.now();
-  const first = prefill(model, prompt);
+  const first = prompt.prefilled ?? prefill(model, prompt);
   const t1 = performance.now();
   // expand every row to nb beams
   let state = selectStateRows(first.state, Array.from({ length: B * nb }, (_, i) => Math.floor(i / nb)));
