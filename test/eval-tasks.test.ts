@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { Tensor, noGrad } from '../src/engine/index.ts';
 import { makeImage, type RgbImage } from '../src/data/image.ts';
 import { Rng } from '../src/engine/rng.ts';
-import { scoreContinuations } from '../src/model/generate.ts';
+import { generate, scoreContinuations } from '../src/model/generate.ts';
 import { MediaEncoder } from '../src/eval/media.ts';
-import { leftPad, rankClasses, runTrial, selectDemos, tokenizerCodec } from '../src/eval/tasks.ts';
+import { leftPad, prefillSharedPrefix, rankClasses, rankClassesFrom, runTrial, selectDemos, tokenizerCodec } from '../src/eval/tasks.ts';
+import { buildPrompt } from '../src/eval/prompts.ts';
 import { nanMeanStd, scoreVsShotsSvg, summarizeShots } from '../src/eval/report.ts';
 import type { ClassificationItem, MediaRef, VqaItem } from '../src/eval/datasets/types.ts';
 import { tinyModel, tinyTokenizer } from './eval-helpers.ts';
@@ -118,4 +119,48 @@ test('report: nanmean/nanstd (ddof 0) and an SVG with one point per shot count',
   assert.equal((svg.match(/<circle [^>]*r="4"/g) ?? []).length, 3);
   assert.equal((svg.match(/<circle [^>]*r="2"/g) ?? []).length, 5);
   assert.match(svg, /<\/svg>\n$/);
+});
+
+test('shared demonstration prefix: one prefill of the prefix gives the same scores and generations as full prompts', () => {
+  const model = tinyModel(tok, 8);
+  const ctx = { model, codec: tokenizerCodec(tok), media: new MediaEncoder(model) };
+  const mk = (i: number, q: string): VqaItem => ({ kind: 'vqa', id: i, media: { key: `s${i}`, files: [], load: () => [img(200 + i)] }, question: q, answers: ['red'] });
+  const demos = [mk(0, 'What color is it?'), mk(1, 'Is it sunny?')];
+  const queries = [mk(10, 'How many animals are there?'), mk(11, 'What is on the table?'), mk(12, 'Is it?')];
+  for (const shots of [0, 2]) {
+    const prompts = queries.map((q) => buildPrompt('vqa', shots, demos, q));
+    const rows = prompts.map((p) => tok.encode(p.text));
+    const prefix = tok.encode(prompts[0]!.text.slice(0, prompts[0]!.prefixLength));
+    const nPre = prompts[0]!.media.length - 1;
+    const pre = prefillSharedPrefix(ctx, prefix, prompts[0]!.media.slice(0, nPre), rows.map((r) => r.slice(prefix.length)), prompts.map((p) => p.media.slice(nPre)));
+    const { inputIds, attentionMask } = leftPad(rows, tok.padTokenId);
+    const media = ctx.media.encode(prompts.map((p) => p.media));
+    const classes = ['no', 'yes', ' two cats'].map((c) => tok.encode(c));
+    const full = rankClasses(model, { inputIds, attentionMask, media }, classes);
+    const shared = rankClassesFrom(model, pre, classes);
+    full.forEach((row, b) => row.forEach((v, c) => assert.ok(Math.abs(v - shared[b]![c]!) < 1e-3, `${shots} shots row ${b} class ${c}: ${v} vs ${shared[b]![c]}`)));
+    const cfg = { maxNewTokens: 4, strategy: 'greedy' as const };
+    const a = generate(model, { inputIds, attentionMask, media }, cfg).generated;
+    const b = generate(model, { inputIds: pre.inputIds, prefilled: pre }, cfg).generated;
+    assert.deepEqual(b, a);
+  }
+});
+
+test('per-batch demonstrations: one draw per batch, shared by its queries, excluding their media', () => {
+  const mk = (i: number): VqaItem => ({ kind: 'vqa', id: i, media: { key: `m${i}`, files: [], load: () => [img(i)] }, question: 'q?', answers: ['a'] });
+  const support = Array.from({ length: 12 }, (_, i) => mk(i));
+  const queries = [mk(3), mk(4), mk(5), mk(6), mk(7)];
+  const d = selectDemos(support, queries, { shots: 4, seed: 1, selection: 'random', batchSize: 2, demoMode: 'per-batch' });
+  assert.deepEqual(d[0], d[1]);
+  assert.deepEqual(d[2], d[3]);
+  assert.equal(d[4]!.length, 4);
+  for (let b = 0; b < 5; b++) {
+    const batch = queries.slice(b - (b % 2), b - (b % 2) + 2).map((q) => q.media.key);
+    assert.ok(d[b]!.every((x) => !batch.includes(x.media.key)));
+  }
+  const model = tinyModel(tok, 8);
+  const ctx = { model, codec: tokenizerCodec(tok), media: new MediaEncoder(model) };
+  const opts = { shots: 2, seed: 1, selection: 'random' as const, batchSize: 2, demoMode: 'per-batch' as const, generation: { numBeams: 2, maxNewTokens: 3 } };
+  const out = runTrial(ctx, 'vqa', support, queries, opts);
+  assert.equal(out.results.length, 5);
 });

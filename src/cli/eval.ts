@@ -38,6 +38,8 @@ const USAGE = `usage: flamingo eval --model <dir> --task <task> --data <dir | ke
   --query-set-size <n> random demonstrations come from a seeded subset of n support items (default 2048)
   --num-beams <n>      beam search width (default 3)     --max-new-tokens <n>  (default 20 captioning, 5 VQA)
   --length-penalty <x> (default 0, as OpenFlamingo)
+  --demo-mode <m>      per-query (default; OpenFlamingo draws demonstrations per query) | per-batch (one random
+                       draw per batch: the shared demonstration prefix is prefilled once, much faster)
   --frames <n>         frames per video for msrvtt_qa (default 4)
   --skip-invalid       skip (and count) items whose image is missing or unreadable instead of failing
   --cache-dir <dir>    RICES feature cache (default <out>/cache)
@@ -168,7 +170,7 @@ export async function run(args: string[]): Promise<number> {
         shots: { type: 'string' }, seeds: { type: 'string' }, selection: { type: 'string' }, out: { type: 'string' },
         'max-items': { type: 'string' }, 'batch-size': { type: 'string' }, 'query-set-size': { type: 'string' },
         'num-beams': { type: 'string' }, 'max-new-tokens': { type: 'string' }, 'length-penalty': { type: 'string' },
-        frames: { type: 'string' }, 'skip-invalid': { type: 'boolean' }, 'cache-dir': { type: 'string' },
+        frames: { type: 'string' }, 'demo-mode': { type: 'string' }, 'skip-invalid': { type: 'boolean' }, 'cache-dir': { type: 'string' },
         quiet: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -187,6 +189,9 @@ export async function run(args: string[]): Promise<number> {
     if (!(TASKS as readonly string[]).includes(values.task!)) throw new UsageError(`unknown task '${values.task}' (expected ${TASKS.join(', ')})`);
     const selection = values.selection ?? 'random';
     if (selection !== 'random' && selection !== 'rices') throw new UsageError(`--selection must be random or rices, got '${selection}'`);
+    const demoMode = values['demo-mode'] ?? 'per-query';
+    if (demoMode !== 'per-query' && demoMode !== 'per-batch') throw new UsageError(`--demo-mode must be per-query or per-batch, got '${demoMode}'`);
+    if (demoMode === 'per-batch' && selection === 'rices') throw new UsageError('--demo-mode per-batch needs --selection random (RICES picks demonstrations per query)');
     const lp = values['length-penalty'];
     if (lp !== undefined && !Number.isFinite(Number(lp))) throw new UsageError(`--length-penalty must be a number, got '${lp}'`);
     const generation: Record<string, number> = {};
@@ -201,7 +206,7 @@ export async function run(args: string[]): Promise<number> {
       selection: selection as 'random' | 'rices', maxItems: posInt('max-items', values['max-items']),
       batchSize: posInt('batch-size', values['batch-size']) ?? 8, querySetSize: posInt('query-set-size', values['query-set-size']),
       frames: posInt('frames', values.frames), generation, skipInvalid: values['skip-invalid'] === true,
-      cacheDir: values['cache-dir'], quiet: values.quiet === true, json: values.json === true,
+      demoMode: demoMode as 'per-query' | 'per-batch', cacheDir: values['cache-dir'], quiet: values.quiet === true, json: values.json === true,
     };
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
@@ -214,7 +219,7 @@ export async function run(args: string[]): Promise<number> {
     const bar = new ProgressBar(process.stderr, !cfg.quiet);
     const out = evaluateDataset(model, tokenizerCodec(tokenizer), dataset, {
       shots: cfg.shots, seeds: cfg.seeds, selection: cfg.selection, outDir: cfg.out, batchSize: cfg.batchSize,
-      maxItems: cfg.maxItems, querySetSize: cfg.querySetSize, generation: cfg.generation, skipInvalid: cfg.skipInvalid,
+      maxItems: cfg.maxItems, querySetSize: cfg.querySetSize, generation: cfg.generation, skipInvalid: cfg.skipInvalid, demoMode: cfg.demoMode,
       cacheDir: cfg.cacheDir, modelName: basename(resolve(cfg.modelDir)),
       onProgress: (d, t, label) => bar.update(d, t, label),
       onLog: (line) => { if (!cfg.quiet) process.stderr.write(`${line}\n`); },

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { Rng } from '../engine/rng.ts';
 import type { EvalDataset, EvalItem, SkippedItem } from './datasets/types.ts';
 import { MediaEncoder, MediaError } from './media.ts';
-import { type EvalContext, type GenerationSettings, type TextCodec, runTrial } from './tasks.ts';
+import { type DemoMode, type EvalContext, type GenerationSettings, type TextCodec, runTrial } from './tasks.ts';
 import { type RicesIndex, type SelectionMethod, loadOrComputeRicesIndex, querySet, ricesCacheKey } from './selection.ts';
 import { metricName, scoreResultsFile } from './scoring.ts';
 import { type EvalSummary, type ShotSummary, type TrialRecord, scoreVsShotsSvg, summarizeShots, writeSummary } from './report.ts';
@@ -23,6 +23,8 @@ export interface EvaluateOptions {
   maxItems?: number;
   querySetSize?: number;
   generation?: Partial<GenerationSettings>;
+  /** 'per-batch' shares one random draw of demonstrations per batch (prefix KV cache reused). */
+  demoMode?: DemoMode;
   /** Decode every media item that can be used first and drop the unreadable ones (counted). */
   skipInvalid?: boolean;
   /** Where RICES support features are cached (default `<outDir>/cache`). */
@@ -121,7 +123,7 @@ export function evaluateDataset(model: Flamingo, codec: TextCodec, dataset: Eval
       const label = `${shots}-shot seed ${seed}`;
       const out = runTrial(ctx, dataset.kind, support, queries, {
         shots, seed, selection: opts.selection, batchSize: opts.batchSize, querySetSize: opts.querySetSize,
-        generation: opts.generation, rices,
+        generation: opts.generation, rices, demoMode: opts.demoMode,
         onProgress: (d) => opts.onProgress?.(done + d, total, label),
       });
       done += queries.length;
@@ -145,7 +147,7 @@ export function evaluateDataset(model: Flamingo, codec: TextCodec, dataset: Eval
     skipped: skipped.length,
     settings: {
       shots: opts.shots, seeds: opts.seeds, batch_size: opts.batchSize, query_set_size: opts.querySetSize ?? 2048,
-      max_items: opts.maxItems ?? null, generation: opts.generation ?? {}, scoring, skipped_items: skipped,
+      max_items: opts.maxItems ?? null, generation: opts.generation ?? {}, demo_mode: opts.demoMode ?? 'per-query', scoring, skipped_items: skipped,
       media_encoded: media.stats.encoded, media_cache_hits: media.stats.hits,
     },
     results: perShot,

@@ -27,10 +27,23 @@ export class SelectionError extends Error {
 
 /** Indices of `k` support items for one query; items sharing the query's media key are excluded. */
 export function randomDemos(support: readonly EvalItem[], k: number, seed: number, query: EvalItem): number[] {
-  const allowed: number[] = [];
-  support.forEach((s, i) => { if (s.media.key !== query.media.key) allowed.push(i); });
-  if (allowed.length < k) throw new SelectionError(`need ${k} demonstrations but the support set has only ${allowed.length} usable items`);
   const rng = new Rng(seed).fork(`demos:${typeof query.id}:${String(query.id)}`);
+  return sampleExcluding(support, k, rng, new Set([query.media.key]));
+}
+
+/**
+ * One draw of `k` demonstrations shared by a whole batch of queries (their prompts then share a
+ * prefix whose KV cache is computed once). None of the batch's own media is used.
+ */
+export function randomBatchDemos(support: readonly EvalItem[], k: number, seed: number, batch: readonly EvalItem[]): number[] {
+  const rng = new Rng(seed).fork(`batch-demos:${batch.map((q) => `${typeof q.id}:${String(q.id)}`).join('|')}`);
+  return sampleExcluding(support, k, rng, new Set(batch.map((q) => q.media.key)));
+}
+
+function sampleExcluding(support: readonly EvalItem[], k: number, rng: Rng, exclude: ReadonlySet<string>): number[] {
+  const allowed: number[] = [];
+  support.forEach((s, i) => { if (!exclude.has(s.media.key)) allowed.push(i); });
+  if (allowed.length < k) throw new SelectionError(`need ${k} demonstrations but the support set has only ${allowed.length} usable items`);
   // Partial Fisher–Yates: the first k positions are a uniform k-subset in random order.
   for (let i = 0; i < k; i++) {
     const j = i + rng.int(allowed.length - i);

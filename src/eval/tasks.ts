@@ -7,14 +7,19 @@
  *
  * Rank classification prefills each batch's prompts once and scores every class continuation from
  * copies of that KV cache (the prompt is never recomputed per class).
+ *
+ * demoMode 'per-batch' (random selection only; not the OpenFlamingo protocol, which draws per query):
+ * one draw of demonstrations for the whole batch, so all its prompts share the demonstration prefix.
+ * The prefix is prefilled once (batch 1), its KV cache repeated for every row, and only the
+ * left-padded query suffixes are run per row.
  */
 import { Tensor, intTensor, noGrad } from '../engine/index.ts';
 import type { Flamingo, FlamingoState } from '../model/flamingo.ts';
-import { generate, prefill } from '../model/generate.ts';
+import { generate, prefill, selectStateRows } from '../model/generate.ts';
 import { binaryScoreFromLogprobs, postprocessCaptionGeneration, postprocessVqaGeneration } from './metrics/index.ts';
-import type { EvalItem, TaskKind } from './datasets/types.ts';
+import type { EvalItem, MediaRef, TaskKind } from './datasets/types.ts';
 import { HATEFUL_MEMES_CLASSES, buildPrompt, effectiveShots, type FewShotPrompt } from './prompts.ts';
-import { type RicesIndex, type SelectionMethod, SelectionError, querySet, randomDemos } from './selection.ts';
+import { type RicesIndex, type SelectionMethod, SelectionError, querySet, randomBatchDemos, randomDemos } from './selection.ts';
 import type { MediaEncoder } from './media.ts';
 
 /** The text side the runner needs; BpeTokenizer fits via `tokenizerCodec`. */
@@ -42,6 +47,8 @@ export function defaultGeneration(kind: TaskKind): GenerationSettings {
   return { numBeams: 3, lengthPenalty: 0, maxNewTokens: kind === 'captioning' ? 20 : 5 };
 }
 
+export type DemoMode = 'per-query' | 'per-batch';
+
 export interface TrialOptions {
   shots: number;
   seed: number;
@@ -52,6 +59,8 @@ export interface TrialOptions {
   generation?: Partial<GenerationSettings>;
   /** RICES index over the whole support set, and query features by media key. */
   rices?: { index: RicesIndex; queryFeature: (item: EvalItem) => Float32Array };
+  /** 'per-query' (default, OpenFlamingo) or 'per-batch' (shared demonstration prefix, KV cache reused). */
+  demoMode?: DemoMode;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -92,6 +101,15 @@ export function selectDemos(
     return queries.map((q) => index.find(queryFeature(q), k, q.media.key).map((i) => support[i]!));
   }
   const pool = querySet(support.length, opts.querySetSize ?? 2048, opts.seed).map((i) => support[i]!);
+  if (opts.demoMode === 'per-batch') {
+    const out: EvalItem[][] = [];
+    for (let s = 0; s < queries.length; s += opts.batchSize) {
+      const batch = queries.slice(s, s + opts.batchSize);
+      const demos = randomBatchDemos(pool, k, opts.seed, batch).map((i) => pool[i]!);
+      for (let j = 0; j < batch.length; j++) out.push(demos);
+    }
+    return out;
+  }
   return queries.map((q) => randomDemos(pool, k, opts.seed, q).map((i) => pool[i]!));
 }
 
@@ -124,15 +142,26 @@ function logSoftmaxAt(row: Float32Array, off: number, V: number, tok: number): n
   return row[off + tok]! - m - Math.log(s);
 }
 
+export interface Prefilled {
+  state: FlamingoState;
+  /** (B, V) logits at each row's last prompt position. */
+  lastLogits: Float32Array;
+}
+
 /**
  * Mean log-prob of each class continuation for each row (OpenFlamingo normalize_length=True),
  * from one prefill of the batch: (B, classes).
  */
 export function rankClasses(model: Flamingo, prompt: { inputIds: Tensor; attentionMask: Tensor; media: Tensor }, classes: number[][]): number[][] {
+  return noGrad(() => rankClassesFrom(model, prefill(model, prompt), classes));
+}
+
+/** Class ranking continuing from an already prefilled batch (its state is left untouched). */
+export function rankClassesFrom(model: Flamingo, pre: Prefilled, classes: number[][]): number[][] {
   return noGrad(() => {
-    const B = prompt.inputIds.shape[0]!;
+    const { state, lastLogits } = pre;
+    const B = state.batch;
     const V = model.config.lm.vocab_size;
-    const { state, lastLogits } = prefill(model, prompt);
     const out: number[][] = Array.from({ length: B }, () => []);
     for (const cand of classes) {
       if (cand.length === 0) throw new EvalRunError('a class name encodes to no tokens');
@@ -153,6 +182,44 @@ export function rankClasses(model: Flamingo, prompt: { inputIds: Tensor; attenti
   });
 }
 
+/**
+ * Run a shared prefix once and the per-row suffixes after it: the prefix (with its media) is
+ * prefilled at batch 1, its KV cache repeated for the B rows, then the left-padded suffixes run with
+ * the full media (prefix media + each row's own). Padding sits between prefix and suffix; it is
+ * masked and skipped by the position ids, so the result equals running each full prompt.
+ */
+export function prefillSharedPrefix(
+  ctx: EvalContext, prefix: number[], prefixMedia: readonly MediaRef[], suffixes: number[][], suffixMedia: readonly (readonly MediaRef[])[],
+): Prefilled & { inputIds: Tensor } {
+  return noGrad(() => {
+    const model = ctx.model;
+    const B = suffixes.length;
+    let preMedia: Tensor | null;
+    if (prefixMedia.length > 0) {
+      preMedia = ctx.media.encode([prefixMedia]);
+    } else {
+      // Text-only prefix (zero-shot trick). The gated blocks must still run on it (their feed-forward
+      // acts on every token), with nothing visible: with image-causal masking a token before the
+      // first <image> sees no media, so any placeholder media gives the same result.
+      if (!model.config.xattn.only_attend_immediate_media) {
+        throw new EvalRunError('a text-only shared prefix needs only_attend_immediate_media (otherwise its tokens attend to every row\'s media)');
+      }
+      const { num_latents: n, dim: D } = model.config.resampler;
+      preMedia = new Tensor(new Float32Array(n * D), [1, 1, n, D]);
+    }
+    const first = prefill(model, { inputIds: intTensor(prefix, [1, prefix.length]), media: preMedia });
+    const state = selectStateRows(first.state, new Array<number>(B).fill(0));
+    const media = ctx.media.encode(suffixMedia.map((m) => [...prefixMedia, ...m]));
+    const { inputIds, attentionMask } = leftPad(suffixes, model.config.flamingo.pad_token_id);
+    const L = inputIds.shape[1]!;
+    const logits = model.forward({ inputIds, attentionMask, media, state }).f32;
+    const V = model.config.lm.vocab_size;
+    const lastLogits = new Float32Array(B * V);
+    for (let b = 0; b < B; b++) lastLogits.set(logits.subarray((b * L + L - 1) * V, (b * L + L) * V), b * V);
+    return { state, lastLogits, inputIds };
+  });
+}
+
 /** Run one trial of a task over `queries`. */
 export function runTrial(
   ctx: EvalContext, kind: TaskKind, support: readonly EvalItem[], queries: readonly EvalItem[], opts: TrialOptions,
@@ -164,6 +231,10 @@ export function runTrial(
   const gen = { ...defaultGeneration(kind), ...opts.generation };
   const pad = ctx.model.config.flamingo.pad_token_id;
   const classTokens = HATEFUL_MEMES_CLASSES.map((c) => ctx.codec.encode(c));
+  const perBatch = opts.demoMode === 'per-batch';
+  // Zero-shot prefixes are text-only; they can be shared only under image-causal masking.
+  const shared = perBatch && (opts.shots > 0 || ctx.model.config.xattn.only_attend_immediate_media);
+  if (perBatch && opts.selection !== 'random') throw new SelectionError('per-batch demonstrations need random selection (RICES picks per query)');
   const results: ResultEntry[] = [];
   for (let start = 0; start < queries.length; start += opts.batchSize) {
     const idx = Array.from({ length: Math.min(opts.batchSize, queries.length - start) }, (_, j) => start + j);
@@ -172,13 +243,25 @@ export function runTrial(
       checkTokens(ctx, ids, prompts[i]!, queries[i]!.id);
       return ids;
     });
+    let prepared: (Prefilled & { inputIds: Tensor }) | null = null;
+    if (shared) {
+      const p0 = prompts[idx[0]!]!;
+      const prefix = ctx.codec.encode(p0.text.slice(0, p0.prefixLength));
+      const suffixes = rows.map((r, j) => {
+        // Queries start with <image>, a special token, so tokenisation never merges across the boundary.
+        if (!prefix.every((t, n) => r[n] === t)) throw new EvalRunError(`prompt of query ${JSON.stringify(queries[idx[j]!]!.id)} does not start with the shared prefix tokens`);
+        return r.slice(prefix.length);
+      });
+      const nPre = p0.media.length - 1;
+      prepared = prefillSharedPrefix(ctx, prefix, p0.media.slice(0, nPre), suffixes, idx.map((i) => prompts[i]!.media.slice(nPre)));
+    }
     const { inputIds, attentionMask } = leftPad(rows, pad);
-    const media = ctx.media.encode(idx.map((i) => prompts[i]!.media));
+    const media = prepared ? null : ctx.media.encode(idx.map((i) => prompts[i]!.media));
     if (kind === 'classification') {
-      const scores = rankClasses(ctx.model, { inputIds, attentionMask, media }, classTokens);
+      const scores = prepared ? rankClassesFrom(ctx.model, prepared, classTokens) : rankClasses(ctx.model, { inputIds, attentionMask, media: media! }, classTokens);
       idx.forEach((i, b) => results.push({ id: queries[i]!.id, score: binaryScoreFromLogprobs(scores[b]!, [...HATEFUL_MEMES_CLASSES]).predScore }));
     } else {
-      const out = generate(ctx.model, { inputIds, attentionMask, media }, {
+      const out = generate(ctx.model, prepared ? { inputIds: prepared.inputIds, prefilled: prepared } : { inputIds, attentionMask, media }, {
         maxNewTokens: gen.maxNewTokens,
         strategy: gen.numBeams > 1 ? 'beam' : 'greedy',
         numBeams: gen.numBeams,
