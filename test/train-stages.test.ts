@@ -1,0 +1,166 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BpeTokenizer } from '../src/data/tokenizer.ts';
+import { docPlainText, listSource, syntheticDocuments, syntheticPairs, syntheticText, type DocSource, type RawDoc } from '../src/data/datasets/index.ts';
+import { resolveTrainConfig, deepMerge, configHash, type TrainConfig } from '../src/train/config.ts';
+import { trainContrastive, trainFlamingo, trainLM, loadWeights } from '../src/train/stages.ts';
+import { trainFromConfig } from '../src/train/run.ts';
+import { LOGIT_SCALE_MAX } from '../src/train/clip.ts';
+import { MetricsLog } from '../src/train/metrics.ts';
+import { loadFlamingo } from '../src/io/checkpoint.ts';
+import { ConfigError } from '../src/model/config.ts';
+
+const small = {
+  seed: 1,
+  tokenizer: { vocab_size: 320, corpus: [{ source: { type: 'synthetic-text' }, docs: 60 }] },
+  model: {
+    vision: { image_size: 16, patch_size: 8, width: 32, layers: 1, heads: 2, mlp_ratio: 2, output_dim: 32 },
+    text_encoder: { context_length: 24, width: 32, layers: 1, heads: 2, mlp_ratio: 2 },
+    lm: { hidden_size: 32, intermediate_size: 64, num_layers: 2, num_heads: 2, num_key_value_heads: 2, max_position_embeddings: 128 },
+    resampler: { depth: 1, dim_head: 16, heads: 2, num_latents: 4, ff_mult: 2 },
+    xattn: { dim_head: 16, heads: 2, ff_mult: 2 },
+  },
+};
+
+function config(stages: Record<string, unknown>): TrainConfig {
+  return resolveTrainConfig(deepMerge(small, { stages }));
+}
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'flamingo-train-'));
+const world = { imageSize: 16, supersample: 1 };
+
+function fixed(name: string, src: DocSource, n: number): DocSource {
+  const s = src.open(11);
+  const docs: RawDoc[] = Array.from({ length: n }, () => s.next());
+  return listSource(name, docs);
+}
+
+function tokenizerFor(): BpeTokenizer {
+  const s = syntheticText({ world }).open(2);
+  return BpeTokenizer.train(Array.from({ length: 60 }, () => docPlainText(s.next())), { vocabSize: 320 });
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+function assertFalls(losses: number[], factor: number, what: string): void {
+  const head = mean(losses.slice(0, 3));
+  const tail = mean(losses.slice(-3));
+  assert.ok(tail < factor * head, `${what}: loss ${head.toFixed(3)} → ${tail.toFixed(3)} did not fall below ${factor}×`);
+}
+
+const optim = (lr: number) => ({ lr, warmup_steps: 2, schedule: 'constant', weight_decay: 0 });
+
+test('stage (a) contrastive: loss falls, temperature stays clamped, vision weights load into Flamingo', () => {
+  const dir = tmp();
+  try {
+    const tok = tokenizerFor();
+    const cfg = config({ contrastive: { steps: 30, checkpoint_every: 100, optim: optim(3e-3), datasets: [{ name: 'pairs', source: { type: 'custom' }, batch_size: 8, max_tokens: 24 }] } });
+    const sources = { pairs: fixed('pairs', syntheticPairs({ world, text: 'alt' }), 8) };
+    const r = trainContrastive(cfg, { outDir: dir, tokenizer: tok, sources, progress: false });
+    assert.equal(r.loop.metrics.length, 30);
+    assertFalls(r.loop.metrics.map((m) => m.loss), 0.6, 'contrastive');
+    assert.ok(r.model.logit_scale.f32[0]! <= LOGIT_SCALE_MAX && r.model.logit_scale.f32[0]! >= 0);
+    assert.ok(existsSync(join(dir, 'contrastive', 'loss.svg')));
+    assert.match(readFileSync(join(dir, 'contrastive', 'loss.svg'), 'utf8'), /<polyline/);
+    const m = r.loop.metrics[5]!;
+    assert.ok(m.tokens > 0 && m.images === 8 && m.tokens_per_s > 0 && m.images_per_s > 0);
+    const vision = loadWeights(join(dir, 'contrastive', 'vision.safetensors'));
+    assert.deepEqual(Array.from(vision.get('proj')!.data), Array.from(r.model.visual.proj.f32));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('stage (b) LM: loss falls on a fixed text set', () => {
+  const dir = tmp();
+  try {
+    const tok = tokenizerFor();
+    const cfg = config({ lm: { steps: 25, checkpoint_every: 100, optim: optim(1e-2), datasets: [{ name: 'text', source: { type: 'custom' }, batch_size: 4, max_tokens: 48, append_eos: true }] } });
+    const sources = { text: fixed('text', syntheticText({ world }), 4) };
+    const r = trainLM(cfg, { outDir: dir, tokenizer: tok, sources, progress: false });
+    assertFalls(r.loop.metrics.map((m) => m.loss), 0.5, 'lm');
+    assert.ok(existsSync(join(dir, 'lm', 'lm.safetensors')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('stage (c) Flamingo: weighted mixture, loss falls, frozen parts stay frozen', () => {
+  const dir = tmp();
+  try {
+    const tok = tokenizerFor();
+    // Tied embeddings: the trainable input table is also the output head, so a randomly initialised frozen LM
+    // (no stage b here, to stay fast) still leaves the Flamingo parameters room to fit the data.
+    const cfg = resolveTrainConfig(deepMerge(small, { model: { lm: { tie_word_embeddings: true } }, stages: {
+      flamingo: {
+        steps: 20,
+        checkpoint_every: 100,
+        optim: optim(1e-2),
+        datasets: [
+          { name: 'docs', source: { type: 'custom' }, batch_size: 2, max_images: 2, max_tokens: 48 },
+          { name: 'pairs', source: { type: 'custom' }, batch_size: 4, max_images: 1, max_tokens: 24, weight: 0.5 },
+        ],
+      },
+    } }));
+    const sources = {
+      docs: fixed('docs', syntheticDocuments({ world, kind: 'captions' }), 2),
+      pairs: fixed('pairs', syntheticPairs({ world }), 4),
+    };
+    const r = trainFlamingo(cfg, { outDir: dir, tokenizer: tok, sources, progress: false });
+    const ms = r.loop.metrics;
+    assertFalls(ms.map((m) => m.loss), 0.7, 'flamingo');
+    // the step loss is the weighted sum of the per-dataset losses
+    for (const m of ms) assert.ok(Math.abs(m.loss - (m.losses.docs! + 0.5 * m.losses.pairs!)) < 1e-4);
+    assert.ok(ms.every((m) => m.images > 0));
+    const fresh = trainFlamingo(cfg, { outDir: tmp(), tokenizer: tok, sources, progress: false, stopAfter: 0 }).model;
+    const before = new Map(fresh.namedParameters());
+    for (const [name, t] of r.model.namedParameters()) {
+      const same = Buffer.compare(Buffer.from(t.f32.buffer, t.f32.byteOffset, t.f32.byteLength), Buffer.from(before.get(name)!.f32.buffer, before.get(name)!.f32.byteOffset, before.get(name)!.f32.byteLength)) === 0;
+      const trainable = name.startsWith('perceiver.') || name.includes('gated_cross_attn_layers') || name === 'lang_encoder.model.embed_tokens.weight';
+      if (!trainable) assert.ok(same, `${name} is frozen but changed`);
+      else if (name.endsWith('attn_gate') || name.endsWith('ff_gate')) assert.ok(!same, `${name} should have moved off zero`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a whole run writes a loadable model dir with tokenizer.json; config errors name the field', () => {
+  const dir = tmp();
+  try {
+    const short = (extra: object) => ({ steps: 3, checkpoint_every: 2, optim: optim(1e-3), ...extra });
+    const cfg = config({
+      contrastive: short({ datasets: [{ name: 'pairs', source: { type: 'synthetic-pairs', world }, batch_size: 4, max_tokens: 24 }] }),
+      lm: short({ datasets: [{ name: 'text', source: { type: 'synthetic-text', world }, batch_size: 2, max_tokens: 32 }] }),
+      flamingo: short({ datasets: [{ name: 'docs', source: { type: 'synthetic-documents', world }, batch_size: 2, max_images: 2, max_tokens: 48 }] }),
+    });
+    const r = trainFromConfig(cfg, { outDir: dir, progress: false, log: () => {} });
+    assert.deepEqual(Object.keys(r.stages).sort(), ['contrastive', 'flamingo', 'lm']);
+    const model = loadFlamingo(r.modelDir);
+    const tok = BpeTokenizer.fromHuggingFace(readFileSync(join(r.modelDir, 'tokenizer.json'), 'utf8'));
+    assert.equal(model.config.lm.vocab_size, tok.vocabSize);
+    assert.equal(model.config.flamingo.media_token_id, tok.imageTokenId);
+    // vision encoder = contrastive output, LM = lm output (frozen in stage c)
+    const vision = loadWeights(join(dir, 'contrastive', 'vision.safetensors'));
+    assert.deepEqual(Array.from(model.vision_encoder.proj.f32), Array.from(vision.get('proj')!.data));
+    const lm = loadWeights(join(dir, 'lm', 'lm.safetensors'));
+    const q = [...lm.keys()].find((k) => k.includes('q_proj'))!;
+    assert.deepEqual(Array.from(model.lang_encoder.lm.stateDict().get(q)!.f32), Array.from(lm.get(q)!.data));
+    assert.equal(new MetricsLog(join(dir, 'flamingo', 'metrics.jsonl')).read().length, 3);
+    // a second run into the same directory without --resume is refused
+    assert.throws(() => trainFromConfig(cfg, { outDir: dir, progress: false, log: () => {} }), /--resume/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.throws(() => config({ lm: { steps: 0 } }), (e: unknown) => e instanceof ConfigError && /stages\.lm\.steps/.test((e as Error).message));
+  assert.throws(() => resolveTrainConfig({ stagez: {} }), /stagez/);
+  assert.throws(() => config({ flamingo: { datasets: [{ name: 'a', source: { type: 'synthetic-pairs' }, batch_size: -1 }] } }), /datasets\[0\]\.batch_size/);
+  // logging cadence does not change the hash; anything that changes results does
+  const base = config({});
+  assert.equal(configHash(base, 'lm'), configHash(config({ lm: { log_every: 3, checkpoint_every: 7 } }), 'lm'));
+  assert.notEqual(configHash(base, 'lm'), configHash(config({ lm: { steps: 99 } }), 'lm'));
+  assert.notEqual(configHash(base, 'flamingo'), configHash(config({ contrastive: { steps: 99 } }), 'flamingo'));
+});
