@@ -175,7 +175,7 @@ export async function run(args: string[]): Promise<void> {
     layernorm_shape: lnShape,
     ts_softmax_melem_s: r2(benchSoftmax(ts, softmaxShape.rows, softmaxShape.cols, 3)),
     ts_layernorm_melem_s: r2(benchLayerNorm(ts, lnShape.rows, lnShape.cols, 3)),
-    interference: native ? Object.fromEntries(Object.entries(benchInterference(native, rounds)).map(([a, v]) => [a, r2(v * 100) / 100])) : null,
+    interference: native ? Object.fromEntries(Object.entries(benchInterference(native, rounds)).map(([a, v]) => [a, Math.round(v * 1000) / 1000])) : null,
   };
   if (json) {
     process.stdout.write(`${JSON.stringify(result)}\n`);

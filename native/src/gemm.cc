@@ -28,32 +28,6 @@ void scale_c(float* c, int64_t count, float beta) {
   }
 }
 
-// ---------------------------------------------------------------- direct small kernel
-// One product, naive but vectorisable loops: rows of op(A) are gathered once, then either
-// C[i,:] += a_ip · B[p,:] (B not transposed) or C[i,j] = dot(a_i, B[j,:]) (B transposed).
-void small_one(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-               const float* b, float beta, float* c, float* arow) {
-  for (int64_t i = 0; i < m; i++) {
-    for (int64_t p = 0; p < k; p++) arow[p] = alpha * (tA ? a[p * m + i] : a[i * k + p]);
-    float* crow = c + i * n;
-    if (!tB) {
-      scale_c(crow, n, beta);
-      for (int64_t p = 0; p < k; p++) {
-        const float ap = arow[p];
-        const float* brow = b + p * n;
-        for (int64_t j = 0; j < n; j++) crow[j] += ap * brow[j];
-      }
-    } else {
-      for (int64_t j = 0; j < n; j++) {
-        const float* brow = b + j * k;
-        float s = 0.0f;
-        for (int64_t p = 0; p < k; p++) s += arow[p] * brow[p];
-        crow[j] = beta == 0.0f ? s : s + beta * crow[j];
-      }
-    }
-  }
-}
-
 // ---------------------------------------------------------------- built-in blocked GEMM
 // Goto-style: for each K slab, pack op(A) into MR-row panels and op(B) into NR-column panels
 // (zero-padded), then a 6×16 register-tile micro-kernel accumulates into C. Tiles of C are
@@ -183,19 +157,27 @@ void blas_one(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, co
 
 // Below this many multiply-adds per product, library call overhead dominates.
 constexpr int64_t SMALL_MACS = 32 * 32 * 32;
+// Batched products up to this size are spread over the pool one product per thread (per-head
+// attention GEMMs of small models); above it, each product is threaded on its own.
+constexpr int64_t BATCH_PARALLEL_MACS = 256 * 256 * 64;
 
 }  // namespace
 
-void gemm_small(const GemmArgs& g) {
-  if (g.m == 0 || g.n == 0) return;
-  int64_t macs = std::max<int64_t>(1, g.m * g.n * std::max<int64_t>(g.k, 1));
-  parallel_for(g.count, std::max<int64_t>(1, 65536 / macs), [&](int64_t b0, int64_t b1) {
-    std::vector<float> arow(static_cast<size_t>(std::max<int64_t>(g.k, 1)));
+// Every product on one thread (nested parallel_for calls run inline), the batch spread over the
+// pool: for many small products this beats splitting each one.
+template <class One>
+void batch_parallel(const GemmArgs& g, int64_t macs, One one) {
+  parallel_for(g.count, std::max<int64_t>(1, 524288 / std::max<int64_t>(macs, 1)), [&](int64_t b0, int64_t b1) {
     for (int64_t i = b0; i < b1; i++) {
-      small_one(g.transA, g.transB, g.m, g.n, g.k, g.alpha, g.a + i * g.strideA, g.b + i * g.strideB, g.beta,
-                g.c + i * g.strideC, arow.data());
+      one(g.transA, g.transB, g.m, g.n, g.k, g.alpha, g.a + i * g.strideA, g.b + i * g.strideB, g.beta,
+          g.c + i * g.strideC);
     }
   });
+}
+
+void gemm_small(const GemmArgs& g) {
+  if (g.m == 0 || g.n == 0) return;
+  batch_parallel(g, g.m * g.n * g.k, builtin_one);
 }
 
 void gemm_builtin(const GemmArgs& g) {
@@ -208,18 +190,30 @@ void gemm_builtin(const GemmArgs& g) {
 
 void gemm(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return;
-  int64_t macs = g.m * g.n * g.k;
+  const int64_t macs = g.m * g.n * g.k;
+  // Tiny products: library call overhead dominates; the packed micro-kernel is faster.
   if (macs <= SMALL_MACS) {
-    gemm_small(g);
+    batch_parallel(g, macs, builtin_one);
     return;
   }
+  const bool spreadBatch = g.count > 1 && macs <= BATCH_PARALLEL_MACS && pool_threads() > 1;
 #ifdef FLAMINGO_OPENBLAS
+  if (spreadBatch) {
+    // One OpenBLAS thread per call while our pool spreads the batch: two levels of threading
+    // on two cores would only oversubscribe.
+    const int saved = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    batch_parallel(g, macs, blas_one);
+    openblas_set_num_threads(saved);
+    return;
+  }
   for (int64_t i = 0; i < g.count; i++) {
     blas_one(g.transA, g.transB, g.m, g.n, g.k, g.alpha, g.a + i * g.strideA, g.b + i * g.strideB, g.beta,
              g.c + i * g.strideC);
   }
 #else
-  gemm_builtin(g);
+  if (spreadBatch) batch_parallel(g, macs, builtin_one);
+  else gemm_builtin(g);
 #endif
 }
 

@@ -29,6 +29,8 @@ struct Job {
   }
 };
 
+thread_local bool t_inside = false;  // this thread is running a pool job
+
 class Pool {
  public:
   explicit Pool(int threads) { start(threads); }
@@ -43,11 +45,21 @@ class Pool {
   }
 
   void run(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
-    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
-    if (!busy.owns_lock() || threads_ <= 1) {  // re-entrant / concurrent caller: run inline
+    // Nested call (from inside a job, on the caller or a worker): run inline.
+    if (t_inside || threads_ <= 1) {
       fn(ctx, 0, n);
       return;
     }
+    // Another JS thread (worker_threads) is using the pool: run inline rather than wait.
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock()) {
+      fn(ctx, 0, n);
+      return;
+    }
+    struct Inside {
+      Inside() { t_inside = true; }
+      ~Inside() { t_inside = false; }
+    } inside;
     Job job;
     job.fn = fn;
     job.ctx = ctx;
@@ -85,6 +97,7 @@ class Pool {
   }
 
   void loop() {
+    t_inside = true;
     uint64_t seen = 0;
     std::unique_lock<std::mutex> lk(mu_);
     for (;;) {

@@ -7,6 +7,7 @@
 // started; it only waits for workers that already took a chunk).
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 namespace flamingo {
 
@@ -30,8 +31,9 @@ inline void parallel_for(int64_t n, int64_t grain, F&& f) {
     f(int64_t{0}, n);
     return;
   }
-  parallel_range(n, grain, [](void* ctx, int64_t b, int64_t e) { (*static_cast<F*>(ctx))(b, e); },
-                 static_cast<void*>(&f));
+  using Fn = std::remove_reference_t<F>;
+  parallel_range(n, grain, [](void* ctx, int64_t b, int64_t e) { (*static_cast<Fn*>(ctx))(b, e); },
+                 const_cast<void*>(static_cast<const void*>(&f)));
 }
 
 }  // namespace flamingo

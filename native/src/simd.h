@@ -135,14 +135,7 @@ static inline V vtanh(V x) {
   p = vfma(p, x2, vset(2.0f / 15.0f));
   p = vfma(p, x2, vset(-1.0f / 3.0f));
   V small = vfma(p * x2, x, x);
-  V signbit = vand(x, vset(-0.0f));
-  V bigSigned = {big.v};
-#if defined(__AVX2__) && defined(__FMA__)
-  bigSigned = {_mm256_or_ps(big.v, signbit.v)};
-#else
-  for (int i = 0; i < 8; i++) bigSigned.f[i] = x.f[i] < 0 ? -big.f[i] : big.f[i];
-  (void)signbit;
-#endif
+  V bigSigned = vselect(vlt(x, vzero()), vzero() - big, big);
   return vselect(vlt(ax, vset(0.3f)), small, bigSigned);
 }
 
