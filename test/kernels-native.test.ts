@@ -146,6 +146,24 @@ test('gemm: batched products large enough to be threaded one at a time', { skip 
   1e-5, 2e-6 * k);
 });
 
+test('empty shapes: k = 0 scales C by beta, zero rows/elements are no-ops', { skip }, () => {
+  for (const beta of [0, 2]) {
+    agree(`gemm k=0 β=${beta}`, [beta === 0 ? view(12, () => NaN) : randn(12)], (kern, [c]) =>
+      kern.gemm(false, false, 3, 4, 0, 1, new Float32Array(0), new Float32Array(0), beta, c!));
+    agree(`batched gemm k=0 β=${beta}`, [beta === 0 ? view(24, () => NaN) : randn(24)], (kern, [c]) =>
+      kern.gemm(true, true, 3, 4, 0, 1, new Float32Array(0), new Float32Array(0), beta, c!,
+        { count: 2, strideA: 0, strideB: 0, strideC: 12 }));
+  }
+  const e = new Float32Array(0);
+  nat.gemm(false, false, 0, 5, 3, 1, e, new Float32Array(15), 0, e);
+  nat.softmax(e, e, 0, 7);
+  nat.layerNorm(e, null, null, e, e, e, 0, 16, 1e-5);
+  nat.maskedSoftmax(e, e, 0, 2, 3, 4, null, 0, 0, true, 0, false);
+  nat.crossEntropy(e, new Int32Array(0), 0, 10, -100, e, e);
+  nat.rope(e, e, 0, 3, 2, 4, new Int32Array(0), 1e4, false);
+  assert.equal(nat.sumSquares(e, 0), 0);
+});
+
 // ------------------------------------------------------------------ softmax family
 const ROW_SHAPES: Array<[number, number]> = [[1, 1], [7, 13], [33, 129], [5, 1000], [300, 515]];
 

@@ -340,7 +340,7 @@ KERNEL(LayerNorm, "layerNorm")
   if (b.p) A.need(b, "b", cols);
   A.need(mean, "mean", rows);
   A.need(rstd, "rstd", rows);
-  if (cols == 0) A.fail("cols must be > 0");
+  if (cols == 0 && rows > 0) A.fail("cols must be > 0");
   layer_norm(x.p, w.p, b.p, out.p, mean.p, rstd.p, rows, cols, eps);
   return undefined(env);
 END_KERNEL
@@ -365,7 +365,7 @@ KERNEL(LayerNormBackward, "layerNormBackward")
   if (db.p) A.need(db, "db", cols);
   A.need(mean, "mean", rows);
   A.need(rstd, "rstd", rows);
-  if (cols == 0) A.fail("cols must be > 0");
+  if (cols == 0 && rows > 0) A.fail("cols must be > 0");
   layer_norm_backward(x.p, w.p, mean.p, rstd.p, dy.p, dx.p, dw.p, db.p, rows, cols);
   return undefined(env);
 END_KERNEL
@@ -383,7 +383,7 @@ KERNEL(RmsNorm, "rmsNorm")
   A.need(out, "out", n);
   if (w.p) A.need(w, "w", cols);
   A.need(rstd, "rstd", rows);
-  if (cols == 0) A.fail("cols must be > 0");
+  if (cols == 0 && rows > 0) A.fail("cols must be > 0");
   rms_norm(x.p, w.p, out.p, rstd.p, rows, cols, eps);
   return undefined(env);
 END_KERNEL
@@ -404,7 +404,7 @@ KERNEL(RmsNormBackward, "rmsNormBackward")
   if (w.p) A.need(w, "w", cols);
   if (dw.p) A.need(dw, "dw", cols);
   A.need(rstd, "rstd", rows);
-  if (cols == 0) A.fail("cols must be > 0");
+  if (cols == 0 && rows > 0) A.fail("cols must be > 0");
   rms_norm_backward(x.p, w.p, rstd.p, dy.p, dx.p, dw.p, rows, cols);
   return undefined(env);
 END_KERNEL
