@@ -4,8 +4,8 @@
  *
  * Times the VQA evaluation path (`runTrial`: random demonstrations, prompt building, left padding,
  * media cache, 3-beam search with at most 5 new tokens, post-processing) on synthetic data with a
- * random-weight model from shared/bench/configs.json. Text goes through a byte-like stand-in codec
- * (one id per character, the config's <image> / <|endofchunk|> ids for the markers), so no trained
+ * random-weight model from shared/bench/configs.json. Text goes through a word-level stand-in codec
+ * (hashed word ids, the config's <image> / <|endofchunk|> ids for the markers), so no trained
  * tokenizer is needed. Prints {items, shots, seconds, items_per_s, ...}.
  */
 import { readFileSync } from 'node:fs';
@@ -23,22 +23,30 @@ import type { VqaItem } from '../src/eval/datasets/types.ts';
 
 const CONFIGS = fileURLToPath(new URL('../../shared/bench/configs.json', import.meta.url));
 
-/** One id per UTF-16 unit in [3, V-3); the markers map to the model's special ids. */
-export function charCodec(cfg: FlamingoConfig): TextCodec {
+/**
+ * Word-level stand-in for a BPE tokenizer (similar token counts): each word or punctuation run, with
+ * its leading space, hashes to an id in [3, V-3); the markers map to the model's special ids.
+ */
+export function wordCodec(cfg: FlamingoConfig): TextCodec {
   const V = cfg.lm.vocab_size;
   const { media_token_id: img, eoc_token_id: eoc } = cfg.flamingo;
   const span = V - 6;
+  const hash = (w: string) => {
+    let h = 2166136261;
+    for (let i = 0; i < w.length; i++) h = Math.imul(h ^ w.charCodeAt(i), 16777619);
+    return 3 + ((h >>> 0) % span);
+  };
   return {
     encode(text) {
       const ids: number[] = [];
       for (const part of text.split(/(<image>|<\|endofchunk\|>)/)) {
         if (part === IMAGE_TOKEN) ids.push(img);
         else if (part === EOC_TOKEN) ids.push(eoc);
-        else for (let i = 0; i < part.length; i++) ids.push(3 + (part.charCodeAt(i) % span));
+        else for (const w of part.match(/ ?\w+| ?[^\w\s]+|\s+/g) ?? []) ids.push(hash(w));
       }
       return ids;
     },
-    decode: (ids) => ids.filter((t) => t !== img && t !== eoc && t >= 3).map((t) => String.fromCharCode(32 + ((t - 3) % 95))).join(''),
+    decode: (ids) => ids.filter((t) => t !== img && t !== eoc && t >= 3).map((t) => ` w${t}`).join(''),
   };
 }
 
@@ -88,13 +96,14 @@ export async function run(args: string[]): Promise<void> {
   const support = syntheticVqa(Number(values.support ?? 64), S, rng, 's');
   const queries = syntheticVqa(items, S, rng, 'q');
   const media = new MediaEncoder(model);
-  const out = runTrial({ model, codec: charCodec(cfg), media }, 'vqa', support, queries, {
+  const out = runTrial({ model, codec: wordCodec(cfg), media }, 'vqa', support, queries, {
     shots, seed: 0, selection: 'random', batchSize, demoMode, generation: { numBeams, maxNewTokens: 5, lengthPenalty: 0 },
   });
   const result = {
     bench: 'eval', config: name, task: 'vqa', items, shots, batch_size: batchSize, demo_mode: demoMode, num_beams: numBeams, max_new_tokens: 5,
     seconds: Number(out.seconds.toFixed(3)), items_per_s: Number(out.itemsPerS.toFixed(3)),
     media_encoded: media.stats.encoded, media_cache_hits: media.stats.hits, support: support.length,
+    prefill_s: Number(out.timing.prefillS.toFixed(3)), decode_s: Number(out.timing.decodeS.toFixed(3)),
     kernels: backend().name,
   };
   process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : `${Object.entries(result).map(([k, v]) => `${k.padEnd(16)} ${v}`).join('\n')}\n`);

@@ -75,6 +75,8 @@ export interface TrialOutput {
   prompts: string[];
   seconds: number;
   itemsPerS: number;
+  /** Seconds in prompt prefill (incl. shared prefixes) and in decoding steps. */
+  timing: { prefillS: number; decodeS: number };
 }
 
 export interface EvalContext {
@@ -236,6 +238,7 @@ export function runTrial(
   const shared = perBatch && (opts.shots > 0 || ctx.model.config.xattn.only_attend_immediate_media);
   if (perBatch && opts.selection !== 'random') throw new SelectionError('per-batch demonstrations need random selection (RICES picks per query)');
   const results: ResultEntry[] = [];
+  const timing = { prefillS: 0, decodeS: 0 };
   for (let start = 0; start < queries.length; start += opts.batchSize) {
     const idx = Array.from({ length: Math.min(opts.batchSize, queries.length - start) }, (_, j) => start + j);
     const rows = idx.map((i) => {
@@ -244,6 +247,7 @@ export function runTrial(
       return ids;
     });
     let prepared: (Prefilled & { inputIds: Tensor }) | null = null;
+    const tb = performance.now();
     if (shared) {
       const p0 = prompts[idx[0]!]!;
       const prefix = ctx.codec.encode(p0.text.slice(0, p0.prefixLength));
@@ -260,6 +264,7 @@ export function runTrial(
     if (kind === 'classification') {
       const scores = prepared ? rankClassesFrom(ctx.model, prepared, classTokens) : rankClasses(ctx.model, { inputIds, attentionMask, media: media! }, classTokens);
       idx.forEach((i, b) => results.push({ id: queries[i]!.id, score: binaryScoreFromLogprobs(scores[b]!, [...HATEFUL_MEMES_CLASSES]).predScore }));
+      timing.prefillS += (performance.now() - tb) / 1000;
     } else {
       const out = generate(ctx.model, prepared ? { inputIds: prepared.inputIds, prefilled: prepared } : { inputIds, attentionMask, media }, {
         maxNewTokens: gen.maxNewTokens,
@@ -267,6 +272,8 @@ export function runTrial(
         numBeams: gen.numBeams,
         lengthPenalty: gen.lengthPenalty,
       });
+      timing.prefillS += out.timing.prefillS + (prepared ? (performance.now() - tb) / 1000 - out.timing.prefillS - out.timing.decodeS : 0);
+      timing.decodeS += out.timing.decodeS;
       idx.forEach((i, b) => {
         const text = ctx.codec.decode(out.generated[b]!);
         const q = queries[i]!;
@@ -277,5 +284,5 @@ export function runTrial(
     opts.onProgress?.(start + idx.length, queries.length);
   }
   const seconds = (performance.now() - t0) / 1000;
-  return { results, prompts: prompts.map((p) => p.text), seconds, itemsPerS: queries.length / Math.max(seconds, 1e-9) };
+  return { results, prompts: prompts.map((p) => p.text), seconds, itemsPerS: queries.length / Math.max(seconds, 1e-9), timing };
 }
