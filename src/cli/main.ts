@@ -10,6 +10,7 @@ export function registerCommand(
   COMMANDS[name] = { load, help };
 }
 
+registerCommand('demo', 'the main job: few-shot fast binding on real Fashion-MNIST images with the bundled model', () => import('./demo.ts'));
 registerCommand('generate', 'few-shot generation from a model directory and images', () => import('./generate.ts'));
 registerCommand('verify', 'run parity cases (fixture directories) against the reference outputs', () => import('./verify.ts'));
 registerCommand('score', 'score a results file against annotations (captioning | vqa | classification)', () => import('./score.ts'));

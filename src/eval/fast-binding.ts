@@ -1,0 +1,99 @@
+/**
+ * Fast concept binding (paper §3, Fig. 1 and App. D.1): N-way K-shot episodes in which each class gets
+ * an invented name that holds only inside the prompt. The model must name the query image by the word
+ * bound to its class in the examples — something it can only learn from the prompt itself.
+ *
+ * Prompt (OpenFlamingo style):  (<image>This is a {name}.<|endofchunk|>) × N·K, then <image>This is a
+ * and the answer is the first word generated (greedy), compared with the bound name.
+ */
+import { Rng } from '../engine/rng.ts';
+import type { Flamingo } from '../model/flamingo.ts';
+import { generate } from '../model/generate.ts';
+import type { FlamingoProcessor } from '../data/processor.ts';
+import type { RgbImage } from '../data/image.ts';
+import { inventNames } from '../data/synthetic/names.ts';
+
+export const BINDING_SUPPORT = (name: string): string => `<image>This is a ${name}.<|endofchunk|>`;
+export const BINDING_QUERY = '<image>This is a';
+
+export interface BindingClass {
+  id: string;
+  images: RgbImage[];
+}
+
+export interface BindingEpisode {
+  prompt: string;
+  images: RgbImage[];
+  answer: string;
+  /** class id → name in this episode */
+  names: Record<string, string>;
+  queryClass: string;
+}
+
+/** One episode: `ways` classes drawn from `classes`, `shots` support images each (order shuffled), one query. */
+export function bindingEpisode(rng: Rng, classes: readonly BindingClass[], ways: number, shots: number): BindingEpisode {
+  if (ways > classes.length) throw new Error(`fast binding: ${ways}-way needs ${ways} classes, have ${classes.length}`);
+  const order = rng.shuffle([...classes.keys()]).slice(0, ways);
+  const names = inventNames(rng, ways);
+  const items: { cls: number; name: string }[] = [];
+  order.forEach((c, w) => { for (let k = 0; k < shots; k++) items.push({ cls: c, name: names[w]! }); });
+  rng.shuffle(items);
+  const q = rng.int(ways);
+  const used = new Map<number, Set<number>>();
+  const pick = (c: number): RgbImage => {
+    const imgs = classes[c]!.images;
+    const seen = used.get(c) ?? new Set<number>();
+    used.set(c, seen);
+    if (seen.size >= imgs.length) throw new Error(`fast binding: class '${classes[c]!.id}' has only ${imgs.length} images`);
+    let i = rng.int(imgs.length);
+    while (seen.has(i)) i = (i + 1) % imgs.length;
+    seen.add(i);
+    return imgs[i]!;
+  };
+  const images: RgbImage[] = [];
+  let prompt = '';
+  for (const it of items) {
+    images.push(pick(it.cls));
+    prompt += BINDING_SUPPORT(it.name);
+  }
+  images.push(pick(order[q]!));
+  prompt += BINDING_QUERY;
+  const nameOf: Record<string, string> = {};
+  order.forEach((c, w) => { nameOf[classes[c]!.id] = names[w]!; });
+  return { prompt, images, answer: names[q]!, names: nameOf, queryClass: classes[order[q]!]!.id };
+}
+
+/** The first word of a generation, without punctuation. */
+export function firstWord(text: string): string {
+  return (text.trim().split(/\s+/)[0] ?? '').replace(/[.,!?;:]+$/, '');
+}
+
+export interface BindingResult {
+  accuracy: number;
+  correct: number;
+  total: number;
+  examples: { answer: string; predicted: string }[];
+}
+
+/** Accuracy over `episodes` episodes (deterministic in seed), batched greedy generation. */
+export function evaluateBinding(
+  model: Flamingo, processor: FlamingoProcessor, classes: readonly BindingClass[],
+  opts: { ways: number; shots: number; episodes: number; seed: number; batchSize?: number },
+): BindingResult {
+  const rng = new Rng(opts.seed);
+  const eps = Array.from({ length: opts.episodes }, () => bindingEpisode(rng, classes, opts.ways, opts.shots));
+  const bs = opts.batchSize ?? 16;
+  let correct = 0;
+  const examples: BindingResult['examples'] = [];
+  for (let i = 0; i < eps.length; i += bs) {
+    const chunk = eps.slice(i, i + bs);
+    const enc = processor.encode(chunk.map((e) => e.prompt), chunk.map((e) => e.images));
+    const out = generate(model, { inputIds: enc.inputIds, attentionMask: enc.attentionMask, visionX: enc.visionX }, { maxNewTokens: 8, strategy: 'greedy' });
+    out.generated.forEach((g, j) => {
+      const predicted = firstWord(processor.decode(g));
+      if (predicted === chunk[j]!.answer) correct++;
+      if (examples.length < 5) examples.push({ answer: chunk[j]!.answer, predicted });
+    });
+  }
+  return { accuracy: correct / eps.length, correct, total: eps.length, examples };
+}
