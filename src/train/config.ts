@@ -196,6 +196,12 @@ export function resolveTrainConfig(raw: unknown): TrainConfig {
   posInt('model.cross_attn_every_n_layers', c.model.cross_attn_every_n_layers);
   for (const s of STAGES) c.stages[s] = validateStage(s, c.stages[s]) as never;
   if (typeof c.stages.flamingo.train_embeddings !== 'boolean') fail('stages.flamingo.train_embeddings', 'must be a boolean');
+  // The resampler's learned media-time / frame embeddings bound how many images and frames a sample may have.
+  const { max_num_media: maxMedia, max_num_frames: maxFrames } = c.model.resampler;
+  c.stages.flamingo.datasets.forEach((d, i) => {
+    if (maxMedia !== null && d.max_images > maxMedia) fail(`stages.flamingo.datasets[${i}].max_images`, `${d.max_images} exceeds model.resampler.max_num_media ${maxMedia}`);
+    if (maxFrames !== null && (d.video_frames ?? 1) > maxFrames) fail(`stages.flamingo.datasets[${i}].video_frames`, `${d.video_frames} exceeds model.resampler.max_num_frames ${maxFrames}`);
+  });
   return c;
 }
 
