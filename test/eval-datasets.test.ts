@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadTaskData } from '../src/eval/data-args.ts';
+import { inferKey, loadTaskData } from '../src/eval/data-args.ts';
 import { DatasetError, formatPattern, defaultImagePattern, type VqaItem, type CaptionItem, type ClassificationItem } from '../src/eval/datasets/index.ts';
 import { readCocoCaptions } from '../src/eval/formats.ts';
 import { FIXTURES } from './eval-helpers.ts';
@@ -121,4 +121,21 @@ test('malformed annotation files name the file and entry', () => {
   assert.throws(() => loadTaskData('coco', [`annotations=${join(FIXTURES, 'hateful_memes/train.jsonl')}`, `images=${FIXTURES}`], {}), /train\.jsonl: invalid JSON/);
   assert.throws(() => loadTaskData('coco', [join(tmp, 'nope')], {}), /not a folder/);
   assert.throws(() => loadTaskData('msrvtt_qa', [`train=${join(FIXTURES, 'coco/dataset_coco.json')}`, join(FIXTURES, 'msrvtt_qa')], {}), /dataset_coco\.json: expected a JSON array/);
+});
+
+test('--data accepts annotation files directly; their role comes from the file name', () => {
+  assert.equal(inferKey('vqav2', 'v2_mscoco_val2014_annotations.json'), 'test_annotations');
+  assert.equal(inferKey('vqav2', 'v2_OpenEnded_mscoco_train2014_questions.json'), 'train_questions');
+  assert.equal(inferKey('hateful_memes', 'dev_seen.jsonl'), 'test');
+  assert.equal(inferKey('coco', 'dataset_coco.json'), 'annotations');
+  const v = join(FIXTURES, 'vizwiz');
+  const d = loadTaskData('vizwiz', [
+    join(v, 'train_questions_vqa_format.json'), join(v, 'train_annotations_vqa_format.json'), `train_images=${join(v, 'train')}`,
+    join(v, 'val_questions_vqa_format.json'), join(v, 'val_annotations_vqa_format.json'), `test_images=${join(v, 'val')}`,
+  ], {});
+  assert.equal(d.query.length, 3);
+  assert.equal(d.support.length, 4);
+  const c = loadTaskData('coco', [join(FIXTURES, 'coco/dataset_coco.json'), `images=${join(FIXTURES, 'coco')}`], {});
+  assert.equal(c.query.length, 2);
+  assert.throws(() => loadTaskData('coco', [join(FIXTURES, 'hateful_memes/train.jsonl')], {}), /cannot tell which coco file/);
 });

@@ -1,6 +1,7 @@
 /**
  * From `--data` values to a loaded dataset. Each value is a folder (files found by their official
- * names) or `key=path` to name a file explicitly; explicit keys win. Keys per task:
+ * names), an annotation file (its role guessed from its name: train/val/test, questions/annotations)
+ * or `key=path` to name a file explicitly; explicit files win over the folder. Keys per task:
  *   coco, flickr30k   annotations= (Karpathy json)  images= (image root)
  *   vqav2 okvqa textvqa vizwiz
  *                     train_questions= train_annotations= train_images= train_pattern=
@@ -9,7 +10,7 @@
  *   msrvtt_qa         train= test= (qa json)  videos= (folder of frame folders)
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import {
   DatasetError, loadHatefulMemes, loadKarpathyCaptions, loadMsrvttQa, loadVqaDataset,
   type EvalDataset, type LoadOptions, type VqaDatasetName,
@@ -30,14 +31,41 @@ interface Parsed {
   keys: Map<string, string>;
 }
 
-function parse(values: readonly string[]): Parsed {
+/** The key a bare annotation file stands for, from its name (e.g. v2_mscoco_val2014_annotations.json → test_annotations). */
+export function inferKey(task: TaskName, file: string): string | null {
+  const n = basename(file).toLowerCase();
+  const side = n.includes('train') ? 'train' : 'test';
+  switch (task) {
+    case 'coco':
+    case 'flickr30k':
+      return n.endsWith('.json') ? 'annotations' : null;
+    case 'hateful_memes':
+      return n.endsWith('.jsonl') ? side : null;
+    case 'msrvtt_qa':
+      return n.endsWith('.json') ? side : null;
+    default:
+      if (!n.endsWith('.json')) return null;
+      return n.includes('question') ? `${side}_questions` : n.includes('annotation') ? `${side}_annotations` : null;
+  }
+}
+
+function parse(task: TaskName, values: readonly string[]): Parsed {
   let dir: string | null = null;
   const keys = new Map<string, string>();
   for (const v of values) {
     const m = /^([a-z_]+)=(.*)$/.exec(v);
-    if (m) keys.set(m[1]!, m[2]!);
-    else if (dir === null) dir = v;
-    else throw new DataArgsError(`--data: two folders given (${dir} and ${v}); name files with key=path`);
+    if (m) {
+      keys.set(m[1]!, m[2]!);
+    } else if (existsSync(v) && statSync(v).isFile()) {
+      const key = inferKey(task, v);
+      if (!key) throw new DataArgsError(`--data ${v}: cannot tell which ${task} file this is; pass it as key=path`);
+      if (keys.has(key)) throw new DataArgsError(`--data: ${keys.get(key)} and ${v} both look like the ${key} file; pass them as key=path`);
+      keys.set(key, v);
+    } else if (dir === null) {
+      dir = v;
+    } else {
+      throw new DataArgsError(`--data: two folders given (${dir} and ${v}); name files with key=path`);
+    }
   }
   if (dir !== null && !(existsSync(dir) && statSync(dir).isDirectory())) throw new DataArgsError(`--data ${dir}: not a folder`);
   return { dir, keys };
@@ -69,7 +97,7 @@ function scan(dir: string | null, all: string[], any: string[]): string | null {
 const VQA_TASKS: Record<string, VqaDatasetName> = { vqav2: 'vqav2', okvqa: 'okvqa', textvqa: 'textvqa', vizwiz: 'vizwiz' };
 
 export function loadTaskData(task: TaskName, values: readonly string[], opts: LoadOptions): EvalDataset {
-  const p = parse(values);
+  const p = parse(task, values);
   const d = p.dir;
   switch (task) {
     case 'coco':
