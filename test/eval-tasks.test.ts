@@ -164,3 +164,19 @@ test('per-batch demonstrations: one draw per batch, shared by its queries, exclu
   const out = runTrial(ctx, 'vqa', support, queries, opts);
   assert.equal(out.results.length, 5);
 });
+
+test('media cache is bounded: least recently used entries are evicted and re-encoded on demand', () => {
+  const model = tinyModel(tok, 2);
+  const enc = new MediaEncoder(model, 2);
+  const loads = new Map<string, number>();
+  const [a, b, c] = ['a', 'b', 'c'].map((k, i) => counted(k, [img(i)], loads));
+  enc.encode([[a!]]);
+  enc.encode([[b!]]);
+  enc.encode([[a!]]); // a is now the most recent
+  enc.encode([[c!]]); // evicts b
+  enc.encode([[a!]]);
+  assert.equal(enc.stats.encoded, 3);
+  enc.encode([[b!]]);
+  assert.equal(enc.stats.encoded, 4);
+  assert.deepEqual(Object.fromEntries(loads), { a: 1, b: 2, c: 1 });
+});

@@ -34,7 +34,7 @@ export class MediaEncoder {
   private readonly cacheResampled: boolean;
   readonly stats: MediaStats = { encoded: 0, hits: 0 };
 
-  /** maxEntries bounds memory: the oldest entries are evicted first. */
+  /** maxEntries bounds memory: the least recently used entries are evicted first. */
   constructor(readonly model: Flamingo, readonly maxEntries = 4096) {
     this.cacheResampled = model.config.resampler.max_num_media === null;
   }
@@ -58,7 +58,11 @@ export class MediaEncoder {
     const todo: MediaRef[] = [];
     const seen = new Set<string>();
     for (const r of refs) {
-      if (this.cache.has(r.key)) {
+      const hit = this.cache.get(r.key);
+      if (hit) {
+        // Re-insert: Map order is then least-recently-used first, which is what eviction drops.
+        this.cache.delete(r.key);
+        this.cache.set(r.key, hit);
         this.stats.hits++;
         continue;
       }
