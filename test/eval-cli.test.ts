@@ -118,6 +118,12 @@ test('unreadable image: clear error naming the file, or skipped and counted with
   assert.deepEqual(s.settings.skipped_items.map((x: any) => x.id), [42012]);
 });
 
+test('video QA with 3 frames per video runs end to end', async () => {
+  const r = await capture(evalRun, ['--model', modelDir, '--task', 'msrvtt_qa', '--data', join(FIXTURES, 'msrvtt_qa'), '--shots', '0', '--seeds', '0',
+    '--frames', '3', '--out', join(tmp, 'frames'), '--quiet']);
+  assert.equal(r.code, 0, r.stderr);
+});
+
 test('usage errors exit 2; model/tokenizer mismatch exits 1', async () => {
   const base = ['--model', modelDir, '--task', 'coco', '--data', join(FIXTURES, 'coco'), '--out', join(tmp, 'u')];
   for (const extra of [['--task', 'imagenet'], ['--shots', 'a,b'], ['--selection', 'nearest'], ['--batch-size', '0'], ['--bogus']]) {

@@ -4,7 +4,9 @@ import { Tensor, noGrad } from '../src/engine/index.ts';
 import { makeImage, type RgbImage } from '../src/data/image.ts';
 import { Rng } from '../src/engine/rng.ts';
 import { generate, scoreContinuations } from '../src/model/generate.ts';
-import { MediaEncoder } from '../src/eval/media.ts';
+import { MediaEncoder, MediaError } from '../src/eval/media.ts';
+import { Flamingo } from '../src/model/flamingo.ts';
+import { tinyConfig } from './eval-helpers.ts';
 import { leftPad, prefillSharedPrefix, rankClasses, rankClassesFrom, runTrial, selectDemos, tokenizerCodec } from '../src/eval/tasks.ts';
 import { buildPrompt } from '../src/eval/prompts.ts';
 import { nanMeanStd, scoreVsShotsSvg, summarizeShots } from '../src/eval/report.ts';
@@ -179,4 +181,12 @@ test('media cache is bounded: least recently used entries are evicted and re-enc
   enc.encode([[b!]]);
   assert.equal(enc.stats.encoded, 4);
   assert.deepEqual(Object.fromEntries(loads), { a: 1, b: 2, c: 1 });
+});
+
+test('a video with more frames than resampler.max_num_frames is a clear MediaError', () => {
+  const cfg = tinyConfig(tok);
+  const model = new Flamingo({ ...cfg, resampler: { ...cfg.resampler, max_num_frames: 2 } }, 1);
+  const enc = new MediaEncoder(model);
+  const v: MediaRef = { key: 'v', files: ['/videos/video7'], load: () => [img(1), img(2), img(3)] };
+  assert.throws(() => enc.encode([[v]]), (e: Error) => e instanceof MediaError && /\/videos\/video7: 3 frames.*at most 2.*--frames/.test(e.message));
 });

@@ -75,6 +75,12 @@ export class MediaEncoder {
     const S = this.model.config.vision.image_size;
     const per = 3 * S * S;
     const frames = todo.map((r) => this.pixels(r));
+    const maxF = this.model.config.resampler.max_num_frames;
+    frames.forEach((f, i) => {
+      if (maxF !== null && f.length > maxF) {
+        throw new MediaError(todo[i]!.files[0] ?? todo[i]!.key, `${f.length} frames, but the model takes at most ${maxF} per video (resampler.max_num_frames); use fewer frames (--frames)`);
+      }
+    });
     const total = frames.reduce((s, f) => s + f.length, 0);
     const px = new Float32Array(total * per);
     let o = 0;
