@@ -126,3 +126,41 @@ test('kill -9 of `flamingo train` mid-run, then --resume: final model is bit-ide
     if (reference) rmSync(reference, { recursive: true, force: true });
   }
 });
+
+test('checkpoints: torn or uncommitted saves are ignored and cleaned; the last good one survives', async () => {
+  const { Linear } = await import('../src/nn/layers.ts');
+  const { Rng } = await import('../src/engine/rng.ts');
+  const { AdamW } = await import('../src/train/optim.ts');
+  const { saveCheckpoint, loadCheckpoint } = await import('../src/train/checkpoint.ts');
+  const dir = tmp();
+  try {
+    const model = new Linear(3, 2, new Rng(1));
+    const opt = new AdamW(model.trainableParameters());
+    const state = (step: number) => ({ stage: 't', step, configHash: 'h', rng: new Rng(step).state(), cursors: { d: { epoch: 0, offset: step } } });
+    for (const step of [2, 4, 6]) {
+      model.weight.f32[0] = step;
+      saveCheckpoint({ dir, model, optimizer: opt, keep: 2, state: state(step) });
+    }
+    assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [4, 6]);
+    // a kill during the next save: weights written, no commit record
+    writeFileSync(join(dir, 'ckpt-00000008.safetensors'), 'partial');
+    assert.equal(latestCheckpoint(dir)!.step, 6);
+    // a commit record whose weights file is torn
+    const rec = JSON.parse(readFileSync(join(dir, 'ckpt-00000006.json'), 'utf8'));
+    writeFileSync(join(dir, 'ckpt-00000010.json'), JSON.stringify({ ...rec, step: 10, weightsFile: 'ckpt-00000010.safetensors' }));
+    writeFileSync(join(dir, 'ckpt-00000010.safetensors'), 'short');
+    const good = latestCheckpoint(dir)!;
+    assert.equal(good.step, 6);
+    model.weight.f32[0] = -1;
+    loadCheckpoint(dir, good, model, opt);
+    assert.equal(model.weight.f32[0], 6);
+    assert.equal(opt.step, 6);
+    assert.deepEqual(good.cursors, { d: { epoch: 0, offset: 6 } });
+    // the next committed save removes the debris and keeps the newest two valid checkpoints
+    saveCheckpoint({ dir, model, optimizer: opt, keep: 2, state: state(12) });
+    assert.deepEqual(readdirSync(dir).sort(), ['ckpt-00000006.json', 'ckpt-00000006.safetensors', 'ckpt-00000012.json', 'ckpt-00000012.safetensors']);
+    assert.equal(latestCheckpoint(dir)!.step, 12);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -71,17 +71,27 @@ export function listCheckpoints(dir: string): { step: number; json: string }[] {
     .sort((a, b) => a.step - b.step);
 }
 
-/** Newest committed checkpoint whose weights file is complete, or null. */
+function readValid(dir: string, json: string): CheckpointState | null {
+  try {
+    const st = JSON.parse(readFileSync(json, 'utf8')) as CheckpointState;
+    const w = join(dir, st.weightsFile);
+    return existsSync(w) && statSync(w).size === st.weightsBytes ? st : null;
+  } catch {
+    return null; // unreadable commit record
+  }
+}
+
+/** Committed checkpoints whose weights file is complete, oldest first. */
+export function validCheckpoints(dir: string): CheckpointState[] {
+  return listCheckpoints(dir).map((c) => readValid(dir, c.json)).filter((s): s is CheckpointState => s !== null);
+}
+
+/** Newest committed checkpoint whose weights file is complete, or null (falls back past damaged ones). */
 export function latestCheckpoint(dir: string): CheckpointState | null {
   const all = listCheckpoints(dir);
   for (let i = all.length - 1; i >= 0; i--) {
-    try {
-      const st = JSON.parse(readFileSync(all[i]!.json, 'utf8')) as CheckpointState;
-      const w = join(dir, st.weightsFile);
-      if (existsSync(w) && statSync(w).size === st.weightsBytes) return st;
-    } catch {
-      // unreadable commit record: fall back to the previous checkpoint
-    }
+    const st = readValid(dir, all[i]!.json);
+    if (st) return st;
   }
   return null;
 }
@@ -112,22 +122,18 @@ export function saveCheckpoint(o: SaveOptions): CheckpointState {
   return full;
 }
 
-/** Keep the newest `keep` committed checkpoints; remove older ones (record first) and stray temp files. */
+/**
+ * Keep the newest `keep` valid checkpoints. Everything else named ckpt-* goes: older checkpoints (commit record
+ * first), damaged ones, weights without a commit record (a killed save) and temp files.
+ */
 export function prune(dir: string, keep: number): void {
-  const all = listCheckpoints(dir);
-  const live = new Set<string>();
-  for (const c of all.slice(-Math.max(1, keep))) live.add(stem(c.step));
-  for (const c of all.slice(0, Math.max(0, all.length - Math.max(1, keep)))) {
-    unlinkSync(c.json);
-    const w = join(dir, `${stem(c.step)}.safetensors`);
-    if (existsSync(w)) unlinkSync(w);
-  }
-  // Weights without a commit record are leftovers of a killed save; temp files likewise.
-  for (const f of readdirSync(dir)) {
-    const m = /^(ckpt-\d{8})\.safetensors$/.exec(f);
-    if ((m && !live.has(m[1]!)) || (f.startsWith('.ckpt-') && f.endsWith('.tmp'))) {
-      try { unlinkSync(join(dir, f)); } catch { /* raced with another cleaner */ }
-    }
+  const valid = validCheckpoints(dir);
+  const live = new Set(valid.slice(-Math.max(1, keep)).flatMap((c) => [`${stem(c.step)}.json`, c.weightsFile]));
+  const files = readdirSync(dir).filter((f) => /^\.?ckpt-/.test(f) && !live.has(f));
+  // records before weights, so an interrupted prune never leaves a record pointing at nothing
+  files.sort((x, y) => Number(y.endsWith('.json')) - Number(x.endsWith('.json')));
+  for (const f of files) {
+    try { unlinkSync(join(dir, f)); } catch { /* already gone */ }
   }
 }
 
