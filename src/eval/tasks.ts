@@ -272,7 +272,8 @@ export function runTrial(
         numBeams: gen.numBeams,
         lengthPenalty: gen.lengthPenalty,
       });
-      timing.prefillS += out.timing.prefillS + (prepared ? (performance.now() - tb) / 1000 - out.timing.prefillS - out.timing.decodeS : 0);
+      // With a shared prefix the prompt ran before generate(): count everything but decoding as prefill.
+      timing.prefillS += prepared ? (performance.now() - tb) / 1000 - out.timing.decodeS : out.timing.prefillS;
       timing.decodeS += out.timing.decodeS;
       idx.forEach((i, b) => {
         const text = ctx.codec.decode(out.generated[b]!);
