@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BpeTokenizer } from '../src/data/tokenizer.ts';
@@ -163,4 +163,29 @@ test('a whole run writes a loadable model dir with tokenizer.json; config errors
   assert.equal(configHash(base, 'lm'), configHash(config({ lm: { log_every: 3, checkpoint_every: 7 } }), 'lm'));
   assert.notEqual(configHash(base, 'lm'), configHash(config({ lm: { steps: 99 } }), 'lm'));
   assert.notEqual(configHash(base, 'flamingo'), configHash(config({ contrastive: { steps: 99 } }), 'flamingo'));
+});
+
+test('flamingo train CLI: usage errors exit 2, bad configs are reported', async () => {
+  const { run } = await import('../src/cli/train.ts');
+  const writes: string[] = [];
+  const orig = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((s: string) => (writes.push(String(s)), true)) as typeof process.stderr.write;
+  try {
+    assert.equal(await run([]), 2);
+    assert.equal(await run(['cfg.json']), 2, '--out is required');
+    assert.equal(await run(['cfg.json', '--out', 'x', '--bogus']), 2);
+    assert.equal(await run(['/nonexistent/cfg.json', '--out', 'x']), 2);
+  } finally {
+    process.stderr.write = orig;
+  }
+  assert.ok(writes.some((w) => /usage: flamingo train/.test(w)));
+  assert.ok(writes.some((w) => /unknown option --bogus/.test(w)));
+  const dir = tmp();
+  try {
+    const f = join(dir, 'bad.json');
+    writeFileSync(f, JSON.stringify({ stages: { lm: { optim: { schedule: 'linear' } } } }));
+    await assert.rejects(run([f, '--out', join(dir, 'out')]), /stages\.lm\.optim\.schedule/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
