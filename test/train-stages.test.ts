@@ -189,3 +189,14 @@ test('flamingo train CLI: usage errors exit 2, bad configs are reported', async 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('every configs/*.json is a valid training config', async () => {
+  const { readdirSync } = await import('node:fs');
+  const dir = join(import.meta.dirname, '..', 'configs');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+  assert.ok(files.includes('smoke.json'));
+  for (const f of files) {
+    const c = resolveTrainConfig(JSON.parse(readFileSync(join(dir, f), 'utf8')));
+    for (const s of ['contrastive', 'lm', 'flamingo'] as const) assert.ok(c.stages[s].steps > 0, `${f}: ${s}`);
+  }
+});
