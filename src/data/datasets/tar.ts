@@ -71,7 +71,7 @@ export function readTar(buf: Uint8Array, file = '<tar>'): TarEntry[] {
     off = dataStart + Math.ceil(size / BLOCK) * BLOCK;
     if (type === 'L') { longName = cstr(data, 0, data.length); continue; }
     if (type === 'x') { pax = paxRecords(data); continue; }
-    if (type === 'g') continue;
+    if (type === 'g' || type === 'K') continue; // global pax header, GNU long link name
     let name = cstr(h, 0, 100);
     const magic = cstr(h, 257, 6, latin1);
     if (magic.startsWith('ustar')) {
