@@ -152,11 +152,26 @@ test('a whole run writes a loadable model dir with tokenizer.json; config errors
     assert.equal(new MetricsLog(join(dir, 'flamingo', 'metrics.jsonl')).read().length, 3);
     // a second run into the same directory without --resume is refused
     assert.throws(() => trainFromConfig(cfg, { outDir: dir, progress: false, log: () => {} }), /--resume/);
+    // a later run can train only stage (c), reusing this run's tokenizer and components
+    const only = resolveTrainConfig(deepMerge(small, {
+      tokenizer: { path: join(dir, 'tokenizer.json') },
+      stages: {
+        contrastive: { enabled: false },
+        lm: { enabled: false },
+        flamingo: short({ vision_weights: join(dir, 'contrastive', 'vision.safetensors'), lm_weights: join(dir, 'lm', 'lm.safetensors'), datasets: [{ name: 'docs', source: { type: 'synthetic-documents', world }, batch_size: 2, max_images: 2, max_tokens: 48 }] }),
+      },
+    }));
+    const r2 = trainFromConfig(only, { outDir: join(dir, 'again'), progress: false, log: () => {} });
+    assert.deepEqual(Object.keys(r2.stages), ['flamingo']);
+    assert.deepEqual(Array.from(r2.model.vision_encoder.proj.f32), Array.from(vision.get('proj')!.data));
+    assert.deepEqual(Array.from(r2.model.lang_encoder.lm.stateDict().get(q)!.f32), Array.from(lm.get(q)!.data));
+    assert.equal(r2.tokenizer.vocabSize, tok.vocabSize);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
   assert.throws(() => config({ lm: { steps: 0 } }), (e: unknown) => e instanceof ConfigError && /stages\.lm\.steps/.test((e as Error).message));
   assert.throws(() => resolveTrainConfig({ stagez: {} }), /stagez/);
+  assert.throws(() => config({ flamingo: { lm_weights: 'x.safetensors' } }), /lm_weights.*only used when stages\.lm is disabled/);
   assert.throws(() => config({ flamingo: { datasets: [{ name: 'a', source: { type: 'synthetic-pairs' }, batch_size: -1 }] } }), /datasets\[0\]\.batch_size/);
   // logging cadence does not change the hash; anything that changes results does
   const base = config({});

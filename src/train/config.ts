@@ -54,6 +54,10 @@ export interface StageConfig {
 export interface FlamingoStageConfig extends StageConfig {
   /** Train the LM's input embeddings too (OpenFlamingo: yes, for the new <image>/<|endofchunk|> rows). */
   train_embeddings: boolean;
+  /** With stage (a) disabled: a vision.safetensors of an earlier run to load into the vision encoder. */
+  vision_weights?: string;
+  /** With stage (b) disabled: an lm.safetensors of an earlier run to load into the LM. */
+  lm_weights?: string;
 }
 
 export interface ModelSpec {
@@ -196,6 +200,12 @@ export function resolveTrainConfig(raw: unknown): TrainConfig {
   posInt('model.cross_attn_every_n_layers', c.model.cross_attn_every_n_layers);
   for (const s of STAGES) c.stages[s] = validateStage(s, c.stages[s]) as never;
   if (typeof c.stages.flamingo.train_embeddings !== 'boolean') fail('stages.flamingo.train_embeddings', 'must be a boolean');
+  for (const k of ['vision_weights', 'lm_weights'] as const) {
+    const v = c.stages.flamingo[k];
+    if (v !== undefined && (typeof v !== 'string' || v === '')) fail(`stages.flamingo.${k}`, 'must be a file path');
+  }
+  if (c.stages.contrastive.enabled && c.stages.flamingo.vision_weights) fail('stages.flamingo.vision_weights', 'is only used when stages.contrastive is disabled');
+  if (c.stages.lm.enabled && c.stages.flamingo.lm_weights) fail('stages.flamingo.lm_weights', 'is only used when stages.lm is disabled');
   // The resampler's learned media-time / frame embeddings bound how many images and frames a sample may have.
   const { max_num_media: maxMedia, max_num_frames: maxFrames } = c.model.resampler;
   c.stages.flamingo.datasets.forEach((d, i) => {

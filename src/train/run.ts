@@ -4,7 +4,7 @@
  * loss.svg each), model/ (config.json + weights.safetensors + tokenizer.json: loadable with loadFlamingo).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { BpeTokenizer } from '../data/tokenizer.ts';
 import { docPlainText, sourceFromSpec, subSeed, type DocSource } from '../data/datasets/index.ts';
 import { saveFlamingo } from '../io/checkpoint.ts';
@@ -42,7 +42,7 @@ export interface RunResult {
 
 /** Train a BPE tokenizer on the text of the configured corpus (deterministic for the seed). */
 export function trainTokenizer(cfg: TrainConfig, baseDir = '.'): BpeTokenizer {
-  if (cfg.tokenizer.path) return BpeTokenizer.fromHuggingFace(readFileSync(join(baseDir, cfg.tokenizer.path), 'utf8'));
+  if (cfg.tokenizer.path) return BpeTokenizer.fromHuggingFace(readFileSync(resolve(baseDir, cfg.tokenizer.path), 'utf8'));
   const texts: string[] = [];
   cfg.tokenizer.corpus.forEach((entry, i) => {
     const stream = sourceFromSpec(`tokenizer-${i}`, entry.source, baseDir).open(subSeed(cfg.seed, 'tokenizer', i));
@@ -96,6 +96,10 @@ export function trainFromConfig(cfg: TrainConfig, opts: RunOptions): RunResult {
     stages.lm = summarize(r.loop.metrics);
     lm = loadWeights(join(out, 'lm', 'lm.safetensors'));
   }
+  // components of an earlier run, for a run that trains only the later stages
+  const base = opts.baseDir ?? '.';
+  if (cfg.stages.flamingo.vision_weights) vision = loadWeights(resolve(base, cfg.stages.flamingo.vision_weights));
+  if (cfg.stages.flamingo.lm_weights) lm = loadWeights(resolve(base, cfg.stages.flamingo.lm_weights));
   let model: Flamingo;
   if (cfg.stages.flamingo.enabled) {
     const r = trainFlamingo(cfg, { ...common, vision, lm });
