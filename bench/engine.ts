@@ -43,23 +43,34 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-interface GemmResult { engine: number; direct: number | null }
+interface GemmResult { engine: number; direct: number | null; pairedRatio: number | null }
 
 function benchGemm(k: Kernels, n: number, iters: number, rounds: number): GemmResult {
   const a = randn(n * n, 1), b = randn(n * n, 2), c = new Float32Array(n * n);
   const flops = 2 * n * n * n * iters;
   const addon = k.name === 'native' ? loadNativeAddon() : null;
-  // Alternate engine and direct rounds so both see the same machine load.
+  // Alternate engine and direct rounds so both see the same machine load; besides the best
+  // round of each, report the median of per-round ratios (robust when the load drifts).
   let engineMs = Infinity, directMs = Infinity;
+  const ratios: number[] = [];
   k.gemm(false, false, n, n, n, 1, a, b, 0, c);
   addon?.benchDirectGemm(n, 1, a, b, c);
   for (let r = 0; r < rounds; r++) {
     const t0 = now();
     for (let i = 0; i < iters; i++) k.gemm(false, false, n, n, n, 1, a, b, 0, c);
-    engineMs = Math.min(engineMs, now() - t0);
-    if (addon) directMs = Math.min(directMs, addon.benchDirectGemm(n, iters, a, b, c) * 1000);
+    const e = now() - t0;
+    engineMs = Math.min(engineMs, e);
+    if (addon) {
+      const d = addon.benchDirectGemm(n, iters, a, b, c) * 1000;
+      directMs = Math.min(directMs, d);
+      ratios.push(d / e);
+    }
   }
-  return { engine: flops / engineMs / 1e6, direct: addon ? flops / directMs / 1e6 : null };
+  return {
+    engine: flops / engineMs / 1e6,
+    direct: addon ? flops / directMs / 1e6 : null,
+    pairedRatio: addon ? median(ratios) : null,
+  };
 }
 
 interface AttentionShape { B: number; H: number; L: number; D: number }
@@ -146,10 +157,12 @@ export async function run(args: string[]): Promise<void> {
 
   const gemm: Record<string, number> = {};
   const direct: Record<string, number> = {};
-  for (const [n, iters] of [[1024, quick ? 3 : 10], [2048, quick ? 1 : 3]] as const) {
-    const res = benchGemm(k, n, k.name === 'native' ? iters : 1, k.name === 'native' ? rounds : 1);
+  const paired: Record<string, number> = {};
+  for (const [n, iters] of [[1024, quick ? 3 : 5], [2048, quick ? 1 : 2]] as const) {
+    const res = benchGemm(k, n, k.name === 'native' ? iters : 1, k.name === 'native' ? rounds * 2 : 1);
     gemm[String(n)] = r2(res.engine);
     if (res.direct !== null) direct[String(n)] = r2(res.direct);
+    if (res.pairedRatio !== null) paired[String(n)] = r2(res.pairedRatio);
   }
   const attention: AttentionShape = { B: 1, H: 8, L: 512, D: 64 };
   const attentionMs = benchAttention(k, attention, quick ? 3 : 9);
@@ -167,6 +180,7 @@ export async function run(args: string[]): Promise<void> {
     gemm_engine_over_direct: native
       ? Object.fromEntries(Object.keys(gemm).map((n) => [n, r2(gemm[n]! / direct[n]!)]))
       : null,
+    gemm_engine_over_direct_paired_median: native ? paired : null,
     attention_fwd_bwd_ms: r2(attentionMs),
     attention_shape: { ...attention, causal: true, ops: 'QKᵀ, maskedSoftmax, PV + backward (5 batched GEMMs, softmax bwd)' },
     softmax_melem_s: r2(benchSoftmax(k, softmaxShape.rows, softmaxShape.cols, rounds * 4)),
@@ -187,7 +201,8 @@ export async function run(args: string[]): Promise<void> {
     ['threads', String(result.threads)],
   ];
   for (const n of Object.keys(gemm)) {
-    rows.push([`gemm ${n}³ GFLOP/s`, `${gemm[n]} engine${native ? ` / ${direct[n]} direct (${result.gemm_engine_over_direct![n]}×)` : ''}`]);
+    const ratio = native ? ` (${result.gemm_engine_over_direct![n]}×; paired median ${paired[n]}×)` : '';
+    rows.push([`gemm ${n}³ GFLOP/s`, `${gemm[n]} engine${native ? ` / ${direct[n]} direct${ratio}` : ''}`]);
   }
   rows.push(
     [`attention fwd+bwd ms (B1 H8 L512 D64, causal)`, String(result.attention_fwd_bwd_ms)],

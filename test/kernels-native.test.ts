@@ -138,12 +138,14 @@ test('gemm: batched, with stride-0 broadcast operands, tiny and large products',
   }
 });
 
-test('gemm: batched products large enough to be threaded one at a time', { skip }, () => {
-  const [m, n, k, count] = [260, 130, 131, 2];
-  const a = randn(count * m * k), b = randn(k * n);
-  agree(`batched large ${m}x${n}x${k}×${count}`, [view(count * m * n, () => NaN)], (kern, [c]) =>
-    kern.gemm(false, true, m, n, k, 1, a, b, 0, c!, { count, strideA: m * k, strideB: 0, strideC: m * n }),
-  1e-5, 2e-6 * k);
+test('gemm: larger batched products (spread over threads when even, else threaded one by one)', { skip }, () => {
+  const [m, n, k] = [260, 130, 131];
+  for (const count of [2, 3]) {
+    const a = randn(count * m * k), b = randn(k * n);
+    agree(`batched large ${m}x${n}x${k}×${count}`, [view(count * m * n, () => NaN)], (kern, [c]) =>
+      kern.gemm(false, true, m, n, k, 1, a, b, 0, c!, { count, strideA: m * k, strideB: 0, strideC: m * n }),
+    1e-5, 2e-6 * k);
+  }
 });
 
 test('empty shapes: k = 0 scales C by beta, zero rows/elements are no-ops', { skip }, () => {

@@ -160,6 +160,7 @@ constexpr int64_t SMALL_MACS = 32 * 32 * 32;
 // Batched products up to this size are spread over the pool one product per thread (per-head
 // attention GEMMs of small models); above it, each product is threaded on its own.
 constexpr int64_t BATCH_PARALLEL_MACS = 256 * 256 * 64;
+constexpr int64_t BATCH_EVEN_MACS = int64_t{512} * 512 * 512;
 
 }  // namespace
 
@@ -196,7 +197,11 @@ void gemm(const GemmArgs& g) {
     batch_parallel(g, macs, builtin_one);
     return;
   }
-  const bool spreadBatch = g.count > 1 && macs <= BATCH_PARALLEL_MACS && pool_threads() > 1;
+  // Larger products are spread too when the batch divides evenly over the threads (no idle
+  // thread at the end), which saves OpenBLAS's per-call thread synchronisation.
+  const int threads = pool_threads();
+  const bool spreadBatch = g.count > 1 && threads > 1 &&
+                           (macs <= BATCH_PARALLEL_MACS || (g.count % threads == 0 && macs <= BATCH_EVEN_MACS));
 #ifdef FLAMINGO_OPENBLAS
   if (spreadBatch) {
     // One OpenBLAS thread per call while our pool spreads the batch: two levels of threading
