@@ -6,6 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { getTsKernels, tryNativeKernels } from '../src/engine/kernels/index.ts';
 import { loadNativeAddon, NativeKernelArgumentError } from '../src/engine/kernels/native.ts';
 import type { Activation, Kernels } from '../src/engine/kernels/types.ts';
@@ -382,9 +384,46 @@ test('bad sizes throw NativeKernelArgumentError naming the kernel instead of rea
   expectArgError(() => nat.adamw(small, small, small, small, 11, 1e-3, 0.9, 0.999, 1e-8, 0, 1), 'adamw');
   expectArgError(() => nat.softmax(new Float64Array(12) as unknown as Float32Array, small, 1, 1), 'softmax');
   expectArgError(() => nat.softmax(small, small, -1, 2), 'softmax');
+  expectArgError(() => nat.softmax(small, small, 1.5, 2), 'softmax');
+  expectArgError(() => nat.softmax(small, small, NaN, 2), 'softmax');
+  expectArgError(() => nat.gemm(false, false, 2 ** 40, 2 ** 40, 2 ** 40, 1, small, small, 0, small), 'gemm');
+  expectArgError(() => nat.axpy(1, small, small, 2 ** 53), 'axpy');
+  expectArgError(() => nat.activation('swish' as Activation, small, small, 10), 'activation');
 });
 
 test('backend description names the GEMM library and thread count', { skip }, () => {
   assert.equal(nat.name, 'native');
   assert.match(nat.description, /^native \((OpenBLAS|built-in GEMM)[^,]*, \d+ threads/);
+});
+
+// ------------------------------------------------------------------ backend selection
+/** Runs getKernels() in a fresh process (the choice is once per process) and returns its output. */
+function selectIn(env: Record<string, string | undefined>): { status: number | null; stdout: string; stderr: string } {
+  const index = fileURLToPath(new URL('../src/engine/kernels/index.ts', import.meta.url));
+  const code = `const m = await import(${JSON.stringify(index)}); const k = m.getKernels(); m.getKernels(); ` +
+    'process.stdout.write(k.name);';
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    env: { ...process.env, ...env }, encoding: 'utf8',
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('getKernels: env override, default choice, one log line, bad values rejected', () => {
+  const forcedTs = selectIn({ FLAMINGO_KERNELS: 'typescript' });
+  assert.equal(forcedTs.stdout, 'typescript');
+  assert.equal(forcedTs.stderr.match(/flamingo-ts: kernels = /g)?.length, 1, forcedTs.stderr);
+  assert.match(forcedTs.stderr, /forced by FLAMINGO_KERNELS/);
+
+  const dflt = selectIn({ FLAMINGO_KERNELS: undefined });
+  assert.equal(dflt.stdout, maybeNative ? 'native' : 'typescript');
+  assert.equal(dflt.stderr.match(/flamingo-ts: kernels = /g)?.length, 1, dflt.stderr);
+  if (!maybeNative) assert.match(dflt.stderr, /native addon unavailable/);
+
+  const forcedNative = selectIn({ FLAMINGO_KERNELS: 'native' });
+  if (maybeNative) assert.equal(forcedNative.stdout, 'native');
+  else assert.notEqual(forcedNative.status, 0, 'forcing an unavailable native backend must fail');
+
+  const bogus = selectIn({ FLAMINGO_KERNELS: 'gpu' });
+  assert.notEqual(bogus.status, 0);
+  assert.match(bogus.stderr, /FLAMINGO_KERNELS must be 'native' or 'typescript', got 'gpu'/);
 });
