@@ -1,0 +1,637 @@
+/**
+ * `flamingo eval --suite builtin`: a few-shot suite that needs no downloaded benchmark. It measures what
+ * Flamingo is about — learning a task from the examples in the prompt — on data the repo can make or
+ * already has: Fashion-MNIST (fast binding of invented names), the synthetic world (captioning, VQA, an
+ * output format shown only in the examples, video QA) and the Tux Paint photos (captioning).
+ *
+ * Every task is a list of (shots → score); scores are percentages (CIDEr × 100). Everything is
+ * deterministic in --seed: data, demonstrations and decoding (greedy unless --num-beams > 1).
+ * See docs/EVAL.md.
+ */
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Rng } from '../engine/rng.ts';
+import { noGrad } from '../engine/index.ts';
+import type { Flamingo } from '../model/flamingo.ts';
+import { FlamingoInputError } from '../model/flamingo.ts';
+import { generate } from '../model/generate.ts';
+import { CheckpointError } from '../io/checkpoint.ts';
+import { ConfigError } from '../model/config.ts';
+import { TokenizerError } from '../data/tokenizer.ts';
+import { ProcessorError, type FlamingoProcessor } from '../data/processor.ts';
+import { ImageDecodeError, loadImage, type RgbImage } from '../data/image.ts';
+import { loadModelDir } from '../cli/generate.ts';
+import { BUNDLED_MODEL_DIR, fashionClasses, readBundledMeta } from '../cli/demo.ts';
+import { fashionMnistAvailable } from '../data/fashion-mnist.ts';
+import { TuxpaintMissingError, loadTuxpaint } from '../data/tuxpaint.ts';
+import {
+  caption, captionVariants, formatDocument, qaPairs, renderScene, resolveConfig, sampleSceneWith, sampleVideo,
+  type SyntheticWorldConfig,
+} from '../data/synthetic/index.ts';
+import { bindingEpisode, evaluateBinding, type BindingClass } from './fast-binding.ts';
+import type { CaptionItem, EvalItem, MediaRef, TaskKind, VqaItem } from './datasets/types.ts';
+import { MediaEncoder, MediaError } from './media.ts';
+import { EOC_TOKEN, IMAGE_TOKEN } from './prompts.ts';
+import { type EvalContext, type ResultEntry, type TextCodec, leftPad, runTrial, tokenizerCodec } from './tasks.ts';
+import { SelectionError } from './selection.ts';
+import { evaluateCaptions, ptbTokenize, vqaAccuracy } from './metrics/index.ts';
+import { scoreVsShotsSvg } from './report.ts';
+
+export const BUILTIN_TASKS = [
+  'fast_binding_seen', 'fast_binding_heldout', 'captioning', 'vqa', 'captioning_tuxpaint', 'format', 'video_qa',
+] as const;
+export type BuiltinTaskName = (typeof BUILTIN_TASKS)[number];
+
+export const BUILTIN_METRICS: Record<BuiltinTaskName, string> = {
+  fast_binding_seen: 'accuracy',
+  fast_binding_heldout: 'accuracy',
+  captioning: 'CIDEr',
+  vqa: 'VQA accuracy',
+  captioning_tuxpaint: 'CIDEr',
+  format: 'exact match',
+  video_qa: 'VQA accuracy',
+};
+
+export class BuiltinSuiteError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BuiltinSuiteError';
+  }
+}
+
+/** Shot counts and item counts per task; --quick trims both. */
+export interface SuitePlan {
+  shots: Record<BuiltinTaskName, number[]>;
+  /** Queries (episodes for fast binding) per shot count. */
+  items: Record<BuiltinTaskName, number>;
+  /** Support pool the random demonstrations come from (synthetic and Tux Paint tasks). */
+  supportPool: number;
+  /** Decoding width for captioning / VQA / video QA (1 = greedy). */
+  numBeams: number;
+}
+
+export function suitePlan(quick: boolean, opts: { items?: number; numBeams?: number } = {}): SuitePlan {
+  const shots: SuitePlan['shots'] = {
+    fast_binding_seen: quick ? [1, 3] : [1, 3, 5],
+    fast_binding_heldout: quick ? [1, 3] : [1, 3, 5],
+    captioning: quick ? [0, 4] : [0, 4, 8],
+    vqa: quick ? [0, 4] : [0, 4, 8],
+    captioning_tuxpaint: quick ? [0, 4] : [0, 4, 8],
+    format: quick ? [0, 2] : [0, 2, 4],
+    video_qa: quick ? [0, 2] : [0, 2, 4],
+  };
+  const items: SuitePlan['items'] = quick
+    ? { fast_binding_seen: 10, fast_binding_heldout: 10, captioning: 8, vqa: 12, captioning_tuxpaint: 6, format: 8, video_qa: 8 }
+    : { fast_binding_seen: 40, fast_binding_heldout: 40, captioning: 24, vqa: 40, captioning_tuxpaint: 16, format: 24, video_qa: 24 };
+  if (opts.items !== undefined) for (const t of BUILTIN_TASKS) items[t] = opts.items;
+  return { shots, items, supportPool: quick ? 32 : 64, numBeams: opts.numBeams ?? 1 };
+}
+
+export interface TaskReport {
+  task: BuiltinTaskName;
+  metric: string;
+  /** Shot count → score (percent; CIDEr × 100); null when that shot count cannot run on this model. */
+  shots: Record<string, number | null>;
+  /** Queries per shot count (0 when the task was skipped). */
+  items: number;
+  /** Set when the whole task was skipped (data absent …). */
+  skipped?: string;
+  notes?: string[];
+  /** Task-specific settings worth recording (ways, frames …). */
+  settings?: Record<string, number | string>;
+}
+
+export interface SuiteReport {
+  model: string;
+  tasks: TaskReport[];
+  seconds: number;
+}
+
+export interface SuiteOptions {
+  quick: boolean;
+  seed: number;
+  /** Overrides the items per task (tests, quick looks). */
+  items?: number;
+  numBeams?: number;
+  tuxpaintDir?: string;
+  /** Class split for fast binding; null → fast binding is skipped with a note. */
+  classes: { seen: number[]; heldout: number[] } | null;
+  onLog?: (line: string) => void;
+}
+
+export interface SuiteOutput {
+  report: SuiteReport;
+  /** The first few prompts of each (task, shots), for inspection and tests. */
+  prompts: Record<string, Record<string, string[]>>;
+}
+
+interface Ctx extends EvalContext {
+  processor: FlamingoProcessor;
+  S: number;
+  plan: SuitePlan;
+  seed: number;
+  world: SyntheticWorldConfig;
+  log: (line: string) => void;
+  prompts: SuiteOutput['prompts'];
+}
+
+const PROMPTS_KEPT = 3;
+const BATCH = 8;
+
+function keepPrompts(ctx: Ctx, task: string, shots: number, texts: readonly string[]): void {
+  (ctx.prompts[task] ??= {})[String(shots)] = texts.slice(0, PROMPTS_KEPT);
+}
+
+/** Errors that mean "this shot count does not fit this model" (too many media or positions), not a bug. */
+function doesNotFit(e: unknown): e is Error {
+  return e instanceof FlamingoInputError || e instanceof ProcessorError || e instanceof MediaError;
+}
+
+/** Media slots a prompt with `media` items needs; null when the model has room. */
+function mediaLimitNote(model: Flamingo, media: number): string | null {
+  const max = model.config.resampler.max_num_media;
+  return max !== null && media > max ? `needs ${media} media per prompt but the model takes at most ${max} (resampler.max_num_media)` : null;
+}
+
+function memRef(key: string, load: () => RgbImage[]): MediaRef {
+  return { key, files: [], load };
+}
+
+const pct = (x: number): number => Math.round(x * 1e4) / 1e4;
+
+// ---------------------------------------------------------------------------------------------
+// (a) fast concept binding on Fashion-MNIST
+
+function fastBinding(ctx: Ctx, task: 'fast_binding_seen' | 'fast_binding_heldout', classes: BindingClass[]): TaskReport {
+  const ways = Math.min(5, classes.length);
+  const rep: TaskReport = { task, metric: BUILTIN_METRICS[task], shots: {}, items: ctx.plan.items[task], settings: { ways } };
+  if (ways < 2) return { ...rep, shots: {}, items: 0, skipped: `only ${classes.length} class(es) in this split; fast binding needs 2` };
+  for (const shots of ctx.plan.shots[task]) {
+    const seed = ctx.seed * 1000 + (task === 'fast_binding_seen' ? 0 : 100) + shots;
+    const limit = mediaLimitNote(ctx.model, ways * shots + 1);
+    if (limit) {
+      rep.shots[String(shots)] = null;
+      (rep.notes ??= []).push(`${shots} shots: ${limit}`);
+      continue;
+    }
+    // evaluateBinding draws its episodes from one Rng(seed) in order, so these are its first prompts.
+    const rng = new Rng(seed);
+    keepPrompts(ctx, task, shots, Array.from({ length: Math.min(PROMPTS_KEPT, rep.items) }, () => bindingEpisode(rng, classes, ways, shots).prompt));
+    try {
+      const r = evaluateBinding(ctx.model, ctx.processor, classes, { ways, shots, episodes: rep.items, seed, batchSize: BATCH });
+      rep.shots[String(shots)] = pct(100 * r.accuracy);
+    } catch (e) {
+      if (!doesNotFit(e)) throw e;
+      rep.shots[String(shots)] = null;
+      (rep.notes ??= []).push(`${shots} shots: ${e.message}`);
+    }
+  }
+  return rep;
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) captioning / VQA on synthetic scenes and Tux Paint photos; (d) video QA — OpenFlamingo protocol
+
+function sceneRef(ctx: Ctx, key: string, scene: ReturnType<typeof sampleSceneWith>): MediaRef {
+  return memRef(key, () => [renderScene(scene, ctx.S, { supersample: ctx.world.supersample })]);
+}
+
+function syntheticCaptionItems(ctx: Ctx, split: 'support' | 'query', n: number): CaptionItem[] {
+  const root = new Rng(ctx.seed).fork('builtin:captioning').fork(split);
+  return Array.from({ length: n }, (_, i) => {
+    const r = root.fork(i);
+    const scene = sampleSceneWith(r, ctx.world);
+    const first = caption(r, scene);
+    // The demonstration caption is one random paraphrase; all paraphrases are references.
+    const captions = [first, ...captionVariants(scene).filter((c) => c !== first)];
+    return { kind: 'captioning', id: split === 'support' ? 100000 + i : i, captions, media: sceneRef(ctx, `cap:${split}:${i}`, scene) };
+  });
+}
+
+/** VQA answers as 10 identical human answers, so VQA accuracy is 100 for a match (VQAv2 convention). */
+const tenfold = (a: string): string[] => new Array<string>(10).fill(a);
+
+function syntheticVqaItems(ctx: Ctx, split: 'support' | 'query', n: number): (VqaItem & { answerType: string })[] {
+  const root = new Rng(ctx.seed).fork('builtin:vqa').fork(split);
+  return Array.from({ length: n }, (_, i) => {
+    const r = root.fork(i);
+    const scene = sampleSceneWith(r, ctx.world);
+    const qa = qaPairs(r, scene, { shapes: ctx.world.shapes, colours: ctx.world.colours });
+    // A kind first, then a question of that kind: otherwise counting questions dominate.
+    const kinds = [...new Set(qa.map((q) => q.kind))];
+    const kind = kinds[r.int(kinds.length)]!;
+    const ofKind = qa.filter((q) => q.kind === kind);
+    const q = ofKind[r.int(ofKind.length)]!;
+    return {
+      kind: 'vqa', id: split === 'support' ? 100000 + i : i, question: q.question, answers: tenfold(q.answer),
+      answerType: q.kind, media: sceneRef(ctx, `vqa:${split}:${i}`, scene),
+    };
+  });
+}
+
+function videoFrames(model: Flamingo): number {
+  return Math.min(8, model.config.resampler.max_num_frames ?? 8);
+}
+
+function syntheticVideoItems(ctx: Ctx, split: 'support' | 'query', n: number, frames: number): (VqaItem & { answerType: string })[] {
+  const root = new Rng(ctx.seed).fork('builtin:video').fork(split);
+  return Array.from({ length: n }, (_, i) => {
+    const r = root.fork(i);
+    const video = sampleVideo(r, { frames, size: ctx.S, world: { imageSize: ctx.S } });
+    const q = video.qa[r.int(video.qa.length)]!;
+    return {
+      kind: 'video_qa', id: split === 'support' ? 100000 + i : i, question: q.question, answers: tenfold(q.answer),
+      answerType: q.kind, media: memRef(`video:${split}:${i}`, () => video.frames),
+    };
+  });
+}
+
+/** Score one trial's results (query order) with the official metric code. */
+function scoreResults(kind: TaskKind, queries: readonly EvalItem[], results: readonly ResultEntry[]): number {
+  if (kind === 'captioning') {
+    const samples = queries.map((q, i) => ({
+      candidate: ptbTokenize((results[i] as { caption: string }).caption),
+      references: (q as CaptionItem).captions.map(ptbTokenize),
+    }));
+    return pct(100 * evaluateCaptions(samples).scores.CIDEr);
+  }
+  return vqaAccuracy(queries.map((q, i) => ({
+    prediction: (results[i] as { answer: string }).answer,
+    answers: (q as VqaItem).answers,
+    answerType: (q as VqaItem & { answerType?: string }).answerType ?? 'other',
+  }))).overall;
+}
+
+function protocolTask(
+  ctx: Ctx, task: BuiltinTaskName, kind: TaskKind, support: readonly EvalItem[], queries: readonly EvalItem[],
+  settings?: Record<string, number | string>,
+): TaskReport {
+  const rep: TaskReport = { task, metric: BUILTIN_METRICS[task], shots: {}, items: queries.length, ...(settings ? { settings } : {}) };
+  for (const shots of ctx.plan.shots[task]) {
+    const limit = mediaLimitNote(ctx.model, shots === 0 ? 1 : shots + 1);
+    if (limit) {
+      rep.shots[String(shots)] = null;
+      (rep.notes ??= []).push(`${shots} shots: ${limit}`);
+      continue;
+    }
+    try {
+      const out = runTrial(ctx, kind, support, queries, {
+        shots, seed: ctx.seed, selection: 'random', batchSize: BATCH, querySetSize: support.length,
+        generation: { numBeams: ctx.plan.numBeams, lengthPenalty: 0 }, demoMode: 'per-query',
+      });
+      keepPrompts(ctx, task, shots, out.prompts);
+      rep.shots[String(shots)] = scoreResults(kind, queries, out.results);
+      ctx.log(`${task} ${shots}-shot: ${rep.metric} ${rep.shots[String(shots)]!.toFixed(2)} (${out.seconds.toFixed(1)} s)`);
+    } catch (e) {
+      if (!doesNotFit(e)) throw e;
+      rep.shots[String(shots)] = null;
+      (rep.notes ??= []).push(`${shots} shots: ${e.message}`);
+    }
+  }
+  return rep;
+}
+
+function tuxpaintTask(ctx: Ctx, dir: string | undefined): TaskReport {
+  const task = 'captioning_tuxpaint';
+  let all;
+  try {
+    all = loadTuxpaint(dir);
+  } catch (e) {
+    if (!(e instanceof TuxpaintMissingError)) throw e;
+    return { task, metric: BUILTIN_METRICS[task], shots: {}, items: 0, skipped: e.message };
+  }
+  const need = Math.max(...ctx.plan.shots[task]) + 2;
+  if (all.length < need + 1) {
+    return { task, metric: BUILTIN_METRICS[task], shots: {}, items: 0, skipped: `only ${all.length} captioned Tux Paint stamps (need ${need + 1})` };
+  }
+  const order = new Rng(ctx.seed).fork('builtin:tuxpaint').shuffle(Array.from({ length: all.length }, (_, i) => i));
+  const nq = Math.min(ctx.plan.items[task], all.length - need);
+  const np = Math.min(ctx.plan.supportPool, all.length - nq);
+  const item = (i: number, id: number): CaptionItem => {
+    const t = all[i]!;
+    return { kind: 'captioning', id, captions: [t.caption], media: { key: `tux:${t.path}`, files: [t.path], load: () => [loadImage(t.path)] } };
+  };
+  const queries = order.slice(0, nq).map((i, j) => item(i, j));
+  const support = order.slice(nq, nq + np).map((i, j) => item(i, 100000 + j));
+  return protocolTask(ctx, task, 'captioning', support, queries, { support_pool: np });
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) output format shown only in the examples
+
+interface FormatEpisode {
+  /** Example texts ("Label: [COLOUR: red]") with their images, in document order. */
+  examples: { image: RgbImage; text: string }[];
+  query: { image: RgbImage; lead: string; answer: string };
+  format: string;
+}
+
+const FORMAT_EXAMPLES = 4;
+
+/**
+ * A format document from the synthetic world with exactly FORMAT_EXAMPLES examples before the query
+ * (documents with another image count are redrawn), so every shot count asks the same query and
+ * k shots show the k examples nearest to it.
+ */
+export function formatEpisode(seed: number, index: number, imageSize: number): FormatEpisode {
+  const cfg = resolveConfig({ imageSize, maxImagesPerDocument: FORMAT_EXAMPLES + 1 });
+  const root = new Rng(seed).fork('builtin:format').fork(index);
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    const doc = formatDocument(root.fork(attempt), cfg, `format${index}`);
+    const pairs: { image: RgbImage; text: string }[] = [];
+    for (let c = 0; c + 1 < doc.chunks.length; c += 2) {
+      const im = doc.chunks[c]!;
+      const tx = doc.chunks[c + 1]!;
+      if (im.type !== 'image' || tx.type !== 'text') throw new BuiltinSuiteError(`format document ${doc.id}: expected image/text pairs`);
+      pairs.push({ image: im.image, text: tx.text });
+    }
+    if (pairs.length !== FORMAT_EXAMPLES + 1 || !doc.query) continue;
+    const q = pairs[FORMAT_EXAMPLES]!;
+    return { examples: pairs.slice(0, FORMAT_EXAMPLES), query: { image: q.image, lead: doc.query.prompt, answer: doc.query.answer }, format: doc.format ?? '' };
+  }
+  throw new BuiltinSuiteError(`no format document with ${FORMAT_EXAMPLES + 1} images in 1000 draws`);
+}
+
+/** k-shot format prompt: the k examples nearest the query, then the query image and its lead word. */
+export function formatPrompt(ep: FormatEpisode, shots: number, keyPrefix: string): { text: string; media: MediaRef[] } {
+  if (!Number.isInteger(shots) || shots < 0 || shots > ep.examples.length) throw new RangeError(`format task: shots must be in 0..${ep.examples.length}, got ${shots}`);
+  const demos = ep.examples.slice(ep.examples.length - shots);
+  // Same layout as the training documents (interleavedToPrompt): no separator between chunks.
+  const text = demos.map((d) => `${IMAGE_TOKEN}${d.text}${EOC_TOKEN}`).join('') + `${IMAGE_TOKEN}${ep.query.lead}`;
+  const media = [
+    ...demos.map((d, j) => memRef(`${keyPrefix}:ex${ep.examples.length - shots + j}`, () => [d.image])),
+    memRef(`${keyPrefix}:query`, () => [ep.query.image]),
+  ];
+  return { text, media };
+}
+
+/** Greedy continuations of prompts (text + media), batched; special tokens dropped. */
+function generateTexts(ctx: Ctx, prompts: readonly { text: string; media: MediaRef[] }[], maxNewTokens: number): string[] {
+  const out: string[] = [];
+  const mid = ctx.model.config.flamingo.media_token_id;
+  for (let s = 0; s < prompts.length; s += BATCH) {
+    const chunk = prompts.slice(s, s + BATCH);
+    const rows = chunk.map((p) => {
+      const ids = ctx.codec.encode(p.text);
+      const n = ids.filter((t) => t === mid).length;
+      if (n !== p.media.length) throw new BuiltinSuiteError(`prompt encodes to ${n} <image> tokens for ${p.media.length} media: ${JSON.stringify(p.text.slice(0, 80))}`);
+      return ids;
+    });
+    const { inputIds, attentionMask } = leftPad(rows, ctx.model.config.flamingo.pad_token_id);
+    const media = ctx.media.encode(chunk.map((p) => p.media));
+    const g = generate(ctx.model, { inputIds, attentionMask, media }, { maxNewTokens, strategy: 'greedy' });
+    for (const ids of g.generated) out.push(ctx.codec.decode(ids));
+  }
+  return out;
+}
+
+/** The answer part of a format generation: its first line, trimmed. */
+export function formatAnswer(generated: string): string {
+  return (generated.split('\n')[0] ?? '').trim();
+}
+
+function formatTask(ctx: Ctx): TaskReport {
+  const task = 'format';
+  const n = ctx.plan.items[task];
+  const episodes = Array.from({ length: n }, (_, i) => formatEpisode(ctx.seed, i, ctx.S));
+  const rep: TaskReport = { task, metric: BUILTIN_METRICS[task], shots: {}, items: n };
+  for (const shots of ctx.plan.shots[task]) {
+    const limit = mediaLimitNote(ctx.model, shots + 1);
+    if (limit) {
+      rep.shots[String(shots)] = null;
+      (rep.notes ??= []).push(`${shots} shots: ${limit}`);
+      continue;
+    }
+    const prompts = episodes.map((ep, i) => formatPrompt(ep, shots, `format:${i}`));
+    keepPrompts(ctx, task, shots, prompts.map((p) => p.text));
+    try {
+      const t0 = performance.now();
+      // Long enough for the JSON format with two fields.
+      const gens = generateTexts(ctx, prompts, 24);
+      const correct = gens.filter((g, i) => formatAnswer(g) === episodes[i]!.query.answer).length;
+      rep.shots[String(shots)] = pct((100 * correct) / n);
+      ctx.log(`format ${shots}-shot: exact match ${rep.shots[String(shots)]!.toFixed(2)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    } catch (e) {
+      if (!doesNotFit(e)) throw e;
+      rep.shots[String(shots)] = null;
+      (rep.notes ??= []).push(`${shots} shots: ${e.message}`);
+    }
+  }
+  return rep;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Run the whole suite on a loaded model. */
+export function runSuite(
+  model: Flamingo, processor: FlamingoProcessor, codec: TextCodec, modelName: string, opts: SuiteOptions,
+): SuiteOutput {
+  const t0 = performance.now();
+  const plan = suitePlan(opts.quick, { items: opts.items, numBeams: opts.numBeams });
+  const S = model.config.vision.image_size;
+  const ctx: Ctx = {
+    model, codec, media: new MediaEncoder(model), processor, S, plan, seed: opts.seed,
+    world: resolveConfig({ imageSize: S }), log: opts.onLog ?? (() => {}), prompts: {},
+  };
+  const tasks: TaskReport[] = [];
+  const timed = (name: BuiltinTaskName, f: () => TaskReport): void => {
+    const t = performance.now();
+    const r = f();
+    tasks.push(r);
+    ctx.log(r.skipped ? `${name}: skipped (${r.skipped})` : `${name}: done in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  };
+  noGrad(() => {
+    // (a) fast binding on Fashion-MNIST classes seen / not seen in training.
+    let fm: string | null = null;
+    if (!opts.classes) fm = 'no class split (meta.json with seen_classes / heldout_classes) in the model directory';
+    else if (!fashionMnistAvailable()) fm = 'Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)';
+    for (const [task, ids] of [['fast_binding_seen', opts.classes?.seen], ['fast_binding_heldout', opts.classes?.heldout]] as const) {
+      if (fm !== null) {
+        tasks.push({ task, metric: BUILTIN_METRICS[task], shots: {}, items: 0, skipped: fm });
+        continue;
+      }
+      const maxShots = Math.max(...plan.shots[task]);
+      // Enough images per class that episodes rarely reuse one.
+      timed(task, () => fastBinding(ctx, task, fashionClasses([...ids!], Math.max(40, 4 * (maxShots + 1)))));
+    }
+    // (b) synthetic captioning and VQA, Tux Paint captioning.
+    timed('captioning', () => protocolTask(ctx, 'captioning', 'captioning',
+      syntheticCaptionItems(ctx, 'support', plan.supportPool), syntheticCaptionItems(ctx, 'query', plan.items.captioning)));
+    timed('vqa', () => protocolTask(ctx, 'vqa', 'vqa', syntheticVqaItems(ctx, 'support', plan.supportPool), syntheticVqaItems(ctx, 'query', plan.items.vqa)));
+    timed('captioning_tuxpaint', () => tuxpaintTask(ctx, opts.tuxpaintDir));
+    // (c) output format from the examples only.
+    timed('format', () => formatTask(ctx));
+    // (d) video QA: each video is one media item of F frames.
+    const F = videoFrames(model);
+    if (F < 2) {
+      tasks.push({ task: 'video_qa', metric: BUILTIN_METRICS.video_qa, shots: {}, items: 0, skipped: `the model takes ${F} frame(s) per video (resampler.max_num_frames)` });
+    } else {
+      timed('video_qa', () => protocolTask(ctx, 'video_qa', 'video_qa',
+        syntheticVideoItems(ctx, 'support', plan.supportPool, F), syntheticVideoItems(ctx, 'query', plan.items.video_qa, F), { frames: F }));
+    }
+  });
+  return { report: { model: modelName, tasks, seconds: (performance.now() - t0) / 1000 }, prompts: ctx.prompts };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pictures and tables
+
+/** One score-vs-shots panel per task (report.ts's picture), tiled into a single SVG. */
+export function suiteSvg(report: SuiteReport): string {
+  const panels = report.tasks.filter((t) => !t.skipped && Object.keys(t.shots).length > 0).map((t) => {
+    const results = Object.entries(t.shots).map(([k, v]) => ({
+      shots: Number(k), mean: v, std: v === null ? null : 0,
+      trials: v === null ? [] : [{ seed: 0, score: v, details: {}, resultsFile: '', items: t.items, seconds: 0, itemsPerS: 0 }],
+    }));
+    return scoreVsShotsSvg({ results, metric: t.metric, dataset: t.task, selection: t.task.startsWith('fast_binding') ? 'shots per class' : 'random demos' });
+  });
+  const W = 480;
+  const H = 320;
+  const cols = 2;
+  const rows = Math.max(1, Math.ceil(panels.length / cols));
+  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${cols * W}" height="${rows * H + 30}" viewBox="0 0 ${cols * W} ${rows * H + 30}" font-family="sans-serif">`];
+  out.push(`<rect width="${cols * W}" height="${rows * H + 30}" fill="white"/>`);
+  out.push(`<text x="${(cols * W) / 2}" y="20" text-anchor="middle" font-size="15">${esc(`built-in few-shot suite: ${report.model}`)}</text>`);
+  panels.forEach((p, i) => {
+    // Nested <svg> keeps each panel's own coordinate system.
+    out.push(p.trim().replace(/^<svg /, `<svg x="${(i % cols) * W}" y="${30 + Math.floor(i / cols) * H}" `));
+  });
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+export function suiteTable(report: SuiteReport): string {
+  const allShots = [...new Set(report.tasks.flatMap((t) => Object.keys(t.shots).map(Number)))].sort((a, b) => a - b);
+  const head = ['task'.padEnd(21), 'metric'.padEnd(13), 'items'.padStart(5), ...allShots.map((s) => `${s}-shot`.padStart(8))].join(' ');
+  const lines = [`built-in few-shot suite — ${report.model} (scores in %, CIDEr x100; fast binding: shots per class)`, head, '-'.repeat(head.length)];
+  for (const t of report.tasks) {
+    const cells = allShots.map((s) => {
+      const v = t.shots[String(s)];
+      return (v === undefined ? '' : v === null ? 'n/a' : v.toFixed(1)).padStart(8);
+    });
+    lines.push([t.task.padEnd(21), t.metric.padEnd(13), String(t.items).padStart(5), ...cells].join(' ') + (t.skipped ? `  skipped: ${t.skipped}` : ''));
+    for (const n of t.notes ?? []) lines.push(`  note: ${n}`);
+  }
+  lines.push(`${report.seconds.toFixed(1)} s`);
+  return `${lines.join('\n')}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CLI
+
+const USAGE = `usage: flamingo eval --suite builtin [--model DIR] [--json] [--quick] [--out DIR] [options]
+
+  --model <dir>        model directory: config.json, weights.safetensors, tokenizer.json and meta.json
+                       (seen_classes / heldout_classes for fast binding); default: the bundled model
+  --json               print one JSON object {model, tasks: [{task, metric, shots: {k: score}}], seconds}
+  --quick              fewer items and shot counts (well under a minute)
+  --out <dir>          results.json, prompts.json and score_vs_shots.svg (default runs/builtin)
+  --seed <n>           data, demonstrations and episodes (default 0)
+  --items <n>          queries (episodes) per shot count for every task
+  --num-beams <n>      beam width for captioning / VQA / video QA (default 1 = greedy)
+  --tuxpaint <dir>     Tux Paint stamps folder (default: scripts/fetch-tuxpaint.sh's cache)
+  --quiet              no progress lines on stderr
+`;
+
+/** Check the model directory up front so a wrong path gives one clear message. */
+export function checkModelDir(dir: string, isDefault: boolean): void {
+  const hint = isDefault ? ' (the bundled model; train it first, or pass --model DIR)' : '';
+  if (!existsSync(dir)) throw new BuiltinSuiteError(`model directory ${dir} does not exist${hint}`);
+  if (!statSync(dir).isDirectory()) throw new BuiltinSuiteError(`--model ${dir} is not a directory`);
+  const missing = ['config.json', 'weights.safetensors', 'tokenizer.json'].filter((f) => !existsSync(join(dir, f)));
+  if (missing.length > 0) throw new BuiltinSuiteError(`model directory ${dir} has no ${missing.join(', ')}${hint}`);
+}
+
+function nonNegInt(name: string, v: string | undefined, dflt: number | undefined, min = 0): number | undefined {
+  if (v === undefined) return dflt;
+  if (!/^\d+$/.test(v) || Number(v) < min) throw new BuiltinSuiteUsageError(`--${name} must be an integer ≥ ${min}, got '${v}'`);
+  return Number(v);
+}
+
+class BuiltinSuiteUsageError extends Error {}
+
+export async function runBuiltinSuite(args: string[]): Promise<number> {
+  let values;
+  let cfg;
+  try {
+    ({ values } = parseArgs({
+      args, strict: true, allowPositionals: false,
+      options: {
+        model: { type: 'string' }, json: { type: 'boolean' }, quick: { type: 'boolean' }, out: { type: 'string' },
+        seed: { type: 'string' }, items: { type: 'string' }, 'num-beams': { type: 'string' }, tuxpaint: { type: 'string' },
+        quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      },
+    }));
+    if (values.help) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    cfg = {
+      seed: nonNegInt('seed', values.seed, 0)!,
+      items: nonNegInt('items', values.items, undefined, 1),
+      numBeams: nonNegInt('num-beams', values['num-beams'], 1, 1)!,
+    };
+  } catch (e) {
+    if (!(e instanceof BuiltinSuiteUsageError) && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') !== true) throw e;
+    process.stderr.write(`flamingo eval --suite builtin: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const dir = resolve(values.model ?? BUNDLED_MODEL_DIR);
+  const quiet = values.quiet === true;
+  const log = (line: string): void => { if (!quiet) process.stderr.write(`[builtin] ${line}\n`); };
+  try {
+    checkModelDir(dir, values.model === undefined);
+    let loaded;
+    try {
+      loaded = loadModelDir(dir);
+    } catch (e) {
+      // generate.ts reports a tokenizer/model mismatch as a plain Error: still a model-directory problem.
+      if (e instanceof Error && e.constructor === Error) throw new BuiltinSuiteError(e.message);
+      throw e;
+    }
+    const { model, processor } = loaded;
+    const f = model.config.flamingo;
+    if (processor.tokenizer.imageTokenId !== f.media_token_id || processor.tokenizer.eocTokenId !== f.eoc_token_id) {
+      throw new BuiltinSuiteError(`${dir}: tokenizer.json's <image>/<|endofchunk|> ids (${processor.tokenizer.imageTokenId}/${processor.tokenizer.eocTokenId}) differ from config.json's (${f.media_token_id}/${f.eoc_token_id})`);
+    }
+    let classes: SuiteOptions['classes'] = null;
+    if (existsSync(join(dir, 'meta.json'))) {
+      let meta;
+      try {
+        meta = readBundledMeta(dir);
+      } catch (e) {
+        if (e instanceof SyntaxError) throw new BuiltinSuiteError(`${join(dir, 'meta.json')}: not valid JSON (${e.message})`);
+        throw e;
+      }
+      const ok = (xs: unknown): xs is number[] => Array.isArray(xs) && xs.every((x) => Number.isInteger(x) && x >= 0 && x < 10);
+      if (!ok(meta.seen_classes) || !ok(meta.heldout_classes)) {
+        throw new BuiltinSuiteError(`${join(dir, 'meta.json')}: seen_classes and heldout_classes must be lists of Fashion-MNIST class indices 0..9`);
+      }
+      classes = { seen: meta.seen_classes, heldout: meta.heldout_classes };
+    }
+    log(`model ${dir} (${(model.numParameters() / 1e6).toFixed(2)}M parameters)${values.quick ? ', quick' : ''}`);
+    const { report, prompts } = runSuite(model, processor, tokenizerCodec(processor.tokenizer), basename(dir), {
+      quick: values.quick === true, seed: cfg.seed, items: cfg.items, numBeams: cfg.numBeams, tuxpaintDir: values.tuxpaint, classes, onLog: log,
+    });
+    const outDir = resolve(values.out ?? join('runs', 'builtin'));
+    mkdirSync(outDir, { recursive: true });
+    writeFileSync(join(outDir, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(join(outDir, 'prompts.json'), `${JSON.stringify(prompts, null, 2)}\n`);
+    writeFileSync(join(outDir, 'score_vs_shots.svg'), suiteSvg(report));
+    if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+    else process.stdout.write(`${suiteTable(report)}results ${join(outDir, 'results.json')}; picture ${join(outDir, 'score_vs_shots.svg')}\n`);
+    return 0;
+  } catch (e) {
+    const known = [BuiltinSuiteError, CheckpointError, ConfigError, TokenizerError, MediaError, SelectionError, ImageDecodeError, FlamingoInputError, ProcessorError];
+    if (known.some((C) => e instanceof C)) {
+      process.stderr.write(`flamingo eval --suite builtin: ${(e as Error).message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
