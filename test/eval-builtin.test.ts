@@ -9,7 +9,7 @@ import { fashionMnistAvailable } from '../src/data/fashion-mnist.ts';
 import { FlamingoProcessor } from '../src/data/processor.ts';
 import { run as evalCli } from '../src/cli/eval.ts';
 import {
-  BUILTIN_TASKS, formatAnswer, formatEpisode, formatPrompt, runBuiltinSuite, runSuite, type SuiteReport,
+  BUILTIN_TASKS, formatAnswer, formatEpisode, formatPrompt, runBuiltinSuite, runSuite, scoreResults, tenfold, type SuiteReport,
 } from '../src/eval/builtin.ts';
 import { tokenizerCodec } from '../src/eval/tasks.ts';
 import { capture, saveModelDir, tinyModel, tinyTokenizer } from './eval-helpers.ts';
@@ -175,4 +175,19 @@ test('format episodes: one format throughout, k-shot prompt = the k examples nea
   assert.equal(formatPrompt(ep, 0, 'k').text, `<image>${lead}`);
   assert.throws(() => formatPrompt(ep, 5, 'k'), RangeError);
   assert.equal(formatAnswer(` ${ep.query.answer}\nmore`), ep.query.answer);
+});
+
+test('scoring: exact VQA answers score 100 (ten-fold answers), wrong 0; a reference caption scores CIDEr > 0 (x100)', () => {
+  const ref = { key: 'x', files: [], load: () => [makeImage(2, 2)] };
+  const vqa = ['red', '3', 'top left'].map((a, i) => ({ kind: 'vqa' as const, id: i, question: 'q?', answers: tenfold(a), answerType: 'colour', media: ref }));
+  assert.equal(scoreResults('vqa', vqa, vqa.map((q) => ({ question_id: q.id, answer: q.answers[0]! }))), 100);
+  assert.equal(scoreResults('vqa', vqa, vqa.map((q) => ({ question_id: q.id, answer: 'blue' }))), 0);
+  assert.ok(Math.abs(scoreResults('video_qa', vqa, [{ question_id: 0, answer: 'red' }, { question_id: 1, answer: 'no' }, { question_id: 2, answer: 'no' }]) - 100 / 3) < 0.01);
+  const caps = ['a red circle on the left', 'two blue squares at the top', 'a large green star in the center'].map((c, i) => ({
+    kind: 'captioning' as const, id: i, captions: [c, `${c} of the picture`], media: ref,
+  }));
+  const good = scoreResults('captioning', caps, caps.map((c) => ({ image_id: c.id, caption: c.captions[0]! })));
+  const bad = scoreResults('captioning', caps, caps.map((c) => ({ image_id: c.id, caption: 'nothing here' })));
+  assert.ok(good > 100, `CIDEr x100 of reference captions: ${good}`);
+  assert.equal(bad, 0);
 });

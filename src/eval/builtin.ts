@@ -209,8 +209,11 @@ function syntheticCaptionItems(ctx: Ctx, split: 'support' | 'query', n: number):
   });
 }
 
-/** VQA answers as 10 identical human answers, so VQA accuracy is 100 for a match (VQAv2 convention). */
-const tenfold = (a: string): string[] => new Array<string>(10).fill(a);
+/**
+ * One known answer as 10 identical human answers (VQAv2 has 10): VQA accuracy's leave-one-out rule
+ * would score a match against a single answer as 0.
+ */
+export const tenfold = (a: string): string[] => new Array<string>(10).fill(a);
 
 function syntheticVqaItems(ctx: Ctx, split: 'support' | 'query', n: number): (VqaItem & { answerType: string })[] {
   const root = new Rng(ctx.seed).fork('builtin:vqa').fork(split);
@@ -248,7 +251,7 @@ function syntheticVideoItems(ctx: Ctx, split: 'support' | 'query', n: number, fr
 }
 
 /** Score one trial's results (query order) with the official metric code. */
-function scoreResults(kind: TaskKind, queries: readonly EvalItem[], results: readonly ResultEntry[]): number {
+export function scoreResults(kind: TaskKind, queries: readonly EvalItem[], results: readonly ResultEntry[]): number {
   if (kind === 'captioning') {
     const samples = queries.map((q, i) => ({
       candidate: ptbTokenize((results[i] as { caption: string }).caption),
