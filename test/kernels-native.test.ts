@@ -82,6 +82,8 @@ function agree(
 // ------------------------------------------------------------------ gemm
 const GEMM_SHAPES: Array<[number, number, number]> = [
   [1, 1, 1], [3, 5, 7], [17, 33, 9], [6, 16, 1], [40, 41, 42], [65, 47, 130], [130, 70, 257], [97, 1030, 23],
+  // matrix-vector and skinny products (sgemv, the few-rows kernel)
+  [1, 301, 257], [300, 1, 257], [5, 299, 131], [8, 67, 600], [2, 1030, 33],
 ];
 
 test('gemm: every trans combination, alpha/beta, NaN in C ignored when beta = 0', { skip }, () => {
@@ -124,7 +126,7 @@ test('gemm: built-in blocked GEMM and the direct small kernel agree with the ora
 });
 
 test('gemm: batched, with stride-0 broadcast operands, tiny and large products', { skip }, () => {
-  for (const [m, n, k, count] of [[3, 4, 5, 7], [8, 8, 8, 33], [70, 65, 40, 3]] as const) {
+  for (const [m, n, k, count] of [[3, 4, 5, 7], [8, 8, 8, 33], [70, 65, 40, 3], [3, 200, 90, 3], [1, 200, 300, 2]] as const) {
     for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
       // A broadcast (stride 0), B per batch.
       const a = randn(m * k), b = randn(count * k * n + 3);

@@ -144,14 +144,119 @@ void builtin_one(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha,
   }
 }
 
+// ---------------------------------------------------------------- skinny products (few rows)
+// m ≤ SKINNY_M (decode steps, small batches): packing B would copy all of it for one pass, so B
+// is streamed once, in place, updating every output row per B row/column. Threads split n.
+constexpr int64_t SKINNY_M = 8;
+
+void skinny(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+            float beta, float* c) {
+  std::vector<float> ap(static_cast<size_t>(m * k));  // alpha · op(A), rows contiguous
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t p = 0; p < k; p++) ap[i * k + p] = alpha * (tA ? a[p * m + i] : a[i * k + p]);
+  const float* A = ap.data();
+  if (tB) {  // C[i,j] = A_i · B_j (B rows are contiguous); 4 B rows per pass share each A load
+    auto store = [&](int64_t i, int64_t j, float sum) {
+      float* cij = c + i * n + j;
+      *cij = beta == 0.0f ? sum : sum + beta * *cij;
+    };
+    parallel_for((n + 3) / 4, std::max<int64_t>(1, 4096 / std::max<int64_t>(k, 1)), [&](int64_t q0, int64_t q1) {
+      for (int64_t q = q0; q < q1; q++) {
+        const int64_t j = q * 4;
+        if (j + 4 <= n) {
+          const float *b0 = b + j * k, *b1 = b0 + k, *b2 = b1 + k, *b3 = b2 + k;
+          for (int64_t i = 0; i < m; i++) {
+            const float* ai = A + i * k;
+            V s0 = vzero(), s1 = vzero(), s2 = vzero(), s3 = vzero();
+            int64_t p = 0;
+            for (; p + 8 <= k; p += 8) {
+              V av = vload(ai + p);
+              s0 = vfma(av, vload(b0 + p), s0);
+              s1 = vfma(av, vload(b1 + p), s1);
+              s2 = vfma(av, vload(b2 + p), s2);
+              s3 = vfma(av, vload(b3 + p), s3);
+            }
+            float r0 = hsum(s0), r1 = hsum(s1), r2 = hsum(s2), r3 = hsum(s3);
+            for (; p < k; p++) {
+              r0 += ai[p] * b0[p];
+              r1 += ai[p] * b1[p];
+              r2 += ai[p] * b2[p];
+              r3 += ai[p] * b3[p];
+            }
+            store(i, j, r0);
+            store(i, j + 1, r1);
+            store(i, j + 2, r2);
+            store(i, j + 3, r3);
+          }
+        } else {
+          for (int64_t jj = j; jj < n; jj++) {
+            const float* bj = b + jj * k;
+            for (int64_t i = 0; i < m; i++) {
+              const float* ai = A + i * k;
+              V acc = vzero();
+              int64_t p = 0;
+              for (; p + 8 <= k; p += 8) acc = vfma(vload(ai + p), vload(bj + p), acc);
+              float sum = hsum(acc);
+              for (; p < k; p++) sum += ai[p] * bj[p];
+              store(i, jj, sum);
+            }
+          }
+        }
+      }
+    });
+  } else {  // C[i, j0:j1] += Σ_p A[i,p] · B[p, j0:j1], column blocks kept in L1
+    constexpr int64_t JB = 256;
+    const int64_t blocks = (n + JB - 1) / JB;
+    parallel_for(blocks, std::max<int64_t>(1, 16384 / std::max<int64_t>(k * JB / 64, 1)), [&](int64_t b0, int64_t b1) {
+      for (int64_t blk = b0; blk < b1; blk++) {
+        const int64_t j0 = blk * JB, w = std::min(JB, n - j0);
+        for (int64_t i = 0; i < m; i++) scale_c(c + i * n + j0, w, beta);
+        for (int64_t p = 0; p < k; p++) {
+          const float* bp = b + p * n + j0;
+          for (int64_t i = 0; i < m; i++) {
+            const V av = vset(A[i * k + p]);
+            const float as = A[i * k + p];
+            float* ci = c + i * n + j0;
+            int64_t j = 0;
+            for (; j + 8 <= w; j += 8) vstore(ci + j, vfma(av, vload(bp + j), vload(ci + j)));
+            for (; j < w; j++) ci[j] += as * bp[j];
+          }
+        }
+      }
+    });
+  }
+}
+
 #ifdef FLAMINGO_OPENBLAS
+bool blas_vector(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+                 float beta, float* c);
+
 void blas_one(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
               const float* b, float beta, float* c) {
+  if (blas_vector(tA, tB, m, n, k, alpha, a, b, beta, c)) return;
   // BLAS semantics: with beta = 0, C is not read (OpenBLAS zero-fills it), so NaN in C is fine.
   cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans,
               static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
               static_cast<int>(tA ? m : k), b, static_cast<int>(tB ? k : n), beta,
               c, static_cast<int>(n));
+}
+
+// Matrix-vector products (m = 1, e.g. one decode step, or n = 1) as sgemv: GEMM's packing would
+// copy the whole matrix for a single pass over it.
+bool blas_vector(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+                 float beta, float* c) {
+  if (m != 1 && n != 1) return false;
+  const int64_t len = m == 1 ? n : m;
+  if (beta == 0.0f) std::memset(c, 0, sizeof(float) * len);  // never read C's old contents
+  const int ik = static_cast<int>(k);
+  if (m == 1) {  // x = op(A) (length k, contiguous either way), y = op(B)ᵀ x
+    if (tB) cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), ik, alpha, b, ik, a, 1, beta, c, 1);
+    else cblas_sgemv(CblasRowMajor, CblasTrans, ik, static_cast<int>(n), alpha, b, static_cast<int>(n), a, 1, beta, c, 1);
+  } else {  // n = 1: x = op(B) (length k), y = op(A) x
+    if (tA) cblas_sgemv(CblasRowMajor, CblasTrans, ik, static_cast<int>(m), alpha, a, static_cast<int>(m), b, 1, beta, c, 1);
+    else cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(m), ik, alpha, a, ik, b, 1, beta, c, 1);
+  }
+  return true;
 }
 #endif
 
@@ -195,6 +300,13 @@ void gemm(const GemmArgs& g) {
   // Tiny products: library call overhead dominates; the packed micro-kernel is faster.
   if (macs <= SMALL_MACS) {
     batch_parallel(g, macs, builtin_one);
+    return;
+  }
+  if (g.m <= SKINNY_M && g.k > 0 && (!have_blas() || g.m > 1)) {
+    for (int64_t i = 0; i < g.count; i++) {
+      skinny(g.transA, g.transB, g.m, g.n, g.k, g.alpha, g.a + i * g.strideA, g.b + i * g.strideB, g.beta,
+             g.c + i * g.strideC);
+    }
     return;
   }
   // Larger products are spread too when the batch divides evenly over the threads (no idle
