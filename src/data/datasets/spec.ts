@@ -5,6 +5,7 @@ import type { DocumentKind, SyntheticWorldOptions } from '../synthetic/index.ts'
 import { fileSource } from './files.ts';
 import { syntheticDocuments, syntheticPairs, syntheticText, syntheticVideos, textListSource, type PairText } from './memory.ts';
 import { FORMATS, type DataFormat } from './records.ts';
+import { fashionBinding, fashionPairs, textBinding } from './binding.ts';
 import { DatasetError, type DocSource } from './types.ts';
 
 export type SourceSpec =
@@ -14,9 +15,15 @@ export type SourceSpec =
   | { type: 'synthetic-text'; kind?: DocumentKind; world?: SyntheticWorldOptions }
   | { type: 'text-corpus'; sources?: TextSource[]; max_docs?: number; max_chars?: number }
   | { type: 'texts'; texts: string[] }
-  | { type: 'files'; format: DataFormat; path: string | string[]; shuffle?: boolean };
+  | { type: 'files'; format: DataFormat; path: string | string[]; shuffle?: boolean }
+  | { type: 'fashion-pairs'; classes?: number[]; split?: 'train' | 'test' }
+  | { type: 'fashion-binding'; classes?: number[]; ways?: [number, number]; shots?: [number, number]; split?: 'train' | 'test' }
+  | { type: 'text-binding'; ways?: [number, number]; items?: [number, number] };
 
-export const SOURCE_TYPES = ['synthetic-documents', 'synthetic-pairs', 'synthetic-videos', 'synthetic-text', 'text-corpus', 'texts', 'files'] as const;
+export const SOURCE_TYPES = [
+  'synthetic-documents', 'synthetic-pairs', 'synthetic-videos', 'synthetic-text', 'text-corpus', 'texts', 'files',
+  'fashion-pairs', 'fashion-binding', 'text-binding',
+] as const;
 
 /** Build a source; `name` keys its random streams, `baseDir` resolves relative file paths. */
 export function sourceFromSpec(name: string, spec: SourceSpec, baseDir = '.'): DocSource {
@@ -45,6 +52,12 @@ export function sourceFromSpec(name: string, spec: SourceSpec, baseDir = '.'): D
       const paths = (Array.isArray(s.path) ? s.path : [s.path]).map((p) => resolve(baseDir, p));
       return fileSource({ name, format: s.format, path: paths, shuffle: s.shuffle });
     }
+    case 'fashion-pairs':
+      return fashionPairs({ name, classes: s.classes, split: s.split });
+    case 'fashion-binding':
+      return fashionBinding({ name, classes: s.classes, ways: s.ways, shots: s.shots, split: s.split });
+    case 'text-binding':
+      return textBinding({ name, ways: s.ways, items: s.items });
     default:
       throw new DatasetError(name, `unknown source type ${JSON.stringify((s as { type?: unknown }).type)} (expected one of ${SOURCE_TYPES.join(', ')})`);
   }

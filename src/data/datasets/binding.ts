@@ -1,0 +1,124 @@
+/**
+ * Training sources for fast concept binding (paper §3; the bundled model's task):
+ * - `fashion-pairs`: Fashion-MNIST image–caption pairs ("a photo of a sneaker"), for contrastive pretraining;
+ * - `fashion-binding`: N-way K-shot episodes on real Fashion-MNIST images with invented names, in the
+ *   evaluation's prompt format (src/eval/fast-binding.ts), answer included: `<image>This is a {name}.<|endofchunk|>`…
+ * - `text-binding`: the same episodes in text only, a word standing in for each image
+ *   (`This is a {word} {name}.`), so LM pretraining learns to bind names in context.
+ * Each is an endless generator: document i depends only on (seed, i).
+ */
+import { Rng } from '../../engine/rng.ts';
+import { fashionMnistImage, loadFashionMnist, FASHION_MNIST_CLASSES, type FashionMnist } from '../fashion-mnist.ts';
+import { inventNames } from '../synthetic/names.ts';
+import type { RgbImage } from '../image.ts';
+import { generatorSource } from './memory.ts';
+import { DatasetError, type DocSource, type RawChunk } from './types.ts';
+
+const cache = new Map<string, { ds: FashionMnist; byClass: number[][] }>();
+
+function fashion(split: 'train' | 'test'): { ds: FashionMnist; byClass: number[][] } {
+  let c = cache.get(split);
+  if (!c) {
+    const ds = loadFashionMnist({ split });
+    const byClass: number[][] = FASHION_MNIST_CLASSES.map(() => []);
+    for (let i = 0; i < ds.n; i++) byClass[ds.labels[i]!]!.push(i);
+    c = { ds, byClass };
+    cache.set(split, c);
+  }
+  return c;
+}
+
+function checkClasses(name: string, classes: number[]): void {
+  if (!Array.isArray(classes) || classes.length === 0 || classes.some((c) => !Number.isInteger(c) || c < 0 || c >= FASHION_MNIST_CLASSES.length)) {
+    throw new DatasetError(name, `classes must be a non-empty list of Fashion-MNIST class indices 0..9, got ${JSON.stringify(classes)}`);
+  }
+}
+
+function range(r: Rng, [lo, hi]: [number, number]): number {
+  return lo + r.int(hi - lo + 1);
+}
+
+export interface FashionPairsOptions {
+  name: string;
+  classes?: number[];
+  split?: 'train' | 'test';
+}
+
+const CAPTIONS = ['a photo of a {c}', 'a {c}', 'a picture of a {c}', 'a black and white photo of a {c}', 'this is a {c}'];
+
+export function fashionPairs(opts: FashionPairsOptions): DocSource {
+  const classes = opts.classes ?? FASHION_MNIST_CLASSES.map((_, i) => i);
+  checkClasses(opts.name, classes);
+  return generatorSource(opts.name, (seed, i) => {
+    const { ds, byClass } = fashion(opts.split ?? 'train');
+    const r = new Rng(seed).fork(i);
+    const c = classes[r.int(classes.length)]!;
+    const idx = byClass[c]![r.int(byClass[c]!.length)]!;
+    const text = CAPTIONS[r.int(CAPTIONS.length)]!.replace('{c}', FASHION_MNIST_CLASSES[c]!.toLowerCase());
+    return { key: `${opts.name}:${i}`, chunks: [{ kind: 'image', image: () => fashionMnistImage(ds, idx) }, { kind: 'text', text }] };
+  });
+}
+
+export interface BindingOptions {
+  name: string;
+  classes?: number[];
+  ways?: [number, number];
+  shots?: [number, number];
+  split?: 'train' | 'test';
+}
+
+/** Image episodes: support `<image>This is a {name}.` chunks (shuffled), then the query with its answer. */
+export function fashionBinding(opts: BindingOptions): DocSource {
+  const classes = opts.classes ?? FASHION_MNIST_CLASSES.map((_, i) => i);
+  checkClasses(opts.name, classes);
+  const ways = opts.ways ?? [2, 5];
+  const shots = opts.shots ?? [1, 3];
+  if (ways[1] > classes.length) throw new DatasetError(opts.name, `${ways[1]}-way episodes need ${ways[1]} classes, have ${classes.length}`);
+  return generatorSource(opts.name, (seed, i) => {
+    const { ds, byClass } = fashion(opts.split ?? 'train');
+    const r = new Rng(seed).fork(i);
+    const w = range(r, ways);
+    const k = range(r, shots);
+    const chosen = r.shuffle([...classes]).slice(0, w);
+    const names = inventNames(r, w);
+    const items: number[] = [];
+    for (let a = 0; a < w; a++) for (let b = 0; b < k; b++) items.push(a);
+    r.shuffle(items);
+    items.push(r.int(w)); // the query, last
+    const chunks: RawChunk[] = [];
+    for (const a of items) {
+      const pool = byClass[chosen[a]!]!;
+      const idx = pool[r.int(pool.length)]!;
+      const image = (): RgbImage => fashionMnistImage(ds, idx);
+      chunks.push({ kind: 'image', image }, { kind: 'text', text: `This is a ${names[a]}.` });
+    }
+    return { key: `${opts.name}:${i}`, chunks };
+  });
+}
+
+export const BINDING_WORDS = [
+  'red', 'blue', 'green', 'yellow', 'purple', 'orange', 'small', 'big', 'round', 'square', 'striped', 'dotted', 'shiny', 'soft',
+  'old', 'new', 'dark', 'light', 'tall', 'short', 'long', 'wide', 'flat', 'warm', 'cold', 'heavy', 'wooden', 'woolen', 'plain', 'fancy',
+];
+
+/**
+ * Text episodes: `This is a {word} {name}.` chunks where each word stands for one class of the episode;
+ * repeated words must get the name bound to them earlier in the same document.
+ */
+export function textBinding(opts: { name: string; ways?: [number, number]; items?: [number, number] }): DocSource {
+  const ways = opts.ways ?? [2, 5];
+  const itemsRange = opts.items ?? [6, 12];
+  return generatorSource(opts.name, (seed, i) => {
+    const r = new Rng(seed).fork(i);
+    const w = range(r, ways);
+    const words = r.shuffle([...BINDING_WORDS]).slice(0, w);
+    const names = inventNames(r, w);
+    const n = Math.max(w + 1, range(r, itemsRange));
+    const items: number[] = [...Array(w).keys()];
+    while (items.length < n) items.push(r.int(w));
+    const head = r.shuffle(items.slice(0, w));
+    const order = [...head, ...items.slice(w)];
+    const text = order.map((a) => `This is a ${words[a]} ${names[a]}.`).join(' ');
+    return { key: `${opts.name}:${i}`, chunks: [{ kind: 'text', text }] };
+  });
+}
