@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fashionBinding, fashionPairs, textBinding, BINDING_WORDS } from '../src/data/datasets/binding.ts';
+import { sourceFromSpec } from '../src/data/datasets/spec.ts';
+import { fashionMnistAvailable } from '../src/data/fashion-mnist.ts';
+import type { RawDoc } from '../src/data/datasets/types.ts';
+
+const texts = (d: RawDoc): string[] => d.chunks.filter((c) => c.kind === 'text').map((c) => (c as { text: string }).text);
+
+test('text binding: every repeated word keeps the name bound to it earlier in the document', () => {
+  const s = textBinding({ name: 'tb' }).open(3);
+  for (let i = 0; i < 50; i++) {
+    const [text] = texts(s.next());
+    const bound = new Map<string, string>();
+    const sentences = text!.match(/This is a (\w+) (\w+)\./g)!;
+    assert.ok(sentences.length >= 3);
+    let repeats = 0;
+    for (const m of sentences) {
+      const [, word, name] = /This is a (\w+) (\w+)\./.exec(m)!;
+      assert.ok(BINDING_WORDS.includes(word!));
+      if (bound.has(word!)) { assert.equal(bound.get(word!), name); repeats++; } else bound.set(word!, name!);
+    }
+    assert.ok(repeats >= 1, 'each document asks for at least one binding');
+    assert.equal(new Set(bound.values()).size, bound.size, 'names are distinct within a document');
+  }
+});
+
+test('sources are deterministic by seed and resumable by cursor', () => {
+  const a = textBinding({ name: 'tb' }).open(5);
+  const b = textBinding({ name: 'tb' }).open(5);
+  const c = textBinding({ name: 'tb' }).open(6);
+  const da = [a.next(), a.next(), a.next()].map((d) => texts(d)[0]);
+  assert.deepEqual([b.next(), b.next(), b.next()].map((d) => texts(d)[0]), da);
+  assert.notDeepEqual(texts(c.next())[0], da[0]);
+  const resumed = textBinding({ name: 'tb' }).open(5, { epoch: 0, offset: 2 });
+  assert.equal(texts(resumed.next())[0], da[2]);
+});
+
+test('fashion binding episodes: images alternate with "This is a {name}." and the query name was bound in the support', (t) => {
+  if (!fashionMnistAvailable()) { t.skip('dataset-fashion-mnist not installed'); return; }
+  const s = fashionBinding({ name: 'fb', classes: [0, 1, 2, 3, 4], ways: [5, 5], shots: [1, 1] }).open(1);
+  for (let i = 0; i < 10; i++) {
+    const d = s.next();
+    assert.equal(d.chunks.length, 12, '5 supports + query, each an image and a text');
+    d.chunks.forEach((c, k) => assert.equal(c.kind, k % 2 === 0 ? 'image' : 'text'));
+    const names = texts(d).map((x) => /^This is a (\w+)\.$/.exec(x)![1]!);
+    assert.equal(new Set(names.slice(0, 5)).size, 5);
+    assert.ok(names.slice(0, 5).includes(names[5]!));
+    const img = (d.chunks[0] as { image: () => { width: number; data: Uint8Array } }).image();
+    assert.equal(img.width, 28);
+    assert.ok(img.data.some((v) => v > 0));
+  }
+  assert.throws(() => fashionBinding({ name: 'bad', classes: [0, 1], ways: [3, 3] }), /3-way episodes need 3 classes/);
+  assert.throws(() => sourceFromSpec('x', { type: 'fashion-pairs', classes: [12] }), /class indices 0\.\.9/);
+});
+
+test('fashion pairs carry the class name in the caption', (t) => {
+  if (!fashionMnistAvailable()) { t.skip('dataset-fashion-mnist not installed'); return; }
+  const s = fashionPairs({ name: 'fp', classes: [7] }).open(0);
+  for (let i = 0; i < 5; i++) assert.match(texts(s.next())[0]!, /sneaker/);
+});
