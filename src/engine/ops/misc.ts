@@ -27,6 +27,32 @@ export function rope(x: Tensor, positions: Tensor, theta: number): Tensor {
 }
 
 /**
+ * Copy between images (N, C, H, W) and their non-overlapping p×p patches laid out as rows (N·P, C·p·p)
+ * with columns ordered (c, dy, dx) like the conv weight: im2col when toCols, its inverse otherwise
+ * (patches do not overlap, so the inverse is a plain copy).
+ */
+function patchCopy(img: Float32Array, cols: Float32Array, N: number, C: number, H: number, W: number, p: number, toCols: boolean): void {
+  const gh = H / p;
+  const gw = W / p;
+  const K = C * p * p;
+  for (let n = 0; n < N; n++) {
+    for (let py = 0; py < gh; py++) {
+      for (let px = 0; px < gw; px++) {
+        let o = (n * gh * gw + py * gw + px) * K;
+        for (let c = 0; c < C; c++) {
+          const plane = (n * C + c) * H * W;
+          for (let dy = 0; dy < p; dy++) {
+            const row = plane + (py * p + dy) * W + px * p;
+            if (toCols) for (let dx = 0; dx < p; dx++) cols[o++] = img[row + dx]!;
+            else for (let dx = 0; dx < p; dx++) img[row + dx] = cols[o++]!;
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
  * Non-overlapping patch embedding: x (N, C, H, W), weight (E, C, p, p), no bias
  * → (N, (H/p)·(W/p), E) with patches in row-major order.
  */
@@ -43,23 +69,8 @@ export function patchEmbed(x: Tensor, weight: Tensor): Tensor {
   const gw = Ww / p;
   const P = gh * gw;
   const K = C * p * p;
-  const X = x.f32;
-  // im2col: (N·P, K) with K ordered (c, dy, dx) to match the weight layout
   const cols = new Float32Array(N * P * K);
-  for (let n = 0; n < N; n++) {
-    for (let py = 0; py < gh; py++) {
-      for (let px = 0; px < gw; px++) {
-        let o = ((n * P) + py * gw + px) * K;
-        for (let c = 0; c < C; c++) {
-          const plane = (n * C + c) * Hh * Ww;
-          for (let dy = 0; dy < p; dy++) {
-            const row = plane + (py * p + dy) * Ww + px * p;
-            for (let dx = 0; dx < p; dx++) cols[o++] = X[row + dx]!;
-          }
-        }
-      }
-    }
-  }
+  patchCopy(x.f32, cols, N, C, Hh, Ww, p, true);
   const W = weight.f32;
   const out = new Float32Array(N * P * E);
   backend().gemm(false, true, N * P, E, K, 1, cols, W, 0, out);
@@ -74,20 +85,7 @@ export function patchEmbed(x: Tensor, weight: Tensor): Tensor {
       const dcols = new Float32Array(N * P * K);
       k.gemm(false, false, N * P, K, E, 1, g, W, 0, dcols);
       const dx = new Float32Array(x.size);
-      for (let n = 0; n < N; n++) {
-        for (let py = 0; py < gh; py++) {
-          for (let px = 0; px < gw; px++) {
-            let o = ((n * P) + py * gw + px) * K;
-            for (let c = 0; c < C; c++) {
-              const plane = (n * C + c) * Hh * Ww;
-              for (let dy = 0; dy < p; dy++) {
-                const row = plane + (py * p + dy) * Ww + px * p;
-                for (let dxx = 0; dxx < p; dxx++) dx[row + dxx] = dcols[o++]!;
-              }
-            }
-          }
-        }
-      }
+      patchCopy(dx, dcols, N, C, Hh, Ww, p, false);
       accumulateGrad(x, dx);
     }
   });
