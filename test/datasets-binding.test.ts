@@ -36,17 +36,17 @@ test('sources are deterministic by seed and resumable by cursor', () => {
   assert.equal(texts(resumed.next())[0], da[2]);
 });
 
-test('fashion binding episodes: images alternate with "This is a {name}." and the query name was bound in the support', (t) => {
+test('fashion binding episodes: "This is a", the image, then its name; the query name was bound in the support', (t) => {
   if (!fashionMnistAvailable()) { t.skip('dataset-fashion-mnist not installed'); return; }
   const s = fashionBinding({ name: 'fb', classes: [0, 1, 2, 3, 4], ways: [5, 5], shots: [1, 1] }).open(1);
   for (let i = 0; i < 10; i++) {
     const d = s.next();
-    assert.equal(d.chunks.length, 12, '5 supports + query, each an image and a text');
-    d.chunks.forEach((c, k) => assert.equal(c.kind, k % 2 === 0 ? 'image' : 'text'));
-    const names = texts(d).map((x) => /^This is a (\w+)\.$/.exec(x)![1]!);
+    assert.equal(d.chunks.length, 18, '5 supports + query, each text, image, text');
+    d.chunks.forEach((c, k) => assert.equal(c.kind, k % 3 === 1 ? 'image' : 'text'));
+    const names = texts(d).filter((_, k) => k % 2 === 1).map((x) => /^ (\w+)\.$/.exec(x)![1]!);
     assert.equal(new Set(names.slice(0, 5)).size, 5);
     assert.ok(names.slice(0, 5).includes(names[5]!));
-    const img = (d.chunks[0] as { image: () => { width: number; data: Uint8Array } }).image();
+    const img = (d.chunks[1] as { image: () => { width: number; data: Uint8Array } }).image();
     assert.equal(img.width, 28);
     assert.ok(img.data.some((v) => v > 0));
   }
@@ -58,4 +58,18 @@ test('fashion pairs carry the class name in the caption', (t) => {
   if (!fashionMnistAvailable()) { t.skip('dataset-fashion-mnist not installed'); return; }
   const s = fashionPairs({ name: 'fp', classes: [7] }).open(0);
   for (let i = 0; i < 5; i++) assert.match(texts(s.next())[0]!, /sneaker/);
+});
+
+test('training episodes and the evaluation prompt have the same text layout', async (t) => {
+  if (!fashionMnistAvailable()) { t.skip('dataset-fashion-mnist not installed'); return; }
+  const { docToText } = await import('../src/data/datasets/sample.ts');
+  const { bindingPrompt } = await import('../src/eval/fast-binding.ts');
+  const { BpeTokenizer } = await import('../src/data/tokenizer.ts');
+  const tok = BpeTokenizer.train(['This is a dax.'], { vocabSize: 300 });
+  const doc = fashionBinding({ name: 'fb', classes: [0, 1, 2], ways: [3, 3], shots: [1, 1] }).open(2).next();
+  const names = texts(doc).filter((x) => x !== 'This is a').map((x) => x.trim().replace(/\.$/, ''));
+  const { text, media } = docToText(tok, doc);
+  assert.equal(media.length, 4);
+  // the training text is the evaluation prompt followed by the answer and the final <|endofchunk|>
+  assert.equal(text, `${bindingPrompt(names.slice(0, 3))} ${names[3]}.<|endofchunk|>`);
 });

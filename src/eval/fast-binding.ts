@@ -3,8 +3,10 @@
  * an invented name that holds only inside the prompt. The model must name the query image by the word
  * bound to its class in the examples — something it can only learn from the prompt itself.
  *
- * Prompt (OpenFlamingo style):  (<image>This is a {name}.<|endofchunk|>) × N·K, then <image>This is a
- * and the answer is the first word generated (greedy), compared with the bound name.
+ * Prompt: `This is a<image> {name}.` per support image and `This is a<image>` for the query, joined as
+ * training documents are (src/data/datasets/sample.ts, OpenFlamingo's convention): `<|endofchunk|>` closes
+ * each chunk right before the next <image>. The answer is the first word generated (greedy), compared with
+ * the bound name. The image stands where a describing word would: media may sit anywhere in the text.
  */
 import { Rng } from '../engine/rng.ts';
 import type { Flamingo } from '../model/flamingo.ts';
@@ -13,8 +15,11 @@ import type { FlamingoProcessor } from '../data/processor.ts';
 import type { RgbImage } from '../data/image.ts';
 import { inventNames } from '../data/synthetic/names.ts';
 
-export const BINDING_SUPPORT = (name: string): string => `<image>This is a ${name}.<|endofchunk|>`;
-export const BINDING_QUERY = '<image>This is a';
+/** The episode's text: supports then the query, `<|endofchunk|>` before every <image> but the first. */
+export function bindingPrompt(names: string[]): string {
+  const parts = names.map((n, i) => `This is a${i > 0 ? '<|endofchunk|>' : ''}<image> ${n}.`);
+  return `${parts.join(' ')} This is a${names.length > 0 ? '<|endofchunk|>' : ''}<image>`;
+}
 
 export interface BindingClass {
   id: string;
@@ -50,14 +55,9 @@ export function bindingEpisode(rng: Rng, classes: readonly BindingClass[], ways:
     seen.add(i);
     return imgs[i]!;
   };
-  const images: RgbImage[] = [];
-  let prompt = '';
-  for (const it of items) {
-    images.push(pick(it.cls));
-    prompt += BINDING_SUPPORT(it.name);
-  }
+  const images: RgbImage[] = items.map((it) => pick(it.cls));
   images.push(pick(order[q]!));
-  prompt += BINDING_QUERY;
+  const prompt = bindingPrompt(items.map((it) => it.name));
   const nameOf: Record<string, string> = {};
   order.forEach((c, w) => { nameOf[classes[c]!.id] = names[w]!; });
   return { prompt, images, answer: names[q]!, names: nameOf, queryClass: classes[order[q]!]!.id };

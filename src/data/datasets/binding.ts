@@ -2,7 +2,7 @@
  * Training sources for fast concept binding (paper §3; the bundled model's task):
  * - `fashion-pairs`: Fashion-MNIST image–caption pairs ("a photo of a sneaker"), for contrastive pretraining;
  * - `fashion-binding`: N-way K-shot episodes on real Fashion-MNIST images with invented names, in the
- *   evaluation's prompt format (src/eval/fast-binding.ts), answer included: `<image>This is a {name}.<|endofchunk|>`…
+ *   evaluation's prompt format (src/eval/fast-binding.ts), answer included: `This is a<image> {name}.<|endofchunk|>`…
  * - `text-binding`: the same episodes in text only, a word standing in for each image
  *   (`This is a {word} {name}.`), so LM pretraining learns to bind names in context.
  * Each is an endless generator: document i depends only on (seed, i).
@@ -67,7 +67,11 @@ export interface BindingOptions {
   split?: 'train' | 'test';
 }
 
-/** Image episodes: support `<image>This is a {name}.` chunks (shuffled), then the query with its answer. */
+/**
+ * Image episodes: support `This is a<image> {name}.<|endofchunk|>` chunks (shuffled), then the query with its
+ * answer. The image takes the place of the key word of the text episodes, so the LM's in-context binding
+ * (learned on text) applies once the gated cross-attention writes a class-consistent key at the <image> position.
+ */
 export function fashionBinding(opts: BindingOptions): DocSource {
   const classes = opts.classes ?? FASHION_MNIST_CLASSES.map((_, i) => i);
   checkClasses(opts.name, classes);
@@ -90,7 +94,8 @@ export function fashionBinding(opts: BindingOptions): DocSource {
       const pool = byClass[chosen[a]!]!;
       const idx = pool[r.int(pool.length)]!;
       const image = (): RgbImage => fashionMnistImage(ds, idx);
-      chunks.push({ kind: 'image', image }, { kind: 'text', text: `This is a ${names[a]}.` });
+      // the image sits where the text episodes have their key word: "This is a <image> dax."
+      chunks.push({ kind: 'text', text: 'This is a' }, { kind: 'image', image }, { kind: 'text', text: ` ${names[a]}.` });
     }
     return { key: `${opts.name}:${i}`, chunks };
   });
