@@ -90,7 +90,7 @@ export async function run(args: string[]): Promise<number> {
     process.stdout.write('each name is invented for this prompt only, so the answer can only come from the examples):\n');
     const bound = Object.entries(ep.names).map(([c, n]) => `  "${n}" = ${c}`).join('\n');
     process.stdout.write(`${bound}\n\n  prompt: ${ep.prompt.replace(/<\|endofchunk\|>/g, '<|endofchunk|>\n          ')}\n`);
-    process.stdout.write(`  generated: "${processor.decode(out.generated[0]!)}"  → ${answer === ep.answer ? 'correct' : 'wrong'} (query is a ${ep.queryClass}, bound to "${ep.answer}")\n`);
+    process.stdout.write(`  generated: "${processor.decode(out.generated[0]!)}"  → ${answer === ep.answer ? 'correct' : 'wrong'} (query class: ${ep.queryClass}, bound to "${ep.answer}")\n`);
     process.stdout.write(`  (images of this prompt: runs/demo-prompt.png)\n\n`);
 
     // 2. accuracy by shots
