@@ -96,7 +96,7 @@ test('k-shot prompts hold k demonstrations (0 shots: two text-only ones); fast b
           assert.equal(ways, t.task === 'fast_binding_seen' ? 5 : 4, 'ways = min(5, classes)');
           assert.equal(demos, ways * k, `${t.task} ${k}-shot`);
           assert.equal(images, ways * k + 1);
-          assert.ok(p.endsWith('<image>This is a'));
+          assert.ok(p.endsWith('This is a<|endofchunk|><image>'));
         } else if (t.task === 'format') {
           assert.equal(demos, k);
           assert.equal(images, k + 1);
