@@ -121,3 +121,17 @@ test('clipGradNorm scales gradients to the max norm', () => {
   assert.equal(norm, 5);
   assert.ok(Math.abs(Math.hypot(a.grad[0]!, a.grad[1]!) - 1) < 1e-5);
 });
+
+test('AdamW lrScale multiplies one parameter group\'s step', () => {
+  const a = E.fromArray([0]);
+  const g = E.fromArray([0]);
+  a.requiresGrad = true;
+  g.requiresGrad = true;
+  const opt = new AdamW([['w', a], ['block.attn_gate', g]], { lr: 0.01, weightDecay: 0, lrScale: (n) => (n.endsWith('_gate') ? 10 : 1) });
+  a.grad = new Float32Array([1]);
+  g.grad = new Float32Array([1]);
+  opt.update();
+  // first Adam step moves each parameter by lr·scale (bias-corrected m/√v = 1)
+  assert.ok(Math.abs(a.f32[0]! + 0.01) < 1e-6);
+  assert.ok(Math.abs(g.f32[0]! + 0.1) < 1e-5);
+});

@@ -23,6 +23,8 @@ export interface OptimConfig {
   eps: number;
   /** Global gradient-norm clip (0 = off). */
   grad_clip: number;
+  /** Learning-rate multiplier for the tanh gates (attn_gate, ff_gate) of the gated cross-attention blocks (default 1). */
+  gate_lr_multiplier?: number;
 }
 
 export interface DatasetConfig {
@@ -159,6 +161,7 @@ function validateStage(name: string, s: StageConfig): StageConfig {
   num(`${w}.optim.betas[1]`, o.betas[1], 0, 0.999999);
   num(`${w}.optim.eps`, o.eps, 0, 1);
   num(`${w}.optim.grad_clip`, o.grad_clip, 0);
+  if (o.gate_lr_multiplier !== undefined) num(`${w}.optim.gate_lr_multiplier`, o.gate_lr_multiplier, 0, 1000);
   if (!Array.isArray(s.datasets) || s.datasets.length === 0) fail(`${w}.datasets`, 'must be a non-empty list');
   const names = new Set<string>();
   const datasets = s.datasets.map((d0, i) => {

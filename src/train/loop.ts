@@ -72,7 +72,9 @@ export function runLoop(o: LoopOptions): LoopResult {
   mkdirSync(o.dir, { recursive: true });
   const params = o.model.trainableParameters();
   if (params.length === 0) throw new TrainingError(o.stage, 'the model has no trainable parameters');
-  const opt = new AdamW(params, { lr: o.optim.lr, betas: o.optim.betas, eps: o.optim.eps, weightDecay: o.optim.weight_decay, noDecay: defaultNoDecay });
+  const opt = new AdamW(params, { lr: o.optim.lr, betas: o.optim.betas, eps: o.optim.eps, weightDecay: o.optim.weight_decay, noDecay: defaultNoDecay,
+    lrScale: (name) => (/(^|\.)(attn_gate|ff_gate)$/.test(name) ? o.optim.gate_lr_multiplier ?? 1 : 1),
+  });
   const rng = new Rng(o.seed).fork('stage').fork(o.stage);
   let cursors: Record<string, Cursor> = {};
   let start = 0;

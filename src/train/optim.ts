@@ -13,6 +13,8 @@ export interface AdamWConfig {
   weightDecay: number;
   /** Parameter names that get no weight decay (e.g. biases, norms, embeddings, gates). */
   noDecay?: (name: string, t: Tensor) => boolean;
+  /** Per-parameter learning-rate multiplier (default 1), e.g. to let the tanh gates open faster. */
+  lrScale?: (name: string, t: Tensor) => number;
 }
 
 export const DEFAULT_ADAMW: AdamWConfig = { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.01 };
@@ -22,7 +24,7 @@ export function defaultNoDecay(_name: string, t: Tensor): boolean {
   return t.ndim <= 1;
 }
 
-interface Slot { name: string; param: Tensor; m: Float32Array; v: Float32Array; decay: boolean }
+interface Slot { name: string; param: Tensor; m: Float32Array; v: Float32Array; decay: boolean; lrScale: number }
 
 export class AdamW {
   readonly config: AdamWConfig;
@@ -33,9 +35,10 @@ export class AdamW {
   constructor(params: [string, Tensor][], config: Partial<AdamWConfig> = {}) {
     this.config = { ...DEFAULT_ADAMW, ...config };
     const noDecay = this.config.noDecay ?? (() => false);
+    const lrScale = this.config.lrScale ?? (() => 1);
     this.slots = params
       .filter(([, t]) => t.requiresGrad)
-      .map(([name, param]) => ({ name, param, m: new Float32Array(param.size), v: new Float32Array(param.size), decay: !noDecay(name, param) }));
+      .map(([name, param]) => ({ name, param, m: new Float32Array(param.size), v: new Float32Array(param.size), decay: !noDecay(name, param), lrScale: lrScale(name, param) }));
   }
 
   get paramNames(): string[] {
@@ -50,7 +53,7 @@ export class AdamW {
     for (const s of this.slots) {
       const g = s.param.grad;
       if (g === null) continue;
-      k.adamw(s.param.f32, g, s.m, s.v, s.param.size, lr, b1, b2, this.config.eps, s.decay ? this.config.weightDecay : 0, this.step);
+      k.adamw(s.param.f32, g, s.m, s.v, s.param.size, lr * s.lrScale, b1, b2, this.config.eps, s.decay ? this.config.weightDecay : 0, this.step);
     }
   }
 
