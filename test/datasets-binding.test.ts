@@ -73,3 +73,13 @@ test('training episodes and the evaluation prompt have the same text layout', as
   // the training text is the evaluation prompt followed by the answer and the final <|endofchunk|>
   assert.equal(text, `${bindingPrompt(names.slice(0, 3))} ${names[3]}.<|endofchunk|>`);
 });
+
+test('text binding with the extended vocabulary draws distinct key words from it', async () => {
+  const { BINDING_WORDS_EXTENDED } = await import('../src/data/datasets/binding.ts');
+  assert.equal(new Set(BINDING_WORDS_EXTENDED).size, BINDING_WORDS_EXTENDED.length, 'no duplicate key words');
+  const s = textBinding({ name: 'tbx', words: 'extended' }).open(4);
+  const used = new Set<string>();
+  for (let i = 0; i < 200; i++) for (const m of texts(s.next())[0]!.matchAll(/This is a (\w+) \w+\./g)) used.add(m[1]!);
+  assert.ok([...used].every((w) => BINDING_WORDS_EXTENDED.includes(w)));
+  assert.ok([...used].some((w) => !BINDING_WORDS.includes(w)), 'words beyond the basic list appear');
+});

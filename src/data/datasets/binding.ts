@@ -106,17 +106,32 @@ export const BINDING_WORDS = [
   'old', 'new', 'dark', 'light', 'tall', 'short', 'long', 'wide', 'flat', 'warm', 'cold', 'heavy', 'wooden', 'woolen', 'plain', 'fancy',
 ];
 
+/** A broader key vocabulary, so the LM learns to bind names to any word rather than to a handful. */
+export const BINDING_WORDS_EXTENDED = [
+  ...BINDING_WORDS,
+  'pink', 'brown', 'black', 'white', 'grey', 'golden', 'silver', 'tiny', 'huge', 'thin', 'thick', 'narrow', 'bright', 'pale',
+  'rough', 'smooth', 'wet', 'dry', 'hot', 'quiet', 'loud', 'fast', 'slow', 'young', 'happy', 'sad', 'angry', 'calm', 'brave',
+  'clever', 'funny', 'strange', 'simple', 'broken', 'clean', 'dirty', 'empty', 'full', 'hard', 'sharp', 'sweet', 'bitter',
+  'fresh', 'rare', 'cheap', 'rich', 'poor', 'proud', 'gentle', 'wild', 'quick', 'lazy', 'early', 'late', 'left', 'right',
+  'upper', 'lower', 'inner', 'outer', 'north', 'south', 'east', 'west', 'summer', 'winter', 'spring', 'autumn', 'morning',
+  'evening', 'night', 'paper', 'glass', 'metal', 'stone', 'cotton', 'leather', 'silk', 'plastic', 'rubber', 'velvet',
+  'cat', 'dog', 'bird', 'fish', 'horse', 'mouse', 'lion', 'bear', 'fox', 'wolf', 'apple', 'lemon', 'cherry', 'banana',
+  'river', 'forest', 'garden', 'city', 'village', 'market', 'castle', 'bridge', 'tower', 'island', 'ocean', 'desert',
+  'star', 'moon', 'cloud', 'rain', 'snow', 'wind', 'fire', 'water', 'sand', 'shell', 'leaf', 'flower', 'tree', 'grass',
+];
+
 /**
  * Text episodes: `This is a {word} {name}.` chunks where each word stands for one class of the episode;
  * repeated words must get the name bound to them earlier in the same document.
  */
-export function textBinding(opts: { name: string; ways?: [number, number]; items?: [number, number] }): DocSource {
+export function textBinding(opts: { name: string; ways?: [number, number]; items?: [number, number]; words?: 'basic' | 'extended' }): DocSource {
   const ways = opts.ways ?? [2, 5];
+  const vocabulary = opts.words === 'extended' ? BINDING_WORDS_EXTENDED : BINDING_WORDS;
   const itemsRange = opts.items ?? [6, 12];
   return generatorSource(opts.name, (seed, i) => {
     const r = new Rng(seed).fork(i);
     const w = range(r, ways);
-    const words = r.shuffle([...BINDING_WORDS]).slice(0, w);
+    const words = r.shuffle([...vocabulary]).slice(0, w);
     const names = inventNames(r, w);
     const n = Math.max(w + 1, range(r, itemsRange));
     const items: number[] = [...Array(w).keys()];

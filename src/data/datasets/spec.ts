@@ -18,7 +18,7 @@ export type SourceSpec =
   | { type: 'files'; format: DataFormat; path: string | string[]; shuffle?: boolean }
   | { type: 'fashion-pairs'; classes?: number[]; split?: 'train' | 'test' }
   | { type: 'fashion-binding'; classes?: number[]; ways?: [number, number]; shots?: [number, number]; split?: 'train' | 'test' }
-  | { type: 'text-binding'; ways?: [number, number]; items?: [number, number] };
+  | { type: 'text-binding'; ways?: [number, number]; items?: [number, number]; words?: 'basic' | 'extended' };
 
 export const SOURCE_TYPES = [
   'synthetic-documents', 'synthetic-pairs', 'synthetic-videos', 'synthetic-text', 'text-corpus', 'texts', 'files',
@@ -57,7 +57,7 @@ export function sourceFromSpec(name: string, spec: SourceSpec, baseDir = '.'): D
     case 'fashion-binding':
       return fashionBinding({ name, classes: s.classes, ways: s.ways, shots: s.shots, split: s.split });
     case 'text-binding':
-      return textBinding({ name, ways: s.ways, items: s.items });
+      return textBinding({ name, ways: s.ways, items: s.items, words: s.words });
     default:
       throw new DatasetError(name, `unknown source type ${JSON.stringify((s as { type?: unknown }).type)} (expected one of ${SOURCE_TYPES.join(', ')})`);
   }
