@@ -5,6 +5,7 @@
 import { Tensor, ShapeError, fmtShape } from '../tensor.ts';
 import { accumulateGrad, record } from '../autograd.ts';
 import { backend } from '../backend.ts';
+import { affine } from './elementwise.ts';
 
 function normAxis(op: string, x: Tensor, axis: number): number {
   const a = axis < 0 ? x.ndim + axis : axis;
@@ -47,17 +48,8 @@ export function sum(x: Tensor, axis?: number, keepDim = false): Tensor {
 }
 
 export function mean(x: Tensor, axis?: number, keepDim = false): Tensor {
-  const s = sum(x, axis, keepDim);
   const n = axis === undefined ? x.size : x.shape[normAxis('mean', x, axis)]!;
-  const S = s.f32;
-  for (let i = 0; i < S.length; i++) S[i]! /= n;
-  // Rewire the gradient: scale on the way back (sum's node already records x).
-  const node = s.node;
-  if (node) {
-    const inner = node.backward;
-    s.node = { op: 'mean', inputs: node.inputs, backward: (g) => inner(g.map((v) => v / n)) };
-  }
-  return s;
+  return affine(sum(x, axis, keepDim), 1 / n);
 }
 
 export function softmax(x: Tensor): Tensor {
