@@ -14,7 +14,7 @@ import { canonicalize, type WeightEntry } from './checkpoint.ts';
 import { VisionTransformer } from '../model/vit.ts';
 import { PerceiverResampler } from '../model/resampler.ts';
 import { GatedCrossAttentionBlock, textTime } from '../model/gated-xattn.ts';
-import { Flamingo } from '../model/flamingo.ts';
+import { Flamingo, positionIds } from '../model/flamingo.ts';
 import { generate } from '../model/generate.ts';
 import { validateResampler, validateVision, validateXAttn, validateFlamingoConfig } from '../model/config.ts';
 import type { Module } from '../nn/module.ts';
@@ -221,13 +221,5 @@ export function runParityCase(dir: string): CaseResult {
 /** cumsum(mask) − 1 clamped at 0, as an int32 tensor of the mask's shape. */
 export function positionIdsTensor(mask: Tensor): Tensor {
   const [B, L] = mask.shape as [number, number];
-  const out = new Int32Array(B * L);
-  for (let b = 0; b < B; b++) {
-    let c = 0;
-    for (let t = 0; t < L; t++) {
-      c += mask.data[b * L + t] ? 1 : 0;
-      out[b * L + t] = Math.max(0, c - 1);
-    }
-  }
-  return new Tensor(out, [B, L]);
+  return new Tensor(positionIds(mask.data, B, L), [B, L]);
 }

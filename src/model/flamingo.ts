@@ -171,16 +171,7 @@ export class Flamingo extends Module {
       if (state && past > 0) keyMask.set(state.mask.subarray(b * past, (b + 1) * past), b * total);
       keyMask.set(newMask.subarray(b * L, (b + 1) * L), b * total + past);
     }
-    // position ids: cumsum(mask) − 1, clamped at 0
-    const pos = new Int32Array(B * L);
-    for (let b = 0; b < B; b++) {
-      let c = 0;
-      for (let t = 0; t < total; t++) {
-        c += keyMask[b * total + t]!;
-        if (t >= past) pos[b * L + t - past] = Math.max(0, c - 1);
-      }
-    }
-    const positions = new Tensor(pos, [B, L]);
+    const positions = new Tensor(positionIds(keyMask, B, total, past), [B, L]);
 
     let media: Tensor | null = opts.media ?? null;
     if (opts.visionX) media = this.encodeVision(opts.visionX);
@@ -229,6 +220,23 @@ export class Flamingo extends Module {
     }
     return logits;
   }
+}
+
+/**
+ * Rotary position ids from an attention mask (B, total): cumsum(mask) − 1 clamped at 0, for the
+ * positions from `from` on (a KV-cached step passes the cached length). Returns (B, total − from).
+ */
+export function positionIds(mask: ArrayLike<number>, B: number, total: number, from = 0): Int32Array {
+  const L = total - from;
+  const pos = new Int32Array(B * L);
+  for (let b = 0; b < B; b++) {
+    let c = 0;
+    for (let t = 0; t < total; t++) {
+      c += mask[b * total + t] ? 1 : 0;
+      if (t >= from) pos[b * L + t - from] = Math.max(0, c - 1);
+    }
+  }
+  return pos;
 }
 
 /** Convenience: int32 (B, L) tensor from nested arrays (rows must be equally long). */
