@@ -11,7 +11,8 @@ import { Rng } from '../engine/rng.ts';
 import { noGrad } from '../engine/index.ts';
 import { backend } from '../engine/backend.ts';
 import { generate } from '../model/generate.ts';
-import { loadModelDir, parseFlags, CliUsageError } from './generate.ts';
+import { parseArgs } from 'node:util';
+import { loadModelDir, numberOption } from './generate.ts';
 import { bindingEpisode, evaluateBinding, firstWord, type BindingClass } from '../eval/fast-binding.ts';
 import { fashionMnistAvailable, fashionMnistImage, loadFashionMnist, FASHION_MNIST_CLASSES } from '../data/fashion-mnist.ts';
 import { encodePng, makeImage, type RgbImage } from '../data/image.ts';
@@ -57,23 +58,28 @@ function strip(images: RgbImage[]): RgbImage {
 }
 
 export async function run(args: string[]): Promise<number> {
-  let f: Record<string, string | number | boolean>;
+  let dir: string;
+  let seed: number;
+  let episodes: number;
   try {
-    f = parseFlags(args, { model: 'string', episodes: 'number', seed: 'number', help: 'boolean' });
+    const { values } = parseArgs({
+      args, strict: true, allowPositionals: false,
+      options: { model: { type: 'string' }, episodes: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    });
+    if (values.help) {
+      process.stdout.write('usage: flamingo demo [--model DIR] [--episodes N] [--seed S]\n');
+      return 0;
+    }
+    dir = values.model ?? BUNDLED_MODEL_DIR;
+    seed = numberOption('seed', values.seed) ?? 2024;
+    episodes = numberOption('episodes', values.episodes) ?? 60;
   } catch (e) {
-    process.stderr.write(`flamingo demo: ${(e as CliUsageError).message}\n`);
+    process.stderr.write(`flamingo demo: ${(e as Error).message}\n`);
     return 2;
   }
-  if (f.help) {
-    process.stdout.write('usage: flamingo demo [--model DIR] [--episodes N] [--seed S]\n');
-    return 0;
-  }
   const t0 = performance.now();
-  const dir = (f.model as string | undefined) ?? BUNDLED_MODEL_DIR;
   const { model, processor } = loadModelDir(dir);
   const meta = readBundledMeta(dir);
-  const seed = (f.seed as number | undefined) ?? 2024;
-  const episodes = (f.episodes as number | undefined) ?? 60;
   process.stdout.write(`flamingo-ts demo — model ${dir} (${(model.numParameters() / 1e6).toFixed(2)}M parameters), kernels: ${backend().description}\n\n`);
 
   const held = fashionClasses(meta.heldout_classes, 200);

@@ -4,6 +4,7 @@
  * Options: --max-new-tokens N (20), --num-beams N (3), --length-penalty X, --sample [--temperature T --top-k K --top-p P --seed S], --json.
  */
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { existsSync, readFileSync } from 'node:fs';
 import { loadFlamingo } from '../io/checkpoint.ts';
 import { BpeTokenizer } from '../data/tokenizer.ts';
@@ -11,26 +12,12 @@ import { loadImage } from '../data/image.ts';
 import { FlamingoProcessor } from '../data/processor.ts';
 import { generate } from '../model/generate.ts';
 
-export class CliUsageError extends Error {}
-
-export function parseFlags(args: string[], spec: Record<string, 'string' | 'number' | 'boolean'>): Record<string, string | number | boolean> {
-  const out: Record<string, string | number | boolean> = {};
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (!a.startsWith('--')) throw new CliUsageError(`unexpected argument '${a}'`);
-    const key = a.slice(2);
-    const kind = spec[key];
-    if (!kind) throw new CliUsageError(`unknown option --${key}`);
-    if (kind === 'boolean') { out[key] = true; continue; }
-    const v = args[++i];
-    if (v === undefined) throw new CliUsageError(`--${key} needs a value`);
-    if (kind === 'number') {
-      const n = Number(v);
-      if (!Number.isFinite(n)) throw new CliUsageError(`--${key} must be a number, got '${v}'`);
-      out[key] = n;
-    } else out[key] = v;
-  }
-  return out;
+/** A numeric option value, or a clear usage error. */
+export function numberOption(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got '${v}'`);
+  return n;
 }
 
 /** Load a model directory: config.json + weights.safetensors + tokenizer.json. */
@@ -45,39 +32,43 @@ export function loadModelDir(dir: string): { model: ReturnType<typeof loadFlamin
   return { model, processor: new FlamingoProcessor(tokenizer, { imageSize: model.config.vision.image_size, maxLength: model.config.lm.max_position_embeddings }) };
 }
 
+const OPTIONS = {
+  model: { type: 'string' }, prompt: { type: 'string' }, images: { type: 'string' }, 'max-new-tokens': { type: 'string' },
+  'num-beams': { type: 'string' }, 'length-penalty': { type: 'string' }, sample: { type: 'boolean' }, temperature: { type: 'string' },
+  'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+} as const;
+
 export async function run(args: string[]): Promise<number> {
-  let f: Record<string, string | number | boolean>;
+  let v: ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; strict: true }>>['values'];
+  let nums: Record<string, number | undefined>;
   try {
-    f = parseFlags(args, {
-      model: 'string', prompt: 'string', images: 'string', 'max-new-tokens': 'number', 'num-beams': 'number', 'length-penalty': 'number',
-      sample: 'boolean', temperature: 'number', 'top-k': 'number', 'top-p': 'number', seed: 'number', json: 'boolean', help: 'boolean',
-    });
-    if (f.help) {
+    ({ values: v } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }));
+    if (v.help) {
       process.stdout.write('usage: flamingo generate --model DIR --prompt TEXT [--images a.png,b.png] [--max-new-tokens 20] [--num-beams 3] [--sample --temperature 1 --top-k 0 --top-p 1 --seed 0] [--json]\n');
       return 0;
     }
-    if (typeof f.model !== 'string' || typeof f.prompt !== 'string') throw new CliUsageError('--model and --prompt are required');
+    if (v.model === undefined || v.prompt === undefined) throw new Error('--model and --prompt are required');
+    nums = Object.fromEntries(['max-new-tokens', 'num-beams', 'length-penalty', 'temperature', 'top-k', 'top-p', 'seed']
+      .map((k) => [k, numberOption(k, v[k as keyof typeof v] as string | undefined)]));
   } catch (e) {
     process.stderr.write(`flamingo generate: ${(e as Error).message}\n`);
     return 2;
   }
-  const { model, processor } = loadModelDir(f.model as string);
-  const paths = typeof f.images === 'string' && f.images.length > 0 ? f.images.split(',') : [];
-  const images = paths.map((p) => loadImage(p));
-  const enc = processor.encode([f.prompt as string], [images]);
-  const sample = f.sample === true;
+  const { model, processor } = loadModelDir(v.model);
+  const images = (v.images ?? '').split(',').filter((p) => p.length > 0).map((p) => loadImage(p));
+  const enc = processor.encode([v.prompt], [images]);
+  const numBeams = nums['num-beams'] ?? 3;
   const out = generate(model, { inputIds: enc.inputIds, attentionMask: enc.attentionMask, visionX: enc.visionX }, {
-    maxNewTokens: (f['max-new-tokens'] as number | undefined) ?? 20,
-    strategy: sample ? 'sample' : ((f['num-beams'] as number | undefined) ?? 3) > 1 ? 'beam' : 'greedy',
-    numBeams: (f['num-beams'] as number | undefined) ?? 3,
-    lengthPenalty: (f['length-penalty'] as number | undefined) ?? 1,
-    temperature: f.temperature as number | undefined,
-    topK: f['top-k'] as number | undefined,
-    topP: f['top-p'] as number | undefined,
-    seed: (f.seed as number | undefined) ?? 0,
+    maxNewTokens: nums['max-new-tokens'] ?? 20,
+    strategy: v.sample ? 'sample' : numBeams > 1 ? 'beam' : 'greedy',
+    numBeams,
+    lengthPenalty: nums['length-penalty'] ?? 1,
+    temperature: nums.temperature,
+    topK: nums['top-k'],
+    topP: nums['top-p'],
+    seed: nums.seed ?? 0,
   });
   const text = processor.decode(out.generated[0]!);
-  if (f.json) process.stdout.write(JSON.stringify({ text, ids: out.generated[0] }) + '\n');
-  else process.stdout.write(text + '\n');
+  process.stdout.write(v.json ? JSON.stringify({ text, ids: out.generated[0] }) + '\n' : text + '\n');
   return 0;
 }

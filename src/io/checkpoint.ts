@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from './safetensors.ts';
 import { readTorchCheckpoint, torchTensorToFloat32 } from './torch-pickle.ts';
-import { type Module, type LoadReport, StateDictError, formatLoadReport } from '../nn/module.ts';
+import { type LoadReport, StateDictError, formatLoadReport } from '../nn/module.ts';
 import { Flamingo } from '../model/flamingo.ts';
 import { validateFlamingoConfig, type FlamingoConfig } from '../model/config.ts';
 
@@ -73,19 +73,12 @@ export function canonicalize(raw: Map<string, WeightEntry>, prefix = ''): Map<st
   return out;
 }
 
-/**
- * Load weights into any module. The Flamingo LM embedding/head rules: a tied model ignores a stored
- * lm_head.weight. Throws StateDictError with the full report when strict.
- */
-export function loadInto(model: Module, weights: Map<string, WeightEntry>, strict = true): LoadReport {
-  return model.loadStateDict(weights, { strict });
-}
-
+/** Load a checkpoint into a Flamingo (a tied model ignores a stored lm_head.weight); one report of every mismatch. */
 export function loadFlamingoWeights(model: Flamingo, path: string, strict = true): LoadReport {
   const w = canonicalize(readWeights(path));
   if (model.config.lm.tie_word_embeddings) w.delete('lang_encoder.lm_head.weight');
   try {
-    return loadInto(model, w, strict);
+    return model.loadStateDict(w, { strict });
   } catch (e) {
     if (e instanceof StateDictError) throw new CheckpointError(`${path}: ${e.message}`);
     throw e;

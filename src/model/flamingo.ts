@@ -7,8 +7,8 @@
  * Trainable by default (paper §3): the resampler, the gated blocks and the LM's input embeddings
  * (for the new <image> / <|endofchunk|> rows); the ViT and the rest of the LM are frozen.
  */
-import { Tensor, ShapeError, fmtShape } from '../engine/tensor.ts';
-import { noGrad, reshape, intTensor, isGradEnabled } from '../engine/index.ts';
+import { Tensor, fmtShape } from '../engine/tensor.ts';
+import { noGrad, reshape, isGradEnabled } from '../engine/index.ts';
 import { Rng } from '../engine/rng.ts';
 import { Module } from '../nn/module.ts';
 import { type FlamingoConfig, gatedLayerIndices, validateFlamingoConfig } from './config.ts';
@@ -237,11 +237,4 @@ export function positionIds(mask: ArrayLike<number>, B: number, total: number, f
     }
   }
   return pos;
-}
-
-/** Convenience: int32 (B, L) tensor from nested arrays (rows must be equally long). */
-export function idsTensor(rows: number[][]): Tensor {
-  const L = rows[0]?.length ?? 0;
-  if (rows.some((r) => r.length !== L)) throw new ShapeError('ids', 'rows have different lengths; pad them first');
-  return intTensor(rows.flat(), [rows.length, L]);
 }

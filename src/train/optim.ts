@@ -119,12 +119,3 @@ export function learningRate(peak: number, step: number, s: ScheduleConfig): num
   const min = (s.minRatio ?? 0) * peak;
   return min + (peak - min) * 0.5 * (1 + Math.cos(Math.PI * t));
 }
-
-/**
- * Gradient accumulation: gradients of successive backward() calls add up in `.grad`; scale each
- * micro-batch loss by 1/microSteps (or use per-dataset weights) and call update once per step.
- */
-export function accumulationScale(microSteps: number): number {
-  if (!(microSteps >= 1)) throw new Error(`gradient accumulation needs at least one micro-step, got ${microSteps}`);
-  return 1 / microSteps;
-}

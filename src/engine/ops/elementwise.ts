@@ -3,7 +3,7 @@
  * (GELU, tanh-GELU, quick-GELU, SiLU, tanh, ReLU, sigmoid) and SwiGLU. Forward and backward side by side.
  */
 import { Tensor, ShapeError, fmtShape, shapeSize } from '../tensor.ts';
-import { accumulateGrad, needsGrad, record } from '../autograd.ts';
+import { accumulateGrad, record } from '../autograd.ts';
 import { backend } from '../backend.ts';
 import type { Activation } from '../kernels/types.ts';
 import { broadcastPattern, broadcastShapes, broadcastStrides, forEachBroadcast, reduceToShape } from './broadcast.ts';
@@ -183,5 +183,3 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
   });
 }
 
-/** True if some op over these inputs will keep a graph (re-exported for modules). */
-export { needsGrad };
