@@ -83,3 +83,31 @@ test('text binding with the extended vocabulary draws distinct key words from it
   assert.ok([...used].every((w) => BINDING_WORDS_EXTENDED.includes(w)));
   assert.ok([...used].some((w) => !BINDING_WORDS.includes(w)), 'words beyond the basic list appear');
 });
+
+test('vector-key text binding: the fashion episodes\' text, one vector per <image>, a key\'s occurrences nearer each other than other keys', () => {
+  const s = textBinding({ name: 'vb', keys: 'vectors', vector_noise: 0.3 }).open(2);
+  let nearer = 0, pairs = 0;
+  for (let i = 0; i < 30; i++) {
+    const d = s.next();
+    const [text] = texts(d);
+    // "This is a<image> dax." first, then "This is a<|endofchunk|><image> wug." as docToText writes image episodes
+    assert.match(text!, /^This is a<image> \w+\.( This is a<\|endofchunk\|><image> \w+\.)+$/);
+    const names = [...text!.matchAll(/<image> (\w+)\./g)].map((m) => m[1]!);
+    const vs = d.keyVectors!(48);
+    assert.equal(vs.length, names.length);
+    assert.deepEqual(d.keyVectors!(48), vs, 'deterministic');
+    for (const v of vs) assert.ok(Math.abs(Math.hypot(...v) - 2) < 1e-4, 'default norm 2');
+    const cos = (a: Float32Array, b: Float32Array) => a.reduce((acc, x, j) => acc + x * b[j]!, 0) / 4;
+    // for every repeated key: its earlier occurrence is the most similar among all earlier occurrences of other keys
+    for (let j = 0; j < names.length; j++) {
+      const same = names.findIndex((n, k) => k < j && n === names[j]);
+      if (same < 0) continue;
+      pairs++;
+      const others = names.map((n, k) => (k < j && n !== names[j] ? cos(vs[k]!, vs[j]!) : -Infinity));
+      if (cos(vs[same]!, vs[j]!) > Math.max(...others)) nearer++;
+    }
+  }
+  assert.ok(pairs > 20 && nearer / pairs > 0.9, `${nearer}/${pairs} repeated keys nearest to their own earlier occurrence`);
+  assert.throws(() => textBinding({ name: 'vb', keys: 'pixels' as never }), /keys must be "words" or "vectors"/);
+  assert.throws(() => sourceFromSpec('vb', { type: 'text-binding', keys: 'vectors', vector_norm: -1 }), /vector_norm must be > 0/);
+});

@@ -84,6 +84,8 @@ const GEMM_SHAPES: Array<[number, number, number]> = [
   [1, 1, 1], [3, 5, 7], [17, 33, 9], [6, 16, 1], [40, 41, 42], [65, 47, 130], [130, 70, 257], [97, 1030, 23],
   // matrix-vector and skinny products (sgemv, the few-rows kernel)
   [1, 301, 257], [300, 1, 257], [5, 299, 131], [8, 67, 600], [2, 1030, 33],
+  // ≥ 1M multiply-adds: split over the pool by rows or by columns (blocks with leading dimensions)
+  [1, 4100, 300], [4100, 1, 300], [33, 2000, 40], [2000, 20, 40],
 ];
 
 test('gemm: every trans combination, alpha/beta, NaN in C ignored when beta = 0', { skip }, () => {

@@ -6,7 +6,12 @@ import { join } from 'node:path';
 import { BpeTokenizer } from '../src/data/tokenizer.ts';
 import { docPlainText, listSource, syntheticDocuments, syntheticPairs, syntheticText, type DocSource, type RawDoc } from '../src/data/datasets/index.ts';
 import { resolveTrainConfig, deepMerge, configHash, type TrainConfig } from '../src/train/config.ts';
-import { trainContrastive, trainFlamingo, trainLM, loadWeights } from '../src/train/stages.ts';
+import { trainContrastive, trainFlamingo, trainLM, loadWeights, lmLoss } from '../src/train/stages.ts';
+import { textBinding } from '../src/data/datasets/binding.ts';
+import { createLanguageModel } from '../src/model/lm/index.ts';
+import { lmConfig } from '../src/train/config.ts';
+import { Rng } from '../src/engine/rng.ts';
+import { noGrad } from '../src/engine/index.ts';
 import { trainFromConfig } from '../src/train/run.ts';
 import { LOGIT_SCALE_MAX } from '../src/train/clip.ts';
 import { MetricsLog } from '../src/train/metrics.ts';
@@ -52,6 +57,32 @@ function assertFalls(losses: number[], factor: number, what: string): void {
 }
 
 const optim = (lr: number) => ({ lr, warmup_steps: 2, schedule: 'constant', weight_decay: 0 });
+
+test('stage (b) LM with vector-key episodes: vectors go to the <image> placeholders, loss falls', () => {
+  const dir = tmp();
+  try {
+    const tok = tokenizerFor();
+    const cfg = config({ lm: { steps: 25, checkpoint_every: 100, optim: optim(1e-2), datasets: [{ name: 'vb', source: { type: 'custom' }, batch_size: 4, max_tokens: 96 }] } });
+    const sources = { vb: fixed('vb', textBinding({ name: 'vb', keys: 'vectors', ways: [2, 3], items: [4, 6] }), 4) };
+    const docs = [...Array(4)].map(() => sources.vb.open(0).next());
+    const lm = createLanguageModel(lmConfig(cfg, tok), new Rng(3));
+    const H = lm.config.hidden_size;
+    const rows = docs.map((d) => tok.encode(docPlainText(d), { parseSpecial: true }));
+    assert.ok(rows.every((r) => r.filter((t) => t === tok.imageTokenId).length >= 4), 'placeholders are the <image> token');
+    noGrad(() => {
+      const plain = lmLoss(lm, rows, tok.padTokenId).item();
+      const zeros = lmLoss(lm, rows, tok.padTokenId, docs.map((d) => d.keyVectors!(H).map((v) => v.fill(0)))).item();
+      const keyed = lmLoss(lm, rows, tok.padTokenId, docs.map((d) => d.keyVectors!(H))).item();
+      assert.equal(zeros, plain, 'zero vectors change nothing');
+      assert.notEqual(keyed, plain, 'the vectors reach the model');
+      assert.throws(() => lmLoss(lm, rows, tok.padTokenId, docs.map((d) => d.keyVectors!(H).slice(1))), /more <image> placeholders than key vectors/);
+    });
+    const r = trainLM(cfg, { outDir: dir, tokenizer: tok, sources, progress: false });
+    assertFalls(r.loop.metrics.map((m) => m.loss), 0.6, 'lm on vector-key episodes');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('stage (a) contrastive: loss falls, temperature stays clamped, vision weights load into Flamingo', () => {
   const dir = tmp();

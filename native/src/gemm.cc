@@ -228,35 +228,67 @@ void skinny(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, cons
 }
 
 #ifdef FLAMINGO_OPENBLAS
-bool blas_vector(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
-                 float beta, float* c);
+// OpenBLAS runs single-threaded; large products are split over our pool instead. OpenBLAS's own
+// worker threads spin (sched_yield) for a long while after every call, which on a 2-core machine
+// takes a core from the JS thread and from our pool between products; our workers block.
 
-void blas_one(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-              const float* b, float beta, float* c) {
-  if (blas_vector(tA, tB, m, n, k, alpha, a, b, beta, c)) return;
+// One product (or a block of one) on the calling thread, with explicit leading dimensions.
+void blas_block(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  const int im = static_cast<int>(m), in = static_cast<int>(n), ik = static_cast<int>(k);
+  // Matrix-vector products (m = 1, e.g. one decode step, or n = 1) as sgemv: GEMM's packing would
+  // copy the whole matrix for a single pass over it. The vector operand is contiguous either way.
+  if (m == 1 || n == 1) {
+    // sgemv scales y by beta even when beta = 0 (0 · NaN = NaN): clear it instead. y is contiguous
+    // (m = 1: one row of C; n = 1: one column with ldc = 1).
+    const int64_t len = m == 1 ? n : m;
+    if (beta == 0.0f) {
+      for (int64_t i = 0; i < len; i++) c[m == 1 ? i : i * ldc] = 0.0f;
+    }
+    const int incy = m == 1 ? 1 : static_cast<int>(ldc);
+    if (m == 1) {  // x = op(A) (length k), y = op(B)ᵀ x
+      const int incx = tA ? static_cast<int>(lda) : 1;
+      if (tB) cblas_sgemv(CblasRowMajor, CblasNoTrans, in, ik, alpha, b, static_cast<int>(ldb), a, incx, beta, c, incy);
+      else cblas_sgemv(CblasRowMajor, CblasTrans, ik, in, alpha, b, static_cast<int>(ldb), a, incx, beta, c, incy);
+    } else {  // n = 1: x = op(B) (length k), y = op(A) x
+      const int incx = tB ? 1 : static_cast<int>(ldb);
+      if (tA) cblas_sgemv(CblasRowMajor, CblasTrans, ik, im, alpha, a, static_cast<int>(lda), b, incx, beta, c, incy);
+      else cblas_sgemv(CblasRowMajor, CblasNoTrans, im, ik, alpha, a, static_cast<int>(lda), b, incx, beta, c, incy);
+    }
+    return;
+  }
   // BLAS semantics: with beta = 0, C is not read (OpenBLAS zero-fills it), so NaN in C is fine.
-  cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans,
-              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
-              static_cast<int>(tA ? m : k), b, static_cast<int>(tB ? k : n), beta,
-              c, static_cast<int>(n));
+  cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, im, in, ik, alpha, a,
+              static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 }
 
-// Matrix-vector products (m = 1, e.g. one decode step, or n = 1) as sgemv: GEMM's packing would
-// copy the whole matrix for a single pass over it.
-bool blas_vector(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
-                 float beta, float* c) {
-  if (m != 1 && n != 1) return false;
-  const int64_t len = m == 1 ? n : m;
-  if (beta == 0.0f) std::memset(c, 0, sizeof(float) * len);  // never read C's old contents
-  const int ik = static_cast<int>(k);
-  if (m == 1) {  // x = op(A) (length k, contiguous either way), y = op(B)ᵀ x
-    if (tB) cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), ik, alpha, b, ik, a, 1, beta, c, 1);
-    else cblas_sgemv(CblasRowMajor, CblasTrans, ik, static_cast<int>(n), alpha, b, static_cast<int>(n), a, 1, beta, c, 1);
-  } else {  // n = 1: x = op(B) (length k), y = op(A) x
-    if (tA) cblas_sgemv(CblasRowMajor, CblasTrans, ik, static_cast<int>(m), alpha, a, static_cast<int>(m), b, 1, beta, c, 1);
-    else cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(m), ik, alpha, a, ik, b, 1, beta, c, 1);
+// Below this many multiply-adds a product stays on one thread (a pool dispatch costs a few µs).
+constexpr int64_t SPLIT_MACS = int64_t{1} << 20;
+
+// One product: split along its larger output dimension into one block per pool thread.
+void blas_one(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+              const float* b, float beta, float* c) {
+  const int64_t lda = tA ? m : k, ldb = tB ? k : n, ldc = n;
+  const int threads = pool_threads();
+  if (threads <= 1 || m * n * k < SPLIT_MACS || (m < 32 && n < 32)) {
+    blas_block(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
   }
-  return true;
+  const bool byRows = m >= n;
+  const int64_t dim = byRows ? m : n;
+  // blocks a multiple of 16 (the micro-kernels' widths), one per thread
+  const int64_t step = ((dim + threads - 1) / threads + 15) / 16 * 16;
+  const int64_t parts = (dim + step - 1) / step;
+  parallel_for(parts, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      const int64_t lo = p * step, len = std::min(dim, lo + step) - lo;
+      if (byRows) {
+        blas_block(tA, tB, len, n, k, alpha, tA ? a + lo : a + lo * k, lda, b, ldb, beta, c + lo * ldc, ldc);
+      } else {
+        blas_block(tA, tB, m, len, k, alpha, a, lda, tB ? b + lo * k : b + lo, ldb, beta, c + lo, ldc);
+      }
+    }
+  });
 }
 #endif
 
@@ -316,12 +348,8 @@ void gemm(const GemmArgs& g) {
                            (macs <= BATCH_PARALLEL_MACS || (g.count % threads == 0 && macs <= BATCH_EVEN_MACS));
 #ifdef FLAMINGO_OPENBLAS
   if (spreadBatch) {
-    // One OpenBLAS thread per call while our pool spreads the batch: two levels of threading
-    // on two cores would only oversubscribe.
-    const int saved = openblas_get_num_threads();
-    openblas_set_num_threads(1);
+    // each product on one thread (blas_one's own split runs inline inside a pool job)
     batch_parallel(g, macs, blas_one);
-    openblas_set_num_threads(saved);
     return;
   }
   for (int64_t i = 0; i < g.count; i++) {
@@ -357,23 +385,21 @@ std::string blas_description() {
 #endif
 }
 
-int blas_threads() {
-#ifdef FLAMINGO_OPENBLAS
-  return openblas_get_num_threads();
-#else
-  return pool_threads();
-#endif
-}
+// Products are threaded by our pool (blas_one splits them); OpenBLAS itself stays single-threaded.
+int blas_threads() { return pool_threads(); }
 
 void blas_set_threads(int n) {
-#ifdef FLAMINGO_OPENBLAS
-  openblas_set_num_threads(n);
-#else
   (void)n;
+#ifdef FLAMINGO_OPENBLAS
+  openblas_set_num_threads(1);
 #endif
 }
 
 double bench_direct_gemm(int64_t n, int iters, const float* a, const float* b, float* c) {
+#ifdef FLAMINGO_OPENBLAS
+  // the reference: OpenBLAS with its own threads, as a program calling it directly would run it
+  openblas_set_num_threads(pool_threads());
+#endif
   auto t0 = std::chrono::steady_clock::now();
   for (int it = 0; it < iters; it++) {
 #ifdef FLAMINGO_OPENBLAS
@@ -385,6 +411,9 @@ double bench_direct_gemm(int64_t n, int iters, const float* a, const float* b, f
 #endif
   }
   auto t1 = std::chrono::steady_clock::now();
+#ifdef FLAMINGO_OPENBLAS
+  openblas_set_num_threads(1);
+#endif
   return std::chrono::duration<double>(t1 - t0).count();
 }
 

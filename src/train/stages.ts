@@ -10,7 +10,7 @@
  */
 import { join } from 'node:path';
 import { Tensor } from '../engine/tensor.ts';
-import { backward, crossEntropy, scale } from '../engine/index.ts';
+import { add, backward, crossEntropy, scale } from '../engine/index.ts';
 import { Rng } from '../engine/rng.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import type { Module } from '../nn/module.ts';
@@ -153,16 +153,34 @@ export function trainContrastive(cfg: TrainConfig, opts: StageOptions): StageRes
 // ------------------------------------------------------------------------------------------------ (b)
 
 /** Next-token CE of a decoder LM on right-padded rows (labels: pad → -100, shifted by one). */
-export function lmLoss(lm: DecoderLM, rows: number[][], pad: number): Tensor {
+export function lmLoss(lm: DecoderLM, rows: number[][], pad: number, keyVectors?: (Float32Array[] | undefined)[], imageId = 0): Tensor {
   const { ids, mask, L } = rightPad(rows, pad);
   const B = rows.length;
   const pos = new Int32Array(B * L);
   for (let b = 0; b < B; b++) for (let t = 0; t < L; t++) pos[b * L + t] = t;
-  const { targets } = makeLabels(ids, mask, B, L, -1);
+  const { targets } = makeLabels(ids, mask, B, L, imageId); // a placeholder is never a target
   const ctx = { positions: new Tensor(pos, [B, L]), keyMask: mask, past: 0, cache: null };
   let x = lm.embed(new Tensor(ids, [B, L]));
+  if (keyVectors?.some((v) => v)) x = add(x, placeholderEmbeddings(ids, B, L, x.shape[2]!, keyVectors, imageId));
   for (let i = 0; i < lm.numLayers; i++) x = lm.layer(i, x, ctx);
   return crossEntropy(lm.head(x), new Tensor(targets, [B, L]));
+}
+
+/** (B, L, H) additive inputs: row b's k-th `<image>` token gets keyVectors[b][k] (RawDoc.keyVectors). */
+function placeholderEmbeddings(ids: Int32Array, B: number, L: number, H: number, keyVectors: (Float32Array[] | undefined)[], imageId: number): Tensor {
+  const out = new Float32Array(B * L * H);
+  for (let b = 0; b < B; b++) {
+    const vs = keyVectors[b];
+    if (!vs) continue;
+    let k = 0;
+    for (let t = 0; t < L; t++) {
+      if (ids[b * L + t] !== imageId) continue;
+      const v = vs[k++];
+      if (!v) throw new TrainingError('lm', `row ${b} has more <image> placeholders than key vectors (${vs.length})`);
+      out.set(v, (b * L + t) * H);
+    }
+  }
+  return new Tensor(out, [B, L, H]);
 }
 
 /** Stage (b): LM pretraining. Product: DIR/lm/lm.safetensors (LlamaForCausalLM names). */
@@ -174,12 +192,14 @@ export function trainLM(cfg: TrainConfig, opts: StageOptions): StageResult<Decod
   const micro: MicroStep = (ds, docs) => {
     const d = cfgOf(stage, ds.name);
     const maxLen = Math.min(d.max_tokens, maxPos);
+    const H = lm.config.hidden_size;
     const rows = docs.map((doc) => {
-      const ids = tok.encode(docPlainText(doc), { parseSpecial: false });
+      // plain text never turns "<image>" into the special token; vector-key episodes mean it
+      const ids = tok.encode(docPlainText(doc), { parseSpecial: doc.keyVectors !== undefined });
       if (d.append_eos) ids.push(tok.eosTokenId);
       return ids.length > 0 ? ids.slice(0, maxLen) : [tok.eosTokenId];
     });
-    const loss = lmLoss(lm, rows, tok.padTokenId);
+    const loss = lmLoss(lm, rows, tok.padTokenId, docs.map((doc) => doc.keyVectors?.(H)), tok.imageTokenId);
     if (ds.weight > 0) backward(scale(loss, ds.weight));
     return { loss: loss.item(), tokens: rows.reduce((a, r) => a + r.length, 0), images: 0 };
   };

@@ -120,14 +120,41 @@ export const BINDING_WORDS_EXTENDED = [
   'star', 'moon', 'cloud', 'rain', 'snow', 'wind', 'fire', 'water', 'sand', 'shell', 'leaf', 'flower', 'tree', 'grass',
 ];
 
+export interface TextBindingOptions {
+  name: string;
+  ways?: [number, number];
+  items?: [number, number];
+  /** Key vocabulary of word episodes. */
+  words?: 'basic' | 'extended';
+  /** `words` (default): a word is the key. `vectors`: an `<image>` placeholder plus a vector is the key. */
+  keys?: 'words' | 'vectors';
+  /** Vector episodes: the norm of each key vector (default 2). */
+  vector_norm?: number;
+  /** Vector episodes: the largest relative size of the per-occurrence noise (default 0.6). */
+  vector_noise?: number;
+}
+
 /**
  * Text episodes: `This is a {word} {name}.` chunks where each word stands for one class of the episode;
  * repeated words must get the name bound to them earlier in the same document.
+ *
+ * With `keys: 'vectors'` the key is `<image>` plus a vector (RawDoc.keyVectors): `This is a<image> {name}.`, in
+ * the fashion-binding episodes' exact text.
+ * A small LM trained only on word keys binds names to token identities and nothing else — vectors that are
+ * not word embeddings (what the gated cross-attention writes) are ignored by its circuit. Vector keys teach
+ * it to bind by similarity of continuous content instead. Each key has a base direction, episodes share a
+ * common component (keys of one episode resemble each other, like images of related classes) and every
+ * occurrence gets its own noise (like two photos of one class), so the circuit learns to match the nearest key.
  */
-export function textBinding(opts: { name: string; ways?: [number, number]; items?: [number, number]; words?: 'basic' | 'extended' }): DocSource {
+export function textBinding(opts: TextBindingOptions): DocSource {
   const ways = opts.ways ?? [2, 5];
   const vocabulary = opts.words === 'extended' ? BINDING_WORDS_EXTENDED : BINDING_WORDS;
   const itemsRange = opts.items ?? [6, 12];
+  const vectors = opts.keys === 'vectors';
+  if (opts.keys !== undefined && opts.keys !== 'words' && !vectors) throw new DatasetError(opts.name, `keys must be "words" or "vectors", got ${JSON.stringify(opts.keys)}`);
+  const norm = opts.vector_norm ?? 2;
+  const maxNoise = opts.vector_noise ?? 0.6;
+  if (!(norm > 0) || !(maxNoise >= 0)) throw new DatasetError(opts.name, `vector_norm must be > 0 and vector_noise >= 0, got ${norm}, ${maxNoise}`);
   return generatorSource(opts.name, (seed, i) => {
     const r = new Rng(seed).fork(i);
     const w = range(r, ways);
@@ -138,7 +165,41 @@ export function textBinding(opts: { name: string; ways?: [number, number]; items
     while (items.length < n) items.push(r.int(w));
     const head = r.shuffle(items.slice(0, w));
     const order = [...head, ...items.slice(w)];
-    const text = order.map((a) => `This is a ${words[a]} ${names[a]}.`).join(' ');
-    return { key: `${opts.name}:${i}`, chunks: [{ kind: 'text', text }] };
+    if (!vectors) {
+      const text = order.map((a) => `This is a ${words[a]} ${names[a]}.`).join(' ');
+      return { key: `${opts.name}:${i}`, chunks: [{ kind: 'text', text }] };
+    }
+    // exactly the Flamingo episodes' text (docToText: `<|endofchunk|>` before every image but the first)
+    const text = order.map((a, j) => `This is a${j ? '<|endofchunk|>' : ''}<image> ${names[a]}.`).join(' ');
+    const keyVectors = (dim: number): Float32Array[] => {
+      const vr = new Rng(seed).fork(i).fork('vectors');
+      const common = gaussian(vr, dim);
+      const shared = vr.uniform() * 0.8; // how much the keys of this episode resemble each other
+      const noise = vr.uniform() * maxNoise;
+      const bases = Array.from({ length: w }, () => mixUnit(common, gaussian(vr, dim), shared));
+      return order.map((a) => scaleTo(mixUnit(bases[a]!, gaussian(vr, dim), noise), norm));
+    };
+    return { key: `${opts.name}:${i}`, chunks: [{ kind: 'text', text }], keyVectors };
   });
+}
+
+function gaussian(r: Rng, dim: number): Float32Array {
+  const v = new Float32Array(dim);
+  for (let j = 0; j < dim; j++) v[j] = r.normal();
+  return scaleTo(v, 1);
+}
+
+function scaleTo(v: Float32Array, n: number): Float32Array {
+  let s = 0;
+  for (const x of v) s += x * x;
+  const f = n / Math.sqrt(s || 1);
+  for (let j = 0; j < v.length; j++) v[j]! *= f;
+  return v;
+}
+
+/** Unit vector (1 − t)·a + t·b, renormalised (a, b unit). */
+function mixUnit(a: Float32Array, b: Float32Array, t: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let j = 0; j < a.length; j++) out[j] = (1 - t) * a[j]! + t * b[j]!;
+  return scaleTo(out, 1);
 }

@@ -5,7 +5,7 @@ import type { DocumentKind, SyntheticWorldOptions } from '../synthetic/index.ts'
 import { fileSource } from './files.ts';
 import { syntheticDocuments, syntheticPairs, syntheticText, syntheticVideos, textListSource, type PairText } from './memory.ts';
 import { FORMATS, type DataFormat } from './records.ts';
-import { fashionBinding, fashionPairs, textBinding } from './binding.ts';
+import { fashionBinding, fashionPairs, textBinding, type TextBindingOptions } from './binding.ts';
 import { DatasetError, type DocSource } from './types.ts';
 
 export type SourceSpec =
@@ -18,7 +18,7 @@ export type SourceSpec =
   | { type: 'files'; format: DataFormat; path: string | string[]; shuffle?: boolean }
   | { type: 'fashion-pairs'; classes?: number[]; split?: 'train' | 'test' }
   | { type: 'fashion-binding'; classes?: number[]; ways?: [number, number]; shots?: [number, number]; split?: 'train' | 'test' }
-  | { type: 'text-binding'; ways?: [number, number]; items?: [number, number]; words?: 'basic' | 'extended' };
+  | ({ type: 'text-binding' } & Omit<TextBindingOptions, 'name'>);
 
 export const SOURCE_TYPES = [
   'synthetic-documents', 'synthetic-pairs', 'synthetic-videos', 'synthetic-text', 'text-corpus', 'texts', 'files',
@@ -57,7 +57,7 @@ export function sourceFromSpec(name: string, spec: SourceSpec, baseDir = '.'): D
     case 'fashion-binding':
       return fashionBinding({ name, classes: s.classes, ways: s.ways, shots: s.shots, split: s.split });
     case 'text-binding':
-      return textBinding({ name, ways: s.ways, items: s.items, words: s.words });
+      return textBinding({ name, ways: s.ways, items: s.items, words: s.words, keys: s.keys, vector_norm: s.vector_norm, vector_noise: s.vector_noise });
     default:
       throw new DatasetError(name, `unknown source type ${JSON.stringify((s as { type?: unknown }).type)} (expected one of ${SOURCE_TYPES.join(', ')})`);
   }

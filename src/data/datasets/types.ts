@@ -24,6 +24,12 @@ export type RawChunk =
 export interface RawDoc {
   key: string;
   chunks: RawChunk[];
+  /**
+   * Text-only documents for LM pretraining may hold `<image>` placeholders with a vector each: the LM stage
+   * adds the i-th vector (of the model's width) to the i-th `<image>` token's input embedding. See
+   * `textBinding({ keys: 'vectors' })`. Deterministic for a given document.
+   */
+  keyVectors?: (dim: number) => Float32Array[];
 }
 
 /** A tokenised sample: ids with one `<image>` per media item, and each item's frames as (3, S, S) pixels. */
