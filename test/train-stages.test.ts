@@ -71,11 +71,13 @@ test('stage (b) LM with vector-key episodes: vectors go to the <image> placehold
     assert.ok(rows.every((r) => r.filter((t) => t === tok.imageTokenId).length >= 4), 'placeholders are the <image> token');
     noGrad(() => {
       const plain = lmLoss(lm, rows, tok.padTokenId).item();
-      const zeros = lmLoss(lm, rows, tok.padTokenId, docs.map((d) => d.keyVectors!(H).map((v) => v.fill(0)))).item();
-      const keyed = lmLoss(lm, rows, tok.padTokenId, docs.map((d) => d.keyVectors!(H))).item();
+      const zeros = lmLoss(lm, rows, tok.padTokenId, docs.map((d) => ({ vectors: d.keyVectors!(H).map((v) => v.fill(0)), spread: 1 }))).item();
+      const keyed = lmLoss(lm, rows, tok.padTokenId, docs.map((d) => ({ vectors: d.keyVectors!(H), spread: 0 }))).item();
+      const spread = lmLoss(lm, rows, tok.padTokenId, docs.map((d) => ({ vectors: d.keyVectors!(H), spread: 0.5 }))).item();
       assert.equal(zeros, plain, 'zero vectors change nothing');
       assert.notEqual(keyed, plain, 'the vectors reach the model');
-      assert.throws(() => lmLoss(lm, rows, tok.padTokenId, docs.map((d) => d.keyVectors!(H).slice(1))), /more <image> placeholders than key vectors/);
+      assert.notEqual(spread, keyed, 'spread vectors reach the following tokens');
+      assert.throws(() => lmLoss(lm, rows, tok.padTokenId, docs.map((d) => ({ vectors: d.keyVectors!(H).slice(1), spread: 0 }))), /more <image> placeholders than key vectors/);
     });
     const r = trainLM(cfg, { outDir: dir, tokenizer: tok, sources, progress: false });
     assertFalls(r.loop.metrics.map((m) => m.loss), 0.6, 'lm on vector-key episodes');

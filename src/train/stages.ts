@@ -153,7 +153,13 @@ export function trainContrastive(cfg: TrainConfig, opts: StageOptions): StageRes
 // ------------------------------------------------------------------------------------------------ (b)
 
 /** Next-token CE of a decoder LM on right-padded rows (labels: pad → -100, shifted by one). */
-export function lmLoss(lm: DecoderLM, rows: number[][], pad: number, keyVectors?: (Float32Array[] | undefined)[], imageId = 0): Tensor {
+export interface KeyVectors {
+  vectors: Float32Array[];
+  /** Factor for the tokens after each `<image>` (RawDoc.keySpread). */
+  spread: number;
+}
+
+export function lmLoss(lm: DecoderLM, rows: number[][], pad: number, keyVectors?: (KeyVectors | undefined)[], imageId = 0): Tensor {
   const { ids, mask, L } = rightPad(rows, pad);
   const B = rows.length;
   const pos = new Int32Array(B * L);
@@ -161,23 +167,31 @@ export function lmLoss(lm: DecoderLM, rows: number[][], pad: number, keyVectors?
   const { targets } = makeLabels(ids, mask, B, L, imageId); // a placeholder is never a target
   const ctx = { positions: new Tensor(pos, [B, L]), keyMask: mask, past: 0, cache: null };
   let x = lm.embed(new Tensor(ids, [B, L]));
-  if (keyVectors?.some((v) => v)) x = add(x, placeholderEmbeddings(ids, B, L, x.shape[2]!, keyVectors, imageId));
+  if (keyVectors?.some((v) => v)) x = add(x, placeholderEmbeddings(ids, B, L, x.shape[2]!, keyVectors, imageId, pad));
   for (let i = 0; i < lm.numLayers; i++) x = lm.layer(i, x, ctx);
   return crossEntropy(lm.head(x), new Tensor(targets, [B, L]));
 }
 
-/** (B, L, H) additive inputs: row b's k-th `<image>` token gets keyVectors[b][k] (RawDoc.keyVectors). */
-function placeholderEmbeddings(ids: Int32Array, B: number, L: number, H: number, keyVectors: (Float32Array[] | undefined)[], imageId: number): Tensor {
+/**
+ * (B, L, H) additive inputs: row b's k-th `<image>` token gets its vector (RawDoc.keyVectors), the tokens after
+ * it up to the next `<image>` the vector times `spread`; tokens before the first `<image>` and padding get none.
+ */
+function placeholderEmbeddings(ids: Int32Array, B: number, L: number, H: number, keyVectors: (KeyVectors | undefined)[], imageId: number, pad: number): Tensor {
   const out = new Float32Array(B * L * H);
   for (let b = 0; b < B; b++) {
-    const vs = keyVectors[b];
-    if (!vs) continue;
+    const kv = keyVectors[b];
+    if (!kv) continue;
     let k = 0;
+    let cur: Float32Array | null = null;
     for (let t = 0; t < L; t++) {
-      if (ids[b * L + t] !== imageId) continue;
-      const v = vs[k++];
-      if (!v) throw new TrainingError('lm', `row ${b} has more <image> placeholders than key vectors (${vs.length})`);
-      out.set(v, (b * L + t) * H);
+      const id = ids[b * L + t];
+      if (id === imageId) {
+        cur = kv.vectors[k++] ?? null;
+        if (!cur) throw new TrainingError('lm', `row ${b} has more <image> placeholders than key vectors (${kv.vectors.length})`);
+        out.set(cur, (b * L + t) * H);
+      } else if (cur && kv.spread > 0 && id !== pad) {
+        for (let j = 0; j < H; j++) out[(b * L + t) * H + j] = kv.spread * cur[j]!;
+      }
     }
   }
   return new Tensor(out, [B, L, H]);
@@ -199,7 +213,8 @@ export function trainLM(cfg: TrainConfig, opts: StageOptions): StageResult<Decod
       if (d.append_eos) ids.push(tok.eosTokenId);
       return ids.length > 0 ? ids.slice(0, maxLen) : [tok.eosTokenId];
     });
-    const loss = lmLoss(lm, rows, tok.padTokenId, docs.map((doc) => doc.keyVectors?.(H)), tok.imageTokenId);
+    const keys = docs.map((doc) => (doc.keyVectors ? { vectors: doc.keyVectors(H), spread: doc.keySpread ?? 0 } : undefined));
+    const loss = lmLoss(lm, rows, tok.padTokenId, keys, tok.imageTokenId);
     if (ds.weight > 0) backward(scale(loss, ds.weight));
     return { loss: loss.item(), tokens: rows.reduce((a, r) => a + r.length, 0), images: 0 };
   };

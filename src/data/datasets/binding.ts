@@ -132,6 +132,11 @@ export interface TextBindingOptions {
   vector_norm?: number;
   /** Vector episodes: the largest relative size of the per-occurrence noise (default 0.6). */
   vector_noise?: number;
+  /**
+   * Vector episodes: the largest factor by which the tokens after an `<image>` get its vector too (default 1;
+   * each episode draws its own in [0, max]), so the LM tolerates cross-attention writing to them.
+   */
+  vector_spread?: number;
 }
 
 /**
@@ -154,7 +159,10 @@ export function textBinding(opts: TextBindingOptions): DocSource {
   if (opts.keys !== undefined && opts.keys !== 'words' && !vectors) throw new DatasetError(opts.name, `keys must be "words" or "vectors", got ${JSON.stringify(opts.keys)}`);
   const norm = opts.vector_norm ?? 2;
   const maxNoise = opts.vector_noise ?? 0.6;
-  if (!(norm > 0) || !(maxNoise >= 0)) throw new DatasetError(opts.name, `vector_norm must be > 0 and vector_noise >= 0, got ${norm}, ${maxNoise}`);
+  const maxSpread = opts.vector_spread ?? 1;
+  if (!(norm > 0) || !(maxNoise >= 0) || !(maxSpread >= 0)) {
+    throw new DatasetError(opts.name, `vector_norm must be > 0, vector_noise and vector_spread >= 0, got ${norm}, ${maxNoise}, ${maxSpread}`);
+  }
   return generatorSource(opts.name, (seed, i) => {
     const r = new Rng(seed).fork(i);
     const w = range(r, ways);
@@ -179,7 +187,8 @@ export function textBinding(opts: TextBindingOptions): DocSource {
       const bases = Array.from({ length: w }, () => mixUnit(common, gaussian(vr, dim), shared));
       return order.map((a) => scaleTo(mixUnit(bases[a]!, gaussian(vr, dim), noise), norm));
     };
-    return { key: `${opts.name}:${i}`, chunks: [{ kind: 'text', text }], keyVectors };
+    const keySpread = new Rng(seed).fork(i).fork('spread').uniform() * maxSpread;
+    return { key: `${opts.name}:${i}`, chunks: [{ kind: 'text', text }], keyVectors, keySpread };
   });
 }
 

@@ -57,7 +57,7 @@ export function sourceFromSpec(name: string, spec: SourceSpec, baseDir = '.'): D
     case 'fashion-binding':
       return fashionBinding({ name, classes: s.classes, ways: s.ways, shots: s.shots, split: s.split });
     case 'text-binding':
-      return textBinding({ name, ways: s.ways, items: s.items, words: s.words, keys: s.keys, vector_norm: s.vector_norm, vector_noise: s.vector_noise });
+      return textBinding({ name, ways: s.ways, items: s.items, words: s.words, keys: s.keys, vector_norm: s.vector_norm, vector_noise: s.vector_noise, vector_spread: s.vector_spread });
     default:
       throw new DatasetError(name, `unknown source type ${JSON.stringify((s as { type?: unknown }).type)} (expected one of ${SOURCE_TYPES.join(', ')})`);
   }

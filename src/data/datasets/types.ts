@@ -30,6 +30,11 @@ export interface RawDoc {
    * `textBinding({ keys: 'vectors' })`. Deterministic for a given document.
    */
   keyVectors?: (dim: number) => Float32Array[];
+  /**
+   * With keyVectors: the tokens after each `<image>` (up to the next one) get its vector times this factor, as
+   * image-causal cross-attention can write to every token that follows an image. Default 0.
+   */
+  keySpread?: number;
 }
 
 /** A tokenised sample: ids with one `<image>` per media item, and each item's frames as (3, S, S) pixels. */
