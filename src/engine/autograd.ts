@@ -53,7 +53,10 @@ export function record(out: Tensor, op: string, inputs: readonly Tensor[], backw
 
 /**
  * Add g into t.grad. When `owned` is true and t has no gradient yet, g is adopted without a copy,
- * so the caller must not reuse g.
+ * so the caller must not reuse g. A gradient that is not owned (the output gradient passed through by
+ * reshape or add) is borrowed by an intermediate without a copy — backward functions only read their
+ * gradient — and copied on the first accumulation into it. Leaves always get a private buffer, since
+ * optimizers and clipping write into parameter gradients.
  */
 export function accumulateGrad(t: Tensor, g: Float32Array, owned = true): void {
   if (!t.requiresGrad) return;
@@ -61,10 +64,37 @@ export function accumulateGrad(t: Tensor, g: Float32Array, owned = true): void {
     throw new Error(`accumulateGrad: gradient of length ${g.length} for tensor ${fmtShape(t.shape)}`);
   }
   if (t.grad === null) {
-    t.grad = owned ? g : g.slice();
+    if (owned || t.node !== null) {
+      t.grad = g;
+      t.gradBorrowed = !owned;
+    } else {
+      t.grad = g.slice();
+    }
+  } else if (t.gradBorrowed) {
+    const sum = new Float32Array(g.length);
+    backend().add(t.grad, g, sum, g.length);
+    t.grad = sum;
+    t.gradBorrowed = false;
   } else {
     backend().axpy(1, g, t.grad, g.length);
   }
+}
+
+/**
+ * t.grad for an op that accumulates into it in place (weight gradients written by a kernel): allocated
+ * (zeros) on first use, and copied first when it is borrowed. `fresh` tells that it was just allocated.
+ */
+export function writableGrad(t: Tensor): { buf: Float32Array; fresh: boolean } {
+  if (t.grad === null) {
+    t.grad = new Float32Array(t.size);
+    t.gradBorrowed = false;
+    return { buf: t.grad, fresh: true };
+  }
+  if (t.gradBorrowed) {
+    t.grad = t.grad.slice();
+    t.gradBorrowed = false;
+  }
+  return { buf: t.grad, fresh: false };
 }
 
 /**
@@ -108,6 +138,7 @@ export function backward(root: Tensor, grad?: Float32Array, retainGraph = false)
     if (!retainGraph) {
       t.node = null;
       t.grad = null; // intermediate gradient no longer needed
+      t.gradBorrowed = false;
     }
   }
 }

@@ -44,6 +44,8 @@ export class Tensor {
   requiresGrad: boolean;
   /** Accumulated gradient (float32 tensors only). */
   grad: Float32Array | null = null;
+  /** `grad` is another node's buffer, adopted read-only (autograd copies on the first write into it). */
+  gradBorrowed = false;
   /** The op that produced this tensor; null for leaves and for tensors computed without grad. */
   node: GradNode | null = null;
   /** Optional name (parameters carry their state-dict name). */

@@ -3,16 +3,13 @@
  * Weight gradients are accumulated straight into `.grad` with beta = 1, so no temporary is made.
  */
 import { Tensor, ShapeError, fmtShape, shapeSize } from '../tensor.ts';
-import { accumulateGrad, record } from '../autograd.ts';
+import { accumulateGrad, record, writableGrad } from '../autograd.ts';
 import { backend } from '../backend.ts';
 
 /** d(param) += product, computed by gemm into param.grad directly (allocating it on first use). */
 function gradBuffer(t: Tensor): { buf: Float32Array; beta: number } {
-  if (t.grad === null) {
-    t.grad = new Float32Array(t.size);
-    return { buf: t.grad, beta: 0 };
-  }
-  return { buf: t.grad, beta: 1 };
+  const { buf, fresh } = writableGrad(t);
+  return { buf, beta: fresh ? 0 : 1 };
 }
 
 /**

@@ -3,7 +3,7 @@
  * im2col patches) and dropout.
  */
 import { Tensor, ShapeError, fmtShape } from '../tensor.ts';
-import { accumulateGrad, record } from '../autograd.ts';
+import { accumulateGrad, record, writableGrad } from '../autograd.ts';
 import { backend } from '../backend.ts';
 import type { Rng } from '../rng.ts';
 
@@ -77,9 +77,8 @@ export function patchEmbed(x: Tensor, weight: Tensor): Tensor {
   return record(new Tensor(out, [N, P, E]), 'patch_embed', [x, weight], (g) => {
     const k = backend();
     if (weight.requiresGrad) {
-      const beta = weight.grad === null ? 0 : 1;
-      if (weight.grad === null) weight.grad = new Float32Array(weight.size);
-      k.gemm(true, false, E, K, N * P, 1, g, cols, beta, weight.grad);
+      const { buf, fresh } = writableGrad(weight);
+      k.gemm(true, false, E, K, N * P, 1, g, cols, fresh ? 0 : 1, buf);
     }
     if (x.requiresGrad) {
       const dcols = new Float32Array(N * P * K);

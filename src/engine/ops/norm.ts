@@ -3,7 +3,7 @@
  * The kernels save per-row statistics so backward does not recompute them.
  */
 import { Tensor, ShapeError, fmtShape } from '../tensor.ts';
-import { accumulateGrad, record } from '../autograd.ts';
+import { accumulateGrad, record, writableGrad } from '../autograd.ts';
 import { backend } from '../backend.ts';
 
 function checkParam(op: string, x: Tensor, p: Tensor | null, what: string): void {
@@ -14,8 +14,7 @@ function checkParam(op: string, x: Tensor, p: Tensor | null, what: string): void
 
 function paramGrad(t: Tensor | null): Float32Array | null {
   if (t === null || !t.requiresGrad) return null;
-  if (t.grad === null) t.grad = new Float32Array(t.size);
-  return t.grad; // the kernel accumulates into it
+  return writableGrad(t).buf; // the kernel accumulates into it
 }
 
 export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps = 1e-5): Tensor {

@@ -3,7 +3,7 @@
  * index-select, embedding gather (scatter-add backward), masked fill, broadcast-to.
  */
 import { Tensor, ShapeError, fmtShape, shapeSize } from '../tensor.ts';
-import { accumulateGrad, record } from '../autograd.ts';
+import { accumulateGrad, record, writableGrad } from '../autograd.ts';
 import { broadcastShapes, broadcastStrides, forEachBroadcast, reduceToShape } from './broadcast.ts';
 
 /** A view with a new shape (one dim may be -1). Shares the buffer; gradient shares shape logic. */
@@ -208,8 +208,7 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   const out = new Float32Array(I.length * D);
   for (let i = 0; i < I.length; i++) out.set(W.subarray(I[i]! * D, (I[i]! + 1) * D), i * D);
   return record(new Tensor(out, [...ids.shape, D]), 'embedding', [weight], (g) => {
-    if (weight.grad === null) weight.grad = new Float32Array(weight.size);
-    const G = weight.grad;
+    const G = writableGrad(weight).buf;
     for (let i = 0; i < I.length; i++) {
       const dst = I[i]! * D;
       const src = i * D;
