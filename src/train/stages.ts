@@ -152,13 +152,17 @@ export function trainContrastive(cfg: TrainConfig, opts: StageOptions): StageRes
 
 // ------------------------------------------------------------------------------------------------ (b)
 
-/** Next-token CE of a decoder LM on right-padded rows (labels: pad → -100, shifted by one). */
+/** Per-row inputs of vector-key episodes (RawDoc.keyVectors). */
 export interface KeyVectors {
   vectors: Float32Array[];
   /** Factor for the tokens after each `<image>` (RawDoc.keySpread). */
   spread: number;
 }
 
+/**
+ * Next-token CE of a decoder LM on right-padded rows (labels: pad and `<image>` → -100, shifted by one); rows
+ * with key vectors get them added to their input embeddings.
+ */
 export function lmLoss(lm: DecoderLM, rows: number[][], pad: number, keyVectors?: (KeyVectors | undefined)[], imageId = 0): Tensor {
   const { ids, mask, L } = rightPad(rows, pad);
   const B = rows.length;
