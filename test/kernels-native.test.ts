@@ -431,3 +431,12 @@ test('getKernels: env override, default choice, one log line, bad values rejecte
   assert.notEqual(bogus.status, 0);
   assert.match(bogus.stderr, /FLAMINGO_KERNELS must be 'native' or 'typescript', got 'gpu'/);
 });
+
+test('swapMiddleAxes (the head split/merge copy) agrees with the TypeScript kernel', { skip }, () => {
+  for (const [B, A, C, D] of [[1, 1, 1, 1], [2, 3, 5, 7], [4, 65, 3, 64], [3, 8, 128, 32], [1, 0, 4, 2]] as const) {
+    const x = randn(B * A * C * D);
+    agree(`swapMiddleAxes ${B}x${A}x${C}x${D}`, [view(B * A * C * D, () => NaN)], (k, [o]) => k.swapMiddleAxes(x, o!, B, A, C, D), 0, 0);
+  }
+  assert.throws(() => nat.swapMiddleAxes(new Float32Array(5), new Float32Array(6), 1, 2, 3, 1),
+    (err: unknown) => err instanceof NativeKernelArgumentError && err.message.includes('swapMiddleAxes'));
+});

@@ -714,3 +714,14 @@ test('buffer-size and dimension errors are reported', () => {
   assert.throws(() => K.adamw(new Float32Array(1), new Float32Array(1), new Float32Array(1), new Float32Array(1), 1,
     1e-3, 0.9, 0.999, 1e-8, 0, 0), /step/);
 });
+
+test('swapMiddleAxes: out[b, c, a, :] = x[b, a, c, :]', () => {
+  const [B, A, C, D] = [2, 3, 4, 5];
+  const x = Float32Array.from({ length: B * A * C * D }, (_, i) => i);
+  const out = new Float32Array(x.length);
+  K.swapMiddleAxes(x, out, B, A, C, D);
+  for (let b = 0; b < B; b++) for (let a = 0; a < A; a++) for (let c = 0; c < C; c++) for (let d = 0; d < D; d++) {
+    assert.equal(out[((b * C + c) * A + a) * D + d], x[((b * A + a) * C + c) * D + d]);
+  }
+  assert.throws(() => K.swapMiddleAxes(x, new Float32Array(3), B, A, C, D), /out/);
+});

@@ -546,6 +546,17 @@ KERNEL(AdamW, "adamw")
   return undefined(env);
 END_KERNEL
 
+// swapMiddleAxes(x, out, B, A, C, D)
+KERNEL(SwapMiddleAxes, "swapMiddleAxes")
+  auto x = A.arr<float>(0, "x");
+  auto out = A.arr<float>(1, "out");
+  int64_t b = A.dim(2, "B"), a = A.dim(3, "A"), c = A.dim(4, "C"), d = A.dim(5, "D");
+  A.need(x, "x", b * a * c * d);
+  A.need(out, "out", b * a * c * d);
+  swap_middle_axes(x.p, out.p, b, a, c, d);
+  return undefined(env);
+END_KERNEL
+
 // axpy(alpha, x, y, n)
 KERNEL(Axpy, "axpy")
   float alpha = static_cast<float>(A.num(0, "alpha"));
@@ -679,6 +690,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"rope", Rope},
       {"adamw", AdamW},
       {"axpy", Axpy},
+      {"swapMiddleAxes", SwapMiddleAxes},
       {"mul", Mul},
       {"add", Add},
       {"sumSquares", SumSquares},

@@ -1,5 +1,7 @@
 #include "kernels.h"
 
+#include <cstring>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -707,6 +709,19 @@ void adamw(float* param, const float* grad, float* m, float* v, int64_t n, float
     o[0] = vfnma(step_size, mm / denom, p);
     o[1] = mm;
     o[2] = vv;
+  });
+}
+
+void swap_middle_axes(const float* x, float* out, int64_t B, int64_t A, int64_t C, int64_t D) {
+  const int64_t rows = B * C;  // output rows of A·D floats
+  if (rows == 0 || A == 0 || D == 0) return;
+  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(A * D, 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const int64_t b = r / C, c = r % C;
+      float* dst = out + r * A * D;
+      const float* src = x + (b * A * C + c) * D;
+      for (int64_t a = 0; a < A; a++) std::memcpy(dst + a * D, src + a * C * D, sizeof(float) * D);
+    }
   });
 }
 

@@ -47,6 +47,8 @@ void adamw(float* param, const float* grad, float* m, float* v, int64_t n, float
            float eps, float weightDecay, double step);
 
 void axpy(float alpha, const float* x, float* y, int64_t n);
+// out (B, C, A, D) = x (B, A, C, D): whole rows of D floats.
+void swap_middle_axes(const float* x, float* out, int64_t B, int64_t A, int64_t C, int64_t D);
 void mul(const float* a, const float* b, float* out, int64_t n);
 void add(const float* a, const float* b, float* out, int64_t n);
 double sum_squares(const float* x, int64_t n);

@@ -96,6 +96,7 @@ export interface NativeAddon {
     weightDecay: number, step: number,
   ): void;
   axpy(alpha: number, x: F32, y: F32, n: number): void;
+  swapMiddleAxes(x: F32, out: F32, B: number, A: number, C: number, D: number): void;
   mul(a: F32, b: F32, out: F32, n: number): void;
   add(a: F32, b: F32, out: F32, n: number): void;
   sumSquares(x: F32, n: number): number;
@@ -194,6 +195,7 @@ export function createNativeKernels(): Kernels {
     adamw: (param, grad, m, v, n, lr, beta1, beta2, eps, wd, step) =>
       a.adamw(param, grad, m, v, n, lr, beta1, beta2, eps, wd, step),
     axpy: (alpha, x, y, n) => a.axpy(alpha, x, y, n),
+    swapMiddleAxes: (x, out, B, A, C, D) => a.swapMiddleAxes(x, out, B, A, C, D),
     mul: (x, y, out, n) => a.mul(x, y, out, n),
     add: (x, y, out, n) => a.add(x, y, out, n),
     sumSquares: (x, n) => a.sumSquares(x, n),

@@ -1098,6 +1098,22 @@ export function createTsKernels(): Kernels {
       }
     },
 
+    swapMiddleAxes(x, out, B, A, C, D) {
+      dims('swapMiddleAxes', { B, A, C, D });
+      const n = B * A * C * D;
+      need('swapMiddleAxes', 'x', x, n);
+      need('swapMiddleAxes', 'out', out, n);
+      let o = 0;
+      for (let b = 0; b < B; b++) {
+        for (let c = 0; c < C; c++) {
+          for (let a = 0; a < A; a++) {
+            const src = ((b * A + a) * C + c) * D;
+            for (let d = 0; d < D; d++) out[o + d] = x[src + d]!;
+            o += D;
+          }
+        }
+      }
+    },
     axpy(alpha, x, y, n) {
       dims('axpy', { n });
       need('axpy', 'x', x, n);

@@ -155,6 +155,12 @@ export interface Kernels {
     lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number,
   ): void;
 
+  /**
+   * out (B, C, A, D) = x (B, A, C, D) with the middle axes swapped: the attention head split and merge.
+   * Rows of D elements are copied whole. No aliasing.
+   */
+  swapMiddleAxes(x: Float32Array, out: Float32Array, B: number, A: number, C: number, D: number): void;
+
   /** y += alpha · x (n elements). */
   axpy(alpha: number, x: Float32Array, y: Float32Array, n: number): void;
   /** out = a ⊙ b (n elements). In place allowed. */

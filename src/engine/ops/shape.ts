@@ -5,6 +5,7 @@
 import { Tensor, ShapeError, fmtShape, shapeSize } from '../tensor.ts';
 import { accumulateGrad, record, writableGrad } from '../autograd.ts';
 import { broadcastShapes, broadcastStrides, forEachBroadcast, reduceToShape } from './broadcast.ts';
+import { backend } from '../backend.ts';
 
 /** A view with a new shape (one dim may be -1). Shares the buffer; gradient shares shape logic. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -39,6 +40,10 @@ function permuteData<T extends Float32Array | Int32Array>(data: T, shape: readon
   if (n === 4 && perm[0] === 0 && perm[1] === 2 && perm[2] === 1 && perm[3] === 3) {
     // the attention head split/merge (B, A, C, D) → (B, C, A, D): contiguous rows of D
     const [B, A, C, D] = shape as [number, number, number, number];
+    if (data instanceof Float32Array) {
+      backend().swapMiddleAxes(data, out as Float32Array, B, A, C, D);
+      return out;
+    }
     let o = 0;
     for (let b = 0; b < B; b++) {
       for (let c = 0; c < C; c++) {
