@@ -263,17 +263,14 @@ void blas_block(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, 
 }
 
 // Below this many multiply-adds a product stays on one thread (a pool dispatch costs a few µs).
-// Matrix-vector products are bound by reading the matrix, so two threads pay off much earlier.
 constexpr int64_t SPLIT_MACS = int64_t{1} << 20;
-constexpr int64_t SPLIT_MACS_VECTOR = int64_t{1} << 16;
 
 // One product: split along its larger output dimension into one block per pool thread.
 void blas_one(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
               const float* b, float beta, float* c) {
   const int64_t lda = tA ? m : k, ldb = tB ? k : n, ldc = n;
   const int threads = pool_threads();
-  const bool vector = m == 1 || n == 1;
-  if (threads <= 1 || m * n * k < (vector ? SPLIT_MACS_VECTOR : SPLIT_MACS) || (m < 32 && n < 32)) {
+  if (threads <= 1 || m * n * k < SPLIT_MACS || (m < 32 && n < 32)) {
     blas_block(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
