@@ -37,23 +37,10 @@ function permuteData<T extends Float32Array | Int32Array>(data: T, shape: readon
   const out = new (data.constructor as { new(n: number): T })(data.length);
   const total = data.length;
   if (total === 0) return out;
-  if (n === 4 && perm[0] === 0 && perm[1] === 2 && perm[2] === 1 && perm[3] === 3) {
-    // the attention head split/merge (B, A, C, D) → (B, C, A, D): contiguous rows of D
+  if (n === 4 && perm[0] === 0 && perm[1] === 2 && perm[2] === 1 && perm[3] === 3 && data instanceof Float32Array) {
+    // the attention head split/merge (B, A, C, D) → (B, C, A, D): whole rows of D, in a kernel
     const [B, A, C, D] = shape as [number, number, number, number];
-    if (data instanceof Float32Array) {
-      backend().swapMiddleAxes(data, out as Float32Array, B, A, C, D);
-      return out;
-    }
-    let o = 0;
-    for (let b = 0; b < B; b++) {
-      for (let c = 0; c < C; c++) {
-        for (let a = 0; a < A; a++) {
-          const src = ((b * A + a) * C + c) * D;
-          for (let d = 0; d < D; d++) out[o + d] = data[src + d]!;
-          o += D;
-        }
-      }
-    }
+    backend().swapMiddleAxes(data, out as Float32Array, B, A, C, D);
     return out;
   }
   const idx = new Array<number>(n).fill(0);
