@@ -187,3 +187,49 @@ describe('op semantics', () => {
     assert.throws(() => E.crossEntropy(E.zeros([2, 3]), E.zeros([2])), /expected an int32 tensor/);
   });
 });
+
+test('a passed-through gradient shared by two inputs is copied before a second contribution is added', () => {
+  // loss = Σ (p + reshape(q)) + Σ 3p with p = 2x, q = 5y: add hands the same buffer to p and to reshape(q);
+  // p then gets a second contribution, which must not leak into q's gradient.
+  for (const order of ['shared first', 'shared last']) {
+    const x = new Tensor(new Float32Array([1, 2, 3, 4]), [2, 2], true);
+    const y = new Tensor(new Float32Array([1, 1, 1, 1]), [4], true);
+    const p = E.scale(x, 2);
+    const q = E.reshape(E.scale(y, 5), [2, 2]);
+    const shared = E.sum(E.add(p, q));
+    const own = E.sum(E.scale(p, 3));
+    E.backward(order === 'shared first' ? E.add(shared, own) : E.add(own, shared));
+    assert.deepEqual(Array.from(x.grad!), [8, 8, 8, 8], order);
+    assert.deepEqual(Array.from(y.grad!), [5, 5, 5, 5], order);
+  }
+  // leaves own their gradient buffers (optimizers write into them)
+  const z = new Tensor(new Float32Array([1, 2]), [2], true);
+  const w = new Tensor(new Float32Array([3, 4]), [2], true);
+  E.backward(E.sum(E.add(z, w)));
+  assert.notEqual(z.grad, w.grad);
+  z.grad![0] = 100;
+  assert.equal(w.grad![0], 1);
+});
+
+test('accumulateGrad: a borrowed gradient is never written; the second contribution goes to a copy', async () => {
+  const { accumulateGrad, writableGrad } = await import('../src/engine/autograd.ts');
+  const inter = () => {
+    const t = new Tensor(new Float32Array(3), [3], true);
+    t.node = { op: 'test', inputs: [], backward: () => {} }; // an intermediate (has a node)
+    return t;
+  };
+  const a = inter(), b = inter(), c = inter();
+  const g = new Float32Array([1, 2, 3]);
+  accumulateGrad(a, g, false);
+  accumulateGrad(b, g, false);
+  accumulateGrad(c, g, false);
+  assert.equal(a.grad, g, 'borrowed without a copy');
+  accumulateGrad(a, new Float32Array([10, 10, 10]));
+  assert.deepEqual(Array.from(a.grad!), [11, 12, 13]);
+  assert.deepEqual(Array.from(g), [1, 2, 3], 'the shared buffer is untouched');
+  assert.deepEqual(Array.from(b.grad!), [1, 2, 3]);
+  const w = writableGrad(c);
+  assert.ok(!w.fresh && w.buf !== g, 'in-place writers get a copy');
+  w.buf[0] = 7;
+  assert.deepEqual(Array.from(g), [1, 2, 3]);
+});
