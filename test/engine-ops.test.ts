@@ -188,9 +188,10 @@ describe('op semantics', () => {
   });
 });
 
-test('a passed-through gradient shared by two inputs is copied before a second contribution is added', () => {
-  // loss = Σ (p + reshape(q)) + Σ 3p with p = 2x, q = 5y: add hands the same buffer to p and to reshape(q);
-  // p then gets a second contribution, which must not leak into q's gradient.
+test('gradients through add/reshape with a shared output gradient; leaves get private buffers', () => {
+  // loss = Σ (p + reshape(q)) + Σ 3p with p = 2x, q = 5y: add hands the same buffer to p and to reshape(q)
+  // and p gets a second contribution, in either order of the two terms. (Whether the second contribution
+  // would reach q depends on node order; the accumulateGrad test below pins the copy-on-write itself.)
   for (const order of ['shared first', 'shared last']) {
     const x = new Tensor(new Float32Array([1, 2, 3, 4]), [2, 2], true);
     const y = new Tensor(new Float32Array([1, 1, 1, 1]), [4], true);
