@@ -614,12 +614,11 @@ KERNEL(Info, "info")
   return o;
 END_KERNEL
 
-// setThreads(n): both our pool and OpenBLAS's.
+// setThreads(n): our pool (OpenBLAS stays single-threaded).
 KERNEL(SetThreads, "setThreads")
   int64_t n = A.dim(0, "n");
   if (n < 1 || n > 256) A.fail("thread count must be in [1, 256]");
   pool_set_threads(static_cast<int>(n));
-  blas_set_threads(static_cast<int>(n));
   return undefined(env);
 END_KERNEL
 
@@ -662,7 +661,7 @@ napi_value Init(napi_env env, napi_value exports) {
       nullptr);
   // One thread count for both pools: OpenBLAS's workers and ours never run at the same time
   // (calls are sequential), so matching the core count keeps either from oversubscribing.
-  blas_set_threads(pool_threads());
+  blas_single_threaded();
   struct Entry {
     const char* name;
     napi_callback cb;

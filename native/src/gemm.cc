@@ -388,8 +388,7 @@ std::string blas_description() {
 // Products are threaded by our pool (blas_one splits them); OpenBLAS itself stays single-threaded.
 int blas_threads() { return pool_threads(); }
 
-void blas_set_threads(int n) {
-  (void)n;
+void blas_single_threaded() {
 #ifdef FLAMINGO_OPENBLAS
   openblas_set_num_threads(1);
 #endif

@@ -26,7 +26,8 @@ void gemm_small(const GemmArgs& g);
 bool have_blas();
 std::string blas_description();  // e.g. "OpenBLAS 0.3.21" or "built-in GEMM (avx2+fma)"
 int blas_threads();
-void blas_set_threads(int n);
+// OpenBLAS stays single-threaded: our pool threads its products (blas_one splits them).
+void blas_single_threaded();
 // Times `iters` calls of the BLAS sgemm (or built-in) on n×n buffers straight from C++.
 double bench_direct_gemm(int64_t n, int iters, const float* a, const float* b, float* c);
 
