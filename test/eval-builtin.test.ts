@@ -79,7 +79,7 @@ test('full suite (2 items per task): every task, the right shot keys, scores in 
 
 test('k-shot prompts hold k demonstrations (0 shots: two text-only ones); fast binding: ways × k', () => {
   const processor = new FlamingoProcessor(tok, { imageSize: 32 });
-  const { report, prompts } = runSuite(model, processor, tokenizerCodec(tok), 'tiny', {
+  const { report, prompts, outputs } = runSuite(model, processor, tokenizerCodec(tok), 'tiny', {
     quick: false, seed: 3, items: 2, tuxpaintDir: tuxDir, classes: { seen: [0, 1, 2, 3, 4], heldout: [5, 6, 7, 8] },
   });
   const count = (s: string, sub: string): number => s.split(sub).length - 1;
@@ -88,6 +88,11 @@ test('k-shot prompts hold k demonstrations (0 shots: two text-only ones); fast b
     for (const k of Object.keys(t.shots).map(Number)) {
       const ps = prompts[t.task]![String(k)]!;
       assert.ok(ps.length >= 1, `${t.task} ${k}-shot prompts recorded`);
+      const outs = outputs[t.task]![String(k)]!;
+      assert.ok(outs.length >= 1 && outs.length <= ps.length, `${t.task} ${k}-shot outputs recorded`);
+      // the expected answer of the first query: a fast-binding name is one of its prompt's demonstrations
+      if (t.task.startsWith('fast_binding')) assert.ok(ps[0]!.includes(` ${outs[0]!.expected}.`), `${t.task}: ${outs[0]!.expected}`);
+      else assert.ok(outs.every((o) => typeof o.output === 'string' && o.expected.length > 0), `${t.task} ${k}-shot`);
       for (const p of ps) {
         const images = count(p, '<image>');
         const demos = count(p, '<|endofchunk|>');

@@ -124,6 +124,13 @@ export interface SuiteOutput {
   report: SuiteReport;
   /** The first few prompts of each (task, shots), for inspection and tests. */
   prompts: Record<string, Record<string, string[]>>;
+  /** What the model answered to the first few queries of each (task, shots), beside the expected answer. */
+  outputs: Record<string, Record<string, SuiteExample[]>>;
+}
+
+export interface SuiteExample {
+  output: string;
+  expected: string;
 }
 
 interface Ctx extends EvalContext {
@@ -134,6 +141,7 @@ interface Ctx extends EvalContext {
   world: SyntheticWorldConfig;
   log: (line: string) => void;
   prompts: SuiteOutput['prompts'];
+  outputs: SuiteOutput['outputs'];
 }
 
 const PROMPTS_KEPT = 3;
@@ -141,6 +149,17 @@ const BATCH = 8;
 
 function keepPrompts(ctx: Ctx, task: string, shots: number, texts: readonly string[]): void {
   (ctx.prompts[task] ??= {})[String(shots)] = texts.slice(0, PROMPTS_KEPT);
+}
+
+function keepOutputs(ctx: Ctx, task: string, shots: number, examples: readonly SuiteExample[]): void {
+  (ctx.outputs[task] ??= {})[String(shots)] = examples.slice(0, PROMPTS_KEPT);
+}
+
+/** The generated text of a caption / VQA result, and the first reference it is scored against. */
+function resultExample(q: EvalItem, r: ResultEntry): SuiteExample {
+  if ('caption' in r) return { output: r.caption, expected: (q as CaptionItem).captions[0]! };
+  if ('answer' in r) return { output: r.answer, expected: (q as VqaItem).answers[0]! };
+  return { output: String(r.score), expected: '' };
 }
 
 /** Errors that mean "this shot count does not fit this model" (too many media or positions), not a bug. */
@@ -181,6 +200,7 @@ function fastBinding(ctx: Ctx, task: 'fast_binding_seen' | 'fast_binding_heldout
     try {
       const r = evaluateBinding(ctx.model, ctx.processor, classes, { ways, shots, episodes: rep.items, seed, batchSize: BATCH });
       rep.shots[String(shots)] = pct(100 * r.accuracy);
+      keepOutputs(ctx, task, shots, r.examples.map((x) => ({ output: x.predicted, expected: x.answer })));
     } catch (e) {
       if (!doesNotFit(e)) throw e;
       rep.shots[String(shots)] = null;
@@ -284,6 +304,7 @@ function protocolTask(
         generation: { numBeams: ctx.plan.numBeams, lengthPenalty: 0 }, demoMode: 'per-query',
       });
       keepPrompts(ctx, task, shots, out.prompts);
+      keepOutputs(ctx, task, shots, out.results.slice(0, PROMPTS_KEPT).map((r, i) => resultExample(queries[i]!, r)));
       rep.shots[String(shots)] = scoreResults(kind, queries, out.results);
       ctx.log(`${task} ${shots}-shot: ${rep.metric} ${rep.shots[String(shots)]!.toFixed(2)} (${out.seconds.toFixed(1)} s)`);
     } catch (e) {
@@ -413,6 +434,7 @@ function formatTask(ctx: Ctx): TaskReport {
       // Long enough for the JSON format with two fields.
       const gens = generateTexts(ctx, prompts, 24);
       const correct = gens.filter((g, i) => formatAnswer(g) === episodes[i]!.query.answer).length;
+      keepOutputs(ctx, task, shots, gens.map((g, i) => ({ output: formatAnswer(g), expected: episodes[i]!.query.answer })));
       rep.shots[String(shots)] = pct((100 * correct) / n);
       ctx.log(`format ${shots}-shot: exact match ${rep.shots[String(shots)]!.toFixed(2)} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     } catch (e) {
@@ -435,7 +457,7 @@ export function runSuite(
   const S = model.config.vision.image_size;
   const ctx: Ctx = {
     model, codec, media: new MediaEncoder(model), processor, S, plan, seed: opts.seed,
-    world: resolveConfig({ imageSize: S }), log: opts.onLog ?? (() => {}), prompts: {},
+    world: resolveConfig({ imageSize: S }), log: opts.onLog ?? (() => {}), prompts: {}, outputs: {},
   };
   const tasks: TaskReport[] = [];
   const timed = (name: BuiltinTaskName, f: () => TaskReport): void => {
@@ -474,7 +496,7 @@ export function runSuite(
         syntheticVideoItems(ctx, 'support', plan.supportPool, F), syntheticVideoItems(ctx, 'query', plan.items.video_qa, F), { frames: F }));
     }
   });
-  return { report: { model: modelName, tasks, seconds: (performance.now() - t0) / 1000 }, prompts: ctx.prompts };
+  return { report: { model: modelName, tasks, seconds: (performance.now() - t0) / 1000 }, prompts: ctx.prompts, outputs: ctx.outputs };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -533,7 +555,7 @@ const USAGE = `usage: flamingo eval --suite builtin [--model DIR] [--json] [--qu
                        (seen_classes / heldout_classes for fast binding); default: the bundled model
   --json               print one JSON object {model, tasks: [{task, metric, shots: {k: score}}], seconds}
   --quick              fewer items and shot counts (well under a minute)
-  --out <dir>          results.json, prompts.json and score_vs_shots.svg (default runs/builtin)
+  --out <dir>          results.json, prompts.json, outputs.json and score_vs_shots.svg (default runs/builtin)
   --seed <n>           data, demonstrations and episodes (default 0)
   --items <n>          queries (episodes) per shot count for every task
   --num-beams <n>      beam width for captioning / VQA / video QA (default 1 = greedy)
@@ -618,13 +640,14 @@ export async function runBuiltinSuite(args: string[]): Promise<number> {
       classes = { seen: meta.seen_classes, heldout: meta.heldout_classes };
     }
     log(`model ${dir} (${(model.numParameters() / 1e6).toFixed(2)}M parameters)${values.quick ? ', quick' : ''}`);
-    const { report, prompts } = runSuite(model, processor, tokenizerCodec(processor.tokenizer), basename(dir), {
+    const { report, prompts, outputs } = runSuite(model, processor, tokenizerCodec(processor.tokenizer), basename(dir), {
       quick: values.quick === true, seed: cfg.seed, items: cfg.items, numBeams: cfg.numBeams, tuxpaintDir: values.tuxpaint, classes, onLog: log,
     });
     const outDir = resolve(values.out ?? join('runs', 'builtin'));
     mkdirSync(outDir, { recursive: true });
     writeFileSync(join(outDir, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
     writeFileSync(join(outDir, 'prompts.json'), `${JSON.stringify(prompts, null, 2)}\n`);
+    writeFileSync(join(outDir, 'outputs.json'), `${JSON.stringify(outputs, null, 2)}\n`);
     writeFileSync(join(outDir, 'score_vs_shots.svg'), suiteSvg(report));
     if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else process.stdout.write(`${suiteTable(report)}results ${join(outDir, 'results.json')}; picture ${join(outDir, 'score_vs_shots.svg')}\n`);

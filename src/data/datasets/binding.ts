@@ -10,7 +10,7 @@
 import { Rng } from '../../engine/rng.ts';
 import { fashionMnistImage, loadFashionMnist, FASHION_MNIST_CLASSES, type FashionMnist } from '../fashion-mnist.ts';
 import { inventNames } from '../synthetic/names.ts';
-import type { RgbImage } from '../image.ts';
+import { randomHorizontalFlip, randomResizedCrop, type RgbImage } from '../image.ts';
 import { generatorSource } from './memory.ts';
 import { DatasetError, type DocSource, type RawChunk } from './types.ts';
 
@@ -65,6 +65,18 @@ export interface BindingOptions {
   ways?: [number, number];
   shots?: [number, number];
   split?: 'train' | 'test';
+  /**
+   * `classes` (default): each way is a class, every occurrence a different photo of it.
+   * `instances`: each way is one photo (any of `classes`, so two ways may share a class) and every occurrence an
+   * augmented view of it (random crop of 70–100% of the area, flip).
+   */
+  concepts?: 'classes' | 'instances';
+}
+
+/** An augmented view (crop + flip), reproducible from `r`. */
+function augmentedView(img: RgbImage, r: Rng): RgbImage {
+  const rand = (): number => r.uniform();
+  return randomHorizontalFlip(randomResizedCrop(img, img.width, rand, { scale: [0.7, 1], ratio: [0.85, 1 / 0.85] }), rand);
 }
 
 /**
@@ -77,28 +89,48 @@ export function fashionBinding(opts: BindingOptions): DocSource {
   checkClasses(opts.name, classes);
   const ways = opts.ways ?? [2, 5];
   const shots = opts.shots ?? [1, 3];
-  if (ways[1] > classes.length) throw new DatasetError(opts.name, `${ways[1]}-way episodes need ${ways[1]} classes, have ${classes.length}`);
+  const instances = opts.concepts === 'instances';
+  if (opts.concepts !== undefined && opts.concepts !== 'classes' && !instances) {
+    throw new DatasetError(opts.name, `concepts must be "classes" or "instances", got ${JSON.stringify(opts.concepts)}`);
+  }
+  if (!instances && ways[1] > classes.length) throw new DatasetError(opts.name, `${ways[1]}-way episodes need ${ways[1]} classes, have ${classes.length}`);
   return generatorSource(opts.name, (seed, i) => {
     const { ds, byClass } = fashion(opts.split ?? 'train');
     const r = new Rng(seed).fork(i);
     const w = range(r, ways);
     const k = range(r, shots);
-    const chosen = r.shuffle([...classes]).slice(0, w);
+    const chosen = instances ? distinctPhotos(r, byClass, classes, w) : r.shuffle([...classes]).slice(0, w);
     const names = inventNames(r, w);
     const items: number[] = [];
     for (let a = 0; a < w; a++) for (let b = 0; b < k; b++) items.push(a);
     r.shuffle(items);
     items.push(r.int(w)); // the query, last
     const chunks: RawChunk[] = [];
-    for (const a of items) {
-      const pool = byClass[chosen[a]!]!;
-      const idx = pool[r.int(pool.length)]!;
-      const image = (): RgbImage => fashionMnistImage(ds, idx);
+    for (const [j, a] of items.entries()) {
+      let image: () => RgbImage;
+      if (instances) {
+        const idx = chosen[a]!;
+        image = () => augmentedView(fashionMnistImage(ds, idx), new Rng(seed).fork(i).fork('view').fork(j));
+      } else {
+        const pool = byClass[chosen[a]!]!;
+        const idx = pool[r.int(pool.length)]!;
+        image = () => fashionMnistImage(ds, idx);
+      }
       // the image sits where the text episodes have their key word: "This is a <image> dax."
       chunks.push({ kind: 'text', text: 'This is a' }, { kind: 'image', image }, { kind: 'text', text: ` ${names[a]}.` });
     }
     return { key: `${opts.name}:${i}`, chunks };
   });
+}
+
+/** `w` distinct photo indices drawn from the given classes. */
+function distinctPhotos(r: Rng, byClass: number[][], classes: number[], w: number): number[] {
+  const out = new Set<number>();
+  while (out.size < w) {
+    const pool = byClass[classes[r.int(classes.length)]!]!;
+    out.add(pool[r.int(pool.length)]!);
+  }
+  return [...out];
 }
 
 export const BINDING_WORDS = [

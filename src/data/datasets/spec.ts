@@ -17,7 +17,7 @@ export type SourceSpec =
   | { type: 'texts'; texts: string[] }
   | { type: 'files'; format: DataFormat; path: string | string[]; shuffle?: boolean }
   | { type: 'fashion-pairs'; classes?: number[]; split?: 'train' | 'test' }
-  | { type: 'fashion-binding'; classes?: number[]; ways?: [number, number]; shots?: [number, number]; split?: 'train' | 'test' }
+  | { type: 'fashion-binding'; classes?: number[]; ways?: [number, number]; shots?: [number, number]; split?: 'train' | 'test'; concepts?: 'classes' | 'instances' }
   | ({ type: 'text-binding' } & Omit<TextBindingOptions, 'name'>);
 
 export const SOURCE_TYPES = [
@@ -55,7 +55,7 @@ export function sourceFromSpec(name: string, spec: SourceSpec, baseDir = '.'): D
     case 'fashion-pairs':
       return fashionPairs({ name, classes: s.classes, split: s.split });
     case 'fashion-binding':
-      return fashionBinding({ name, classes: s.classes, ways: s.ways, shots: s.shots, split: s.split });
+      return fashionBinding({ name, classes: s.classes, ways: s.ways, shots: s.shots, split: s.split, concepts: s.concepts });
     case 'text-binding':
       return textBinding({ name, ways: s.ways, items: s.items, words: s.words, keys: s.keys, vector_norm: s.vector_norm, vector_noise: s.vector_noise, vector_spread: s.vector_spread });
     default:
