@@ -16,12 +16,28 @@ import { article, plural } from './vocab.ts';
 
 const capitalise = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 
+/**
+ * Labels that pages put before a caption or an answer. Each document picks one template and keeps it, so what
+ * follows the label is learned from the page itself (few-shot prompts bring their own templates, e.g.
+ * OpenFlamingo's `Output:` and `Short answer:`, which are deliberately not in these lists: the model has to
+ * take them from the demonstrations).
+ */
+const CAPTION_LABELS = ['', 'Caption:', 'Description:', 'Alt text:', 'Picture:', 'Image:', 'Summary:', 'Photo:'];
+const QUESTION_LABELS = ['Question:', 'Q:', 'Query:', 'Ask:', 'Question -'];
+const ANSWER_LABELS = ['Answer:', 'A:', 'Reply:', 'Brief answer:', 'Response:', 'One word:', 'Answer -'];
+
+/** A label and a separator: `Caption: text` or, on some pages, `Caption:text` (as OpenFlamingo's prompts are). */
+function labelled(label: string, tight: boolean): (text: string) => string {
+  return (text) => (label === '' ? text : `${label}${tight ? '' : ' '}${text}`);
+}
+
 function captionsDocument(rng: Random, cfg: SyntheticWorldConfig, id: string): InterleavedDocument {
   const b = new DocumentBuilder(id, cfg);
   const n = intBetween(rng, 1, cfg.maxImagesPerDocument);
+  const label = labelled(pick(rng, CAPTION_LABELS), chance(rng, 0.5));
   for (let i = 0; i < n; i++) {
     const scene = sampleSceneWith(rng, cfg);
-    b.scene(scene).text(caption(rng, scene));
+    b.scene(scene).text(label(caption(rng, scene)));
   }
   return b.build('captions');
 }
@@ -36,15 +52,21 @@ function descriptionsDocument(rng: Random, cfg: SyntheticWorldConfig, id: string
   return b.build('descriptions');
 }
 
-/** VQA-style few-shot page: "Question: ... Answer: ..." per image, the last one is the query. */
+/**
+ * VQA-style few-shot page: "Question: ... Answer: ..." per image (one question/answer template per page, drawn
+ * from QUESTION_LABELS × ANSWER_LABELS), the last one is the query.
+ */
 function qaDocument(rng: Random, cfg: SyntheticWorldConfig, id: string): InterleavedDocument {
   const b = new DocumentBuilder(id, cfg);
   const n = intBetween(rng, 2, cfg.maxImagesPerDocument);
+  const tight = chance(rng, 0.5);
+  const [qLabel, aLabel] = [pick(rng, QUESTION_LABELS), pick(rng, ANSWER_LABELS)];
+  const sep = tight ? '' : ' ';
   let query = { prompt: '', completion: '', answer: '' };
   for (let i = 0; i < n; i++) {
     const scene = sampleSceneWith(rng, cfg);
     const qa = pick(rng, qaPairs(rng, scene, cfg));
-    query = { prompt: `Question: ${qa.question} Answer:`, completion: ` ${qa.answer}`, answer: qa.answer };
+    query = { prompt: `${qLabel}${sep}${qa.question} ${aLabel}`, completion: `${sep}${qa.answer}`, answer: qa.answer };
     b.scene(scene).text(query.prompt + query.completion);
   }
   return b.build('qa', { query });
