@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   COLOURS, COLOUR_NAMES, DEFAULT_SYNTHETIC_CONFIG, END_OF_CHUNK_TOKEN, IMAGE_TOKEN, POSITIONS, SHAPES, SyntheticDataError,
-  createRandom, documentAt, documents, episodeToDocument, fastBindingEpisode, fastBindingEpisodes, fieldValue, imageTextPairs,
+  ANSWER_LABELS, CAPTION_LABELS, createRandom, documentAt, documents, episodeToDocument, fastBindingEpisode, fastBindingEpisodes, fieldValue, imageTextPairs, QUESTION_LABELS,
   interleavedToPrompt, inventNames, longDescription, altText, qaPairs, queryPrompt, renderScene, resolveConfig, sampleScene,
   sampleVideo, shapeCategories, videoAt, type ColourName, type ImageCategory, type InterleavedDocument, type RgbImage, type Scene,
 } from '../src/data/synthetic/index.ts';
@@ -429,4 +429,31 @@ test('video: pixels move, grow, shrink or change colour exactly as the descripti
     }
   }
   assert.deepEqual([...seen].sort(), ['grow', 'move', 'recolour', 'shrink']);
+});
+
+test('qa and captions pages keep one label template each; templates vary across pages; eval templates never appear', () => {
+  // longest label first, so 'Answer -' is not read as 'A'
+  const byLength = (xs: readonly string[]) => [...xs].filter((x) => x !== '').sort((a, b) => b.length - a.length);
+  const startLabel = (t: string, labels: readonly string[]) => byLength(labels).find((l) => t.startsWith(l)) ?? '';
+  const qaTemplates = new Set<string>();
+  const captionLabels = new Set<string>();
+  for (let i = 0; i < 60; i++) {
+    const qa = documentAt(3, i, { kind: 'qa' });
+    const texts = qa.chunks.flatMap((c) => (c.type === 'text' ? [c.text] : []));
+    const templates = texts.map((t) => {
+      const q = startLabel(t, QUESTION_LABELS);
+      const a = byLength(ANSWER_LABELS).find((l) => t.includes(`? ${l}`)) ?? '';
+      return `${q}|${a}|${t.startsWith(`${q} `) ? 'loose' : 'tight'}`;
+    });
+    assert.ok(templates.every((x) => !x.startsWith('|') && !x.includes('||')), `labels found: ${texts.join(' / ')}`);
+    assert.equal(new Set(templates).size, 1, `one template per page: ${texts.join(' / ')}`);
+    qaTemplates.add(templates[0]!);
+    const caps = documentAt(3, i, { kind: 'captions' }).chunks.flatMap((c) => (c.type === 'text' ? [c.text] : []));
+    const labels = caps.map((t) => startLabel(t, CAPTION_LABELS));
+    assert.equal(new Set(labels).size, 1, `one caption label per page: ${caps.join(' / ')}`);
+    captionLabels.add(labels[0]!);
+    for (const t of [...texts, ...caps]) assert.ok(!t.includes('Short answer:') && !t.startsWith('Output:'), t);
+  }
+  assert.ok(qaTemplates.size >= 10, `qa templates vary: ${[...qaTemplates].join(', ')}`);
+  assert.ok(captionLabels.size >= 4 && captionLabels.has(''), `caption labels vary: ${[...captionLabels].join(', ')}`);
 });

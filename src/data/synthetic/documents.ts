@@ -22,9 +22,9 @@ const capitalise = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1)
  * OpenFlamingo's `Output:` and `Short answer:`, which are deliberately not in these lists: the model has to
  * take them from the demonstrations).
  */
-const CAPTION_LABELS = ['', 'Caption:', 'Description:', 'Alt text:', 'Picture:', 'Image:', 'Summary:', 'Photo:'];
-const QUESTION_LABELS = ['Question:', 'Q:', 'Query:', 'Ask:', 'Question -'];
-const ANSWER_LABELS = ['Answer:', 'A:', 'Reply:', 'Brief answer:', 'Response:', 'One word:', 'Answer -'];
+export const CAPTION_LABELS = ['', 'Caption:', 'Description:', 'Alt text:', 'Picture:', 'Image:', 'Summary:', 'Photo:'];
+export const QUESTION_LABELS = ['Question:', 'Q:', 'Query:', 'Ask:', 'Question -'];
+export const ANSWER_LABELS = ['Answer:', 'A:', 'Reply:', 'Brief answer:', 'Response:', 'One word:', 'Answer -'];
 
 /** A label and a separator: `Caption: text` or, on some pages, `Caption:text` (as OpenFlamingo's prompts are). */
 function labelled(label: string, tight: boolean): (text: string) => string {
