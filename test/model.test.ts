@@ -152,6 +152,27 @@ describe('paper invariants', () => {
   });
 });
 
+describe('vision tokens', () => {
+  test('tokens_include_cls puts ln_post(class token) first, before the same patch tokens; pooled = tokens[0]·proj', () => {
+    const withCls = new Flamingo({ ...TINY, vision: { ...TINY.vision, tokens_include_cls: true } }, 1);
+    const plain = new Flamingo(TINY, 1);
+    const px = E.reshape(pixels(new Rng(8), 2, 1), [2, 3, 16, 16]);
+    const a = withCls.vision_encoder.forward(px);
+    const b = plain.vision_encoder.forward(px);
+    const P = (16 / 8) ** 2;
+    assert.deepEqual(a.tokens.shape, [2, P + 1, 16]);
+    assert.deepEqual(b.tokens.shape, [2, P, 16]);
+    assert.deepEqual([...E.slice(a.tokens, 1, 1, P + 1).f32], [...b.tokens.f32]);
+    const pooled = E.matmul(E.reshape(E.slice(a.tokens, 1, 0, 1), [2, 16]), withCls.vision_encoder.proj);
+    for (let i = 0; i < pooled.f32.length; i++) assert.ok(Math.abs(pooled.f32[i]! - a.pooled.f32[i]!) < 1e-5);
+    // the resampler takes any number of tokens: the visual features change, their shape does not
+    const va = withCls.encodeVision(pixels(new Rng(8), 2, 1));
+    const vb = plain.encodeVision(pixels(new Rng(8), 2, 1));
+    assert.deepEqual(va.shape, vb.shape);
+    assert.ok(va.f32.some((x, i) => Math.abs(x - vb.f32[i]!) > 1e-6), 'the class token reaches the resampler');
+  });
+});
+
 describe('inference', () => {
   test('KV-cached decoding reproduces the full forward logits', () => {
     const m = new Flamingo(TINY, 5);

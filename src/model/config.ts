@@ -16,6 +16,12 @@ export interface VisionConfig {
   ln_eps: number;
   /** open_clip ≥ 2.23 applies ln_post to the patch tokens; OpenFlamingo's released checkpoints did not. */
   ln_post_on_tokens: boolean;
+  /**
+   * Also hand the class token to the resampler, first in the sequence (default false: patch tokens only, as
+   * OpenFlamingo). The class token is what contrastive pretraining shapes (pooled = ln_post(cls)·proj); in a
+   * small ViT the patch tokens alone separate classes far worse than it does.
+   */
+  tokens_include_cls?: boolean;
 }
 
 export interface ResamplerConfig {
@@ -105,6 +111,7 @@ export function validateVision(v: Record<string, unknown>, where = 'vision'): Vi
   posNum(where, v, 'ln_eps');
   if (v.act !== 'quick_gelu' && v.act !== 'gelu') throw new ConfigError(`${where}.act must be 'quick_gelu' or 'gelu', got ${JSON.stringify(v.act)}`);
   if (typeof v.ln_post_on_tokens !== 'boolean') throw new ConfigError(`${where}.ln_post_on_tokens must be a boolean`);
+  if (v.tokens_include_cls !== undefined && typeof v.tokens_include_cls !== 'boolean') throw new ConfigError(`${where}.tokens_include_cls must be a boolean`);
   const c = v as unknown as VisionConfig;
   if (c.image_size % c.patch_size !== 0) throw new ConfigError(`${where}.image_size ${c.image_size} is not divisible by patch_size ${c.patch_size}`);
   if (c.width % c.heads !== 0) throw new ConfigError(`${where}.width ${c.width} is not divisible by heads ${c.heads}`);

@@ -4,7 +4,8 @@
  *
  *   x = conv1(pixels) (no bias) → patches, row-major;  x = [cls; x] + pos;  x = ln_pre(x)
  *   per block:  x += out_proj(MHA(ln_1(x)));  x += c_proj(act(c_fc(ln_2(x))))
- *   pooled = ln_post(x)[:, 0] · proj;  tokens = ln_post(x)[:, 1:]  (or x[:, 1:] when !ln_post_on_tokens)
+ *   pooled = ln_post(x)[:, 0] · proj;  tokens = ln_post(x)[:, 1:]  (or x[:, 1:] when !ln_post_on_tokens;
+ *   [:, 0:], class token first, when tokens_include_cls)
  */
 import { Tensor, zeros, ShapeError, fmtShape } from '../engine/tensor.ts';
 import { add, activation, attention, concat, linear, matmul, patchEmbed, reshape, slice, broadcastTo } from '../engine/index.ts';
@@ -73,7 +74,7 @@ class ResidualAttentionBlock extends Module {
 }
 
 export interface VisionOutput {
-  /** (N, grid², width): patch tokens fed to the Perceiver Resampler. */
+  /** (N, grid², width): patch tokens fed to the Perceiver Resampler ((N, 1 + grid², width) with the class token). */
   tokens: Tensor;
   /** (N, output_dim): CLS after ln_post, projected (contrastive embedding, RICES retrieval). */
   pooled: Tensor;
@@ -127,7 +128,7 @@ export class VisionTransformer extends Module {
     const L = x.shape[1]!;
     const normed = this.ln_post.forward(x);
     const pooled = matmul(reshape(slice(normed, 1, 0, 1), [N, cfg.width]), this.proj);
-    const tokens = slice(cfg.ln_post_on_tokens ? normed : x, 1, 1, L);
+    const tokens = slice(cfg.ln_post_on_tokens ? normed : x, 1, cfg.tokens_include_cls ? 0 : 1, L);
     return { tokens, pooled };
   }
 }
