@@ -54,6 +54,40 @@ test('fashion binding episodes: "This is a", the image, then its name; the query
   assert.throws(() => sourceFromSpec('x', { type: 'fashion-pairs', classes: [12] }), /class indices 0\.\.9/);
 });
 
+test('instance episodes: each name is one photo, every occurrence a different view of it; views are reproducible', (t) => {
+  if (!fashionMnistAvailable()) { t.skip('dataset-fashion-mnist not installed'); return; }
+  type Img = { width: number; height: number; data: Uint8Array };
+  const spec = { type: 'fashion-binding', classes: [0], concepts: 'instances', ways: [3, 3], shots: [2, 2] } as const;
+  const a = sourceFromSpec('fi', spec).open(1);
+  const b = sourceFromSpec('fi', spec).open(1);
+  const diff = (x: Img, y: Img): number => x.data.reduce((s, v, i) => s + Math.abs(v - y.data[i]!), 0) / x.data.length;
+  const hist = (x: Img): number[] => {
+    const h = new Array<number>(8).fill(0);
+    for (let i = 0; i < x.data.length; i += 3) h[x.data[i]! >> 5]! += 3 / x.data.length;
+    return h;
+  };
+  for (let e = 0; e < 4; e++) {
+    const d = a.next();
+    const again = b.next();
+    const names = texts(d).filter((_, k) => k % 2 === 1).map((x) => /^ (\w+)\.$/.exec(x)![1]!);
+    const imgs = d.chunks.filter((c) => c.kind === 'image').map((c) => (c as { image: () => Img }).image());
+    assert.equal(imgs.length, 3 * 2 + 1);
+    imgs.forEach((x) => assert.equal(x.width, 28));
+    assert.equal(new Set(names).size, 3, 'three ways (all from one class: ways are photos, not classes)');
+    // crops and flips keep a photo's intensity histogram roughly: views of one photo are nearer each other
+    let sameD = 0, sameN = 0, otherD = 0, otherN = 0;
+    for (let i = 0; i < imgs.length; i++) for (let j = i + 1; j < imgs.length; j++) {
+      const h = hist(imgs[i]!).reduce((s, v, k) => s + Math.abs(v - hist(imgs[j]!)[k]!), 0);
+      if (names[i] === names[j]) { sameD += h; sameN++; } else { otherD += h; otherN++; }
+    }
+    assert.ok(sameD / sameN < otherD / otherN, `episode ${e}: views of one photo ${sameD / sameN} vs other photos ${otherD / otherN}`);
+    assert.ok(imgs.some((x, i) => i > 0 && names[i] === names[0] && diff(x, imgs[0]!) > 0), 'views are augmented, not copies');
+    const imgs2 = again.chunks.filter((c) => c.kind === 'image').map((c) => (c as { image: () => Img }).image());
+    imgs.forEach((x, i) => assert.deepEqual(x.data, imgs2[i]!.data, 'same seed, same views'));
+  }
+  assert.throws(() => sourceFromSpec('x', { ...spec, concepts: 'pixels' } as never), /concepts must be "classes" or "instances"/);
+});
+
 test('fashion pairs carry the class name in the caption', (t) => {
   if (!fashionMnistAvailable()) { t.skip('dataset-fashion-mnist not installed'); return; }
   const s = fashionPairs({ name: 'fp', classes: [7] }).open(0);
