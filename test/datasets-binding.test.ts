@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fashionBinding, fashionPairs, textBinding, BINDING_WORDS } from '../src/data/datasets/binding.ts';
-import { sourceFromSpec } from '../src/data/datasets/spec.ts';
+import { sourceFromSpec, type SourceSpec } from '../src/data/datasets/spec.ts';
 import { fashionMnistAvailable } from '../src/data/fashion-mnist.ts';
 import type { RawDoc } from '../src/data/datasets/types.ts';
 
@@ -57,7 +57,7 @@ test('fashion binding episodes: "This is a", the image, then its name; the query
 test('instance episodes: each name is one photo, every occurrence a different view of it; views are reproducible', (t) => {
   if (!fashionMnistAvailable()) { t.skip('dataset-fashion-mnist not installed'); return; }
   type Img = { width: number; height: number; data: Uint8Array };
-  const spec = { type: 'fashion-binding', classes: [0], concepts: 'instances', ways: [3, 3], shots: [2, 2] } as const;
+  const spec: SourceSpec = { type: 'fashion-binding', classes: [0], concepts: 'instances', ways: [3, 3], shots: [2, 2] };
   const a = sourceFromSpec('fi', spec).open(1);
   const b = sourceFromSpec('fi', spec).open(1);
   const diff = (x: Img, y: Img): number => x.data.reduce((s, v, i) => s + Math.abs(v - y.data[i]!), 0) / x.data.length;

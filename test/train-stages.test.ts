@@ -161,6 +161,43 @@ test('stage (c) Flamingo: weighted mixture, loss falls, frozen parts stay frozen
   }
 });
 
+test('stage (c) with feature_similarity: the similarity term is logged per dataset and falls; NLL logged apart', () => {
+  const dir = tmp();
+  try {
+    const tok = tokenizerFor();
+    const stages = (w: number) => ({
+      flamingo: {
+        steps: 25,
+        checkpoint_every: 100,
+        feature_similarity: w,
+        optim: optim(1e-2),
+        datasets: [
+          { name: 'docs', source: { type: 'custom' }, batch_size: 2, max_images: 3, max_tokens: 64 },
+          { name: 'pairs', source: { type: 'custom' }, batch_size: 4, max_images: 1, max_tokens: 24 },
+        ],
+      },
+    });
+    const sources = {
+      docs: fixed('docs', syntheticDocuments({ world, kind: 'captions' }), 2),
+      pairs: fixed('pairs', syntheticPairs({ world }), 4),
+    };
+    const on = trainFlamingo(resolveTrainConfig(deepMerge(small, { stages: stages(5) })), { outDir: dir, tokenizer: tok, sources, progress: false });
+    const ms = on.loop.metrics;
+    for (const m of ms) {
+      assert.ok(m.losses['docs/similarity']! >= 0 && m.losses['pairs/similarity']! >= 0, JSON.stringify(m.losses));
+      assert.ok(Math.abs(m.loss - (m.losses.docs! + m.losses.pairs!)) < 1e-4, 'the step loss is the NLL mixture');
+    }
+    assertFalls(ms.map((m) => m.losses['docs/similarity']! + m.losses['pairs/similarity']!), 0.7, 'similarity');
+    const off = trainFlamingo(resolveTrainConfig(deepMerge(small, { stages: stages(0) })), { outDir: tmp(), tokenizer: tok, sources, progress: false, stopAfter: 2 });
+    assert.ok(off.loop.metrics.every((m) => !('docs/similarity' in m.losses)));
+    // step 1 (before any update) sees the same model either way: the visual path through `media` equals vision_x
+    assert.ok(Math.abs(off.loop.metrics[0]!.losses.docs! - ms[0]!.losses.docs!) < 1e-4);
+    assert.throws(() => resolveTrainConfig(deepMerge(small, { stages: stages(-1) })), /stages\.flamingo\.feature_similarity must be a number/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a whole run writes a loadable model dir with tokenizer.json; config errors name the field', () => {
   const dir = tmp();
   try {

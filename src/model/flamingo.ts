@@ -66,6 +66,8 @@ export interface ForwardOptions {
   state?: FlamingoState | null;
   /** Generated tokens: attend to the last media of the prompt (OpenFlamingo use_cached_media). */
   useCachedMedia?: boolean;
+  /** Called with the hidden states (B, L, hidden) right after the gated block before LM layer `layer` (training taps). */
+  onGated?: (layer: number, hidden: Tensor) => void;
 }
 
 export class Flamingo extends Module {
@@ -207,6 +209,7 @@ export class Flamingo extends Module {
           kvCache.set(i, kv);
         }
         x = g.forward(x, media, tt, kv);
+        opts.onGated?.(i, x);
       }
       x = lm.layer(i, x, ctx);
     }

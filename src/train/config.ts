@@ -60,6 +60,11 @@ export interface FlamingoStageConfig extends StageConfig {
   vision_weights?: string;
   /** With stage (b) disabled: an lm.safetensors of an earlier run to load into the LM. */
   lm_weights?: string;
+  /**
+   * Weight of the similarity-preserving loss (src/train/similarity.ts) between the first gated block's output
+   * at `<image>` positions and the frozen ViT's pooled embeddings of those images (default 0: off).
+   */
+  feature_similarity?: number;
 }
 
 export interface ModelSpec {
@@ -207,6 +212,7 @@ export function resolveTrainConfig(raw: unknown): TrainConfig {
     const v = c.stages.flamingo[k];
     if (v !== undefined && (typeof v !== 'string' || v === '')) fail(`stages.flamingo.${k}`, 'must be a file path');
   }
+  if (c.stages.flamingo.feature_similarity !== undefined) num('stages.flamingo.feature_similarity', c.stages.flamingo.feature_similarity, 0, 1000);
   if (c.stages.contrastive.enabled && c.stages.flamingo.vision_weights) fail('stages.flamingo.vision_weights', 'is only used when stages.contrastive is disabled');
   if (c.stages.lm.enabled && c.stages.flamingo.lm_weights) fail('stages.flamingo.lm_weights', 'is only used when stages.lm is disabled');
   // The resampler's learned media-time / frame embeddings bound how many images and frames a sample may have.

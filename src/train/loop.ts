@@ -32,7 +32,8 @@ export interface LoopDataset {
 }
 
 /** What a stage does with one dataset's batch: compute loss · weight, call backward, report. */
-export type MicroStep = (ds: LoopDataset, docs: RawDoc[], rng: Rng) => { loss: number; tokens: number; images: number };
+/** One dataset's micro-batch: its NLL (logged per dataset), counts, and auxiliary losses (logged as `{dataset}/{name}`). */
+export type MicroStep = (ds: LoopDataset, docs: RawDoc[], rng: Rng) => { loss: number; tokens: number; images: number; aux?: Record<string, number> };
 
 export interface LoopOptions {
   stage: string;
@@ -135,6 +136,7 @@ export function runLoop(o: LoopOptions): LoopResult {
       const r = o.microStep(d, docs, rng);
       if (!Number.isFinite(r.loss)) throw new TrainingError(o.stage, `loss of dataset ${d.name} is ${r.loss} at step ${step + 1}`);
       losses[d.name] = r.loss;
+      for (const [k, v] of Object.entries(r.aux ?? {})) losses[`${d.name}/${k}`] = v;
       total += d.weight * r.loss;
       tokens += r.tokens;
       images += r.images;

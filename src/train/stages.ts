@@ -10,7 +10,7 @@
  */
 import { join } from 'node:path';
 import { Tensor } from '../engine/tensor.ts';
-import { add, backward, crossEntropy, scale } from '../engine/index.ts';
+import { add, backward, crossEntropy, indexSelect, noGrad, reshape, scale } from '../engine/index.ts';
 import { Rng } from '../engine/rng.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import type { Module } from '../nn/module.ts';
@@ -22,6 +22,7 @@ import type { BpeTokenizer } from '../data/tokenizer.ts';
 import { buildSample, collateSamples, docPlainText, makeLabels, sourceFromSpec, type DocSource, type RawDoc } from '../data/datasets/index.ts';
 import { ClipModel, clipLoss } from './clip.ts';
 import { configHash, flamingoConfig, lmConfig, textEncoderConfig, type DatasetConfig, type StageConfig, type StageName, type TrainConfig } from './config.ts';
+import { similarityLoss, similarityTarget } from './similarity.ts';
 import { runLoop, TrainingError, type LoopDataset, type LoopResult, type MicroStep } from './loop.ts';
 
 export interface StageOptions {
@@ -245,6 +246,45 @@ export function buildFlamingo(cfg: TrainConfig, tok: BpeTokenizer, vision?: Weig
   return model;
 }
 
+/**
+ * The similarity-preserving term for a batch of single-frame images: the ViT runs once (frozen), its patch
+ * tokens feed the resampler (the model's visual tokens, passed to forward as `media`) and its pooled embeddings
+ * are the target; `tap` collects the first gated block's output, `loss()` then compares the rows at `<image>`
+ * positions (the k-th `<image>` of a row ↔ that row's k-th image). Null loss when fewer than 3 images.
+ */
+function imageSimilarity(model: Flamingo, ids: Tensor, visionX: Tensor): { media: Tensor; tap: (layer: number, h: Tensor) => void; loss: () => Tensor | null } {
+  const [B, T, , C, S] = visionX.shape as [number, number, number, number, number];
+  const out = noGrad(() => model.vision_encoder.forward(reshape(visionX, [B * T, C, S, S])));
+  const [, P, W] = out.tokens.shape as [number, number, number];
+  const media = model.perceiver.forward(reshape(out.tokens, [B, T, 1, P, W]));
+  const L = ids.shape[1]!;
+  const rows: number[] = [];
+  const images: number[] = [];
+  for (let b = 0; b < B; b++) {
+    let k = 0;
+    for (let t = 0; t < L; t++) {
+      if (ids.i32[b * L + t] !== model.config.flamingo.media_token_id) continue;
+      if (k < T) { rows.push(b * L + t); images.push(b * T + k); }
+      k++;
+    }
+  }
+  let hidden: Tensor | null = null;
+  const first = [...model.lang_encoder.gated.keys()].sort((a, b) => a - b)[0];
+  return {
+    media,
+    tap: (layer, h) => { if (layer === first) hidden = h; },
+    loss: () => {
+      if (!hidden || rows.length < 3) return null;
+      const H = (hidden as Tensor).shape[2]!;
+      const D = out.pooled.shape[1]!;
+      const pooled = new Float32Array(images.length * D);
+      images.forEach((im, i) => pooled.set(out.pooled.f32.subarray(im * D, (im + 1) * D), i * D));
+      const feats = indexSelect(reshape(hidden as Tensor, [B * L, H]), 0, new Tensor(Int32Array.from(rows), [rows.length]));
+      return similarityLoss(feats, similarityTarget(pooled, images.length, D));
+    },
+  };
+}
+
 /** Stage (c): Flamingo training on the dataset mixture. Product: the trained model (saved by the caller). */
 export function trainFlamingo(cfg: TrainConfig, opts: FlamingoStageOptions): StageResult<Flamingo> {
   const tok = opts.tokenizer;
@@ -252,14 +292,19 @@ export function trainFlamingo(cfg: TrainConfig, opts: FlamingoStageOptions): Sta
   const model = buildFlamingo(cfg, tok, opts.vision, opts.lm);
   const processor = new FlamingoProcessor(tok, { imageSize: cfg.model.vision.image_size, padding: 'right' });
   const maxPos = cfg.model.lm.max_position_embeddings ?? Infinity;
+  const simWeight = stage.feature_similarity ?? 0;
   const micro: MicroStep = (ds, docs) => {
     const d = cfgOf(stage, ds.name);
     const so = { maxImages: d.max_images, maxTokens: Math.min(d.max_tokens, maxPos), imageSize: cfg.model.vision.image_size, videoFrames: d.video_frames, appendEos: d.append_eos };
     const batch = collateSamples(processor, docs.map((doc: RawDoc) => buildSample(tok, doc, so)));
-    const logits = model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, visionX: batch.visionX });
-    const loss = crossEntropy(logits, batch.targets);
+    const aux = simWeight > 0 && batch.visionX && batch.visionX.shape[2] === 1 ? imageSimilarity(model, batch.inputIds, batch.visionX) : null;
+    const logits = model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, ...(aux ? { media: aux.media, onGated: aux.tap } : { visionX: batch.visionX }) });
+    let loss = crossEntropy(logits, batch.targets);
+    const nll = loss.item();
+    const simLoss = aux?.loss();
+    if (simLoss) loss = add(loss, scale(simLoss, simWeight));
     if (ds.weight > 0) backward(scale(loss, ds.weight));
-    return { loss: loss.item(), tokens: batch.numTokens, images: batch.numImages };
+    return { loss: nll, tokens: batch.numTokens, images: batch.numImages, ...(simLoss ? { aux: { similarity: simLoss.item() } } : {}) };
   };
   const loop = run('flamingo', cfg, opts, model, micro);
   return { model, loop, complete: loop.step >= stage.steps };
