@@ -165,11 +165,12 @@ test('stage (c) with feature_similarity: the similarity term is logged per datas
   const dir = tmp();
   try {
     const tok = tokenizerFor();
-    const stages = (w: number) => ({
+    const stages = (w: number, layers: unknown = 'first') => ({
       flamingo: {
         steps: 25,
         checkpoint_every: 100,
         feature_similarity: w,
+        feature_similarity_layers: layers,
         optim: optim(1e-2),
         datasets: [
           { name: 'docs', source: { type: 'custom' }, batch_size: 2, max_images: 3, max_tokens: 64 },
@@ -192,7 +193,11 @@ test('stage (c) with feature_similarity: the similarity term is logged per datas
     assert.ok(off.loop.metrics.every((m) => !('docs/similarity' in m.losses)));
     // step 1 (before any update) sees the same model either way: the visual path through `media` equals vision_x
     assert.ok(Math.abs(off.loop.metrics[0]!.losses.docs! - ms[0]!.losses.docs!) < 1e-4);
+    // every block's write: also falls
+    const all = trainFlamingo(resolveTrainConfig(deepMerge(small, { stages: stages(5, 'all') })), { outDir: tmp(), tokenizer: tok, sources, progress: false });
+    assertFalls(all.loop.metrics.map((m) => m.losses['docs/similarity']! + m.losses['pairs/similarity']!), 0.7, 'similarity (all blocks)');
     assert.throws(() => resolveTrainConfig(deepMerge(small, { stages: stages(-1) })), /stages\.flamingo\.feature_similarity must be a number/);
+    assert.throws(() => resolveTrainConfig(deepMerge(small, { stages: stages(1, 'last') })), /feature_similarity_layers must be 'first' or 'all'/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -66,8 +66,8 @@ export interface ForwardOptions {
   state?: FlamingoState | null;
   /** Generated tokens: attend to the last media of the prompt (OpenFlamingo use_cached_media). */
   useCachedMedia?: boolean;
-  /** Called with the hidden states (B, L, hidden) right after the gated block before LM layer `layer` (training taps). */
-  onGated?: (layer: number, hidden: Tensor) => void;
+  /** Called with the hidden states (B, L, hidden) going into and coming out of the gated block before LM layer `layer` (training taps). */
+  onGated?: (layer: number, input: Tensor, output: Tensor) => void;
 }
 
 export class Flamingo extends Module {
@@ -208,8 +208,9 @@ export class Flamingo extends Module {
           kv = g.attn.mediaKV(media);
           kvCache.set(i, kv);
         }
+        const input = x;
         x = g.forward(x, media, tt, kv);
-        opts.onGated?.(i, x);
+        opts.onGated?.(i, input, x);
       }
       x = lm.layer(i, x, ctx);
     }

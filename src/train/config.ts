@@ -65,6 +65,11 @@ export interface FlamingoStageConfig extends StageConfig {
    * at `<image>` positions and the frozen ViT's pooled embeddings of those images (default 0: off).
    */
   feature_similarity?: number;
+  /**
+   * Where the similarity term applies: `first` (default) the first gated block's output at `<image>`; `all` what
+   * every gated block adds there (its output minus its input), averaged over the blocks.
+   */
+  feature_similarity_layers?: 'first' | 'all';
 }
 
 export interface ModelSpec {
@@ -213,6 +218,8 @@ export function resolveTrainConfig(raw: unknown): TrainConfig {
     if (v !== undefined && (typeof v !== 'string' || v === '')) fail(`stages.flamingo.${k}`, 'must be a file path');
   }
   if (c.stages.flamingo.feature_similarity !== undefined) num('stages.flamingo.feature_similarity', c.stages.flamingo.feature_similarity, 0, 1000);
+  const fsl = c.stages.flamingo.feature_similarity_layers;
+  if (fsl !== undefined && fsl !== 'first' && fsl !== 'all') fail('stages.flamingo.feature_similarity_layers', `must be 'first' or 'all', got ${JSON.stringify(fsl)}`);
   if (c.stages.contrastive.enabled && c.stages.flamingo.vision_weights) fail('stages.flamingo.vision_weights', 'is only used when stages.contrastive is disabled');
   if (c.stages.lm.enabled && c.stages.flamingo.lm_weights) fail('stages.flamingo.lm_weights', 'is only used when stages.lm is disabled');
   // The resampler's learned media-time / frame embeddings bound how many images and frames a sample may have.

@@ -10,7 +10,7 @@
  */
 import { join } from 'node:path';
 import { Tensor } from '../engine/tensor.ts';
-import { add, backward, crossEntropy, indexSelect, noGrad, reshape, scale } from '../engine/index.ts';
+import { add, backward, crossEntropy, indexSelect, noGrad, reshape, scale, sub } from '../engine/index.ts';
 import { Rng } from '../engine/rng.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import type { Module } from '../nn/module.ts';
@@ -249,10 +249,13 @@ export function buildFlamingo(cfg: TrainConfig, tok: BpeTokenizer, vision?: Weig
 /**
  * The similarity-preserving term for a batch of single-frame images: the ViT runs once (frozen), its patch
  * tokens feed the resampler (the model's visual tokens, passed to forward as `media`) and its pooled embeddings
- * are the target; `tap` collects the first gated block's output, `loss()` then compares the rows at `<image>`
- * positions (the k-th `<image>` of a row ↔ that row's k-th image). Null loss when fewer than 3 images.
+ * are the target. `tap` collects what the gated blocks write (the first block's output, or every block's output
+ * minus its input); `loss()` compares their rows at `<image>` positions (the k-th `<image>` of a row ↔ that
+ * row's k-th image), averaged over the blocks. Null loss when fewer than 3 images.
  */
-function imageSimilarity(model: Flamingo, ids: Tensor, visionX: Tensor): { media: Tensor; tap: (layer: number, h: Tensor) => void; loss: () => Tensor | null } {
+function imageSimilarity(
+  model: Flamingo, ids: Tensor, visionX: Tensor, layers: 'first' | 'all',
+): { media: Tensor; tap: (layer: number, input: Tensor, output: Tensor) => void; loss: () => Tensor | null } {
   const [B, T, , C, S] = visionX.shape as [number, number, number, number, number];
   const out = noGrad(() => model.vision_encoder.forward(reshape(visionX, [B * T, C, S, S])));
   const [, P, W] = out.tokens.shape as [number, number, number];
@@ -268,19 +271,23 @@ function imageSimilarity(model: Flamingo, ids: Tensor, visionX: Tensor): { media
       k++;
     }
   }
-  let hidden: Tensor | null = null;
-  const first = [...model.lang_encoder.gated.keys()].sort((a, b) => a - b)[0];
+  const written: Tensor[] = [];
+  const first = Math.min(...model.lang_encoder.gated.keys());
   return {
     media,
-    tap: (layer, h) => { if (layer === first) hidden = h; },
+    tap: (layer, input, output) => {
+      if (layers === 'all') written.push(sub(output, input));
+      else if (layer === first) written.push(output);
+    },
     loss: () => {
-      if (!hidden || rows.length < 3) return null;
-      const H = (hidden as Tensor).shape[2]!;
+      if (written.length === 0 || rows.length < 3) return null;
       const D = out.pooled.shape[1]!;
       const pooled = new Float32Array(images.length * D);
       images.forEach((im, i) => pooled.set(out.pooled.f32.subarray(im * D, (im + 1) * D), i * D));
-      const feats = indexSelect(reshape(hidden as Tensor, [B * L, H]), 0, new Tensor(Int32Array.from(rows), [rows.length]));
-      return similarityLoss(feats, similarityTarget(pooled, images.length, D));
+      const target = similarityTarget(pooled, images.length, D);
+      const index = new Tensor(Int32Array.from(rows), [rows.length]);
+      const terms = written.map((h) => similarityLoss(indexSelect(reshape(h, [B * L, h.shape[2]!]), 0, index), target));
+      return scale(terms.reduce((a, b) => add(a, b)), 1 / terms.length);
     },
   };
 }
@@ -297,7 +304,7 @@ export function trainFlamingo(cfg: TrainConfig, opts: FlamingoStageOptions): Sta
     const d = cfgOf(stage, ds.name);
     const so = { maxImages: d.max_images, maxTokens: Math.min(d.max_tokens, maxPos), imageSize: cfg.model.vision.image_size, videoFrames: d.video_frames, appendEos: d.append_eos };
     const batch = collateSamples(processor, docs.map((doc: RawDoc) => buildSample(tok, doc, so)));
-    const aux = simWeight > 0 && batch.visionX && batch.visionX.shape[2] === 1 ? imageSimilarity(model, batch.inputIds, batch.visionX) : null;
+    const aux = simWeight > 0 && batch.visionX && batch.visionX.shape[2] === 1 ? imageSimilarity(model, batch.inputIds, batch.visionX, stage.feature_similarity_layers ?? 'first') : null;
     const logits = model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, ...(aux ? { media: aux.media, onGated: aux.tap } : { visionX: batch.visionX }) });
     let loss = crossEntropy(logits, batch.targets);
     const nll = loss.item();
