@@ -61,13 +61,13 @@ export interface FlamingoStageConfig extends StageConfig {
   /** With stage (b) disabled: an lm.safetensors of an earlier run to load into the LM. */
   lm_weights?: string;
   /**
-   * Weight of the similarity-preserving loss (src/train/similarity.ts) between the first gated block's output
-   * at `<image>` positions and the frozen ViT's pooled embeddings of those images (default 0: off).
+   * Weight of the similarity-preserving loss (src/train/similarity.ts) between what the gated cross-attention
+   * writes at `<image>` positions and the frozen ViT's pooled embeddings of those images (default 0: off).
    */
   feature_similarity?: number;
   /**
-   * Where the similarity term applies: `first` (default) the first gated block's output at `<image>`; `all` what
-   * every gated block adds there (its output minus its input), averaged over the blocks.
+   * Where the similarity term applies: to what the first gated block adds at `<image>` (its output minus its
+   * input; `first`, the default) or what every gated block adds there, averaged over the blocks (`all`).
    */
   feature_similarity_layers?: 'first' | 'all';
 }

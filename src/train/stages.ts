@@ -249,8 +249,8 @@ export function buildFlamingo(cfg: TrainConfig, tok: BpeTokenizer, vision?: Weig
 /**
  * The similarity-preserving term for a batch of single-frame images: the ViT runs once (frozen), its patch
  * tokens feed the resampler (the model's visual tokens, passed to forward as `media`) and its pooled embeddings
- * are the target. `tap` collects what the gated blocks write (the first block's output, or every block's output
- * minus its input); `loss()` compares their rows at `<image>` positions (the k-th `<image>` of a row ↔ that
+ * are the target. `tap` collects what the gated blocks write (output minus input: of the first block, or of
+ * every block); `loss()` compares their rows at `<image>` positions (the k-th `<image>` of a row ↔ that
  * row's k-th image), averaged over the blocks. Null loss when fewer than 3 images.
  */
 function imageSimilarity(
@@ -276,8 +276,7 @@ function imageSimilarity(
   return {
     media,
     tap: (layer, input, output) => {
-      if (layers === 'all') written.push(sub(output, input));
-      else if (layer === first) written.push(output);
+      if (layers === 'all' || layer === first) written.push(sub(output, input));
     },
     loss: () => {
       if (written.length === 0 || rows.length < 3) return null;
