@@ -55,7 +55,7 @@ export function similarityLoss(features: Tensor, target: Float32Array): Tensor {
   if (features.ndim !== 2) throw new ShapeError('similarity', `features must be (N, d), got ${fmtShape(features.shape)}`);
   const [N, d] = features.shape as [number, number];
   if (target.length !== N * N) throw new ShapeError('similarity', `target must be ${N}×${N}, got ${target.length} values`);
-  const centred = process.env.FS_NOCENTER ? features : sub(features, mean(features, 0, true));
+  const centred = sub(features, mean(features, 0, true));
   // rmsNorm divides by sqrt(mean x² + eps), so rows have norm √d: the Gram is divided by d. The eps keeps the
   // gradient bounded while the features are still ~0 (gates start at tanh(0) = 0).
   const unit = rmsNorm(centred, null, 1e-4);
