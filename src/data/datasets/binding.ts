@@ -125,6 +125,8 @@ export function fashionBinding(opts: BindingOptions): DocSource {
 
 /** `w` distinct photo indices drawn from the given classes. */
 function distinctPhotos(r: Rng, byClass: number[][], classes: number[], w: number): number[] {
+  const total = classes.reduce((n, c) => n + byClass[c]!.length, 0);
+  if (total < w) throw new DatasetError('fashion-binding', `${w}-way instance episodes need ${w} photos, the classes have ${total}`);
   const out = new Set<number>();
   while (out.size < w) {
     const pool = byClass[classes[r.int(classes.length)]!]!;
