@@ -30,16 +30,17 @@ function features(classes: number[]): Features[] {
     for (const [ci, c] of fashionClasses(classes, PER_CLASS).entries()) {
       for (const im of c.images) {
         const byName: Record<string, Float32Array> = {};
-        const v = model.vision_encoder.forward(new Tensor(processor.preprocessImage(im), [1, 3, S, S]));
-        byName.vit_pooled = v.pooled.f32.slice();
-        const [, P, W] = v.tokens.shape as [number, number, number];
+        const tokens = model.encodeImages(new Tensor(processor.preprocessImage(im), [1, 3, S, S]));
+        const [, P, W] = tokens.shape as [number, number, number];
         const mean = new Float32Array(W);
-        for (let p = 0; p < P; p++) for (let j = 0; j < W; j++) mean[j]! += v.tokens.f32[p * W + j]! / P;
+        for (let p = 0; p < P; p++) for (let j = 0; j < W; j++) mean[j]! += tokens.f32[p * W + j]! / P;
         byName.vit_mean_token = mean;
         const enc = processor.encode(['This is a<image>'], [[im]]);
+        const { media, pooled } = model.encodeVisionWithPooled(enc.visionX!);
+        byName.vit_pooled = pooled.f32.slice();
         const pos = [...enc.inputIds.i32].indexOf(model.config.flamingo.media_token_id);
         model.forward({
-          inputIds: enc.inputIds, attentionMask: enc.attentionMask, visionX: enc.visionX,
+          inputIds: enc.inputIds, attentionMask: enc.attentionMask, media,
           onGated: (layer, input, output) => {
             const d = sub(output, input);
             const H = d.shape[2]!;

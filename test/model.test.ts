@@ -170,6 +170,10 @@ describe('vision tokens', () => {
     const vb = plain.encodeVision(pixels(new Rng(8), 2, 1));
     assert.deepEqual(va.shape, vb.shape);
     assert.ok(va.f32.some((x, i) => Math.abs(x - vb.f32[i]!) > 1e-6), 'the class token reaches the resampler');
+    // encodeVisionWithPooled: the same visual tokens, plus the ViT's pooled embedding of every frame
+    const both = withCls.encodeVisionWithPooled(pixels(new Rng(8), 2, 1));
+    assert.deepEqual([...both.media.f32], [...va.f32]);
+    assert.deepEqual([...both.pooled.f32], [...a.pooled.f32]);
   });
 });
 

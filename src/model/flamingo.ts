@@ -100,20 +100,29 @@ export class Flamingo extends Module {
 
   /** Vision encoder (no gradients: it is frozen) + resampler: (B, T, F, 3, H, W) → (B, T, n, D). */
   encodeVision(visionX: Tensor): Tensor {
+    return this.encodeVisionWithPooled(visionX).media;
+  }
+
+  /** encodeVision, plus the ViT's pooled (contrastive) embeddings (B·T·F, output_dim) of the same frames. */
+  encodeVisionWithPooled(visionX: Tensor): { media: Tensor; pooled: Tensor } {
     const v = this.config.vision;
     if (visionX.ndim !== 6 || visionX.shape[3] !== 3 || visionX.shape[4] !== v.image_size || visionX.shape[5] !== v.image_size) {
       throw new FlamingoInputError(`vision_x must be (B, T_img, F, 3, ${v.image_size}, ${v.image_size}), got ${fmtShape(visionX.shape)}`);
     }
     const [B, T, F] = visionX.shape as [number, number, number];
-    const tokens = this.encodeImages(reshape(visionX, [B * T * F, 3, v.image_size, v.image_size]));
+    const { tokens, pooled } = this.runVisionEncoder(reshape(visionX, [B * T * F, 3, v.image_size, v.image_size]));
     const [, P, W] = tokens.shape as [number, number, number];
-    return this.perceiver.forward(reshape(tokens, [B, T, F, P, W]));
+    return { media: this.perceiver.forward(reshape(tokens, [B, T, F, P, W])), pooled };
   }
 
   /** ViT patch tokens (N, P, width) for N images, without gradients. */
   encodeImages(pixels: Tensor): Tensor {
+    return this.runVisionEncoder(pixels).tokens;
+  }
+
+  private runVisionEncoder(pixels: Tensor): { tokens: Tensor; pooled: Tensor } {
     const frozen = !this.vision_encoder.parameters().some((p) => p.requiresGrad);
-    return frozen ? noGrad(() => this.vision_encoder.forward(pixels).tokens) : this.vision_encoder.forward(pixels).tokens;
+    return frozen ? noGrad(() => this.vision_encoder.forward(pixels)) : this.vision_encoder.forward(pixels);
   }
 
   newState(batch: number): FlamingoState {

@@ -10,7 +10,7 @@
  */
 import { join } from 'node:path';
 import { Tensor } from '../engine/tensor.ts';
-import { add, backward, crossEntropy, indexSelect, noGrad, reshape, scale, sub } from '../engine/index.ts';
+import { add, backward, crossEntropy, indexSelect, reshape, scale, sub } from '../engine/index.ts';
 import { Rng } from '../engine/rng.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import type { Module } from '../nn/module.ts';
@@ -247,19 +247,16 @@ export function buildFlamingo(cfg: TrainConfig, tok: BpeTokenizer, vision?: Weig
 }
 
 /**
- * The similarity-preserving term for a batch of single-frame images: the ViT runs once (frozen), its patch
- * tokens feed the resampler (the model's visual tokens, passed to forward as `media`) and its pooled embeddings
- * are the target. `tap` collects what the gated blocks write (output minus input: of the first block, or of
+ * The similarity-preserving term for a batch of single-frame images: the ViT runs once (frozen) for both the
+ * visual tokens (passed to forward as `media`) and its pooled embeddings, the target. `tap` collects what the gated blocks write (output minus input: of the first block, or of
  * every block); `loss()` compares their rows at `<image>` positions (the k-th `<image>` of a row ↔ that
  * row's k-th image), averaged over the blocks. Null loss when fewer than 3 images.
  */
 function imageSimilarity(
   model: Flamingo, ids: Tensor, visionX: Tensor, layers: 'first' | 'all',
 ): { media: Tensor; tap: (layer: number, input: Tensor, output: Tensor) => void; loss: () => Tensor | null } {
-  const [B, T, , C, S] = visionX.shape as [number, number, number, number, number];
-  const out = noGrad(() => model.vision_encoder.forward(reshape(visionX, [B * T, C, S, S])));
-  const [, P, W] = out.tokens.shape as [number, number, number];
-  const media = model.perceiver.forward(reshape(out.tokens, [B, T, 1, P, W]));
+  const [B, T] = visionX.shape as [number, number];
+  const { media, pooled: vitPooled } = model.encodeVisionWithPooled(visionX);
   const L = ids.shape[1]!;
   const rows: number[] = [];
   const images: number[] = [];
@@ -280,9 +277,9 @@ function imageSimilarity(
     },
     loss: () => {
       if (written.length === 0 || rows.length < 3) return null;
-      const D = out.pooled.shape[1]!;
+      const D = vitPooled.shape[1]!;
       const pooled = new Float32Array(images.length * D);
-      images.forEach((im, i) => pooled.set(out.pooled.f32.subarray(im * D, (im + 1) * D), i * D));
+      images.forEach((im, i) => pooled.set(vitPooled.f32.subarray(im * D, (im + 1) * D), i * D));
       const target = similarityTarget(pooled, images.length, D);
       const index = new Tensor(Int32Array.from(rows), [rows.length]);
       const terms = written.map((h) => similarityLoss(indexSelect(reshape(h, [B * L, h.shape[2]!]), 0, index), target));
