@@ -11,6 +11,10 @@ import { Rng } from '../../engine/rng.ts';
 import { fashionMnistImage, loadFashionMnist, FASHION_MNIST_CLASSES, type FashionMnist } from '../fashion-mnist.ts';
 import { inventNames } from '../synthetic/names.ts';
 import { randomHorizontalFlip, randomResizedCrop, type RgbImage } from '../image.ts';
+import { renderScene } from '../synthetic/render.ts';
+import { sampleSceneWith } from '../synthetic/scene.ts';
+import { resolveConfig, type SyntheticWorldOptions } from '../synthetic/config.ts';
+import type { ColourName, ShapeName } from '../synthetic/vocab.ts';
 import { generatorSource } from './memory.ts';
 import { DatasetError, type DocSource, type RawChunk } from './types.ts';
 
@@ -117,6 +121,50 @@ export function fashionBinding(opts: BindingOptions): DocSource {
         image = () => fashionMnistImage(ds, idx);
       }
       // the image sits where the text episodes have their key word: "This is a <image> dax."
+      chunks.push({ kind: 'text', text: 'This is a' }, { kind: 'image', image }, { kind: 'text', text: ` ${names[a]}.` });
+    }
+    return { key: `${opts.name}:${i}`, chunks };
+  });
+}
+
+export interface SceneBindingOptions {
+  name: string;
+  ways?: [number, number];
+  shots?: [number, number];
+  world?: SyntheticWorldOptions;
+}
+
+/**
+ * Fast-binding episodes on synthetic scenes, in the fashion episodes' exact text: each way is a (shape, colour)
+ * concept, every occurrence a fresh rendering (size, position, background and texture vary).
+ * Five Fashion-MNIST classes are few concepts: trained on them alone, the cross-attention learns a code for
+ * those five that the LM reads well and that separates unseen classes poorly. The synthetic world offers
+ * dozens of concepts per episode draw, so the code that works is one for "this image", not for five classes.
+ */
+export function sceneBinding(opts: SceneBindingOptions): DocSource {
+  const ways = opts.ways ?? [2, 5];
+  const shots = opts.shots ?? [1, 3];
+  const cfg = resolveConfig(opts.world);
+  const concepts: Array<[ShapeName, ColourName]> = [];
+  for (const shape of cfg.shapes) for (const colour of cfg.colours) concepts.push([shape, colour]);
+  if (ways[1] > concepts.length) throw new DatasetError(opts.name, `${ways[1]}-way episodes need ${ways[1]} concepts, the world has ${concepts.length}`);
+  return generatorSource(opts.name, (seed, i) => {
+    const r = new Rng(seed).fork(i);
+    const w = range(r, ways);
+    const k = range(r, shots);
+    const chosen = r.shuffle([...concepts]).slice(0, w);
+    const names = inventNames(r, w);
+    const items: number[] = [];
+    for (let a = 0; a < w; a++) for (let b = 0; b < k; b++) items.push(a);
+    r.shuffle(items);
+    items.push(r.int(w));
+    const chunks: RawChunk[] = [];
+    for (const [j, a] of items.entries()) {
+      const [shape, colour] = chosen[a]!;
+      const image = (): RgbImage => {
+        const sr = new Rng(seed).fork(i).fork('scene').fork(j);
+        return renderScene(sampleSceneWith(sr, cfg, { count: 1, constraints: [{ shape, colour }] }), 32);
+      };
       chunks.push({ kind: 'text', text: 'This is a' }, { kind: 'image', image }, { kind: 'text', text: ` ${names[a]}.` });
     }
     return { key: `${opts.name}:${i}`, chunks };

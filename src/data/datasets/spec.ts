@@ -5,7 +5,7 @@ import type { DocumentKind, SyntheticWorldOptions } from '../synthetic/index.ts'
 import { fileSource } from './files.ts';
 import { syntheticDocuments, syntheticPairs, syntheticText, syntheticVideos, textListSource, type PairText } from './memory.ts';
 import { FORMATS, type DataFormat } from './records.ts';
-import { fashionBinding, fashionPairs, textBinding, type TextBindingOptions } from './binding.ts';
+import { fashionBinding, fashionPairs, sceneBinding, textBinding, type TextBindingOptions } from './binding.ts';
 import { DatasetError, type DocSource } from './types.ts';
 
 export type SourceSpec =
@@ -18,11 +18,12 @@ export type SourceSpec =
   | { type: 'files'; format: DataFormat; path: string | string[]; shuffle?: boolean }
   | { type: 'fashion-pairs'; classes?: number[]; split?: 'train' | 'test' }
   | { type: 'fashion-binding'; classes?: number[]; ways?: [number, number]; shots?: [number, number]; split?: 'train' | 'test'; concepts?: 'classes' | 'instances' }
+  | { type: 'scene-binding'; ways?: [number, number]; shots?: [number, number]; world?: SyntheticWorldOptions }
   | ({ type: 'text-binding' } & Omit<TextBindingOptions, 'name'>);
 
 export const SOURCE_TYPES = [
   'synthetic-documents', 'synthetic-pairs', 'synthetic-videos', 'synthetic-text', 'text-corpus', 'texts', 'files',
-  'fashion-pairs', 'fashion-binding', 'text-binding',
+  'fashion-pairs', 'fashion-binding', 'scene-binding', 'text-binding',
 ] as const;
 
 /** Build a source; `name` keys its random streams, `baseDir` resolves relative file paths. */
@@ -56,6 +57,8 @@ export function sourceFromSpec(name: string, spec: SourceSpec, baseDir = '.'): D
       return fashionPairs({ name, classes: s.classes, split: s.split });
     case 'fashion-binding':
       return fashionBinding({ name, classes: s.classes, ways: s.ways, shots: s.shots, split: s.split, concepts: s.concepts });
+    case 'scene-binding':
+      return sceneBinding({ name, ways: s.ways, shots: s.shots, world: s.world });
     case 'text-binding':
       return textBinding({ name, ways: s.ways, items: s.items, words: s.words, keys: s.keys, vector_norm: s.vector_norm, vector_noise: s.vector_noise, vector_spread: s.vector_spread });
     default:
