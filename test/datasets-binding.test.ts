@@ -4,6 +4,7 @@ import { fashionBinding, fashionPairs, textBinding, BINDING_WORDS } from '../src
 import { sourceFromSpec, type SourceSpec } from '../src/data/datasets/spec.ts';
 import { fashionMnistAvailable } from '../src/data/fashion-mnist.ts';
 import type { RawDoc } from '../src/data/datasets/types.ts';
+import { COLOURS } from '../src/data/synthetic/vocab.ts';
 
 const texts = (d: RawDoc): string[] => d.chunks.filter((c) => c.kind === 'text').map((c) => (c as { text: string }).text);
 
@@ -144,4 +145,43 @@ test('vector-key text binding: the fashion episodes\' text, one vector per <imag
   assert.ok(pairs > 20 && nearer / pairs > 0.9, `${nearer}/${pairs} repeated keys nearest to their own earlier occurrence`);
   assert.throws(() => textBinding({ name: 'vb', keys: 'pixels' as never }), /keys must be "words" or "vectors"/);
   assert.throws(() => sourceFromSpec('vb', { type: 'text-binding', keys: 'vectors', vector_norm: -1 }), /vector_norm must be > 0/);
+});
+
+test('scene binding episodes: every occurrence of a name shows the same colour, the ways differ, renders are reproducible', () => {
+  type Img = { width: number; height: number; data: Uint8Array };
+  const palette = Object.entries(COLOURS);
+  // fully covered object pixels carry the exact palette colour; one object per scene, so the most frequent wins
+  const colourOf = (img: Img): string => {
+    const counts = new Map<string, number>();
+    for (let p = 0; p < img.width * img.height; p++) {
+      const [r, g, b] = [img.data[3 * p]!, img.data[3 * p + 1]!, img.data[3 * p + 2]!];
+      const hit = palette.find(([, c]) => c[0] === r && c[1] === g && c[2] === b);
+      if (hit) counts.set(hit[0], (counts.get(hit[0]) ?? 0) + 1);
+    }
+    return [...counts].sort((a, b) => b[1] - a[1])[0]![0];
+  };
+  const src = sourceFromSpec('sb', { type: 'scene-binding', ways: [3, 4], shots: [2, 3] });
+  const s = src.open(4);
+  let sameShapeDifferentLook = 0;
+  for (let i = 0; i < 8; i++) {
+    const d = s.next();
+    const imgs = d.chunks.filter((c) => c.kind === 'image').map((c) => (c as { image: () => Img }).image());
+    const names = texts(d).filter((_, k) => k % 2 === 1).map((x) => /^ (\w+)\.$/.exec(x)![1]!);
+    assert.equal(imgs.length, names.length);
+    assert.ok(names.slice(0, -1).includes(names.at(-1)!), 'the query name was bound in the support');
+    const byName = new Map<string, Img[]>();
+    names.forEach((n, k) => byName.set(n, [...(byName.get(n) ?? []), imgs[k]!]));
+    assert.ok(byName.size >= 3 && byName.size <= 4);
+    for (const group of byName.values()) {
+      assert.equal(new Set(group.map(colourOf)).size, 1, 'one concept, one colour');
+      assert.ok(group.every((im) => im.width === 32 && im.height === 32));
+      if (group.length > 1 && Buffer.compare(Buffer.from(group[0]!.data), Buffer.from(group[1]!.data)) !== 0) sameShapeDifferentLook++;
+    }
+  }
+  assert.ok(sameShapeDifferentLook > 0, 'occurrences are different renderings, not copies');
+  const again = sourceFromSpec('sb', { type: 'scene-binding', ways: [3, 4], shots: [2, 3] }).open(4).next();
+  const first = src.open(4).next();
+  const img = (d: RawDoc): Uint8Array => (d.chunks.find((c) => c.kind === 'image') as { image: () => Img }).image().data;
+  assert.deepEqual(img(again), img(first));
+  assert.throws(() => sourceFromSpec('x', { type: 'scene-binding', ways: [2, 500] }), /500-way episodes need 500 concepts/);
 });

@@ -83,7 +83,7 @@ export function suitePlan(quick: boolean, opts: { items?: number; numBeams?: num
   };
   const items: SuitePlan['items'] = quick
     ? { fast_binding_seen: 10, fast_binding_heldout: 10, captioning: 8, vqa: 12, captioning_tuxpaint: 6, format: 8, video_qa: 8 }
-    : { fast_binding_seen: 100, fast_binding_heldout: 100, captioning: 32, vqa: 48, captioning_tuxpaint: 16, format: 32, video_qa: 32 };
+    : { fast_binding_seen: 100, fast_binding_heldout: 100, captioning: 48, vqa: 96, captioning_tuxpaint: 16, format: 32, video_qa: 32 };
   if (opts.items !== undefined) for (const t of BUILTIN_TASKS) items[t] = opts.items;
   return { shots, items, supportPool: quick ? 32 : 64, numBeams: opts.numBeams ?? 1 };
 }
@@ -152,7 +152,8 @@ function keepPrompts(ctx: Ctx, task: string, shots: number, texts: readonly stri
 }
 
 function keepOutputs(ctx: Ctx, task: string, shots: number, examples: readonly SuiteExample[]): void {
-  (ctx.outputs[task] ??= {})[String(shots)] = examples.slice(0, PROMPTS_KEPT);
+  // every query's answer, so a score can be traced to the answers behind it (a few KB per task)
+  (ctx.outputs[task] ??= {})[String(shots)] = [...examples];
 }
 
 /** The generated text of a caption / VQA result, and the first reference it is scored against. */
@@ -304,7 +305,7 @@ function protocolTask(
         generation: { numBeams: ctx.plan.numBeams, lengthPenalty: 0 }, demoMode: 'per-query',
       });
       keepPrompts(ctx, task, shots, out.prompts);
-      keepOutputs(ctx, task, shots, out.results.slice(0, PROMPTS_KEPT).map((r, i) => resultExample(queries[i]!, r)));
+      keepOutputs(ctx, task, shots, out.results.map((r, i) => resultExample(queries[i]!, r)));
       rep.shots[String(shots)] = scoreResults(kind, queries, out.results);
       ctx.log(`${task} ${shots}-shot: ${rep.metric} ${rep.shots[String(shots)]!.toFixed(2)} (${out.seconds.toFixed(1)} s)`);
     } catch (e) {
