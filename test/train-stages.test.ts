@@ -253,6 +253,9 @@ test('a whole run writes a loadable model dir with tokenizer.json; config errors
   assert.equal(configHash(base, 'lm'), configHash(config({ lm: { log_every: 3, checkpoint_every: 7 } }), 'lm'));
   assert.notEqual(configHash(base, 'lm'), configHash(config({ lm: { steps: 99 } }), 'lm'));
   assert.notEqual(configHash(base, 'flamingo'), configHash(config({ contrastive: { steps: 99 } }), 'flamingo'));
+  // the LM reads no ViT weights, so a longer contrastive run keeps a finished LM stage
+  assert.equal(configHash(base, 'lm'), configHash(config({ contrastive: { steps: 99 } }), 'lm'));
+  assert.notEqual(configHash(base, 'flamingo'), configHash(config({ lm: { steps: 99 } }), 'flamingo'));
 });
 
 test('flamingo train CLI: usage errors exit 2, bad configs are reported', async () => {

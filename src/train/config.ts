@@ -263,12 +263,15 @@ function canonical(x: unknown): string {
   return JSON.stringify(x) ?? 'null';
 }
 
+const STAGE_INPUTS: Record<StageName, readonly StageName[]> = { contrastive: [], lm: [], flamingo: ['contrastive', 'lm'] };
+
 /** Hash of everything that affects a stage's results (logging and checkpoint cadence excluded). */
 export function configHash(c: TrainConfig, stage: StageName): string {
   const { log_every: _l, checkpoint_every: _c, keep_checkpoints: _k, ...s } = c.stages[stage];
   const stages: Record<string, unknown> = {};
-  // a stage depends on the stages before it
-  for (const n of STAGES.slice(0, STAGES.indexOf(stage))) {
+  // a stage depends on the stages whose weights it starts from: contrastive and LM pretraining are
+  // independent (a longer ViT run keeps a finished LM), Flamingo training freezes both
+  for (const n of STAGE_INPUTS[stage]) {
     const { log_every: _a, checkpoint_every: _b, keep_checkpoints: _d, ...p } = c.stages[n];
     stages[n] = p;
   }
