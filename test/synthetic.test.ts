@@ -457,3 +457,24 @@ test('qa and captions pages keep one label template each; templates vary across 
   assert.ok(qaTemplates.size >= 10, `qa templates vary: ${[...qaTemplates].join(', ')}`);
   assert.ok(captionLabels.size >= 4 && captionLabels.has(''), `caption labels vary: ${[...captionLabels].join(', ')}`);
 });
+
+test('open labels: about half the pages invent a label (one per page, not a fixed template), the rest draw as with fixed labels', () => {
+  let invented = 0;
+  const inventedLabels = new Set<string>();
+  for (let i = 0; i < 80; i++) {
+    const caps = documentAt(9, i, { kind: 'captions', labels: 'open' }).chunks.flatMap((c) => (c.type === 'text' ? [c.text] : []));
+    const heads = caps.map((t) => /^([^:]*):/.exec(t)?.[1] ?? '');
+    assert.equal(new Set(heads).size, 1, `one label per page: ${caps.join(' / ')}`);
+    const fixed = CAPTION_LABELS.includes(heads[0] === '' ? '' : `${heads[0]}:`) || !caps[0]!.includes(':');
+    if (!fixed) { invented++; inventedLabels.add(heads[0]!); }
+    const qa = documentAt(9, i, { kind: 'qa', labels: 'open' }).chunks.flatMap((c) => (c.type === 'text' ? [c.text] : []));
+    const [q, a] = [/^(.*?)(?::| -)/.exec(qa[0]!)?.[1], /\? (.*?)(?::| -)/.exec(qa[0]!)?.[1]];
+    assert.ok(q !== undefined && a !== undefined && q !== a, `question and answer labels differ: ${qa[0]}`);
+    for (const t of [...caps, ...qa]) assert.ok(!t.includes('Short answer:') && !t.startsWith('Output:'), t);
+  }
+  assert.ok(invented > 20 && invented < 60, `about half the caption pages invent a label: ${invented}/80`);
+  assert.ok(inventedLabels.size > 15, 'invented labels are fresh');
+  // the option does not change fixed-label pages: the default stream is unchanged
+  assert.deepEqual(documentAt(9, 3, { kind: 'qa' }), documentAt(9, 3, { kind: 'qa', labels: 'fixed' }));
+  assert.throws(() => documentAt(9, 3, { kind: 'qa', labels: 'free' as 'open' }), /labels must be "fixed" or "open"/);
+});

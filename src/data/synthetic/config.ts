@@ -30,6 +30,12 @@ export interface SyntheticWorldConfig {
   documentMix: Record<DocumentKind, number>;
   /** Syllables per invented name, inclusive range. */
   nameSyllables: [number, number];
+  /**
+   * Labels before captions and answers: `fixed` draws each page's from CAPTION_LABELS / QUESTION_LABELS /
+   * ANSWER_LABELS; `open` makes half the pages invent theirs ("Blick:", "Zorp dax:"), so what follows an
+   * unknown label has to be read off the page's earlier entries, as with a few-shot prompt's own template.
+   */
+  labels: 'fixed' | 'open';
   video: { frames: number; maxObjects: number };
 }
 
@@ -46,6 +52,7 @@ export const DEFAULT_SYNTHETIC_CONFIG: SyntheticWorldConfig = {
   maxImagesPerDocument: 5,
   documentMix: { captions: 1, descriptions: 1, qa: 1, names: 2, format: 1, webpage: 1 },
   nameSyllables: [1, 2],
+  labels: 'fixed',
   video: { frames: 8, maxObjects: 2 },
 };
 
@@ -95,6 +102,7 @@ export function resolveConfig(opts: SyntheticWorldOptions = {}): SyntheticWorldC
   const [s0, s1] = c.nameSyllables;
   checkInt('nameSyllables[0]', s0, 1, 4);
   checkInt('nameSyllables[1]', s1, s0, 4);
+  if (c.labels !== 'fixed' && c.labels !== 'open') fail(`labels must be "fixed" or "open", got ${JSON.stringify(c.labels)}`);
   checkInt('video.frames', c.video.frames, 2, 256);
   checkInt('video.maxObjects', c.video.maxObjects, 1, 2);
   return c;

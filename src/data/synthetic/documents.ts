@@ -31,10 +31,22 @@ function labelled(label: string, tight: boolean): (text: string) => string {
   return (text) => (label === '' ? text : `${label}${tight ? '' : ' '}${text}`);
 }
 
+/** An invented label of one or two invented words ("Blick:", "Zorp dax:"); never a real template. */
+function inventedLabel(rng: Random, cfg: SyntheticWorldConfig): string {
+  const words = inventNames(rng, 1 + rng.int(2), { syllables: cfg.nameSyllables });
+  return `${capitalise(words.join(' '))}:`;
+}
+
+/** With `labels: 'open'`, half the pages invent their label; `fixed` pages draw exactly as before. */
+function pageLabel(rng: Random, cfg: SyntheticWorldConfig, fixed: readonly string[]): string {
+  if (cfg.labels === 'open' && chance(rng, 0.5)) return inventedLabel(rng, cfg);
+  return pick(rng, fixed);
+}
+
 function captionsDocument(rng: Random, cfg: SyntheticWorldConfig, id: string): InterleavedDocument {
   const b = new DocumentBuilder(id, cfg);
   const n = intBetween(rng, 1, cfg.maxImagesPerDocument);
-  const label = labelled(pick(rng, CAPTION_LABELS), chance(rng, 0.5));
+  const label = labelled(pageLabel(rng, cfg, CAPTION_LABELS), chance(rng, 0.5));
   for (let i = 0; i < n; i++) {
     const scene = sampleSceneWith(rng, cfg);
     b.scene(scene).text(label(caption(rng, scene)));
@@ -60,7 +72,9 @@ function qaDocument(rng: Random, cfg: SyntheticWorldConfig, id: string): Interle
   const b = new DocumentBuilder(id, cfg);
   const n = intBetween(rng, 2, cfg.maxImagesPerDocument);
   const tight = chance(rng, 0.5);
-  const [qLabel, aLabel] = [pick(rng, QUESTION_LABELS), pick(rng, ANSWER_LABELS)];
+  const qLabel = pageLabel(rng, cfg, QUESTION_LABELS);
+  let aLabel = pageLabel(rng, cfg, ANSWER_LABELS);
+  while (aLabel === qLabel) aLabel = inventedLabel(rng, cfg);
   const sep = tight ? '' : ' ';
   let query = { prompt: '', completion: '', answer: '' };
   for (let i = 0; i < n; i++) {
