@@ -22,7 +22,7 @@ mkdirSync(out, { recursive: true });
 for (const f of ['config.json', 'weights.safetensors', 'tokenizer.json']) copyFileSync(join(run, 'model', f), join(out, f));
 writeFileSync(join(out, 'meta.json'), JSON.stringify({
   name: 'flamingo-fmnist',
-  description: 'Tiny Flamingo trained by `npm run train:bundled` (configs/bundled.json): frozen contrastive ViT and text LM, resampler + gated cross-attention trained on Fashion-MNIST fast-binding episodes and captions of the seen classes and on synthetic documents, pairs and videos.',
+  description: 'Tiny Flamingo trained by `npm run train:bundled` (configs/bundled.json): frozen contrastive ViT and text LM, resampler + gated cross-attention trained on Fashion-MNIST fast-binding episodes and captions of the seen classes, fast-binding episodes on synthetic scenes, and synthetic documents, pairs and videos.',
   seen_classes: seen,
   heldout_classes: heldout,
   training_config: 'configs/bundled.json',
