@@ -105,10 +105,7 @@ export function fashionBinding(opts: BindingOptions): DocSource {
     const k = range(r, shots);
     const chosen = instances ? distinctPhotos(r, byClass, classes, w) : r.shuffle([...classes]).slice(0, w);
     const names = inventNames(r, w);
-    const items: number[] = [];
-    for (let a = 0; a < w; a++) for (let b = 0; b < k; b++) items.push(a);
-    r.shuffle(items);
-    items.push(r.int(w)); // the query, last
+    const items = episodeOrder(r, w, k);
     const chunks: RawChunk[] = [];
     for (const [j, a] of items.entries()) {
       let image: () => RgbImage;
@@ -154,21 +151,27 @@ export function sceneBinding(opts: SceneBindingOptions): DocSource {
     const k = range(r, shots);
     const chosen = r.shuffle([...concepts]).slice(0, w);
     const names = inventNames(r, w);
-    const items: number[] = [];
-    for (let a = 0; a < w; a++) for (let b = 0; b < k; b++) items.push(a);
-    r.shuffle(items);
-    items.push(r.int(w));
+    const items = episodeOrder(r, w, k);
     const chunks: RawChunk[] = [];
     for (const [j, a] of items.entries()) {
       const [shape, colour] = chosen[a]!;
       const image = (): RgbImage => {
         const sr = new Rng(seed).fork(i).fork('scene').fork(j);
-        return renderScene(sampleSceneWith(sr, cfg, { count: 1, constraints: [{ shape, colour }] }), 32);
+        return renderScene(sampleSceneWith(sr, cfg, { count: 1, constraints: [{ shape, colour }] }), cfg.imageSize);
       };
       chunks.push({ kind: 'text', text: 'This is a' }, { kind: 'image', image }, { kind: 'text', text: ` ${names[a]}.` });
     }
     return { key: `${opts.name}:${i}`, chunks };
   });
+}
+
+/** Way index of every item of a w-way k-shot episode: the k·w supports shuffled, then the query. */
+function episodeOrder(r: Rng, w: number, k: number): number[] {
+  const items: number[] = [];
+  for (let a = 0; a < w; a++) for (let b = 0; b < k; b++) items.push(a);
+  r.shuffle(items);
+  items.push(r.int(w)); // the query, last
+  return items;
 }
 
 /** `w` distinct photo indices drawn from the given classes. */
