@@ -1,8 +1,9 @@
 import { test } from 'node:test';
+import { sourceFromSpec } from '../src/data/datasets/spec.ts';
 import assert from 'node:assert/strict';
 import {
   COLOURS, COLOUR_NAMES, DEFAULT_SYNTHETIC_CONFIG, END_OF_CHUNK_TOKEN, IMAGE_TOKEN, POSITIONS, SHAPES, SyntheticDataError,
-  ANSWER_LABELS, CAPTION_LABELS, createRandom, documentAt, documents, episodeToDocument, fastBindingEpisode, fastBindingEpisodes, fieldValue, imageTextPairs, QUESTION_LABELS,
+  ANSWER_LABELS, CAPTION_LABELS, createRandom, documentAt, documents, episodeToDocument, fastBindingEpisode, fastBindingEpisodes, fieldValue, imageTextPairs, imageTextPairAt, shapeVariantPairAt, QUESTION_LABELS,
   interleavedToPrompt, inventNames, longDescription, altText, qaPairs, queryPrompt, renderScene, resolveConfig, sampleScene,
   sampleVideo, shapeCategories, videoAt, type ColourName, type ImageCategory, type InterleavedDocument, type RgbImage, type Scene,
 } from '../src/data/synthetic/index.ts';
@@ -477,4 +478,22 @@ test('open labels: about half the pages invent a label (one per page, not a fixe
   // the option does not change fixed-label pages: the default stream is unchanged
   assert.deepEqual(documentAt(9, 3, { kind: 'qa' }), documentAt(9, 3, { kind: 'qa', labels: 'fixed' }));
   assert.throws(() => documentAt(9, 3, { kind: 'qa', labels: 'free' as 'open' }), /labels must be "fixed" or "open"/);
+});
+
+test('shape variants: pairs of one group differ only in object shapes (hard negatives), member 0 is the plain pair', () => {
+  for (let g = 0; g < 20; g++) {
+    const base = shapeVariantPairAt(4, g, 0);
+    assert.deepEqual(base, imageTextPairAt(4, g));
+    for (let m = 1; m < 4; m++) {
+      const v = shapeVariantPairAt(4, g, m);
+      assert.deepEqual(shapeVariantPairAt(4, g, m), v, 'reproducible');
+      const strip = (o: { shape: string }) => ({ ...o, shape: '' });
+      assert.deepEqual(v.scene.objects.map(strip), base.scene.objects.map(strip), 'same colours, sizes, positions');
+      assert.deepEqual(v.scene.background, base.scene.background);
+      assert.ok(v.scene.objects.some((o, k) => o.shape !== base.scene.objects[k]!.shape), 'some shape differs');
+      assert.notEqual(v.altText, base.altText);
+      assert.notDeepEqual(v.image.data, base.image.data);
+    }
+  }
+  assert.throws(() => sourceFromSpec('x', { type: 'synthetic-pairs', shape_variants: 0 }), /shape_variants must be an integer/);
 });

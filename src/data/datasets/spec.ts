@@ -10,7 +10,7 @@ import { DatasetError, type DocSource } from './types.ts';
 
 export type SourceSpec =
   | { type: 'synthetic-documents'; kind?: DocumentKind; world?: SyntheticWorldOptions }
-  | { type: 'synthetic-pairs'; text?: PairText; world?: SyntheticWorldOptions }
+  | { type: 'synthetic-pairs'; text?: PairText; world?: SyntheticWorldOptions; shape_variants?: number }
   | { type: 'synthetic-videos'; frames?: number; size?: number; world?: SyntheticWorldOptions }
   | { type: 'synthetic-text'; kind?: DocumentKind; world?: SyntheticWorldOptions }
   | { type: 'text-corpus'; sources?: TextSource[]; max_docs?: number; max_chars?: number }
@@ -33,7 +33,7 @@ export function sourceFromSpec(name: string, spec: SourceSpec, baseDir = '.'): D
     case 'synthetic-documents':
       return syntheticDocuments({ name, kind: s.kind, world: s.world });
     case 'synthetic-pairs':
-      return syntheticPairs({ name, text: s.text, world: s.world });
+      return syntheticPairs({ name, text: s.text, world: s.world, shape_variants: s.shape_variants });
     case 'synthetic-videos':
       return syntheticVideos({ name, frames: s.frames, size: s.size, world: s.world });
     case 'synthetic-text':

@@ -181,11 +181,28 @@ export function imageTextPairAt(seed: number, index: number, opts: SyntheticWorl
   return pairWith(seed, index, resolveConfig(opts));
 }
 
-function pairWith(seed: number, index: number, cfg: SyntheticWorldConfig): ImageTextPair {
+/**
+ * Pair `member` of a group of `size` scenes that differ only in their objects' shapes (member 0 is
+ * imageTextPairAt(seed, group)). Consecutive pairs of one group land in one contrastive batch as hard
+ * negatives: colours, sizes, positions and background cannot tell them apart, only shape can.
+ */
+export function shapeVariantPairAt(seed: number, group: number, member: number, opts: SyntheticWorldOptions = {}): ImageTextPair {
+  const cfg = resolveConfig(opts);
+  const base = pairWith(seed, group, cfg);
+  if (member === 0) return base;
+  const rng = createRandom(seed).fork(STREAMS.pairs).fork(group).fork(1000 + member);
+  const objects = base.scene.objects.map((o) => ({ ...o, shape: pick(rng, cfg.shapes) }));
+  const k = rng.int(objects.length); // at least one object changes shape
+  objects[k] = { ...objects[k]!, shape: pick(rng, cfg.shapes.filter((s) => s !== base.scene.objects[k]!.shape)) };
+  return pairWith(seed, group, cfg, { ...base.scene, objects }, `pair-${seed}-${group}-v${member}`);
+}
+
+function pairWith(seed: number, index: number, cfg: SyntheticWorldConfig, given?: Scene, id?: string): ImageTextPair {
   const rng = createRandom(seed).fork(STREAMS.pairs).fork(index);
-  const scene = sampleSceneWith(rng, cfg);
+  const sampled = sampleSceneWith(rng, cfg);
+  const scene = given ?? sampled;
   return {
-    id: `pair-${seed}-${index}`,
+    id: id ?? `pair-${seed}-${index}`,
     image: renderScene(scene, cfg.imageSize, { supersample: cfg.supersample }),
     scene,
     altText: altText(scene),

@@ -19,5 +19,5 @@ export {
   fastBindingEpisode, fastBindingEpisodes, episodeToDocument, shapeCategories,
   type ImageCategory, type FastBindingOptions, type FastBindingEpisode, type EpisodeItem,
 } from './fastbinding.ts';
-export { documents, documentAt, CAPTION_LABELS, QUESTION_LABELS, ANSWER_LABELS, imageTextPairs, imageTextPairAt, type DocumentStreamOptions, type ImageTextPair } from './documents.ts';
+export { documents, documentAt, CAPTION_LABELS, QUESTION_LABELS, ANSWER_LABELS, imageTextPairs, imageTextPairAt, shapeVariantPairAt, type DocumentStreamOptions, type ImageTextPair } from './documents.ts';
 export { sampleVideo, videoAt, videos, MOTIONS, type ObjectMotion, type SyntheticVideo, type VideoOptions, type MotionKind, type Direction } from './video.ts';
