@@ -188,13 +188,13 @@ export function imageTextPairAt(seed: number, index: number, opts: SyntheticWorl
  */
 export function shapeVariantPairAt(seed: number, group: number, member: number, opts: SyntheticWorldOptions = {}): ImageTextPair {
   const cfg = resolveConfig(opts);
-  const base = pairWith(seed, group, cfg);
-  if (member === 0) return base;
+  if (member === 0) return pairWith(seed, group, cfg);
+  const base = sampleSceneWith(createRandom(seed).fork(STREAMS.pairs).fork(group), cfg); // pairWith's scene, not rendered
   const rng = createRandom(seed).fork(STREAMS.pairs).fork(group).fork(1000 + member);
-  const objects = base.scene.objects.map((o) => ({ ...o, shape: pick(rng, cfg.shapes) }));
+  const objects = base.objects.map((o) => ({ ...o, shape: pick(rng, cfg.shapes) }));
   const k = rng.int(objects.length); // at least one object changes shape
-  objects[k] = { ...objects[k]!, shape: pick(rng, cfg.shapes.filter((s) => s !== base.scene.objects[k]!.shape)) };
-  return pairWith(seed, group, cfg, { ...base.scene, objects }, `pair-${seed}-${group}-v${member}`);
+  objects[k] = { ...objects[k]!, shape: pick(rng, cfg.shapes.filter((s) => s !== base.objects[k]!.shape)) };
+  return pairWith(seed, group, cfg, { ...base, objects }, `pair-${seed}-${group}-v${member}`);
 }
 
 function pairWith(seed: number, index: number, cfg: SyntheticWorldConfig, given?: Scene, id?: string): ImageTextPair {
