@@ -248,9 +248,10 @@ export function buildFlamingo(cfg: TrainConfig, tok: BpeTokenizer, vision?: Weig
 
 /**
  * The similarity-preserving term for a batch of single-frame images: the ViT runs once (frozen) for both the
- * visual tokens (passed to forward as `media`) and its pooled embeddings, the target. `tap` collects what the gated blocks write (output minus input: of the first block, or of
- * every block); `loss()` compares their rows at `<image>` positions (the k-th `<image>` of a row ↔ that
- * row's k-th image), averaged over the blocks. Null loss when fewer than 3 images.
+ * visual tokens (passed to forward as `media`) and its pooled embeddings, the target. `tap` collects what the
+ * gated blocks write (output minus input: of the first block, or of every block); `loss()` compares their rows
+ * at `<image>` positions (the k-th `<image>` of a row ↔ that row's k-th image), averaged over the blocks.
+ * Null loss when fewer than 3 images.
  */
 function imageSimilarity(
   model: Flamingo, ids: Tensor, visionX: Tensor, layers: 'first' | 'all',
