@@ -4,7 +4,7 @@
  * image–text pairs, video–text pairs and plain text. They yield the same RawDoc type as the file formats.
  */
 import { Rng } from '../../engine/rng.ts';
-import { documentAt, imageTextPairAt, shapeVariantPairAt, videoAt, type DocumentKind, type InterleavedDocument, type SyntheticWorldOptions } from '../synthetic/index.ts';
+import { documentAt, shapeVariantPairAt, videoAt, type DocumentKind, type InterleavedDocument, type SyntheticWorldOptions } from '../synthetic/index.ts';
 import type { RgbImage } from '../image.ts';
 import { DatasetError, epochStream, START, subSeed, type Cursor, type DocSource, type DocStream, type RawChunk, type RawDoc } from './types.ts';
 
@@ -76,8 +76,9 @@ export function syntheticPairs(opts: { name?: string; text?: PairText; world?: S
   const g = opts.shape_variants ?? 1;
   if (!Number.isInteger(g) || g < 1 || g > 64) throw new DatasetError(opts.name ?? 'synthetic-pairs', `shape_variants must be an integer in [1, 64], got ${g}`);
   return generatorSource(opts.name ?? 'synthetic-pairs', (seed, i) => {
-    // groups of g consecutive pairs differ only in shapes (hard negatives for contrastive batches)
-    const p = g === 1 ? imageTextPairAt(seed, i, opts.world) : shapeVariantPairAt(seed, Math.floor(i / g), i % g, opts.world);
+    // groups of g consecutive pairs differ only in shapes (hard negatives for contrastive batches); with g = 1
+    // every pair is member 0 of its own group, i.e. imageTextPairAt(seed, i)
+    const p = shapeVariantPairAt(seed, Math.floor(i / g), i % g, opts.world);
     const k = which === 'mixed' ? (['caption', 'alt', 'description'] as const)[i % 3]! : which;
     const text = k === 'caption' ? p.caption : k === 'alt' ? p.altText : p.description;
     return { key: p.id, chunks: [{ kind: 'image', image: constant(p.image) }, { kind: 'text', text }] };
