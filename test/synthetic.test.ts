@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import {
   COLOURS, COLOUR_NAMES, DEFAULT_SYNTHETIC_CONFIG, END_OF_CHUNK_TOKEN, IMAGE_TOKEN, POSITIONS, SHAPES, SyntheticDataError,
   ANSWER_LABELS, CAPTION_LABELS, createRandom, documentAt, documents, episodeToDocument, fastBindingEpisode, fastBindingEpisodes, fieldValue, imageTextPairs, imageTextPairAt, shapeVariantPairAt, QUESTION_LABELS,
-  interleavedToPrompt, inventNames, longDescription, altText, qaPairs, queryPrompt, renderScene, resolveConfig, sampleScene,
+  interleavedToPrompt, inventNames, longDescription, altText, qaPairs, captionInStyle, captionVariants, phrasedAnswer, CAPTION_TEMPLATES, queryPrompt, renderScene, resolveConfig, sampleScene,
   sampleVideo, shapeCategories, videoAt, type ColourName, type ImageCategory, type InterleavedDocument, type RgbImage, type Scene,
 } from '../src/data/synthetic/index.ts';
 
@@ -478,6 +478,63 @@ test('open labels: about half the pages invent a label (one per page, not a fixe
   // the option does not change fixed-label pages: the default stream is unchanged
   assert.deepEqual(documentAt(9, 3, { kind: 'qa' }), documentAt(9, 3, { kind: 'qa', labels: 'fixed' }));
   assert.throws(() => documentAt(9, 3, { kind: 'qa', labels: 'free' as 'open' }), /labels must be "fixed" or "open"/);
+});
+
+test('page conventions: a captions page keeps one caption template and number style; the default stream is unchanged', () => {
+  const styles = new Set<string>();
+  for (let i = 0; i < 60; i++) {
+    const doc = documentAt(11, i, { kind: 'captions', conventions: 'page' });
+    const caps = doc.chunks.flatMap((c) => (c.type === 'text' ? [c.text] : []));
+    const scenes = doc.chunks.flatMap((c) => (c.type === 'image' ? [doc.scenes[c.id]!] : []));
+    assert.equal(scenes.length, caps.length);
+    // the page's style is the one (template, digits) that produces every caption on it
+    const fits = CAPTION_TEMPLATES.flatMap((_, template) => [false, true].map((digits) => ({ template, digits })))
+      .filter((st) => scenes.every((sc, k) => caps[k]!.endsWith(captionInStyle(sc, st))));
+    assert.ok(fits.length >= 1, `one style fits the page: ${caps.join(' / ')}`);
+    for (const f of fits) styles.add(`${f.template}:${f.digits}`);
+  }
+  assert.ok(styles.size >= 10, `styles vary across pages: ${[...styles].join(', ')}`);
+  const scene: Scene = { ...sampleScene(createRandom(1)), objects: [] };
+  const two = { ...scene, objects: [0, 1].map((k) => ({ shape: 'star' as const, colour: 'red' as const, size: 'small' as const, position: (k ? 'top' : 'left') as 'top', x: 0, y: 0 })) };
+  assert.equal(captionInStyle(two, { template: 0, digits: false }), captionVariants(two)[0]);
+  assert.match(captionInStyle(two, { template: 0, digits: true }), /^A picture of 2 red stars\.$/);
+  assert.throws(() => captionInStyle(two, { template: 99, digits: false }), /caption template 99/);
+  assert.deepEqual(documentAt(11, 4, { kind: 'captions' }), documentAt(11, 4, { kind: 'captions', conventions: 'fixed' }));
+  assert.deepEqual(documentAt(11, 4, { kind: 'qa' }), documentAt(11, 4, { kind: 'qa', conventions: 'fixed' }));
+  assert.throws(() => documentAt(1, 0, { conventions: 'loose' as 'page' }), /conventions must be "fixed" or "page"/);
+});
+
+test('page conventions: a qa page answers each question kind one way (bare or phrased); both ways occur across pages', () => {
+  const kindOf = (q: string): string => (/how many/.test(q) ? 'count' : /background/.test(q) ? 'background' : /what colour/.test(q) ? 'colour'
+    : /what shape/.test(q) ? 'shape' : /small or large/.test(q) ? 'size' : /^is there/.test(q) ? 'exists' : /^where/.test(q) ? 'where' : '?');
+  const isPhrased = (a: string): boolean => /^(it is|there is|there are|yes, there is|no, there is not)\b/.test(a);
+  const seen: Record<string, Set<boolean>> = {};
+  for (let i = 0; i < 120; i++) {
+    const doc = documentAt(12, i, { kind: 'qa', conventions: 'page', labels: 'fixed' });
+    const perKind = new Map<string, Set<boolean>>();
+    for (const t of doc.chunks.flatMap((c) => (c.type === 'text' ? [c.text] : []))) {
+      const m = /^(?:Question:|Q:|Query:|Ask:|Question -)\s?(.*\?) (?:Answer:|A:|Reply:|Brief answer:|Response:|One word:|Answer -)\s?(.*)$/.exec(t);
+      assert.ok(m, `qa text parses: ${t}`);
+      const kind = kindOf(m[1]!);
+      assert.notEqual(kind, '?', m[1]);
+      const set = perKind.get(kind) ?? new Set<boolean>();
+      set.add(isPhrased(m[2]!));
+      perKind.set(kind, set);
+      (seen[kind] ??= new Set()).add(isPhrased(m[2]!));
+    }
+    for (const [k, set] of perKind) assert.equal(set.size, 1, `page ${i}: ${k} answered one way`);
+  }
+  for (const k of ['count', 'colour', 'shape', 'exists', 'size', 'background']) assert.deepEqual(seen[k], new Set([false, true]), k);
+  // fixed conventions: always the bare VQA answer
+  for (let i = 0; i < 20; i++) {
+    const doc = documentAt(12, i, { kind: 'qa' });
+    assert.ok(!isPhrased(doc.query!.answer), doc.query!.answer);
+  }
+  assert.equal(phrasedAnswer({ kind: 'count', question: 'how many objects are there?', answer: '1' }), 'there is 1');
+  assert.equal(phrasedAnswer({ kind: 'count', question: 'how many stars are there?', answer: '0' }), 'there are 0');
+  assert.equal(phrasedAnswer({ kind: 'shape', question: 'what shape is the red object?', answer: 'ring' }), 'it is a ring');
+  assert.equal(phrasedAnswer({ kind: 'where', question: 'where is the red ring?', answer: 'center' }), 'it is in the center');
+  assert.equal(phrasedAnswer({ kind: 'exists', question: 'is there a red ring?', answer: 'no' }), 'no, there is not');
 });
 
 test('shape variants: pairs of one group differ only in object shapes (hard negatives), member 0 is the plain pair', () => {

@@ -26,8 +26,8 @@ import { BUNDLED_MODEL_DIR, fashionClasses, readBundledMeta } from '../cli/demo.
 import { fashionMnistAvailable } from '../data/fashion-mnist.ts';
 import { TuxpaintMissingError, loadTuxpaint } from '../data/tuxpaint.ts';
 import {
-  caption, captionVariants, formatDocument, qaPairs, renderScene, resolveConfig, sampleSceneWith, sampleVideo,
-  type SyntheticWorldConfig,
+  captionInStyle, formatDocument, qaPairs, renderScene, resolveConfig, sampleSceneWith, sampleVideo,
+  type CaptionStyle, type Scene, type SyntheticWorldConfig,
 } from '../data/synthetic/index.ts';
 import { bindingEpisode, evaluateBinding, type BindingClass } from './fast-binding.ts';
 import type { CaptionItem, EvalItem, MediaRef, TaskKind, VqaItem } from './datasets/types.ts';
@@ -218,14 +218,33 @@ function sceneRef(ctx: Ctx, key: string, scene: ReturnType<typeof sampleSceneWit
   return memRef(key, () => [renderScene(scene, ctx.S, { supersample: ctx.world.supersample })]);
 }
 
+/**
+ * The synthetic captioning set's house style, as a captioning dataset has one (COCO's annotators write short
+ * declarative sentences): "There are two red circles and a blue star on a sand background." It is one of the
+ * world's caption templates; the model learns which from the examples.
+ */
+export const SUITE_CAPTION_STYLE: CaptionStyle = { template: 3, digits: false };
+
+/** Up to `max` orderings of the scene's objects (rotations, then reversed ones), without repeats. */
+function objectOrders(scene: Scene, max: number): Scene[] {
+  const n = scene.objects.length;
+  const orders: Scene[] = [];
+  for (const rev of [false, true]) {
+    for (let k = 0; k < n; k++) {
+      const objs = [...scene.objects.slice(k), ...scene.objects.slice(0, k)];
+      orders.push({ ...scene, objects: rev ? objs.reverse() : objs });
+    }
+  }
+  return orders.slice(0, max);
+}
+
 function syntheticCaptionItems(ctx: Ctx, split: 'support' | 'query', n: number): CaptionItem[] {
   const root = new Rng(ctx.seed).fork('builtin:captioning').fork(split);
   return Array.from({ length: n }, (_, i) => {
-    const r = root.fork(i);
-    const scene = sampleSceneWith(r, ctx.world);
-    const first = caption(r, scene);
-    // The demonstration caption is one random paraphrase; all paraphrases are references.
-    const captions = [first, ...captionVariants(scene).filter((c) => c !== first)];
+    const scene = sampleSceneWith(root.fork(i), ctx.world);
+    // References as five annotators in the house style would write them: the same sentence listing the objects
+    // in different orders. The first (scene order) is the demonstration caption.
+    const captions = [...new Set(objectOrders(scene, 5).map((s) => captionInStyle(s, SUITE_CAPTION_STYLE)))];
     return { kind: 'captioning', id: split === 'support' ? 100000 + i : i, captions, media: sceneRef(ctx, `cap:${split}:${i}`, scene) };
   });
 }

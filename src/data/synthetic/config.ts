@@ -36,6 +36,14 @@ export interface SyntheticWorldConfig {
    * unknown label has to be read off the page's earlier entries, as with a few-shot prompt's own template.
    */
   labels: 'fixed' | 'open';
+  /**
+   * How captions and answers are worded: `fixed` draws each caption's template and states answers bare
+   * (VQA style) on every page; `page` gives each captions page one caption template and number style, and each
+   * qa page its own answer conventions per question kind (bare "red" or phrased "it is red"), as pages of the
+   * web and benchmark datasets each keep their own style. A model trained on it has to read a page's (or a
+   * prompt's) conventions off its earlier entries: more examples, more of the conventions shown.
+   */
+  conventions: 'fixed' | 'page';
   video: { frames: number; maxObjects: number };
 }
 
@@ -53,6 +61,7 @@ export const DEFAULT_SYNTHETIC_CONFIG: SyntheticWorldConfig = {
   documentMix: { captions: 1, descriptions: 1, qa: 1, names: 2, format: 1, webpage: 1 },
   nameSyllables: [1, 2],
   labels: 'fixed',
+  conventions: 'fixed',
   video: { frames: 8, maxObjects: 2 },
 };
 
@@ -103,6 +112,7 @@ export function resolveConfig(opts: SyntheticWorldOptions = {}): SyntheticWorldC
   checkInt('nameSyllables[0]', s0, 1, 4);
   checkInt('nameSyllables[1]', s1, s0, 4);
   if (c.labels !== 'fixed' && c.labels !== 'open') fail(`labels must be "fixed" or "open", got ${JSON.stringify(c.labels)}`);
+  if (c.conventions !== 'fixed' && c.conventions !== 'page') fail(`conventions must be "fixed" or "page", got ${JSON.stringify(c.conventions)}`);
   checkInt('video.frames', c.video.frames, 2, 256);
   checkInt('video.maxObjects', c.video.maxObjects, 1, 2);
   return c;

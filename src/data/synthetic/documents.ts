@@ -10,7 +10,10 @@ import { chance, intBetween, pick, weightedIndex, type Random } from './random.t
 import { sampleSceneWith } from './scene.ts';
 import { createRandom, STREAMS } from './seeded.ts';
 import { renderScene } from './render.ts';
-import { altText, caption, longDescription, qaPairs } from './text.ts';
+import {
+  CAPTION_TEMPLATES, SCENE_QA_KINDS, altText, caption, captionInStyle, longDescription, phrasedAnswer, qaPairs,
+  type CaptionStyle, type QAKind,
+} from './text.ts';
 import type { RgbImage, Scene } from './types.ts';
 import { article, plural } from './vocab.ts';
 
@@ -47,9 +50,11 @@ function captionsDocument(rng: Random, cfg: SyntheticWorldConfig, id: string): I
   const b = new DocumentBuilder(id, cfg);
   const n = intBetween(rng, 1, cfg.maxImagesPerDocument);
   const label = labelled(pageLabel(rng, cfg, CAPTION_LABELS), chance(rng, 0.5));
+  // `page` conventions: the page keeps one caption style; `fixed` draws a template per caption (as always).
+  const style: CaptionStyle | null = cfg.conventions === 'page' ? { template: rng.int(CAPTION_TEMPLATES.length), digits: chance(rng, 0.5) } : null;
   for (let i = 0; i < n; i++) {
     const scene = sampleSceneWith(rng, cfg);
-    b.scene(scene).text(label(caption(rng, scene)));
+    b.scene(scene).text(label(style ? captionInStyle(scene, style) : caption(rng, scene)));
   }
   return b.build('captions');
 }
@@ -76,11 +81,14 @@ function qaDocument(rng: Random, cfg: SyntheticWorldConfig, id: string): Interle
   let aLabel = pageLabel(rng, cfg, ANSWER_LABELS);
   while (aLabel === qLabel) aLabel = inventedLabel(rng, cfg);
   const sep = tight ? '' : ' ';
+  // `page` conventions: per question kind, the page answers bare ("red") or in a phrase ("it is red").
+  const phrased = cfg.conventions === 'page' ? new Set(SCENE_QA_KINDS.filter(() => chance(rng, 0.5))) : new Set<QAKind>();
   let query = { prompt: '', completion: '', answer: '' };
   for (let i = 0; i < n; i++) {
     const scene = sampleSceneWith(rng, cfg);
     const qa = pick(rng, qaPairs(rng, scene, cfg));
-    query = { prompt: `${qLabel}${sep}${qa.question} ${aLabel}`, completion: `${sep}${qa.answer}`, answer: qa.answer };
+    const answer = phrased.has(qa.kind) ? phrasedAnswer(qa) : qa.answer;
+    query = { prompt: `${qLabel}${sep}${qa.question} ${aLabel}`, completion: `${sep}${answer}`, answer };
     b.scene(scene).text(query.prompt + query.completion);
   }
   return b.build('qa', { query });

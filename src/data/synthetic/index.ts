@@ -8,7 +8,10 @@ export { DEFAULT_SYNTHETIC_CONFIG, DOCUMENT_KINDS, resolveConfig } from './confi
 export type { DocumentKind, SyntheticWorldConfig, SyntheticWorldOptions } from './config.ts';
 export { renderScene, insideShape, objectRadius, type RenderOptions } from './render.ts';
 export { sampleScene, sampleSceneWith, placeInCell, type ObjectConstraint, type SampleSceneOptions } from './scene.ts';
-export { altText, longDescription, caption, captionVariants, qaPairs, joinList, CAPTION_TEMPLATES, type QAPair, type QAKind } from './text.ts';
+export {
+  altText, longDescription, caption, captionVariants, captionInStyle, phrasedAnswer, qaPairs, joinList, CAPTION_TEMPLATES, SCENE_QA_KINDS,
+  type CaptionStyle, type QAPair, type QAKind,
+} from './text.ts';
 export { inventNames, nonsenseWord, isReservedName } from './names.ts';
 export {
   IMAGE_TOKEN, END_OF_CHUNK_TOKEN, interleavedToPrompt, withoutAnswer, queryPrompt,

@@ -5,7 +5,7 @@ import { pick, sample, type Random } from './random.ts';
 import type { Scene, SceneObject } from './types.ts';
 import {
   COLOUR_NAMES, POSITIONS, SHAPES, article, numberWord, plural, positionPhrase,
-  type ColourName, type ShapeName,
+  type ColourName, type PositionName, type ShapeName,
 } from './vocab.ts';
 
 interface Group {
@@ -88,13 +88,49 @@ export function caption(rng: Random, scene: Scene): string {
   return pick(rng, captionVariants(scene));
 }
 
+/** A page's caption style (world option `conventions: "page"`): one template, numbers as words or digits. */
+export interface CaptionStyle {
+  /** Index into CAPTION_TEMPLATES. */
+  template: number;
+  digits: boolean;
+}
+
+const NUMBER_WORDS_TO_DIGITS: Record<string, number> = { two: 2, three: 3, four: 4, five: 5, six: 6, seven: 7, eight: 8, nine: 9 };
+const COUNT_WORDS = /\b(two|three|four|five|six|seven|eight|nine)\b/g;
+
+/** The scene's caption in a page's style ("Two red circles." / "2 red circles."). */
+export function captionInStyle(scene: Scene, style: CaptionStyle): string {
+  const text = captionVariants(scene)[style.template];
+  if (text === undefined) throw new RangeError(`caption template ${style.template} does not exist (0..${CAPTION_TEMPLATES.length - 1})`);
+  // Counts are the only number words captions use (a single object takes an article).
+  return style.digits ? text.replace(COUNT_WORDS, (w) => String(NUMBER_WORDS_TO_DIGITS[w])) : text;
+}
+
+
 export type QAKind = 'count' | 'colour' | 'shape' | 'exists' | 'where' | 'size' | 'background' | 'motion';
+
+/** Question kinds about a still scene (`motion` is asked of videos only). */
+export const SCENE_QA_KINDS = ['count', 'colour', 'shape', 'exists', 'where', 'size', 'background'] as const satisfies readonly QAKind[];
 
 export interface QAPair {
   kind: QAKind;
   question: string;
   /** VQA style: lowercase, short, numbers as digits. */
   answer: string;
+}
+
+/**
+ * An answer as a sentence rather than VQA's bare word ("it is red", "there are 3", "yes, there is"): pages with
+ * `conventions: "page"` answer some kinds this way.
+ */
+export function phrasedAnswer(qa: QAPair): string {
+  switch (qa.kind) {
+    case 'count': return qa.answer === '1' ? 'there is 1' : `there are ${qa.answer}`;
+    case 'exists': return qa.answer === 'yes' ? 'yes, there is' : 'no, there is not';
+    case 'shape': return `it is ${article(qa.answer)} ${qa.answer}`;
+    case 'where': return `it is ${positionPhrase(qa.answer as PositionName)}`;
+    default: return `it is ${qa.answer}`;
+  }
 }
 
 function countOf(scene: Scene, pred: (o: SceneObject) => boolean): number {
