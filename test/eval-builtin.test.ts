@@ -93,6 +93,7 @@ test('k-shot prompts hold k demonstrations (0 shots: two text-only ones); fast b
       // the expected answer of the first query: a fast-binding name is one of its prompt's demonstrations
       if (t.task.startsWith('fast_binding')) assert.ok(ps[0]!.includes(` ${outs[0]!.expected}.`), `${t.task}: ${outs[0]!.expected}`);
       else assert.ok(outs.every((o) => typeof o.output === 'string' && o.expected.length > 0), `${t.task} ${k}-shot`);
+      if (t.task === 'captioning') for (const o of outs) assert.match(o.expected, /^There (is|are) .+ on a [a-z]+ background\.$/, 'house-style reference');
       for (const p of ps) {
         const images = count(p, '<image>');
         const demos = count(p, '<|endofchunk|>');
@@ -111,6 +112,12 @@ test('k-shot prompts hold k demonstrations (0 shots: two text-only ones); fast b
           const marker = t.task.startsWith('captioning') ? 'Output:' : 'Short answer:';
           assert.equal(count(p, marker), (k === 0 ? 2 : k) + 1);
           assert.ok(p.endsWith(`<image>${t.task.startsWith('captioning') ? 'Output:' : ''}`) || p.endsWith('Short answer:'));
+          if (t.task === 'captioning') {
+            // every demonstration is in the house style, which the 0-shot text-only examples show as well
+            const demoCaps = [...p.matchAll(/Output:(.*?)<\|endofchunk\|>/g)].map((m) => m[1]!);
+            assert.equal(demoCaps.length, k === 0 ? 2 : k);
+            for (const c of demoCaps) assert.match(c, /^There (is|are) .+ on a [a-z]+ background\.$/, c);
+          }
         }
       }
     }
