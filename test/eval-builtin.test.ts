@@ -9,7 +9,7 @@ import { fashionMnistAvailable } from '../src/data/fashion-mnist.ts';
 import { FlamingoProcessor } from '../src/data/processor.ts';
 import { run as evalCli } from '../src/cli/eval.ts';
 import {
-  BUILTIN_TASKS, formatAnswer, formatEpisode, formatPrompt, runBuiltinSuite, runSuite, scoreResults, tenfold, type SuiteReport,
+  BUILTIN_TASKS, formatAnswer, formatEpisode, formatPrompt, runBuiltinSuite, runSuite, scoreResults, tenfold, vqaByKind, type SuiteReport,
 } from '../src/eval/builtin.ts';
 import { tokenizerCodec } from '../src/eval/tasks.ts';
 import { capture, saveModelDir, tinyModel, tinyTokenizer } from './eval-helpers.ts';
@@ -123,6 +123,13 @@ test('k-shot prompts hold k demonstrations (0 shots: two text-only ones); fast b
     }
   }
   assert.equal(report.tasks.find((t) => t.task === 'video_qa')!.settings!.frames, 4, 'frames = the model\'s max_num_frames');
+  // VQA reports each question kind per shot count; their item-weighted mean is the overall score
+  const vqaRep = report.tasks.find((t) => t.task === 'vqa')!;
+  for (const [k, perKind] of Object.entries(vqaRep.by_kind!)) {
+    assert.ok(Object.keys(perKind).length >= 2, `several question kinds at ${k} shots`);
+    for (const v of Object.values(perKind)) assert.ok(v >= 0 && v <= 100);
+  }
+  assert.deepEqual(Object.keys(vqaRep.by_kind!), Object.keys(vqaRep.shots));
 });
 
 test('--quick through `flamingo eval --suite builtin` is deterministic; another seed changes the data', async () => {
@@ -191,9 +198,12 @@ test('format episodes: one format throughout, k-shot prompt = the k examples nea
 
 test('scoring: exact VQA answers score 100 (ten-fold answers), wrong 0; a reference caption scores CIDEr > 0 (x100)', () => {
   const ref = { key: 'x', files: [], load: () => [makeImage(2, 2)] };
-  const vqa = ['red', '3', 'top left'].map((a, i) => ({ kind: 'vqa' as const, id: i, question: 'q?', answers: tenfold(a), answerType: 'colour', media: ref }));
+  const vqa = ['red', '3', 'top left'].map((a, i) => ({ kind: 'vqa' as const, id: i, question: 'q?', answers: tenfold(a), answerType: ['colour', 'count', 'where'][i]!, media: ref }));
   assert.equal(scoreResults('vqa', vqa, vqa.map((q) => ({ question_id: q.id, answer: q.answers[0]! }))), 100);
   assert.equal(scoreResults('vqa', vqa, vqa.map((q) => ({ question_id: q.id, answer: 'blue' }))), 0);
+  // per kind: only the answers of that kind count
+  const one = vqa.map((q, i) => ({ question_id: q.id, answer: i === 0 ? q.answers[0]! : 'blue' }));
+  assert.deepEqual(vqaByKind(vqa, one), { colour: 100, count: 0, where: 0 });
   assert.ok(Math.abs(scoreResults('video_qa', vqa, [{ question_id: 0, answer: 'red' }, { question_id: 1, answer: 'no' }, { question_id: 2, answer: 'no' }]) - 100 / 3) < 0.01);
   const caps = ['a red circle on the left', 'two blue squares at the top', 'a large green star in the center'].map((c, i) => ({
     kind: 'captioning' as const, id: i, captions: [c, `${c} of the picture`], media: ref,

@@ -100,6 +100,8 @@ export interface TaskReport {
   notes?: string[];
   /** Task-specific settings worth recording (ways, frames …). */
   settings?: Record<string, number | string>;
+  /** VQA and video QA: shot count → question kind → accuracy (which kinds the model reads). */
+  by_kind?: Record<string, Record<string, number>>;
 }
 
 export interface SuiteReport {
@@ -299,11 +301,20 @@ export function scoreResults(kind: TaskKind, queries: readonly EvalItem[], resul
     }));
     return pct(100 * evaluateCaptions(samples).scores.CIDEr);
   }
-  return vqaAccuracy(queries.map((q, i) => ({
+  return vqaAccuracy(vqaScored(queries, results)).overall;
+}
+
+function vqaScored(queries: readonly EvalItem[], results: readonly ResultEntry[]): Parameters<typeof vqaAccuracy>[0] {
+  return queries.map((q, i) => ({
     prediction: (results[i] as { answer: string }).answer,
     answers: (q as VqaItem).answers,
     answerType: (q as VqaItem & { answerType?: string }).answerType ?? 'other',
-  }))).overall;
+  }));
+}
+
+/** VQA accuracy per question kind (count, colour, shape, …), as the VQAv2 scorer reports per answer type. */
+export function vqaByKind(queries: readonly EvalItem[], results: readonly ResultEntry[]): Record<string, number> {
+  return vqaAccuracy(vqaScored(queries, results)).perAnswerType;
 }
 
 function protocolTask(
@@ -326,6 +337,7 @@ function protocolTask(
       keepPrompts(ctx, task, shots, out.prompts);
       keepOutputs(ctx, task, shots, out.results.map((r, i) => resultExample(queries[i]!, r)));
       rep.shots[String(shots)] = scoreResults(kind, queries, out.results);
+      if (kind !== 'captioning') (rep.by_kind ??= {})[String(shots)] = vqaByKind(queries, out.results);
       ctx.log(`${task} ${shots}-shot: ${rep.metric} ${rep.shots[String(shots)]!.toFixed(2)} (${out.seconds.toFixed(1)} s)`);
     } catch (e) {
       if (!doesNotFit(e)) throw e;
