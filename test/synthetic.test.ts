@@ -498,6 +498,7 @@ test('page conventions: a captions page keeps one caption template and number st
   const two = { ...scene, objects: [0, 1].map((k) => ({ shape: 'star' as const, colour: 'red' as const, size: 'small' as const, position: (k ? 'top' : 'left') as 'top', x: 0, y: 0 })) };
   assert.equal(captionInStyle(two, { template: 0, digits: false }), captionVariants(two)[0]);
   assert.match(captionInStyle(two, { template: 0, digits: true }), /^A picture of 2 red stars\.$/);
+  assert.match(captionInStyle(two, { template: 5, digits: true }), /^2 red stars on a \w+ background\.$/, 'a capitalised count too');
   assert.throws(() => captionInStyle(two, { template: 99, digits: false }), /caption template 99/);
   assert.deepEqual(documentAt(11, 4, { kind: 'captions' }), documentAt(11, 4, { kind: 'captions', conventions: 'fixed' }));
   assert.deepEqual(documentAt(11, 4, { kind: 'qa' }), documentAt(11, 4, { kind: 'qa', conventions: 'fixed' }));

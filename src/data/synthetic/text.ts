@@ -96,16 +96,15 @@ export interface CaptionStyle {
 }
 
 const NUMBER_WORDS_TO_DIGITS: Record<string, number> = { two: 2, three: 3, four: 4, five: 5, six: 6, seven: 7, eight: 8, nine: 9 };
-const COUNT_WORDS = /\b(two|three|four|five|six|seven|eight|nine)\b/g;
+const COUNT_WORDS = /\b(two|three|four|five|six|seven|eight|nine)\b/gi;
 
 /** The scene's caption in a page's style ("Two red circles." / "2 red circles."). */
 export function captionInStyle(scene: Scene, style: CaptionStyle): string {
   const text = captionVariants(scene)[style.template];
   if (text === undefined) throw new RangeError(`caption template ${style.template} does not exist (0..${CAPTION_TEMPLATES.length - 1})`);
   // Counts are the only number words captions use (a single object takes an article).
-  return style.digits ? text.replace(COUNT_WORDS, (w) => String(NUMBER_WORDS_TO_DIGITS[w])) : text;
+  return style.digits ? text.replace(COUNT_WORDS, (w) => String(NUMBER_WORDS_TO_DIGITS[w.toLowerCase()])) : text;
 }
-
 
 export type QAKind = 'count' | 'colour' | 'shape' | 'exists' | 'where' | 'size' | 'background' | 'motion';
 
