@@ -555,3 +555,32 @@ test('shape variants: pairs of one group differ only in object shapes (hard nega
   }
   assert.throws(() => sourceFromSpec('x', { type: 'synthetic-pairs', shape_variants: 0 }), /shape_variants must be an integer/);
 });
+
+test('synthetic-pairs text "qa": VQAv2-like pairs on the same images, question kinds balanced, answers in their domain', () => {
+  const qa = sourceFromSpec('p', { type: 'synthetic-pairs', text: 'qa' }).open(5);
+  const plain = sourceFromSpec('p', { type: 'synthetic-pairs' }).open(5);
+  const kinds: Record<string, number> = {};
+  const bgs = new Set<string>(DEFAULT_SYNTHETIC_CONFIG.backgrounds);
+  for (let i = 0; i < 280; i++) {
+    const d = qa.next();
+    const p = plain.next();
+    const img = (x: typeof d) => (x.chunks[0]!.kind === 'image' ? x.chunks[0]!.image() : null);
+    assert.deepEqual(img(d), img(p), 'the same image as the plain pair');
+    const t = d.chunks[1]!.kind === 'text' ? d.chunks[1]!.text : '';
+    const m = /^Question: (.+\?) Answer: (.+)$/.exec(t);
+    assert.ok(m, t);
+    const [q, a] = [m[1]!, m[2]!];
+    const kind = /how many/.test(q) ? 'count' : /background/.test(q) ? 'background' : /what colour/.test(q) ? 'colour'
+      : /what shape/.test(q) ? 'shape' : /small or large/.test(q) ? 'size' : /^is there/.test(q) ? 'exists' : 'where';
+    kinds[kind] = (kinds[kind] ?? 0) + 1;
+    const domain: Record<string, (x: string) => boolean> = {
+      count: (x) => /^\d$/.test(x), background: (x) => bgs.has(x), colour: (x) => (COLOUR_NAMES as readonly string[]).includes(x),
+      shape: (x) => (SHAPES as readonly string[]).includes(x), size: (x) => x === 'small' || x === 'large',
+      exists: (x) => x === 'yes' || x === 'no', where: (x) => x in POSITIONS,
+    };
+    assert.ok(domain[kind]!(a), `${q} -> ${a}`);
+  }
+  // drawn from qaPairs directly, counting questions would be most of them
+  for (const k of ['count', 'background', 'exists', 'colour', 'shape', 'where', 'size']) assert.ok(kinds[k]! > 15 && kinds[k]! < 80, JSON.stringify(kinds));
+  assert.throws(() => sourceFromSpec('x', { type: 'synthetic-pairs', text: 'answers' as 'qa' }), /text must be one of/);
+});

@@ -26,7 +26,7 @@ import { BUNDLED_MODEL_DIR, fashionClasses, readBundledMeta } from '../cli/demo.
 import { fashionMnistAvailable } from '../data/fashion-mnist.ts';
 import { TuxpaintMissingError, loadTuxpaint } from '../data/tuxpaint.ts';
 import {
-  captionInStyle, formatDocument, qaPairs, renderScene, resolveConfig, sampleSceneWith, sampleVideo,
+  balancedQuestion, captionInStyle, formatDocument, renderScene, resolveConfig, sampleSceneWith, sampleVideo,
   type CaptionStyle, type Scene, type SyntheticWorldConfig,
 } from '../data/synthetic/index.ts';
 import { bindingEpisode, evaluateBinding, type BindingClass } from './fast-binding.ts';
@@ -262,12 +262,7 @@ function syntheticVqaItems(ctx: Ctx, split: 'support' | 'query', n: number): (Vq
   return Array.from({ length: n }, (_, i) => {
     const r = root.fork(i);
     const scene = sampleSceneWith(r, ctx.world);
-    const qa = qaPairs(r, scene, { shapes: ctx.world.shapes, colours: ctx.world.colours });
-    // A kind first, then a question of that kind: otherwise counting questions dominate.
-    const kinds = [...new Set(qa.map((q) => q.kind))];
-    const kind = kinds[r.int(kinds.length)]!;
-    const ofKind = qa.filter((q) => q.kind === kind);
-    const q = ofKind[r.int(ofKind.length)]!;
+    const q = balancedQuestion(r, scene, { shapes: ctx.world.shapes, colours: ctx.world.colours });
     return {
       kind: 'vqa', id: split === 'support' ? 100000 + i : i, question: q.question, answers: tenfold(q.answer),
       answerType: q.kind, media: sceneRef(ctx, `vqa:${split}:${i}`, scene),

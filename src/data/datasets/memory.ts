@@ -4,7 +4,7 @@
  * image–text pairs, video–text pairs and plain text. They yield the same RawDoc type as the file formats.
  */
 import { Rng } from '../../engine/rng.ts';
-import { documentAt, shapeVariantPairAt, videoAt, type DocumentKind, type InterleavedDocument, type SyntheticWorldOptions } from '../synthetic/index.ts';
+import { balancedQuestion, documentAt, shapeVariantPairAt, videoAt, type DocumentKind, type InterleavedDocument, type SyntheticWorldOptions } from '../synthetic/index.ts';
 import type { RgbImage } from '../image.ts';
 import { DatasetError, epochStream, START, subSeed, type Cursor, type DocSource, type DocStream, type RawChunk, type RawDoc } from './types.ts';
 
@@ -68,17 +68,24 @@ export function syntheticDocuments(opts: SyntheticDocOptions = {}): DocSource {
   return generatorSource(name, (seed, i) => syntheticDocToRaw(documentAt(seed, i, { ...opts.world, kind: opts.kind })));
 }
 
-export type PairText = 'caption' | 'alt' | 'description' | 'mixed';
+export type PairText = 'caption' | 'alt' | 'description' | 'mixed' | 'qa';
 
 /** Synthetic image–text pairs (ALIGN/LTIP-like): `<image>{text}<|endofchunk|>`. */
 export function syntheticPairs(opts: { name?: string; text?: PairText; world?: SyntheticWorldOptions; shape_variants?: number } = {}): DocSource {
   const which = opts.text ?? 'mixed';
+  const texts: readonly PairText[] = ['caption', 'alt', 'description', 'mixed', 'qa'];
+  if (!texts.includes(which)) throw new DatasetError(opts.name ?? 'synthetic-pairs', `text must be one of ${texts.join(', ')}, got ${JSON.stringify(which)}`);
   const g = opts.shape_variants ?? 1;
   if (!Number.isInteger(g) || g < 1 || g > 64) throw new DatasetError(opts.name ?? 'synthetic-pairs', `shape_variants must be an integer in [1, 64], got ${g}`);
   return generatorSource(opts.name ?? 'synthetic-pairs', (seed, i) => {
     // groups of g consecutive pairs differ only in shapes (hard negatives for contrastive batches); with g = 1
     // every pair is member 0 of its own group, i.e. imageTextPairAt(seed, i)
     const p = shapeVariantPairAt(seed, Math.floor(i / g), i % g, opts.world);
+    if (which === 'qa') {
+      // VQAv2-like: one question about the image, kinds balanced, the answer bare
+      const q = balancedQuestion(new Rng(seed).fork('qa').fork(i), p.scene, opts.world);
+      return { key: `${p.id}-qa`, chunks: [{ kind: 'image', image: constant(p.image) }, { kind: 'text', text: `Question: ${q.question} Answer: ${q.answer}` }] };
+    }
     const k = which === 'mixed' ? (['caption', 'alt', 'description'] as const)[i % 3]! : which;
     const text = k === 'caption' ? p.caption : k === 'alt' ? p.altText : p.description;
     return { key: p.id, chunks: [{ kind: 'image', image: constant(p.image) }, { kind: 'text', text }] };

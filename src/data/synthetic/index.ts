@@ -9,7 +9,7 @@ export type { DocumentKind, SyntheticWorldConfig, SyntheticWorldOptions } from '
 export { renderScene, insideShape, objectRadius, type RenderOptions } from './render.ts';
 export { sampleScene, sampleSceneWith, placeInCell, type ObjectConstraint, type SampleSceneOptions } from './scene.ts';
 export {
-  altText, longDescription, caption, captionVariants, captionInStyle, phrasedAnswer, qaPairs, joinList, CAPTION_TEMPLATES, SCENE_QA_KINDS,
+  altText, longDescription, caption, captionVariants, captionInStyle, phrasedAnswer, qaPairs, balancedQuestion, joinList, CAPTION_TEMPLATES, SCENE_QA_KINDS,
   type CaptionStyle, type QAPair, type QAKind,
 } from './text.ts';
 export { inventNames, nonsenseWord, isReservedName } from './names.ts';

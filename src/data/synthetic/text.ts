@@ -132,6 +132,20 @@ export function phrasedAnswer(qa: QAPair): string {
   }
 }
 
+/**
+ * One question about the scene, its kind drawn first (uniformly over the kinds the scene allows) and then a
+ * question of that kind: drawing from qaPairs directly would make most of them counting questions.
+ */
+export function balancedQuestion(
+  rng: Random, scene: Scene, vocab: { shapes?: readonly ShapeName[]; colours?: readonly ColourName[] } = {},
+): QAPair {
+  const qa = qaPairs(rng, scene, vocab);
+  const kinds = [...new Set(qa.map((q) => q.kind))];
+  const kind = kinds[rng.int(kinds.length)]!;
+  const ofKind = qa.filter((q) => q.kind === kind);
+  return ofKind[rng.int(ofKind.length)]!;
+}
+
 function countOf(scene: Scene, pred: (o: SceneObject) => boolean): number {
   return scene.objects.filter(pred).length;
 }
