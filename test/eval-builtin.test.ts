@@ -9,7 +9,7 @@ import { fashionMnistAvailable } from '../src/data/fashion-mnist.ts';
 import { FlamingoProcessor } from '../src/data/processor.ts';
 import { run as evalCli } from '../src/cli/eval.ts';
 import {
-  BUILTIN_TASKS, formatAnswer, formatEpisode, formatPrompt, runBuiltinSuite, runSuite, scoreResults, tenfold, vqaByKind, type SuiteReport,
+  BUILTIN_TASKS, formatAnswer, formatEpisode, formatPrompt, runBuiltinSuite, runSuite, scoreResults, scoreVqa, tenfold, type SuiteReport,
 } from '../src/eval/builtin.ts';
 import { tokenizerCodec } from '../src/eval/tasks.ts';
 import { capture, saveModelDir, tinyModel, tinyTokenizer } from './eval-helpers.ts';
@@ -203,7 +203,7 @@ test('scoring: exact VQA answers score 100 (ten-fold answers), wrong 0; a refere
   assert.equal(scoreResults('vqa', vqa, vqa.map((q) => ({ question_id: q.id, answer: 'blue' }))), 0);
   // per kind: only the answers of that kind count
   const one = vqa.map((q, i) => ({ question_id: q.id, answer: i === 0 ? q.answers[0]! : 'blue' }));
-  assert.deepEqual(vqaByKind(vqa, one), { colour: 100, count: 0, where: 0 });
+  assert.deepEqual(scoreVqa(vqa, one), { overall: 33.33, byKind: { colour: 100, count: 0, where: 0 } });
   assert.ok(Math.abs(scoreResults('video_qa', vqa, [{ question_id: 0, answer: 'red' }, { question_id: 1, answer: 'no' }, { question_id: 2, answer: 'no' }]) - 100 / 3) < 0.01);
   const caps = ['a red circle on the left', 'two blue squares at the top', 'a large green star in the center'].map((c, i) => ({
     kind: 'captioning' as const, id: i, captions: [c, `${c} of the picture`], media: ref,

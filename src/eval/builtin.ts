@@ -227,7 +227,7 @@ function sceneRef(ctx: Ctx, key: string, scene: ReturnType<typeof sampleSceneWit
  */
 export const SUITE_CAPTION_STYLE: CaptionStyle = { template: 3, digits: false };
 
-/** Up to `max` orderings of the scene's objects (rotations, then reversed ones), without repeats. */
+/** The first `max` orderings of the scene's objects: rotations, then reversed rotations (the same order can recur). */
 function objectOrders(scene: Scene, max: number): Scene[] {
   const n = scene.objects.length;
   const orders: Scene[] = [];
@@ -296,20 +296,17 @@ export function scoreResults(kind: TaskKind, queries: readonly EvalItem[], resul
     }));
     return pct(100 * evaluateCaptions(samples).scores.CIDEr);
   }
-  return vqaAccuracy(vqaScored(queries, results)).overall;
+  return scoreVqa(queries, results).overall;
 }
 
-function vqaScored(queries: readonly EvalItem[], results: readonly ResultEntry[]): Parameters<typeof vqaAccuracy>[0] {
-  return queries.map((q, i) => ({
+/** VQA accuracy overall and per question kind (count, colour, shape, …; the VQAv2 scorer's answer types). */
+export function scoreVqa(queries: readonly EvalItem[], results: readonly ResultEntry[]): { overall: number; byKind: Record<string, number> } {
+  const ev = vqaAccuracy(queries.map((q, i) => ({
     prediction: (results[i] as { answer: string }).answer,
     answers: (q as VqaItem).answers,
     answerType: (q as VqaItem & { answerType?: string }).answerType ?? 'other',
-  }));
-}
-
-/** VQA accuracy per question kind (count, colour, shape, …), as the VQAv2 scorer reports per answer type. */
-export function vqaByKind(queries: readonly EvalItem[], results: readonly ResultEntry[]): Record<string, number> {
-  return vqaAccuracy(vqaScored(queries, results)).perAnswerType;
+  })));
+  return { overall: ev.overall, byKind: ev.perAnswerType };
 }
 
 function protocolTask(
@@ -331,8 +328,12 @@ function protocolTask(
       });
       keepPrompts(ctx, task, shots, out.prompts);
       keepOutputs(ctx, task, shots, out.results.map((r, i) => resultExample(queries[i]!, r)));
-      rep.shots[String(shots)] = scoreResults(kind, queries, out.results);
-      if (kind !== 'captioning') (rep.by_kind ??= {})[String(shots)] = vqaByKind(queries, out.results);
+      if (kind === 'captioning') rep.shots[String(shots)] = scoreResults(kind, queries, out.results);
+      else {
+        const { overall, byKind } = scoreVqa(queries, out.results);
+        rep.shots[String(shots)] = overall;
+        (rep.by_kind ??= {})[String(shots)] = byKind;
+      }
       ctx.log(`${task} ${shots}-shot: ${rep.metric} ${rep.shots[String(shots)]!.toFixed(2)} (${out.seconds.toFixed(1)} s)`);
     } catch (e) {
       if (!doesNotFit(e)) throw e;
