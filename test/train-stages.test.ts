@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { BpeTokenizer } from '../src/data/tokenizer.ts';
 import { docPlainText, listSource, syntheticDocuments, syntheticPairs, syntheticText, type DocSource, type RawDoc } from '../src/data/datasets/index.ts';
 import { resolveTrainConfig, deepMerge, configHash, type TrainConfig } from '../src/train/config.ts';
-import { trainContrastive, trainFlamingo, trainLM, loadWeights, lmLoss } from '../src/train/stages.ts';
+import { buildFlamingo, initTrainable, trainContrastive, trainFlamingo, trainLM, loadWeights, lmLoss } from '../src/train/stages.ts';
 import { textBinding } from '../src/data/datasets/binding.ts';
 import { createLanguageModel } from '../src/model/lm/index.ts';
 import { lmConfig } from '../src/train/config.ts';
@@ -241,6 +241,22 @@ test('a whole run writes a loadable model dir with tokenizer.json; config errors
     assert.deepEqual(Array.from(r2.model.vision_encoder.proj.f32), Array.from(vision.get('proj')!.data));
     assert.deepEqual(Array.from(r2.model.lang_encoder.lm.stateDict().get(q)!.f32), Array.from(lm.get(q)!.data));
     assert.equal(r2.tokenizer.vocabSize, tok.vocabSize);
+    // init_weights: stage (c) starts its trainable parameters from the first run's model; the frozen parts stay this run's
+    const firstWeights = join(r.modelDir, 'weights.safetensors');
+    const fresh = buildFlamingo(only, tok, vision, lm);
+    initTrainable(fresh, firstWeights);
+    const trained = new Map(model.namedParameters());
+    const own = fresh.trainableParameters();
+    assert.ok(own.some(([n]) => n.startsWith('perceiver.')) && own.some(([n]) => n.includes('gated_cross_attn')));
+    for (const [n, t] of own) assert.deepEqual(Array.from(t.f32), Array.from(trained.get(n)!.f32), n);
+    assert.deepEqual(Array.from(fresh.vision_encoder.proj.f32), Array.from(vision.get('proj')!.data));
+    const phased = resolveTrainConfig(deepMerge(only, { stages: { flamingo: { init_weights: firstWeights } } }));
+    const r3 = trainFromConfig(phased, { outDir: join(dir, 'phase2'), progress: false, log: () => {} });
+    assert.equal(r3.stages.flamingo!.steps, 3);
+    assert.notEqual(configHash(phased, 'flamingo'), configHash(only, 'flamingo'));
+    assert.throws(() => initTrainable(buildFlamingo(only, tok, vision, lm), join(dir, 'nope.safetensors')), /init_weights: no such file .*nope/);
+    assert.throws(() => initTrainable(buildFlamingo(only, tok, vision, lm), join(dir, 'lm', 'lm.safetensors')), /does not fit this model: missing \d+ trainable tensor\(s\): perceiver\./);
+    assert.throws(() => resolveTrainConfig(deepMerge(only, { stages: { flamingo: { init_weights: 3 } } })), /stages\.flamingo\.init_weights must be a file path/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

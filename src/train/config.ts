@@ -61,6 +61,12 @@ export interface FlamingoStageConfig extends StageConfig {
   /** With stage (b) disabled: an lm.safetensors of an earlier run to load into the LM. */
   lm_weights?: string;
   /**
+   * A Flamingo weights file (a model directory's weights.safetensors, or an OpenFlamingo checkpoint) whose
+   * stage-(c) parameters (resampler, gated blocks, and embeddings when train_embeddings) start this stage,
+   * e.g. to train a curriculum in phases. The frozen ViT and LM still come from (a)/(b) or the files above.
+   */
+  init_weights?: string;
+  /**
    * Weight of the similarity-preserving loss (src/train/similarity.ts) between what the gated cross-attention
    * writes at `<image>` positions and the frozen ViT's pooled embeddings of those images (default 0: off).
    */
@@ -213,7 +219,7 @@ export function resolveTrainConfig(raw: unknown): TrainConfig {
   posInt('model.cross_attn_every_n_layers', c.model.cross_attn_every_n_layers);
   for (const s of STAGES) c.stages[s] = validateStage(s, c.stages[s]) as never;
   if (typeof c.stages.flamingo.train_embeddings !== 'boolean') fail('stages.flamingo.train_embeddings', 'must be a boolean');
-  for (const k of ['vision_weights', 'lm_weights'] as const) {
+  for (const k of ['vision_weights', 'lm_weights', 'init_weights'] as const) {
     const v = c.stages.flamingo[k];
     if (v !== undefined && (typeof v !== 'string' || v === '')) fail(`stages.flamingo.${k}`, 'must be a file path');
   }

@@ -8,11 +8,13 @@
  * (vision.safetensors, lm.safetensors, or the Flamingo weights). Datasets come from the config, or from
  * `opts.sources` by dataset name (any DocSource: this is how code plugs in its own data).
  */
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Tensor } from '../engine/tensor.ts';
 import { add, backward, crossEntropy, indexSelect, reshape, scale, sub } from '../engine/index.ts';
 import { Rng } from '../engine/rng.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
+import { canonicalize, readWeights, type WeightEntry } from '../io/checkpoint.ts';
 import type { Module } from '../nn/module.ts';
 import { Flamingo } from '../model/flamingo.ts';
 import { createLanguageModel, type DecoderLM } from '../model/lm/index.ts';
@@ -247,6 +249,32 @@ export function buildFlamingo(cfg: TrainConfig, tok: BpeTokenizer, vision?: Weig
 }
 
 /**
+ * Start the trainable parameters of a Flamingo from `file` (stages.flamingo.init_weights). Every trainable
+ * parameter must be there with its shape; the file's other tensors (a frozen ViT / LM) are not read, so the
+ * frozen parts stay those of this run.
+ */
+export function initTrainable(model: Flamingo, file: string): void {
+  if (!existsSync(file)) throw new TrainingError('flamingo', `init_weights: no such file ${file}`);
+  let w: Map<string, WeightEntry>;
+  try {
+    w = canonicalize(readWeights(file));
+  } catch (e) {
+    throw new TrainingError('flamingo', `init_weights ${file}: ${(e as Error).message}`);
+  }
+  const own = model.trainableParameters();
+  const missing = own.filter(([n]) => !w.has(n)).map(([n]) => n);
+  const bad = own.filter(([n, t]) => { const s = w.get(n)?.shape; return s !== undefined && (s.length !== t.shape.length || s.some((d, i) => d !== t.shape[i])); });
+  if (missing.length || bad.length) {
+    const parts = [
+      ...(missing.length ? [`missing ${missing.length} trainable tensor(s): ${missing.slice(0, 6).join(', ')}${missing.length > 6 ? ', …' : ''}`] : []),
+      ...bad.slice(0, 6).map(([n, t]) => `${n} has shape [${w.get(n)!.shape}] instead of [${t.shape}]`),
+    ];
+    throw new TrainingError('flamingo', `init_weights ${file} does not fit this model: ${parts.join('; ')}`);
+  }
+  for (const [n, t] of own) t.f32.set(w.get(n)!.data);
+}
+
+/**
  * The similarity-preserving term for a batch of single-frame images: the ViT runs once (frozen) for both the
  * visual tokens (passed to forward as `media`) and its pooled embeddings, the target. `tap` collects what the
  * gated blocks write (output minus input: of the first block, or of every block); `loss()` compares their rows
@@ -294,6 +322,7 @@ export function trainFlamingo(cfg: TrainConfig, opts: FlamingoStageOptions): Sta
   const tok = opts.tokenizer;
   const stage = cfg.stages.flamingo;
   const model = buildFlamingo(cfg, tok, opts.vision, opts.lm);
+  if (stage.init_weights) initTrainable(model, resolve(opts.baseDir ?? '.', stage.init_weights));
   const processor = new FlamingoProcessor(tok, { imageSize: cfg.model.vision.image_size, padding: 'right' });
   const maxPos = cfg.model.lm.max_position_embeddings ?? Infinity;
   const simWeight = stage.feature_similarity ?? 0;
