@@ -456,6 +456,16 @@ test('qa and captions pages keep one label template each; templates vary across 
     for (const t of [...texts, ...caps]) assert.ok(!t.includes('Short answer:') && !t.startsWith('Output:'), t);
   }
   assert.ok(qaTemplates.size >= 10, `qa templates vary: ${[...qaTemplates].join(', ')}`);
+  // qa pages draw the kind of question first: counting questions do not crowd out the rest
+  const questions = Array.from({ length: 60 }, (_, i) => documentAt(3, i, { kind: 'qa' }).chunks.flatMap((c) => (c.type === 'text' ? [c.text] : []))).flat();
+  const share = (re: RegExp) => questions.filter((q) => re.test(q)).length / questions.length;
+  assert.ok(share(/how many/) < 0.25, `counting questions ${share(/how many/)}`);
+  assert.ok(share(/colour is the background/) > 0.08, `background questions ${share(/colour is the background/)}`);
+  // format pages do not use the evaluation's `Output:` either
+  for (let i = 0; i < 40; i++) {
+    const texts = documentAt(3, i, { kind: 'format' }).chunks.flatMap((c) => (c.type === 'text' ? [c.text] : []));
+    for (const t of texts) assert.ok(!t.startsWith('Output:'), t);
+  }
   assert.ok(captionLabels.size >= 4 && captionLabels.has(''), `caption labels vary: ${[...captionLabels].join(', ')}`);
 });
 

@@ -82,7 +82,9 @@ export const OUTPUT_FORMATS: Record<string, (pairs: Array<[string, string]>) => 
 };
 export type OutputFormatName = keyof typeof OUTPUT_FORMATS;
 
-const FORMAT_LEADS = ['Output:', 'Answer:', 'Label:', 'Tags:', 'Result:'];
+// Not OpenFlamingo's `Output:`: the evaluation's captioning prompt must get its meaning from its demonstrations,
+// not from a training prior that `Output:` is followed by a bracketed format answer.
+const FORMAT_LEADS = ['Fields:', 'Answer:', 'Label:', 'Tags:', 'Result:'];
 
 /** Field values for a scene; count scenes may hold several objects, the other fields describe the single object. */
 export function fieldValue(scene: Scene, field: FormatField): string {
