@@ -83,7 +83,7 @@ export function suitePlan(quick: boolean, opts: { items?: number; numBeams?: num
   };
   const items: SuitePlan['items'] = quick
     ? { fast_binding_seen: 10, fast_binding_heldout: 10, captioning: 8, vqa: 12, captioning_tuxpaint: 6, format: 8, video_qa: 8 }
-    : { fast_binding_seen: 100, fast_binding_heldout: 100, captioning: 48, vqa: 96, captioning_tuxpaint: 16, format: 32, video_qa: 32 };
+    : { fast_binding_seen: 100, fast_binding_heldout: 100, captioning: 200, vqa: 400, captioning_tuxpaint: 48, format: 64, video_qa: 64 };
   if (opts.items !== undefined) for (const t of BUILTIN_TASKS) items[t] = opts.items;
   return { shots, items, supportPool: quick ? 32 : 64, numBeams: opts.numBeams ?? 1 };
 }
