@@ -456,16 +456,19 @@ test('qa and captions pages keep one label template each; templates vary across 
     for (const t of [...texts, ...caps]) assert.ok(!t.includes('Short answer:') && !t.startsWith('Output:'), t);
   }
   assert.ok(qaTemplates.size >= 10, `qa templates vary: ${[...qaTemplates].join(', ')}`);
-  // qa pages draw the kind of question first: counting questions do not crowd out the rest
-  const questions = Array.from({ length: 60 }, (_, i) => documentAt(3, i, { kind: 'qa' }).chunks.flatMap((c) => (c.type === 'text' ? [c.text] : []))).flat();
-  const share = (re: RegExp) => questions.filter((q) => re.test(q)).length / questions.length;
-  assert.ok(share(/how many/) < 0.25, `counting questions ${share(/how many/)}`);
-  assert.ok(share(/colour is the background/) > 0.08, `background questions ${share(/colour is the background/)}`);
-  // format pages do not use the evaluation's `Output:` either
-  for (let i = 0; i < 40; i++) {
-    const texts = documentAt(3, i, { kind: 'format' }).chunks.flatMap((c) => (c.type === 'text' ? [c.text] : []));
-    for (const t of texts) assert.ok(!t.startsWith('Output:'), t);
-  }
+  // qaQuestions "balanced": qa pages draw the kind of question first, so counting questions do not crowd out the rest
+  const questions = (qaQuestions: 'any' | 'balanced') => Array.from({ length: 60 }, (_, i) => documentAt(3, i, { kind: 'qa', qaQuestions }).chunks.flatMap((c) => (c.type === 'text' ? [c.text] : []))).flat();
+  const share = (qs: string[], re: RegExp) => qs.filter((q) => re.test(q)).length / qs.length;
+  const [any, balanced] = [questions('any'), questions('balanced')];
+  assert.ok(share(balanced, /how many/) < 0.25 && share(any, /how many/) > 0.3, `counting questions ${share(balanced, /how many/)} vs ${share(any, /how many/)}`);
+  assert.ok(share(balanced, /colour is the background/) > 0.08, `background questions ${share(balanced, /colour is the background/)}`);
+  assert.deepEqual(documentAt(3, 5, { kind: 'qa' }), documentAt(3, 5, { kind: 'qa', qaQuestions: 'any' }));
+  assert.throws(() => documentAt(3, 5, { kind: 'qa', qaQuestions: 'kind' as 'any' }), /qaQuestions must be "any" or "balanced"/);
+  // formatOutputLead false: format pages never lead with the evaluation's `Output:`; by default some do
+  const leads = (formatOutputLead: boolean) => Array.from({ length: 40 }, (_, i) => documentAt(3, i, { kind: 'format', formatOutputLead }).chunks.flatMap((c) => (c.type === 'text' ? [c.text] : []))).flat();
+  assert.ok(leads(false).every((t) => !t.startsWith('Output:')));
+  assert.ok(leads(true).some((t) => t.startsWith('Output:')));
+  assert.throws(() => documentAt(3, 5, { kind: 'format', formatOutputLead: 'no' as unknown as boolean }), /formatOutputLead must be true or false/);
   assert.ok(captionLabels.size >= 4 && captionLabels.has(''), `caption labels vary: ${[...captionLabels].join(', ')}`);
 });
 

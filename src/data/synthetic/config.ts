@@ -44,6 +44,17 @@ export interface SyntheticWorldConfig {
    * prompt's) conventions off its earlier entries: more examples, more of the conventions shown.
    */
   conventions: 'fixed' | 'page';
+  /**
+   * How qa pages (and web pages' asides) pick a question: `any` draws from all of a scene's questions, so about
+   * 40% ask for a count and 4% for the background; `balanced` draws the kind first (`balancedQuestion`, as the
+   * suite does). Default `any`: the stream the bundled model's LM was trained on.
+   */
+  qaQuestions: 'any' | 'balanced';
+  /**
+   * Whether `format` pages may lead their answers with `Output:`, the suite's captioning label (one page in five
+   * does). With false they never do, so the label gets its meaning from a prompt's demonstrations only.
+   */
+  formatOutputLead: boolean;
   video: { frames: number; maxObjects: number };
 }
 
@@ -62,6 +73,8 @@ export const DEFAULT_SYNTHETIC_CONFIG: SyntheticWorldConfig = {
   nameSyllables: [1, 2],
   labels: 'fixed',
   conventions: 'fixed',
+  qaQuestions: 'any',
+  formatOutputLead: true,
   video: { frames: 8, maxObjects: 2 },
 };
 
@@ -113,6 +126,8 @@ export function resolveConfig(opts: SyntheticWorldOptions = {}): SyntheticWorldC
   checkInt('nameSyllables[1]', s1, s0, 4);
   if (c.labels !== 'fixed' && c.labels !== 'open') fail(`labels must be "fixed" or "open", got ${JSON.stringify(c.labels)}`);
   if (c.conventions !== 'fixed' && c.conventions !== 'page') fail(`conventions must be "fixed" or "page", got ${JSON.stringify(c.conventions)}`);
+  if (c.qaQuestions !== 'any' && c.qaQuestions !== 'balanced') fail(`qaQuestions must be "any" or "balanced", got ${JSON.stringify(c.qaQuestions)}`);
+  if (typeof c.formatOutputLead !== 'boolean') fail(`formatOutputLead must be true or false, got ${JSON.stringify(c.formatOutputLead)}`);
   checkInt('video.frames', c.video.frames, 2, 256);
   checkInt('video.maxObjects', c.video.maxObjects, 1, 2);
   return c;

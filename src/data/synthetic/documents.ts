@@ -11,7 +11,7 @@ import { sampleSceneWith } from './scene.ts';
 import { createRandom, STREAMS } from './seeded.ts';
 import { renderScene } from './render.ts';
 import {
-  CAPTION_TEMPLATES, SCENE_QA_KINDS, altText, balancedQuestion, caption, captionInStyle, longDescription, phrasedAnswer,
+  CAPTION_TEMPLATES, SCENE_QA_KINDS, altText, balancedQuestion, caption, captionInStyle, longDescription, phrasedAnswer, qaPairs,
   type CaptionStyle, type QAKind,
 } from './text.ts';
 import type { RgbImage, Scene } from './types.ts';
@@ -86,12 +86,17 @@ function qaDocument(rng: Random, cfg: SyntheticWorldConfig, id: string): Interle
   let query = { prompt: '', completion: '', answer: '' };
   for (let i = 0; i < n; i++) {
     const scene = sampleSceneWith(rng, cfg);
-    const qa = balancedQuestion(rng, scene, cfg); // kind first: drawn from every question, most would be counts
+    const qa = askQuestion(rng, scene, cfg);
     const answer = phrased.has(qa.kind) ? phrasedAnswer(qa) : qa.answer;
     query = { prompt: `${qLabel}${sep}${qa.question} ${aLabel}`, completion: `${sep}${answer}`, answer };
     b.scene(scene).text(query.prompt + query.completion);
   }
   return b.build('qa', { query });
+}
+
+/** A page's question about a scene, drawn as the world's `qaQuestions` says. */
+function askQuestion(rng: Random, scene: Scene, cfg: SyntheticWorldConfig): ReturnType<typeof balancedQuestion> {
+  return cfg.qaQuestions === 'balanced' ? balancedQuestion(rng, scene, cfg) : pick(rng, qaPairs(rng, scene, cfg));
 }
 
 const TITLES = [
@@ -131,7 +136,7 @@ function webpageDocument(rng: Random, cfg: SyntheticWorldConfig, id: string): In
       }
     }
     if (chance(rng, 0.3)) {
-      const qa = balancedQuestion(rng, scene, cfg);
+      const qa = askQuestion(rng, scene, cfg);
       sentences.push(`Q: ${qa.question} A: ${qa.answer}.`);
     }
     b.scene(scene).text(sentences.join(' '));

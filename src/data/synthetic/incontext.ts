@@ -82,9 +82,10 @@ export const OUTPUT_FORMATS: Record<string, (pairs: Array<[string, string]>) => 
 };
 export type OutputFormatName = keyof typeof OUTPUT_FORMATS;
 
-// Not OpenFlamingo's `Output:`: the evaluation's captioning prompt must get its meaning from its demonstrations,
-// not from a training prior that `Output:` is followed by a bracketed format answer.
-const FORMAT_LEADS = ['Fields:', 'Answer:', 'Label:', 'Tags:', 'Result:'];
+const FORMAT_LEADS = ['Output:', 'Answer:', 'Label:', 'Tags:', 'Result:'];
+// Without OpenFlamingo's `Output:` (world.formatOutputLead false) the suite's captioning label gets its meaning
+// from the prompt's demonstrations, not from a training prior that a bracketed format answer follows it.
+const FORMAT_LEADS_WITHOUT_OUTPUT = ['Fields:', 'Answer:', 'Label:', 'Tags:', 'Result:'];
 
 /** Field values for a scene; count scenes may hold several objects, the other fields describe the single object. */
 export function fieldValue(scene: Scene, field: FormatField): string {
@@ -99,7 +100,7 @@ export function fieldValue(scene: Scene, field: FormatField): string {
  */
 export function formatDocument(rng: Random, cfg: SyntheticWorldConfig, id: string): InterleavedDocument {
   const format = pick(rng, Object.keys(OUTPUT_FORMATS));
-  const lead = pick(rng, FORMAT_LEADS);
+  const lead = pick(rng, cfg.formatOutputLead ? FORMAT_LEADS : FORMAT_LEADS_WITHOUT_OUTPUT);
   const counting = chance(rng, 0.15);
   const fields: FormatField[] = counting ? ['count'] : sample(rng, ['shape', 'colour', 'size', 'position'] as const, intBetween(rng, 1, 2));
   const n = intBetween(rng, 2, cfg.maxImagesPerDocument);
