@@ -22,10 +22,10 @@ mkdirSync(out, { recursive: true });
 for (const f of ['config.json', 'weights.safetensors', 'tokenizer.json']) copyFileSync(join(run, 'model', f), join(out, f));
 writeFileSync(join(out, 'meta.json'), JSON.stringify({
   name: 'flamingo-fmnist',
-  description: 'Tiny Flamingo trained by `npm run train:bundled` (configs/bundled.json): frozen contrastive ViT and text LM, resampler + gated cross-attention trained on Fashion-MNIST fast-binding episodes and captions of the seen classes, fast-binding episodes on synthetic scenes, and synthetic documents, pairs and videos.',
+  description: 'Tiny Flamingo trained by `npm run train:bundled` (configs/bundled-reading.json, then configs/bundled.json): frozen contrastive ViT and text LM; resampler + gated cross-attention first trained to read scenes on single-image VQA pairs, then on Fashion-MNIST fast-binding episodes and captions of the seen classes, fast-binding episodes on synthetic scenes, and synthetic documents, pairs and videos.',
   seen_classes: seen,
   heldout_classes: heldout,
-  training_config: 'configs/bundled.json',
+  training_config: ['configs/bundled-reading.json', 'configs/bundled.json'],
 }, null, 2) + '\n');
 const mb = statSync(join(out, 'weights.safetensors')).size / 2 ** 20;
 process.stdout.write(`bundled ${run} → ${out} (${mb.toFixed(1)} MiB weights; seen classes ${seen.join(',')}, held-out ${heldout.join(',')})\n`);
