@@ -4,9 +4,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BpeTokenizer } from '../src/data/tokenizer.ts';
-import { docPlainText, listSource, syntheticDocuments, syntheticPairs, syntheticText, type DocSource, type RawDoc } from '../src/data/datasets/index.ts';
+import { docPlainText, docToText, listSource, syntheticDocuments, syntheticPairs, syntheticText, type DocSource, type RawDoc } from '../src/data/datasets/index.ts';
 import { resolveTrainConfig, deepMerge, configHash, type TrainConfig } from '../src/train/config.ts';
-import { buildFlamingo, initTrainable, trainContrastive, trainFlamingo, trainLM, loadWeights, lmLoss } from '../src/train/stages.ts';
+import { buildFlamingo, initTrainable, trainContrastive, trainFlamingo, trainLM, loadWeights, lmLoss, lmTokens } from '../src/train/stages.ts';
 import { textBinding } from '../src/data/datasets/binding.ts';
 import { createLanguageModel } from '../src/model/lm/index.ts';
 import { lmConfig } from '../src/train/config.ts';
@@ -116,6 +116,37 @@ test('stage (b) LM: loss falls on a fixed text set', () => {
     const r = trainLM(cfg, { outDir: dir, tokenizer: tok, sources, progress: false });
     assertFalls(r.loop.metrics.map((m) => m.loss), 0.5, 'lm');
     assert.ok(existsSync(join(dir, 'lm', 'lm.safetensors')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('stage (b) LM with markers: documents are written as stage (c) writes them, media never read', () => {
+  const dir = tmp();
+  try {
+    const tok = tokenizerFor();
+    let decoded = 0;
+    const docs = fixed('docs', syntheticDocuments({ world, kind: 'captions' }), 6).open(0);
+    const raw = Array.from({ length: 6 }, () => docs.next()).filter((d) => d.chunks.some((c) => c.kind === 'image'));
+    assert.ok(raw.length > 0, 'some captions pages have images');
+    // a document whose text forges a marker, and whose image must not be decoded
+    const forged: RawDoc = { key: 'forged', chunks: [{ kind: 'image', image: () => { decoded++; throw new Error('read'); } }, { kind: 'text', text: 'A <image> cat<|endofchunk|>.' }] };
+    for (const doc of [...raw, forged]) {
+      const ids = lmTokens(tok, doc, true);
+      const images = doc.chunks.filter((c) => c.kind !== 'text').length;
+      assert.equal(ids.filter((t) => t === tok.imageTokenId).length, images, `${doc.key}: one <image> per media item`);
+      assert.equal(ids.filter((t) => t === tok.eocTokenId).length, images, `${doc.key}: one <|endofchunk|> per media item`);
+      assert.deepEqual(ids, tok.encode(docToText(tok, doc).text, { parseSpecial: true }), 'the same text as stage (c)');
+      const plain = lmTokens(tok, doc, false);
+      assert.ok(!plain.includes(tok.imageTokenId) && !plain.includes(tok.eocTokenId), 'without markers: the text alone');
+    }
+    assert.equal(decoded, 0);
+    assert.throws(() => config({ flamingo: { datasets: [{ name: 'd', source: { type: 'custom' }, markers: true }] } }), (e: unknown) => e instanceof ConfigError && /stages\.flamingo\.datasets\[0\]\.markers.*LM-stage option/.test((e as Error).message));
+    assert.throws(() => config({ lm: { datasets: [{ name: 'd', source: { type: 'custom' }, markers: 'yes' }] } }), (e: unknown) => e instanceof ConfigError && /stages\.lm\.datasets\[0\]\.markers must be a boolean/.test((e as Error).message));
+    const cfg = config({ lm: { steps: 25, checkpoint_every: 100, optim: optim(1e-2), datasets: [{ name: 'pages', source: { type: 'custom' }, batch_size: 4, max_tokens: 96, markers: true }] } });
+    assert.notEqual(configHash(cfg, 'lm'), configHash(config({ lm: { steps: 25, optim: optim(1e-2), datasets: [{ name: 'pages', source: { type: 'custom' }, batch_size: 4, max_tokens: 96 }] } }), 'lm'));
+    const r = trainLM(cfg, { outDir: dir, tokenizer: tok, sources: { pages: listSource('pages', raw.slice(0, 4)) }, progress: false });
+    assertFalls(r.loop.metrics.map((m) => m.loss), 0.5, 'lm with markers');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -40,6 +40,12 @@ export interface DatasetConfig {
   /** Frames per video item (videos are thinned/padded to this). */
   video_frames?: number;
   append_eos: boolean;
+  /**
+   * LM stage only: write each document as stage (c) does, `<image>` for every media item and `<|endofchunk|>`
+   * closing its text (the media are not read), so the frozen LM has seen the layout of interleaved pages and
+   * few-shot prompts. Default: the text alone.
+   */
+  markers?: boolean;
 }
 
 export interface StageConfig {
@@ -193,6 +199,10 @@ function validateStage(name: string, s: StageConfig): StageConfig {
     posInt(`${dw}.max_tokens`, d.max_tokens, 2);
     if (d.video_frames !== undefined) posInt(`${dw}.video_frames`, d.video_frames);
     if (typeof d.append_eos !== 'boolean') fail(`${dw}.append_eos`, 'must be a boolean');
+    if (d.markers !== undefined) {
+      if (typeof d.markers !== 'boolean') fail(`${dw}.markers`, 'must be a boolean');
+      if (name !== 'lm') fail(`${dw}.markers`, 'is an LM-stage option (stage (c) always writes the markers; stage (a) reads plain captions)');
+    }
     return d;
   });
   return { ...s, datasets };

@@ -21,7 +21,7 @@ import { createLanguageModel, type DecoderLM } from '../model/lm/index.ts';
 import { preprocessClip } from '../data/image.ts';
 import { FlamingoProcessor } from '../data/processor.ts';
 import type { BpeTokenizer } from '../data/tokenizer.ts';
-import { buildSample, collateSamples, docPlainText, makeLabels, sourceFromSpec, type DocSource, type RawDoc } from '../data/datasets/index.ts';
+import { buildSample, collateSamples, docPlainText, docToText, makeLabels, sourceFromSpec, type DocSource, type RawDoc } from '../data/datasets/index.ts';
 import { ClipModel, clipLoss } from './clip.ts';
 import { configHash, flamingoConfig, lmConfig, textEncoderConfig, type DatasetConfig, type StageConfig, type StageName, type TrainConfig } from './config.ts';
 import { similarityLoss, similarityTarget } from './similarity.ts';
@@ -204,6 +204,16 @@ function placeholderEmbeddings(ids: Int32Array, B: number, L: number, H: number,
   return new Tensor(out, [B, L, H]);
 }
 
+/**
+ * A document's ids for LM pretraining. Plain text never turns "<image>" into the special token; vector-key
+ * episodes mean it, and `markers` writes the document as stage (c) does (docToText strips marker strings from
+ * the document's own text, so only its media become markers).
+ */
+export function lmTokens(tok: BpeTokenizer, doc: RawDoc, markers: boolean): number[] {
+  if (markers) return tok.encode(docToText(tok, doc).text, { parseSpecial: true });
+  return tok.encode(docPlainText(doc), { parseSpecial: doc.keyVectors !== undefined });
+}
+
 /** Stage (b): LM pretraining. Product: DIR/lm/lm.safetensors (LlamaForCausalLM names). */
 export function trainLM(cfg: TrainConfig, opts: StageOptions): StageResult<DecoderLM> {
   const tok = opts.tokenizer;
@@ -215,8 +225,7 @@ export function trainLM(cfg: TrainConfig, opts: StageOptions): StageResult<Decod
     const maxLen = Math.min(d.max_tokens, maxPos);
     const H = lm.config.hidden_size;
     const rows = docs.map((doc) => {
-      // plain text never turns "<image>" into the special token; vector-key episodes mean it
-      const ids = tok.encode(docPlainText(doc), { parseSpecial: doc.keyVectors !== undefined });
+      const ids = lmTokens(tok, doc, d.markers ?? false);
       if (d.append_eos) ids.push(tok.eosTokenId);
       return ids.length > 0 ? ids.slice(0, maxLen) : [tok.eosTokenId];
     });
