@@ -47,7 +47,7 @@ export interface SyntheticWorldConfig {
   /**
    * How qa pages (and web pages' asides) pick a question: `any` draws from all of a scene's questions, so about
    * 40% ask for a count and 4% for the background; `balanced` draws the kind first (`balancedQuestion`, as the
-   * suite does). Default `any`: the stream the bundled model's LM was trained on.
+   * suite does). Default `any`: configs that do not set it get the stream of earlier runs.
    */
   qaQuestions: 'any' | 'balanced';
   /**
