@@ -55,7 +55,7 @@ function captionLikelihood(shots: number, textOnly: boolean): number {
     const q = item();
     const demos = Array.from({ length: shots === 0 ? 2 : shots }, item).map((d) => ({ text: captionPrompt(d.caption), scene: d.scene }));
     const target = processor.tokenizer.encode(q.caption + EOC_TOKEN);
-    total += scoreContinuations(model, prompt(demos, { text: captionPrompt(), scene: q.scene }, textOnly || shots === 0), [target])[0]!;
+    total += scoreContinuations(model, prompt(demos, { text: captionPrompt(), scene: q.scene }, textOnly), [target])[0]!;
     tokens += target.length;
   }
   return Math.round((1000 * total) / tokens) / 1000;
@@ -83,7 +83,11 @@ function answerForm(kind: QAKind, textOnly: boolean): { oneWord: number; right: 
   return { oneWord, right };
 }
 
-const captions = CAPTION_SHOTS.map((shots) => ({ shots, images: captionLikelihood(shots, false), textOnly: captionLikelihood(shots, true) }));
+const captions = CAPTION_SHOTS.map((shots) => {
+  const textOnly = captionLikelihood(shots, true);
+  // the zero-shot prompt has no example images: both columns are the same prompt
+  return { shots, images: shots === 0 ? textOnly : captionLikelihood(shots, false), textOnly };
+});
 const answers = SCENE_QA_KINDS.map((kind) => ({ kind, images: answerForm(kind, false), textOnly: answerForm(kind, true) }));
 
 if (args.includes('--json')) {
