@@ -4,7 +4,7 @@
  *
  * Times the VQA evaluation path (`runTrial`: random demonstrations, prompt building, left padding,
  * media cache, 3-beam search with at most 5 new tokens, post-processing) on synthetic data with a
- * random-weight model from shared/bench/configs.json. Text goes through a word-level stand-in codec
+ * random-weight model from bench/configs/configs.json (a copy of ../shared/bench/configs.json). Text goes through a word-level stand-in codec
  * (hashed word ids, the config's <image> / <|endofchunk|> ids for the markers), so no trained
  * tokenizer is needed. Prints {items, shots, seconds, items_per_s, ...}.
  */
@@ -21,7 +21,7 @@ import { type TextCodec, runTrial } from '../src/eval/tasks.ts';
 import { EOC_TOKEN, IMAGE_TOKEN } from '../src/eval/prompts.ts';
 import type { VqaItem } from '../src/eval/datasets/types.ts';
 
-const CONFIGS = fileURLToPath(new URL('../../shared/bench/configs.json', import.meta.url));
+const CONFIGS = fileURLToPath(new URL('./configs/configs.json', import.meta.url));
 
 /**
  * Word-level stand-in for a BPE tokenizer (similar token counts): each word or punctuation run, with

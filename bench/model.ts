@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- model --config tiny|small|openflamingo3b [--json] [--repeats N]`
  *
- * Runs the configs and workloads of shared/bench/configs.json with random weights: a training step
+ * Runs the configs and workloads of bench/configs/configs.json (a copy of ../shared/bench/configs.json) with random weights: a training step
  * (ViT frozen under noGrad; perceiver, gated blocks and LM input embeddings trainable; next-token CE
  * ignoring pad; backward; AdamW; zero grads), prefill, and batch-1 KV-cached greedy decode. Prints
  * {config, train_step_ms, prefill_ms, decode_tokens_per_s, generate_ms, peak_rss_mb, train_gflop_per_step, ...}.
@@ -33,7 +33,7 @@ interface BenchConfig extends FlamingoConfig {
   workloads: { train?: Workload; prefill: Workload; decode: Workload };
 }
 
-const CONFIGS = fileURLToPath(new URL('../../shared/bench/configs.json', import.meta.url));
+const CONFIGS = fileURLToPath(new URL('./configs/configs.json', import.meta.url));
 
 /** Token layout of configs.json: chunks of <image>, random text, <|endofchunk|>; listed rows left padded. */
 export function makeBatch(cfg: FlamingoConfig, w: Workload, rng: Rng): { ids: Tensor; mask: Tensor; targets: Tensor; visionX: Tensor } {

@@ -4,7 +4,7 @@
  * Training throughput of each stage (contrastive ViT, LM, Flamingo) on synthetic data, measured through the
  * real stage code (data generation, tokenisation, collation, forward, backward, clipping, AdamW, metrics;
  * checkpointing only at the end). `small` is the smoke-test scale; `tiny` uses the model widths of
- * shared/bench/configs.json "tiny". The first step of each stage is warm-up and not counted.
+ * bench/configs/configs.json (a copy of ../shared/bench/configs.json) "tiny". The first step of each stage is warm-up and not counted.
  * Prints one JSON object {bench, size, kernels, stages: {name: {tokens_per_s, images_per_s, step_ms, ...}}}.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -19,7 +19,7 @@ import { deepMerge, resolveTrainConfig, type TrainConfig } from '../src/train/co
 import { trainContrastive, trainFlamingo, trainLM } from '../src/train/stages.ts';
 import type { StepMetrics } from '../src/train/metrics.ts';
 
-const SHARED = fileURLToPath(new URL('../../shared/bench/configs.json', import.meta.url));
+const SHARED = fileURLToPath(new URL('./configs/configs.json', import.meta.url));
 
 function sizeConfig(size: string, steps: number): TrainConfig {
   const every = { steps, checkpoint_every: steps, optim: { lr: 1e-3, warmup_steps: 1 } };

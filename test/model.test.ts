@@ -22,7 +22,7 @@ import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
 import { saveFlamingo, loadFlamingo, CheckpointError, loadFlamingoWeights } from '../src/io/checkpoint.ts';
 import { kernelSets } from './helpers/gradcheck.ts';
 
-const PARITY = new URL('../../shared/fixtures/parity/', import.meta.url).pathname;
+const PARITY = new URL('./fixtures/shared/parity/', import.meta.url).pathname;
 
 const TINY: FlamingoConfig = {
   vision: { image_size: 16, patch_size: 8, width: 16, layers: 1, heads: 2, mlp_ratio: 2, output_dim: 8, act: 'quick_gelu', ln_eps: 1e-5, ln_post_on_tokens: true },

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -9,7 +10,7 @@ import {
   type SafeDType, type TensorToWrite,
 } from '../src/io/safetensors.ts';
 
-const FIXTURES = '/work/shared/fixtures/parity';
+const FIXTURES = fileURLToPath(new URL('./fixtures/shared/parity', import.meta.url));
 
 function tmpDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'st-test-'));

@@ -7,7 +7,7 @@ import { run } from '../src/cli/score.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- fixtures are untyped JSON */
 function fixture(name: string): any {
-  return JSON.parse(readFileSync(new URL(`../../shared/fixtures/metrics/${name}`, import.meta.url), 'utf8'));
+  return JSON.parse(readFileSync(new URL(`./fixtures/shared/metrics/${name}`, import.meta.url), 'utf8'));
 }
 const caption = fixture('captioning.json');
 const vqa = fixture('vqa.json');
