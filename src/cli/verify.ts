@@ -1,44 +1,64 @@
 /**
- * `flamingo verify <fixture-dir>... [--json]`: runs every parity case found under the given
- * directories; prints kind, max abs error and pass/fail per case; exit 1 if any case fails.
+ * `flamingo verify <fixture-dir>... [--json]`: runs every fixture found under the given directories
+ * (parity cases, and any other format registered in src/eval/verify/kinds.ts); prints one line per
+ * result (with --json: one JSON object per line, each with `pass`); exit 1 if any result fails.
  */
-import { findCases, runParityCase } from '../io/parity.ts';
+import { findTargets, runTarget, type VerifyResult, type VerifyTarget } from '../eval/verify/index.ts';
+
+const num = (x: number | undefined): number | null | undefined => (x === undefined ? undefined : Number.isFinite(x) ? x : null);
+
+function jsonLine(r: VerifyResult): string {
+  return JSON.stringify({
+    case: r.case, dir: r.dir, kind: r.kind, pass: r.pass,
+    ...(r.maxAbsError !== undefined ? { max_abs_error: num(r.maxAbsError) } : {}),
+    outputs: r.outputs.map((o) => ({
+      name: o.name, pass: o.pass,
+      ...(o.maxAbsError !== undefined ? { max_abs_error: num(o.maxAbsError) } : {}),
+      ...(o.mismatches !== undefined ? { mismatches: o.mismatches } : {}),
+      ...(o.detail !== undefined ? { detail: o.detail } : {}),
+    })),
+    ...(r.error ? { error: r.error } : {}),
+  }) + '\n';
+}
+
+function textLine(r: VerifyResult): string {
+  const err = r.maxAbsError !== undefined && Number.isFinite(r.maxAbsError) ? ` max_abs_err=${r.maxAbsError.toExponential(2)}` : '';
+  let s = `${r.pass ? 'PASS' : 'FAIL'}  ${r.case.padEnd(28)} ${r.kind.padEnd(18)}${err}${r.error ? `  error: ${r.error}` : ''}\n`;
+  if (!r.pass) {
+    for (const o of r.outputs.filter((x) => !x.pass)) {
+      s += `      ${o.name}:${o.maxAbsError !== undefined ? ` max_abs_err=${o.maxAbsError}` : ''}${o.mismatches !== undefined ? ` mismatches=${o.mismatches}` : ''}${o.detail ? ` ${o.detail}` : ''}\n`;
+    }
+  }
+  return s;
+}
 
 export async function run(args: string[]): Promise<number> {
   const json = args.includes('--json');
+  const unknown = args.filter((a) => a.startsWith('--') && a !== '--json');
   const dirs = args.filter((a) => !a.startsWith('--'));
-  if (dirs.length === 0) {
-    process.stderr.write('usage: flamingo verify <fixture-dir>... [--json]\n');
+  if (dirs.length === 0 || unknown.length > 0) {
+    process.stderr.write(`${unknown.length ? `flamingo verify: unknown option ${unknown[0]}\n` : ''}usage: flamingo verify <fixture-dir>... [--json]\n`);
     return 2;
   }
-  let cases: string[];
+  let targets: VerifyTarget[];
   try {
-    cases = findCases(dirs);
+    targets = findTargets(dirs);
   } catch (e) {
     process.stderr.write(`flamingo verify: ${(e as Error).message}\n`);
     return 2;
   }
-  if (cases.length === 0) {
-    process.stderr.write(`flamingo verify: no case.json found under ${dirs.join(', ')}\n`);
+  if (targets.length === 0) {
+    process.stderr.write(`flamingo verify: no fixture found under ${dirs.join(', ')}\n`);
     return 1;
   }
+  let passed = 0;
   let failed = 0;
-  for (const dir of cases) {
-    const r = runParityCase(dir);
-    if (!r.pass) failed++;
-    if (json) {
-      process.stdout.write(JSON.stringify({
-        case: r.case, dir: r.dir, kind: r.kind, pass: r.pass,
-        max_abs_error: Number.isFinite(r.maxAbsError) ? r.maxAbsError : null,
-        outputs: r.outputs.map((o) => ({ name: o.name, pass: o.pass, max_abs_error: Number.isFinite(o.maxAbsError) ? o.maxAbsError : null, ...(o.mismatches !== undefined ? { mismatches: o.mismatches } : {}) })),
-        ...(r.error ? { error: r.error } : {}),
-      }) + '\n');
-    } else {
-      const err = Number.isFinite(r.maxAbsError) ? r.maxAbsError.toExponential(2) : 'n/a';
-      process.stdout.write(`${r.pass ? 'PASS' : 'FAIL'}  ${r.case.padEnd(24)} ${r.kind.padEnd(18)} max_abs_err=${err}${r.error ? `  error: ${r.error}` : ''}\n`);
-      if (!r.pass) for (const o of r.outputs.filter((x) => !x.pass)) process.stdout.write(`      ${o.name}: max_abs_err=${o.maxAbsError}${o.mismatches !== undefined ? ` mismatches=${o.mismatches}` : ''}\n`);
+  for (const t of targets) {
+    for (const r of await runTarget(t)) {
+      if (r.pass) passed++; else failed++;
+      process.stdout.write(json ? jsonLine(r) : textLine(r));
     }
   }
-  if (!json) process.stdout.write(`${cases.length - failed} passed, ${failed} failed\n`);
+  if (!json) process.stdout.write(`${passed} passed, ${failed} failed\n`);
   return failed > 0 ? 1 : 0;
 }

@@ -44,6 +44,9 @@ export interface CaseResult {
   error?: string;
 }
 
+/** case.json `kind` values this module runs. */
+export const PARITY_KINDS = ['vit', 'resampler', 'xattn', 'flamingo_logits', 'flamingo_generate'] as const;
+
 interface CaseJson {
   kind: string;
   config: Record<string, Record<string, unknown>>;
