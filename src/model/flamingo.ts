@@ -14,7 +14,7 @@ import { Module } from '../nn/module.ts';
 import { type FlamingoConfig, gatedLayerIndices, validateFlamingoConfig } from './config.ts';
 import { VisionTransformer } from './vit.ts';
 import { PerceiverResampler } from './resampler.ts';
-import { GatedCrossAttentionBlock, textTime, type MediaKV } from './gated-xattn.ts';
+import { GatedCrossAttentionBlock, textTime, type MediaKV, type XAttnTrace } from './gated-xattn.ts';
 import { createLanguageModel, type DecoderLM, type KVCache } from './lm/index.ts';
 
 export class FlamingoInputError extends Error {
@@ -68,6 +68,11 @@ export interface ForwardOptions {
   useCachedMedia?: boolean;
   /** Called with the hidden states (B, L, hidden) going into and coming out of the gated block before LM layer `layer` (training taps). */
   onGated?: (layer: number, input: Tensor, output: Tensor) => void;
+  /**
+   * Opt-in inspection: called once per gated block with the per-media attention weights, gate values and
+   * strength of this call's positions (XAttnTrace). Costs nothing when absent.
+   */
+  onXAttn?: (trace: XAttnTrace) => void;
 }
 
 export class Flamingo extends Module {
@@ -218,7 +223,8 @@ export class Flamingo extends Module {
           kvCache.set(i, kv);
         }
         const input = x;
-        x = g.forward(x, media, tt, kv);
+        const onX = opts.onXAttn;
+        x = g.forward(x, media, tt, kv, onX ? (t) => onX({ layer: i, ...t }) : undefined);
         opts.onGated?.(i, input, x);
       }
       x = lm.layer(i, x, ctx);

@@ -64,6 +64,87 @@ export interface MediaKV {
   v: Tensor;
 }
 
+/**
+ * What one gated block did at each query position, recorded only when asked (see ForwardOptions.onXAttn):
+ * the attention mass each media item received and how much the gated cross-attention moved the token.
+ */
+export interface XAttnTrace {
+  /** Index of the LM layer this block sits before. */
+  layer: number;
+  batch: number;
+  /** Query positions of this call. */
+  length: number;
+  /** Media items T. */
+  media: number;
+  /** tanh(α_attn) and tanh(α_ff): how far the block is opened (0 at initialisation). */
+  attnGate: number;
+  ffGate: number;
+  /**
+   * (B, L, T): softmax mass on each media item's n visual tokens, averaged over heads. A row sums to 1
+   * (all zeros when the position sees no media under image-causal masking).
+   */
+  mediaWeights: Float32Array;
+  /** (B, L): ‖tanh(α_attn)·xattn(x)‖ / ‖x‖ per position — the images' share of the change to the residual stream. */
+  strength: Float32Array;
+}
+
+/**
+ * Attention probabilities aggregated per media item: (B, Lq, T), averaged over heads. Mirrors the
+ * masking and the fully-masked rule of `attention` so the numbers are the weights the block used.
+ */
+export function mediaAttentionWeights(q: Tensor, k: Tensor, mask: AttentionMask, T: number, n: number, scale: number, uniformIfFullyMasked: boolean): Float32Array {
+  const [B, H, Lq, D] = q.shape as [number, number, number, number];
+  const Lk = T * n;
+  const Q = q.f32;
+  const K = k.f32;
+  const out = new Float32Array(B * Lq * T);
+  const s = new Float64Array(Lk);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const qb = ((b * H + h) * Lq) * D;
+      const kb = ((b * H + h) * Lk) * D;
+      for (let t = 0; t < Lq; t++) {
+        const mrow = b * mask.batchStride + t * mask.qStride;
+        let m = -Infinity;
+        let any = false;
+        for (let j = 0; j < Lk; j++) {
+          if (!mask.data[mrow + j]) { s[j] = -Infinity; continue; }
+          let dot = 0;
+          for (let d = 0; d < D; d++) dot += Q[qb + t * D + d]! * K[kb + j * D + d]!;
+          s[j] = dot * scale;
+          any = true;
+          if (s[j]! > m) m = s[j]!;
+        }
+        const o = (b * Lq + t) * T;
+        if (!any) {
+          if (uniformIfFullyMasked) for (let j = 0; j < T; j++) out[o + j]! += 1 / T / H;
+          continue;
+        }
+        let z = 0;
+        for (let j = 0; j < Lk; j++) if (s[j] !== -Infinity) { s[j] = Math.exp(s[j]! - m); z += s[j]!; } else s[j] = 0;
+        for (let j = 0; j < Lk; j++) out[o + Math.floor(j / n)]! += s[j]! / z / H;
+      }
+    }
+  }
+  return out;
+}
+
+/** ‖a_row‖ / ‖x_row‖ for each of the B·L rows of two (B, L, dim) tensors, times `gain`. */
+function rowNormRatio(a: Tensor, x: Tensor, gain: number): Float32Array {
+  const dim = x.shape[2]!;
+  const rows = x.size / dim;
+  const out = new Float32Array(rows);
+  const A = a.f32;
+  const X = x.f32;
+  for (let r = 0; r < rows; r++) {
+    let na = 0;
+    let nx = 0;
+    for (let d = 0; d < dim; d++) { na += A[r * dim + d]! ** 2; nx += X[r * dim + d]! ** 2; }
+    out[r] = nx > 0 ? (Math.abs(gain) * Math.sqrt(na)) / Math.sqrt(nx) : 0;
+  }
+  return out;
+}
+
 export class MaskedCrossAttention extends Module {
   readonly norm: LayerNorm;
   readonly to_q: Linear;
@@ -93,15 +174,18 @@ export class MaskedCrossAttention extends Module {
   /**
    * x: (B, L, dim); media: (B, T, n, dim_visual); tt: text_time (B, L). `cached` holds this block's
    * media keys/values from an earlier call on the same media (generation computes them once).
+   * `onWeights` (opt-in, inference-time inspection) receives the per-media attention weights (B, L, T).
    */
-  forward(x: Tensor, media: Tensor, tt: Int32Array, cached: MediaKV | null = null): Tensor {
+  forward(x: Tensor, media: Tensor, tt: Int32Array, cached: MediaKV | null = null, onWeights?: (w: Float32Array) => void): Tensor {
     const [B, L] = x.shape as [number, number];
     const [, T, n] = media.shape as [number, number, number, number];
     const q = splitHeads(this.to_q.forward(this.norm.forward(x)), this.cfg.heads);
     const { k, v } = cached && cached.media === media ? cached : this.mediaKV(media);
     const onlyImmediate = this.cfg.only_attend_immediate_media;
     const mask = mediaMask(tt, B, L, T, n, onlyImmediate);
-    const o = attention(q, k, v, { mask, scale: this.cfg.dim_head ** -0.5, uniformIfFullyMasked: !onlyImmediate });
+    const scale = this.cfg.dim_head ** -0.5;
+    const o = attention(q, k, v, { mask, scale, uniformIfFullyMasked: !onlyImmediate });
+    if (onWeights) onWeights(mediaAttentionWeights(q, k, mask, T, n, scale, !onlyImmediate));
     return this.to_out.forward(mergeHeads(o));
   }
 }
@@ -121,15 +205,27 @@ export class GatedCrossAttentionBlock extends Module {
 
   /**
    * x: (B, L, dim); media: (B, T, n, dim_visual); tt: text_time for x's positions (see textTime).
+   * `trace` (opt-in; nothing is computed for it otherwise) receives what the block did, see XAttnTrace.
    */
-  forward(x: Tensor, media: Tensor, tt: Int32Array, cached: MediaKV | null = null): Tensor {
+  forward(x: Tensor, media: Tensor, tt: Int32Array, cached: MediaKV | null = null, trace?: (t: Omit<XAttnTrace, 'layer'>) => void): Tensor {
     if (x.ndim !== 3 || x.shape[2] !== this.config.dim) throw new ShapeError('gated_xattn', `expected x (B, L, ${this.config.dim}), got ${fmtShape(x.shape)}`);
     if (media.ndim !== 4 || media.shape[0] !== x.shape[0] || media.shape[3] !== this.config.dim_visual) {
       throw new ShapeError('gated_xattn', `expected media (${x.shape[0]}, T, n, ${this.config.dim_visual}), got ${fmtShape(media.shape)}`);
     }
     if (tt.length !== x.shape[0]! * x.shape[1]!) throw new ShapeError('gated_xattn', `text_time has ${tt.length} entries for x ${fmtShape(x.shape)}`);
-    let y = add(x, mul(this.attn.forward(x, media, tt, cached), tanh(this.attn_gate)));
-    y = add(y, mul(this.ff.forward(y), tanh(this.ff_gate)));
-    return y;
+    if (!trace) {
+      const y = add(x, mul(this.attn.forward(x, media, tt, cached), tanh(this.attn_gate)));
+      return add(y, mul(this.ff.forward(y), tanh(this.ff_gate)));
+    }
+    let weights: Float32Array | null = null;
+    const a = this.attn.forward(x, media, tt, cached, (w) => { weights = w; });
+    const attnGate = Math.tanh(this.attn_gate.f32[0]!);
+    const y = add(x, mul(a, tanh(this.attn_gate)));
+    const [B, L] = x.shape as [number, number];
+    trace({
+      batch: B, length: L, media: media.shape[1]!, attnGate, ffGate: Math.tanh(this.ff_gate.f32[0]!),
+      mediaWeights: weights!, strength: rowNormRatio(a, x, attnGate),
+    });
+    return add(y, mul(this.ff.forward(y), tanh(this.ff_gate)));
   }
 }

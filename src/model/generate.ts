@@ -10,6 +10,7 @@ import { Tensor, intTensor } from '../engine/tensor.ts';
 import { noGrad, concat, indexSelect } from '../engine/index.ts';
 import { Rng } from '../engine/rng.ts';
 import { type Flamingo, type FlamingoState, FlamingoInputError } from './flamingo.ts';
+import type { XAttnTrace } from './gated-xattn.ts';
 
 export interface GenerationConfig {
   maxNewTokens: number;
@@ -27,6 +28,68 @@ export interface GenerationConfig {
   stopTokens?: number[];
   /** Keep the logits of every step (B, steps, V) — used by parity checks. */
   returnStepLogits?: boolean;
+  /**
+   * Record, for every prompt position and generated token, the gated cross-attention's weight on each
+   * media item and its strength per layer, plus the gate values (GenerationOutput.attention). Greedy and
+   * sampling only. Off by default: nothing extra is computed.
+   */
+  recordAttention?: boolean;
+  /**
+   * Called as each token is chosen (streaming), with its attention when recordAttention is on. Beam search
+   * knows its answer only at the end: it calls this for the chosen hypothesis's tokens after the search.
+   */
+  onToken?: (event: TokenEvent) => void;
+}
+
+/** The gated blocks' view of one position: per layer (in `AttentionRecord.layers` order). */
+export interface TokenAttention {
+  /** [layer][media]: attention mass on each media item, averaged over heads. */
+  weights: number[][];
+  /** [layer]: ‖tanh(α_attn)·xattn‖ / ‖x‖ (how much the images moved this position). */
+  strength: number[];
+}
+
+export interface AttentionRecord {
+  /** LM layers that have a gated block, in order. */
+  layers: number[];
+  /** tanh(α_attn) and tanh(α_ff) per layer. */
+  attnGates: number[];
+  ffGates: number[];
+  /** Media items per row (T of the batch). */
+  media: number;
+  /** Per row, per prompt position (left padding included). */
+  prompt: TokenAttention[][];
+  /** Per row, per generated token: the attention of the forward pass whose logits chose the token. */
+  generated: TokenAttention[][];
+}
+
+export interface TokenEvent {
+  row: number;
+  step: number;
+  token: number;
+  attention?: TokenAttention;
+}
+
+/** Collects the XAttnTrace calls of one forward pass and slices them per position. */
+class AttentionCollector {
+  private traces: XAttnTrace[] = [];
+  record: AttentionRecord | null = null;
+  readonly onXAttn = (t: XAttnTrace): void => { this.traces.push(t); };
+
+  /** Per-row, per-position attention of the forward pass just run. */
+  take(): TokenAttention[][] {
+    const tr = this.traces;
+    this.traces = [];
+    if (tr.length === 0) throw new FlamingoInputError('recordAttention needs media: the prompt has no images, so no gated block ran');
+    if (!this.record) {
+      this.record = { layers: tr.map((t) => t.layer), attnGates: tr.map((t) => t.attnGate), ffGates: tr.map((t) => t.ffGate), media: tr[0]!.media, prompt: [], generated: [] };
+    }
+    const { batch: B, length: L, media: T } = tr[0]!;
+    return Array.from({ length: B }, (_, b) => Array.from({ length: L }, (_, p) => ({
+      weights: tr.map((t) => Array.from(t.mediaWeights.subarray((b * L + p) * T, (b * L + p + 1) * T))),
+      strength: tr.map((t) => t.strength[b * L + p]!),
+    })));
+  }
 }
 
 export interface GenerationOutput {
@@ -39,6 +102,8 @@ export interface GenerationOutput {
   stepLogits?: Tensor;
   /** Seconds spent in prefill and in single-token steps. */
   timing: { prefillS: number; decodeS: number; decodeSteps: number };
+  /** With recordAttention. */
+  attention?: AttentionRecord;
 }
 
 export interface PromptInput {
@@ -129,11 +194,11 @@ export function selectStateRows(state: FlamingoState, index: number[], sameMedia
 }
 
 /** Run the prompt: returns its state (KV cache, media) and the logits of its last position (B, V). */
-export function prefill(model: Flamingo, prompt: PromptInput): { state: FlamingoState; lastLogits: Float32Array } {
+export function prefill(model: Flamingo, prompt: PromptInput, onXAttn?: (t: XAttnTrace) => void): { state: FlamingoState; lastLogits: Float32Array } {
   const [B, L] = prompt.inputIds.shape as [number, number];
   if (L === 0) throw new FlamingoInputError('the prompt is empty');
   const state = model.newState(B);
-  const logits = model.forward({ ...prompt, state });
+  const logits = model.forward({ ...prompt, state, onXAttn });
   const V = logits.shape[2]!;
   const last = new Float32Array(B * V);
   for (let b = 0; b < B; b++) last.set(logits.f32.subarray((b * L + L - 1) * V, (b * L + L) * V), b * V);
@@ -141,9 +206,9 @@ export function prefill(model: Flamingo, prompt: PromptInput): { state: Flamingo
 }
 
 /** One single-token step for every row; returns (B, V) logits. */
-export function decodeStep(model: Flamingo, state: FlamingoState, tokens: number[]): Float32Array {
+export function decodeStep(model: Flamingo, state: FlamingoState, tokens: number[], onXAttn?: (t: XAttnTrace) => void): Float32Array {
   const B = state.batch;
-  const logits = model.forward({ inputIds: intTensor(tokens, [B, 1]), state, useCachedMedia: true });
+  const logits = model.forward({ inputIds: intTensor(tokens, [B, 1]), state, useCachedMedia: true, onXAttn });
   return logits.f32;
 }
 
@@ -156,6 +221,8 @@ export function generate(model: Flamingo, prompt: PromptInput, cfg: GenerationCo
     if (maxLen !== undefined && L + cfg.maxNewTokens > maxLen) {
       throw new FlamingoInputError(`prompt of ${L} tokens + ${cfg.maxNewTokens} new tokens exceeds the model's ${maxLen} positions`);
     }
+    if (cfg.recordAttention && strategy === 'beam') throw new FlamingoInputError('recordAttention works with greedy decoding and sampling, not beam search');
+    if (cfg.recordAttention && prompt.prefilled) throw new FlamingoInputError('recordAttention needs to run the prompt itself (not a prefilled state)');
     if (strategy === 'beam') return beamSearch(model, prompt, cfg);
     return greedyOrSample(model, prompt, cfg, strategy === 'sample');
   });
@@ -173,10 +240,16 @@ function greedyOrSample(model: Flamingo, prompt: PromptInput, cfg: GenerationCon
   const pad = model.config.flamingo.pad_token_id;
   const stops = stopSet(model, cfg);
   const rng = new Rng(cfg.seed ?? 0);
+  const rec = cfg.recordAttention ? new AttentionCollector() : null;
   const t0 = performance.now();
-  const { state, lastLogits } = prompt.prefilled ?? prefill(model, prompt);
+  const { state, lastLogits } = prompt.prefilled ?? prefill(model, prompt, rec?.onXAttn);
   const t1 = performance.now();
   let logits: Float32Array = lastLogits;
+  // The attention of the position whose logits are in `logits`, per row.
+  let current: (TokenAttention | undefined)[] = new Array<undefined>(B);
+  const promptAttention = rec ? rec.take() : null;
+  if (promptAttention) current = promptAttention.map((row) => row[row.length - 1]);
+  const genAttention: TokenAttention[][] = Array.from({ length: B }, () => []);
   const done = new Array<boolean>(B).fill(false);
   const gen: number[][] = Array.from({ length: B }, () => []);
   const steps: Float32Array[] = [];
@@ -189,14 +262,19 @@ function greedyOrSample(model: Flamingo, prompt: PromptInput, cfg: GenerationCon
       const tok = sample ? sampleRow(logits, b * V, V, cfg, rng) : argmax(logits, b * V, V);
       gen[b]!.push(tok);
       next.push(tok);
+      if (rec) genAttention[b]!.push(current[b]!);
+      cfg.onToken?.({ row: b, step, token: tok, attention: current[b] });
       if (stops.has(tok)) done[b] = true;
     }
     if (done.every(Boolean) || step === cfg.maxNewTokens - 1) break;
-    logits = decodeStep(model, state, next);
+    logits = decodeStep(model, state, next, rec?.onXAttn);
+    if (rec) current = rec.take().map((row) => row[0]);
     decodeSteps++;
   }
   const t2 = performance.now();
-  return finish(prompt, gen, pad, steps, V, { prefillS: (t1 - t0) / 1000, decodeS: (t2 - t1) / 1000, decodeSteps });
+  const out = finish(prompt, gen, pad, steps, V, { prefillS: (t1 - t0) / 1000, decodeS: (t2 - t1) / 1000, decodeSteps });
+  if (rec) out.attention = { ...rec.record!, prompt: promptAttention!, generated: genAttention };
+  return out;
 }
 
 function finish(
@@ -308,6 +386,7 @@ function beamSearch(model: Flamingo, prompt: PromptInput, cfg: GenerationConfig)
     pool.sort((x, y) => y.score - x.score);
     gen.push(pool[0]?.tokens ?? []);
   }
+  if (cfg.onToken) gen.forEach((g, row) => g.forEach((token, step) => cfg.onToken!({ row, step, token })));
   return finish(prompt, gen, pad, [], V, { prefillS: (t1 - t0) / 1000, decodeS: (t2 - t1) / 1000, decodeSteps });
 }
 
