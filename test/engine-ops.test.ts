@@ -79,6 +79,12 @@ const cases: OpCase[] = [
       inputs: [randTensor(r, [1, 1, 2, 4]), randTensor(r, [1, 1, 3, 4]), randTensor(r, [1, 1, 3, 2])],
     }),
   },
+  {
+    name: 'attention (ALiBi slopes + padding mask + causal offset)', make: (r) => ({
+      f: (q, k, v, sl) => E.attention(q, k, v, { mask: { data: u8([1, 1, 1, 0, 1, 0, 1, 1, 1, 1]), batchStride: 5, qStride: 0 }, causal: true, causalOffset: 2, alibiSlopes: sl }),
+      inputs: [randTensor(r, [2, 3, 3, 4]), randTensor(r, [2, 3, 5, 4]), randTensor(r, [2, 3, 5, 3]), randTensor(r, [3])],
+    }),
+  },
   { name: 'rope', make: (r) => ({ f: (x) => E.rope(x, intTensor([0, 1, 5, 2, 0, 9], [2, 3]), 10000), inputs: [randTensor(r, [2, 3, 2, 6])] }) },
   { name: 'patchEmbed', make: (r) => ({ f: E.patchEmbed, inputs: [randTensor(r, [2, 3, 4, 6]), randTensor(r, [5, 3, 2, 2])] }) },
   {
@@ -130,6 +136,36 @@ describe('op semantics', () => {
       const m = (v.f32[d]! + v.f32[2 + d]! + v.f32[4 + d]!) / 3;
       assert.ok(Math.abs(u[d]! - m) < 1e-6);
     }
+  });
+
+  test('ALiBi: scores get −slope_h·(i + offset − j), checked against explicit attention', () => {
+    const r = new Rng(3);
+    const [B, H, Lq, Lk, D] = [1, 2, 2, 4, 3];
+    const q = randTensor(r, [B, H, Lq, D]), k = randTensor(r, [B, H, Lk, D]), v = randTensor(r, [B, H, Lk, 2]);
+    const slopes = new Tensor(Float32Array.from([0.5, 0.125]), [H]);
+    const got = E.attention(q, k, v, { causal: true, causalOffset: 2, alibiSlopes: slopes }).f32;
+    // reference: explicit softmax of scale·q·k − slope·(i + 2 − j) over j ≤ i + 2
+    for (let h = 0; h < H; h++) {
+      for (let i = 0; i < Lq; i++) {
+        const s: number[] = [];
+        for (let j = 0; j <= i + 2; j++) {
+          let dot = 0;
+          for (let d = 0; d < D; d++) dot += q.f32[(h * Lq + i) * D + d]! * k.f32[(h * Lk + j) * D + d]!;
+          s.push(dot / Math.sqrt(D) - slopes.f32[h]! * (i + 2 - j));
+        }
+        const m = Math.max(...s);
+        const e = s.map((x) => Math.exp(x - m));
+        const z = e.reduce((a, b) => a + b, 0);
+        for (let c = 0; c < 2; c++) {
+          let o = 0;
+          for (let j = 0; j < e.length; j++) o += (e[j]! / z) * v.f32[(h * Lk + j) * 2 + c]!;
+          assert.ok(Math.abs(o - got[(h * Lq + i) * 2 + c]!) < 1e-5, `h${h} i${i} c${c}: ${o} vs ${got[(h * Lq + i) * 2 + c]}`);
+        }
+      }
+    }
+    const without = E.attention(q, k, v, { causal: true, causalOffset: 2 }).f32;
+    assert.ok(got.some((x, i) => Math.abs(x - without[i]!) > 1e-3), 'the bias changes the output');
+    assert.throws(() => E.attention(q, k, v, { alibiSlopes: new Tensor(new Float32Array(3), [3]) }), /alibiSlopes \[3\] must be \(2\)/);
   });
 
   test('causal attention: a query never sees future keys', () => {

@@ -229,6 +229,20 @@ test('maskedSoftmax: masks (full, key padding, shared), fully masked rows, causa
   }
 });
 
+test('alibiBias and its slopes gradient, including negative query offsets', { skip }, () => {
+  for (const [batch, heads, lq, lk] of [[2, 3, 5, 19], [1, 16, 1, 300], [3, 2, 40, 67]] as const) {
+    const n = batch * heads * lq * lk;
+    const x = randn(n, 5);
+    const slopes = randn(heads);
+    const dy = randn(n);
+    for (const off of [0, lk - lq, -2]) {
+      agree(`alibiBias ${batch}x${heads}x${lq}x${lk} off=${off}`, [copy(x)], (k, [o]) => k.alibiBias(o!, batch, heads, lq, lk, slopes, off), 1e-5, 1e-5);
+      agree(`alibiBiasBackward ${batch}x${heads}x${lq}x${lk} off=${off}`, [randn(heads)], (k, [ds]) =>
+        k.alibiBiasBackward(dy, batch, heads, lq, lk, off, ds!), 1e-4, 1e-4);
+    }
+  }
+});
+
 test('maskedSoftmax: fully masked rows are zeros or uniform, masked entries exactly 0', { skip }, () => {
   const lk = 11;
   const x = randn(2 * lk);

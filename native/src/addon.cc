@@ -322,6 +322,30 @@ KERNEL(MaskedSoftmaxBackward, "maskedSoftmaxBackward")
   return undefined(env);
 END_KERNEL
 
+// alibiBias(x, batch, heads, lq, lk, slopes, qOffset)
+KERNEL(AlibiBias, "alibiBias")
+  auto x = A.arr<float>(0, "x");
+  int64_t batch = A.dim(1, "batch"), heads = A.dim(2, "heads"), lq = A.dim(3, "lq"), lk = A.dim(4, "lk");
+  auto slopes = A.arr<float>(5, "slopes");
+  int64_t off = A.integer(6, "qOffset");
+  A.need(x, "x", A.prod({batch, heads, lq, lk}));
+  A.need(slopes, "slopes", heads);
+  alibi_bias(x.p, batch, heads, lq, lk, slopes.p, off);
+  return undefined(env);
+END_KERNEL
+
+// alibiBiasBackward(dx, batch, heads, lq, lk, qOffset, dslopes)
+KERNEL(AlibiBiasBackward, "alibiBiasBackward")
+  auto dx = A.arr<float>(0, "dx");
+  int64_t batch = A.dim(1, "batch"), heads = A.dim(2, "heads"), lq = A.dim(3, "lq"), lk = A.dim(4, "lk");
+  int64_t off = A.integer(5, "qOffset");
+  auto ds = A.arr<float>(6, "dslopes");
+  A.need(dx, "dx", A.prod({batch, heads, lq, lk}));
+  A.need(ds, "dslopes", heads);
+  alibi_bias_backward(dx.p, batch, heads, lq, lk, off, ds.p);
+  return undefined(env);
+END_KERNEL
+
 // ---------------------------------------------------------------- norms
 // layerNorm(x, w, b, out, mean, rstd, rows, cols, eps)
 KERNEL(LayerNorm, "layerNorm")
@@ -676,6 +700,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"logSoftmaxBackward", LogSoftmaxBackward},
       {"maskedSoftmax", MaskedSoftmax},
       {"maskedSoftmaxBackward", MaskedSoftmaxBackward},
+      {"alibiBias", AlibiBias},
+      {"alibiBiasBackward", AlibiBiasBackward},
       {"layerNorm", LayerNorm},
       {"layerNormBackward", LayerNormBackward},
       {"rmsNorm", RmsNorm},

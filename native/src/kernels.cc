@@ -331,6 +331,38 @@ void log_softmax_backward(const float* y, const float* dy, float* dx, int64_t ro
   });
 }
 
+void alibi_bias(float* x, int64_t batch, int64_t heads, int64_t lq, int64_t lk, const float* slopes, int64_t qOffset) {
+  const int64_t rows = batch * heads * lq;
+  parallel_for(rows, row_grain(lk), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const int64_t i = r % lq, h = (r / lq) % heads;
+      const float sl = slopes[h];
+      // The distance is computed in integers and converted once: exact for any realistic length.
+      const int64_t base = -(i + qOffset);
+      float* xr = x + r * lk;
+      for (int64_t j = 0; j < lk; j++) xr[j] += sl * static_cast<float>(base + j);
+    }
+  });
+}
+
+void alibi_bias_backward(const float* dx, int64_t batch, int64_t heads, int64_t lq, int64_t lk, int64_t qOffset,
+                         float* dslopes) {
+  // One head per task: the heads' sums are independent, so no reduction across threads is needed.
+  parallel_for(heads, 1, [&](int64_t h0, int64_t h1) {
+    for (int64_t h = h0; h < h1; h++) {
+      double acc = 0;
+      for (int64_t b = 0; b < batch; b++) {
+        for (int64_t i = 0; i < lq; i++) {
+          const float* dr = dx + ((b * heads + h) * lq + i) * lk;
+          const int64_t base = -(i + qOffset);
+          for (int64_t j = 0; j < lk; j++) acc += static_cast<double>(dr[j]) * static_cast<double>(base + j);
+        }
+      }
+      dslopes[h] += static_cast<float>(acc);
+    }
+  });
+}
+
 void masked_softmax(const float* x, float* out, const MaskSpec& s, bool uniformIfFullyMasked) {
   const int64_t rows = s.batch * s.heads * s.lq, lk = s.lk;
   parallel_for(rows, row_grain(lk), [&](int64_t r0, int64_t r1) {

@@ -22,6 +22,12 @@ struct MaskSpec {
 void masked_softmax(const float* x, float* out, const MaskSpec& s, bool uniformIfFullyMasked);
 void masked_softmax_backward(const float* y, const float* dy, float* dx, const MaskSpec& s);
 
+// ALiBi: scores (batch, heads, lq, lk) += slope[h] * (j - (i + qOffset)), in place; and the slopes'
+// gradient dslope[h] += sum over b, i, j of dscores * (j - (i + qOffset)).
+void alibi_bias(float* x, int64_t batch, int64_t heads, int64_t lq, int64_t lk, const float* slopes, int64_t qOffset);
+void alibi_bias_backward(const float* dx, int64_t batch, int64_t heads, int64_t lq, int64_t lk, int64_t qOffset,
+                         float* dslopes);
+
 void layer_norm(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd,
                 int64_t rows, int64_t cols, float eps);
 void layer_norm_backward(const float* x, const float* w, const float* mean, const float* rstd, const float* dy,

@@ -65,6 +65,9 @@ export interface NativeAddon {
     y: F32, dy: F32, dx: F32, batch: number, heads: number, lq: number, lk: number, mask: Uint8Array | null,
     maskBatchStride: number, maskQStride: number, causal: boolean, causalOffset: number,
   ): void;
+  /** Added after the first release of the addon: absent from an addon built before it. */
+  alibiBias?(x: F32, batch: number, heads: number, lq: number, lk: number, slopes: F32, qOffset: number): void;
+  alibiBiasBackward?(dx: F32, batch: number, heads: number, lq: number, lk: number, qOffset: number, dslopes: F32): void;
   layerNorm(
     x: F32, w: F32 | null, b: F32 | null, out: F32, mean: F32, rstd: F32, rows: number, cols: number, eps: number,
   ): void;
@@ -167,6 +170,14 @@ export function createNativeKernels(): Kernels {
       a.maskedSoftmax(x, out, batch, heads, lq, lk, mask, mbs, mqs, causal, off, uniform),
     maskedSoftmaxBackward: (y, dy, dx, batch, heads, lq, lk, mask, mbs, mqs, causal, off) =>
       a.maskedSoftmaxBackward(y, dy, dx, batch, heads, lq, lk, mask, mbs, mqs, causal, off),
+    alibiBias(x, batch, heads, lq, lk, slopes, off) {
+      if (!a.alibiBias) throw new NativeKernelsUnavailableError(`addon at ${NATIVE_ADDON_PATH} is stale (no 'alibiBias'); rebuild it with npm run build:native`);
+      a.alibiBias(x, batch, heads, lq, lk, slopes, off);
+    },
+    alibiBiasBackward(dx, batch, heads, lq, lk, off, ds) {
+      if (!a.alibiBiasBackward) throw new NativeKernelsUnavailableError(`addon at ${NATIVE_ADDON_PATH} is stale (no 'alibiBiasBackward'); rebuild it with npm run build:native`);
+      a.alibiBiasBackward(dx, batch, heads, lq, lk, off, ds);
+    },
     layerNorm: (x, w, b, out, mean, rstd, rows, cols, eps) => a.layerNorm(x, w, b, out, mean, rstd, rows, cols, eps),
     layerNormBackward: (x, w, mean, rstd, dy, dx, dw, db, rows, cols) =>
       a.layerNormBackward(x, w, mean, rstd, dy, dx, dw, db, rows, cols),

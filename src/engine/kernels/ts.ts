@@ -569,6 +569,34 @@ function maskedSoftmaxBackwardImpl(
   }
 }
 
+function alibiBiasImpl(x: Float32Array, batch: number, heads: number, lq: number, lk: number, slopes: Float32Array, off: number): void {
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      const sl = slopes[h]!;
+      for (let i = 0; i < lq; i++) {
+        const o = ((b * heads + h) * lq + i) * lk;
+        const base = -(i + off);
+        // float32 product as the native kernel computes it (Math.fround), then the float32 add
+        for (let j = 0; j < lk; j++) x[o + j] = x[o + j]! + Math.fround(sl * (base + j));
+      }
+    }
+  }
+}
+
+function alibiBiasBackwardImpl(dx: Float32Array, batch: number, heads: number, lq: number, lk: number, off: number, ds: Float32Array): void {
+  for (let h = 0; h < heads; h++) {
+    let acc = 0;
+    for (let b = 0; b < batch; b++) {
+      for (let i = 0; i < lq; i++) {
+        const o = ((b * heads + h) * lq + i) * lk;
+        const base = -(i + off);
+        for (let j = 0; j < lk; j++) acc += dx[o + j]! * (base + j);
+      }
+    }
+    ds[h] = ds[h]! + acc;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Normalisation.
 
@@ -952,6 +980,21 @@ export function createTsKernels(): Kernels {
       need('maskedSoftmaxBackward', 'dy', dy, size);
       need('maskedSoftmaxBackward', 'dx', dx, size);
       maskedSoftmaxBackwardImpl(y, dy, dx, batch, heads, lq, lk, mask, mbs, mqs, causal, causalOffset);
+    },
+
+    alibiBias(x, batch, heads, lq, lk, slopes, qOffset) {
+      dims('alibiBias', { batch, heads, lq, lk });
+      if (!Number.isInteger(qOffset)) throw new TsKernelError('alibiBias', `qOffset must be an integer, got ${qOffset}`);
+      need('alibiBias', 'x', x, batch * heads * lq * lk);
+      need('alibiBias', 'slopes', slopes, heads);
+      alibiBiasImpl(x, batch, heads, lq, lk, slopes, qOffset);
+    },
+    alibiBiasBackward(dx, batch, heads, lq, lk, qOffset, dslopes) {
+      dims('alibiBiasBackward', { batch, heads, lq, lk });
+      if (!Number.isInteger(qOffset)) throw new TsKernelError('alibiBiasBackward', `qOffset must be an integer, got ${qOffset}`);
+      need('alibiBiasBackward', 'dx', dx, batch * heads * lq * lk);
+      need('alibiBiasBackward', 'dslopes', dslopes, heads);
+      alibiBiasBackwardImpl(dx, batch, heads, lq, lk, qOffset, dslopes);
     },
 
     layerNorm(x, w, b, out, mean, rstd, rows, cols, eps) {

@@ -77,6 +77,15 @@ export interface Kernels {
   ): void;
 
   /**
+   * ALiBi position bias, in place on scores laid out (batch, heads, lq, lk):
+   *   x[b,h,i,j] += slopes[h] · (j − (i + qOffset))
+   * (query i sits at absolute position i + qOffset, e.g. after a KV cache of qOffset keys).
+   */
+  alibiBias(x: Float32Array, batch: number, heads: number, lq: number, lk: number, slopes: Float32Array, qOffset: number): void;
+  /** Gradient of alibiBias with respect to the slopes: dslopes[h] += Σ_{b,i,j} dx[b,h,i,j] · (j − (i + qOffset)). */
+  alibiBiasBackward(dx: Float32Array, batch: number, heads: number, lq: number, lk: number, qOffset: number, dslopes: Float32Array): void;
+
+  /**
    * LayerNorm over the last axis: out = (x − mean) · rstd · w + b (w, b optional → 1, 0).
    * Saves per-row mean and rstd = 1/sqrt(var + eps) (biased variance) for backward.
    */

@@ -5,6 +5,10 @@
  *   dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP − rowsum(dP ⊙ P)) on visible entries,
  *   dQ = scale · dS K,  dK = scale · dSᵀ Q.
  * Only P is kept for backward (no separate score tensor).
+ *
+ * Optional ALiBi bias (Press et al.; MPT): S[b,h,i,j] += slope_h · (j − (i + causalOffset)) before the
+ * softmax. The bias is constant in q, k, v, so their gradients are unchanged; the slopes get
+ *   dslope_h = Σ dS[b,h,i,j] · (j − (i + causalOffset)).
  */
 import { Tensor, ShapeError, fmtShape } from '../tensor.ts';
 import { accumulateGrad, record } from '../autograd.ts';
@@ -28,6 +32,8 @@ export interface AttentionOptions {
   scale?: number;
   /** Rows with no visible key: uniform weights (PyTorch masked_fill(-max) behaviour) instead of zeros. */
   uniformIfFullyMasked?: boolean;
+  /** ALiBi slopes (H): adds slope_h · (j − (i + causalOffset)) to the scores of head h. */
+  alibiSlopes?: Tensor | null;
 }
 
 /** q: (B, H, Lq, D), k: (B, H, Lk, D), v: (B, H, Lk, Dv) → (B, H, Lq, Dv). */
@@ -50,6 +56,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const offset = opts.causalOffset ?? 0;
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   const uniform = opts.uniformIfFullyMasked ?? false;
+  const slopes = opts.alibiSlopes ?? null;
+  if (slopes && (slopes.ndim !== 1 || slopes.shape[0] !== H)) throw new ShapeError('attention', `alibiSlopes ${fmtShape(slopes.shape)} must be (${H})`);
   const kern = backend();
   const Q = q.f32;
   const K = k.f32;
@@ -57,17 +65,19 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const BH = B * H;
   const P = new Float32Array(BH * Lq * Lk);
   kern.gemm(false, true, Lq, Lk, D, scale, Q, K, 0, P, { count: BH, strideA: Lq * D, strideB: Lk * D, strideC: Lq * Lk });
+  if (slopes) kern.alibiBias(P, B, H, Lq, Lk, slopes.f32, offset);
   kern.maskedSoftmax(P, P, B, H, Lq, Lk, mask ? mask.data : null, mask ? mask.batchStride : 0, mask ? mask.qStride : 0, causal, offset, uniform);
   const O = new Float32Array(BH * Lq * Dv);
   kern.gemm(false, false, Lq, Dv, Lk, 1, P, V, 0, O, { count: BH, strideA: Lq * Lk, strideB: Lk * Dv, strideC: Lq * Dv });
-  return record(new Tensor(O, [B, H, Lq, Dv]), 'attention', [q, k, v], (g) => {
+  return record(new Tensor(O, [B, H, Lq, Dv]), 'attention', slopes ? [q, k, v, slopes] : [q, k, v], (g) => {
     const kk = backend();
     if (v.requiresGrad) {
       const dV = new Float32Array(v.size);
       kk.gemm(true, false, Lk, Dv, Lq, 1, P, g, 0, dV, { count: BH, strideA: Lq * Lk, strideB: Lq * Dv, strideC: Lk * Dv });
       accumulateGrad(v, dV);
     }
-    if (!q.requiresGrad && !k.requiresGrad) return;
+    const slopesGrad = slopes !== null && slopes.requiresGrad;
+    if (!q.requiresGrad && !k.requiresGrad && !slopesGrad) return;
     const dS = new Float32Array(BH * Lq * Lk);
     kk.gemm(false, true, Lq, Lk, Dv, 1, g, V, 0, dS, { count: BH, strideA: Lq * Dv, strideB: Lk * Dv, strideC: Lq * Lk });
     kk.maskedSoftmaxBackward(P, dS, dS, B, H, Lq, Lk, mask ? mask.data : null, mask ? mask.batchStride : 0, mask ? mask.qStride : 0, causal, offset);
@@ -80,6 +90,11 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       const dK = new Float32Array(k.size);
       kk.gemm(true, false, Lk, D, Lq, scale, dS, Q, 0, dK, { count: BH, strideA: Lq * Lk, strideB: Lq * D, strideC: Lk * D });
       accumulateGrad(k, dK);
+    }
+    if (slopesGrad) {
+      const dSl = new Float32Array(H);
+      kk.alibiBiasBackward(dS, B, H, Lq, Lk, offset, dSl);
+      accumulateGrad(slopes, dSl);
     }
   });
 }
