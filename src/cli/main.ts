@@ -15,6 +15,7 @@ registerCommand('generate', 'few-shot generation from a model directory and imag
 registerCommand('verify', 'run parity cases (fixture directories) against the reference outputs', () => import('./verify.ts'));
 registerCommand('score', 'score a results file against annotations (captioning | vqa | classification)', () => import('./score.ts'));
 registerCommand('train', 'train a Flamingo from a config: contrastive ViT, LM, then Flamingo stages', () => import('./train.ts'));
+registerCommand('serve', 'HTTP server: OpenAI-compatible chat completions, generate/score API, /healthz, /metrics', () => import('./serve.ts'));
 registerCommand('eval', 'few-shot evaluation on an official-format dataset (OpenFlamingo protocol) or --suite builtin', () => import('./eval.ts'));
 
 function usage(): string {

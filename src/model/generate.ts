@@ -117,7 +117,7 @@ export interface PromptInput {
   prefilled?: { state: FlamingoState; lastLogits: Float32Array } | null;
 }
 
-function argmax(row: Float32Array, off: number, V: number): number {
+export function argmax(row: Float32Array, off: number, V: number): number {
   let best = 0;
   let bv = -Infinity;
   for (let j = 0; j < V; j++) {
@@ -127,7 +127,7 @@ function argmax(row: Float32Array, off: number, V: number): number {
   return best;
 }
 
-function logSoftmaxRow(row: Float32Array, off: number, V: number): Float64Array {
+export function logSoftmaxRow(row: Float32Array, off: number, V: number): Float64Array {
   let m = -Infinity;
   for (let j = 0; j < V; j++) m = Math.max(m, row[off + j]!);
   let s = 0;
@@ -138,7 +138,7 @@ function logSoftmaxRow(row: Float32Array, off: number, V: number): Float64Array 
   return out;
 }
 
-function sampleRow(row: Float32Array, off: number, V: number, cfg: GenerationConfig, rng: Rng): number {
+export function sampleRow(row: Float32Array, off: number, V: number, cfg: GenerationConfig, rng: Rng): number {
   const temp = cfg.temperature ?? 1;
   if (!(temp > 0)) return argmax(row, off, V);
   const idx = Array.from({ length: V }, (_, j) => j);

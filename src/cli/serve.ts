@@ -1,0 +1,51 @@
+/**
+ * `flamingo serve [--model DIR] [--host 127.0.0.1] [--port 8080]`: the HTTP server (OpenAI-compatible
+ * chat completions, the native generate/score API, health and metrics), on the bundled model by default.
+ * Options: --max-batch N (rows decoded together, 32), --max-queue N (64), --timeout MS (60000),
+ * --max-new-tokens N (64), --log (fastify request log).
+ */
+import { parseArgs } from 'node:util';
+import { BUNDLED_MODEL_DIR } from './demo.ts';
+import { startServer } from '../serve/app.ts';
+import { numberOption } from './generate.ts';
+
+const OPTIONS = {
+  model: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, 'max-batch': { type: 'string' },
+  'max-queue': { type: 'string' }, timeout: { type: 'string' }, 'max-new-tokens': { type: 'string' }, log: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const USAGE = 'usage: flamingo serve [--model DIR] [--host 127.0.0.1] [--port 8080] [--max-batch 32] [--max-queue 64] [--timeout 60000] [--max-new-tokens 64] [--log]\n';
+
+export async function run(args: string[]): Promise<number> {
+  let v: ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; strict: true }>>['values'];
+  const ints: Record<string, number | undefined> = {};
+  try {
+    ({ values: v } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }));
+    if (v.help) { process.stdout.write(USAGE); return 0; }
+    for (const k of ['port', 'max-batch', 'max-queue', 'timeout', 'max-new-tokens'] as const) {
+      const n = numberOption(k, v[k]);
+      if (n !== undefined && (!Number.isInteger(n) || n < (k === 'port' ? 0 : 1) || n > (k === 'port' ? 65535 : 1e9))) throw new Error(`--${k} must be an integer${k === 'port' ? ' in 0..65535' : ' ≥ 1'}, got ${v[k]}`);
+      ints[k] = n;
+    }
+  } catch (e) {
+    process.stderr.write(`flamingo serve: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const limits: Record<string, number> = {};
+  if (ints['max-queue'] !== undefined) limits.maxQueue = ints['max-queue'];
+  if (ints.timeout !== undefined) limits.requestTimeoutMs = ints.timeout;
+  if (ints['max-new-tokens'] !== undefined) limits.maxNewTokens = ints['max-new-tokens'];
+  const server = await startServer({
+    modelDir: v.model ?? BUNDLED_MODEL_DIR, host: v.host ?? '127.0.0.1', port: ints.port ?? 8080,
+    maxBatchRows: ints['max-batch'], limits, logger: v.log ?? false,
+  });
+  process.stdout.write(`flamingo serve: ${server.ctx.modelId} (${server.ctx.engine.info?.kernels}) listening on ${server.url}\n`);
+  await new Promise<void>((resolveStop) => {
+    const stop = (): void => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolveStop(); };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await server.close();
+  return 0;
+}

@@ -1,0 +1,163 @@
+/**
+ * The inference worker: owns the model, so decoding never blocks the server's event loop. Generation
+ * jobs that arrive together are decoded as one batch (BatchDecoder: left padded, one KV-cache row per
+ * choice, rows leave the batch when they finish); beam and score jobs run alone. Between decoding steps
+ * the worker yields to its event loop, which is where cancellations (client gone, timeout) arrive.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { setImmediate as tick } from 'node:timers/promises';
+import { loadModelDir } from '../cli/generate.ts';
+import { decodeImage, ImageDecodeError, ImageShapeError } from '../data/image.ts';
+import { BatchDecoder, type DecodeRow } from '../model/batch-decode.ts';
+import { generate, scoreContinuations } from '../model/generate.ts';
+import { FlamingoInputError } from '../model/flamingo.ts';
+import { intTensor, Tensor } from '../engine/tensor.ts';
+import { backend } from '../engine/backend.ts';
+import type { FromWorker, GenerateJob, Job, ToWorker, TokenItem, WorkerOptions } from './protocol.ts';
+
+const port = parentPort!;
+const opts = workerData as WorkerOptions;
+const post = (m: FromWorker): void => port.postMessage(m);
+
+const { model, processor } = loadModelDir(opts.modelDir);
+const S = model.config.vision.image_size;
+
+const inbox: Job[] = [];
+const cancelled = new Set<number>();
+let wake: (() => void) | null = null;
+
+port.on('message', (m: ToWorker) => {
+  if (m.kind === 'cancel') {
+    cancelled.add(m.id);
+    const i = inbox.findIndex((j) => j.id === m.id);
+    if (i >= 0) inbox.splice(i, 1);
+  } else {
+    inbox.push(m);
+  }
+  wake?.();
+});
+
+/** Errors about the request's content (a corrupt image, a prompt the model cannot take) are the client's: 400. */
+function statusOf(e: unknown): number {
+  return e instanceof ImageDecodeError || e instanceof ImageShapeError || e instanceof FlamingoInputError ? 400 : 500;
+}
+
+function fail(id: number, e: unknown): void {
+  const err = e instanceof Error ? e : new Error(String(e));
+  post({ type: 'error', id, name: err.name, message: err.message, status: statusOf(e) });
+}
+
+function pixelsOf(job: Job): Float32Array[] {
+  return job.images.map((b, i) => processor.preprocessImage(decodeImage(b, `image ${i + 1}`)));
+}
+
+function visionX(pixels: Float32Array[]): Tensor | null {
+  if (pixels.length === 0) return null;
+  const per = 3 * S * S;
+  const data = new Float32Array(pixels.length * per);
+  pixels.forEach((p, i) => data.set(p, i * per));
+  return new Tensor(data, [1, pixels.length, 1, 3, S, S]);
+}
+
+function runSolo(job: Exclude<Job, GenerateJob>): void {
+  const t0 = performance.now();
+  post({ type: 'started', id: job.id, batchRows: 1 });
+  const prompt = { inputIds: intTensor(job.ids, [1, job.ids.length]), visionX: visionX(pixelsOf(job)) };
+  if (job.kind === 'score') {
+    post({ type: 'result', id: job.id, logprobs: scoreContinuations(model, prompt, job.candidates) });
+  } else {
+    const o = job.options;
+    const out = generate(model, prompt, { maxNewTokens: o.maxNewTokens, strategy: 'beam', numBeams: o.numBeams, lengthPenalty: o.lengthPenalty, stopAtEoc: o.stopAtEoc, stopTokens: o.stopTokens });
+    post({ type: 'result', id: job.id, tokens: out.generated[0]! });
+  }
+  post({ type: 'done', id: job.id, prefillMs: performance.now() - t0 });
+}
+
+async function runBatch(jobs: GenerateJob[]): Promise<void> {
+  const rows: DecodeRow[] = [];
+  const owner: { job: GenerateJob; choice: number }[] = [];
+  const live: GenerateJob[] = [];
+  for (const job of jobs) {
+    let pixels: Float32Array[];
+    try {
+      pixels = pixelsOf(job);
+    } catch (e) {
+      fail(job.id, e);
+      continue;
+    }
+    live.push(job);
+    for (let c = 0; c < job.n; c++) {
+      const o = job.options;
+      rows.push({ ids: job.ids, pixels, maxNewTokens: o.maxNewTokens, sample: o.sample, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed + c, stopAtEoc: o.stopAtEoc, stopTokens: o.stopTokens });
+      owner.push({ job, choice: c });
+    }
+  }
+  if (rows.length === 0) return;
+  for (const job of live) post({ type: 'started', id: job.id, batchRows: rows.length });
+  const dec = new BatchDecoder(model, rows);
+  const open = new Map(live.map((j) => [j.id, j.n]));
+  let prefillMs = 0;
+  while (!dec.done) {
+    for (const r of dec.liveRows) if (cancelled.has(owner[r]!.job.id)) dec.cancel(r);
+    const t0 = performance.now();
+    const step = dec.step();
+    if (prefillMs === 0) prefillMs = performance.now() - t0;
+    const byJob = new Map<number, TokenItem[]>();
+    for (const t of step) {
+      const { job, choice } = owner[t.row]!;
+      if (!byJob.has(job.id)) byJob.set(job.id, []);
+      byJob.get(job.id)!.push({ choice, token: t.token, finish: t.finish });
+      if (t.finish) open.set(job.id, open.get(job.id)! - 1);
+    }
+    for (const [id, items] of byJob) {
+      post({ type: 'tokens', id, items });
+      if (open.get(id) === 0) { post({ type: 'done', id, prefillMs }); open.delete(id); }
+    }
+    await tick(); // let cancellations and new jobs in
+  }
+  for (const id of open.keys()) { post({ type: 'done', id, prefillMs }); cancelled.delete(id); }
+}
+
+function hasImages(j: Job): boolean {
+  return j.images.length > 0;
+}
+
+async function loop(): Promise<never> {
+  for (;;) {
+    if (inbox.length === 0) await new Promise<void>((r) => { wake = r; });
+    wake = null;
+    await tick(); // messages already sent arrive before the batch is formed
+    if (opts.batchWindowMs > 0) await new Promise((r) => setTimeout(r, opts.batchWindowMs));
+    const first = inbox.shift();
+    if (!first) continue;
+    try {
+      if (first.kind !== 'generate') {
+        runSolo(first);
+        continue;
+      }
+      const group: GenerateJob[] = [first];
+      let n = first.n;
+      for (let i = 0; i < inbox.length;) {
+        const j = inbox[i]!;
+        if (j.kind === 'generate' && hasImages(j) === hasImages(first) && n + j.n <= opts.maxBatchRows) {
+          group.push(j);
+          n += j.n;
+          inbox.splice(i, 1);
+        } else {
+          i++;
+        }
+      }
+      try {
+        await runBatch(group);
+      } catch (e) {
+        for (const j of group) fail(j.id, e);
+      }
+    } catch (e) {
+      fail(first.id, e);
+    }
+    cancelled.clear();
+  }
+}
+
+post({ type: 'ready', info: { kernels: backend().description, parameters: model.parameters().reduce((s, p) => s + p.size, 0) } });
+loop().catch((e: unknown) => post({ type: 'fatal', message: e instanceof Error ? e.message : String(e) }));
