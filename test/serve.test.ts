@@ -184,7 +184,7 @@ test('16 concurrent clients: no 5xx, every answer equals its answer alone, /heal
   const prompts = Array.from({ length: 16 }, (_, i) => [
     { role: 'user' as const, content: [{ type: 'image_url' as const, image_url: { url: dataUrl(png(i + 10)) } }, { type: 'text' as const, text: 'Output:' }] },
   ]);
-  const alone = [];
+  const alone: (string | null)[] = [];
   for (const m of prompts.slice(0, 4)) alone.push((await client.chat.completions.create({ model: 'x', messages: m, max_tokens: 8 })).choices[0]!.message.content);
   let health = 0;
   let generating = true;
