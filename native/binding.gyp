@@ -6,7 +6,8 @@
         "src/addon.cc",
         "src/pool.cc",
         "src/gemm.cc",
-        "src/kernels.cc"
+        "src/kernels.cc",
+        "src/quant.cc"
       ],
       "include_dirs": ["<!@(node detect.cjs blas-include)"],
       "defines": ["<!@(node detect.cjs blas-defines)", "NAPI_VERSION=8"],

@@ -11,6 +11,7 @@
 #include "gemm.h"
 #include "kernels.h"
 #include "pool.h"
+#include "quant.h"
 #include "simd.h"
 
 namespace flamingo {
@@ -33,10 +34,14 @@ template <class T> constexpr napi_typedarray_type kind_of();
 template <> constexpr napi_typedarray_type kind_of<float>() { return napi_float32_array; }
 template <> constexpr napi_typedarray_type kind_of<int32_t>() { return napi_int32_array; }
 template <> constexpr napi_typedarray_type kind_of<uint8_t>() { return napi_uint8_array; }
+template <> constexpr napi_typedarray_type kind_of<uint16_t>() { return napi_uint16_array; }
+template <> constexpr napi_typedarray_type kind_of<int8_t>() { return napi_int8_array; }
 template <class T> constexpr const char* kind_name();
 template <> constexpr const char* kind_name<float>() { return "Float32Array"; }
 template <> constexpr const char* kind_name<int32_t>() { return "Int32Array"; }
 template <> constexpr const char* kind_name<uint8_t>() { return "Uint8Array"; }
+template <> constexpr const char* kind_name<uint16_t>() { return "Uint16Array"; }
+template <> constexpr const char* kind_name<int8_t>() { return "Int8Array"; }
 
 constexpr int64_t MAX_DIM = int64_t{1} << 40;
 
@@ -617,6 +622,82 @@ KERNEL(SumSquares, "sumSquares")
   return number(env, sum_squares(x.p, n));
 END_KERNEL
 
+// ---------------------------------------------------------------- packed (bf16 / int8) weights
+// Shared head of the packed signatures from argument `i`: kind, w, scales, then outF, inF at `dims`.
+PackedW packed_arg(const Args& A, size_t i, size_t dims) {
+  PackedW w{};
+  int64_t kind = A.integer(i, "kind");
+  if (kind != 0 && kind != 1) A.fail("kind must be 0 (bf16) or 1 (int8), got " + std::to_string(kind));
+  w.kind = static_cast<Packing>(kind);
+  w.rows = A.dim(dims, "outF");
+  w.cols = A.dim(dims + 1, "inF");
+  int64_t n = A.prod({w.rows, w.cols});
+  if (w.kind == Packing::Bf16) {
+    auto bits = A.arr<uint16_t>(i + 1, "w (bf16 bits)");
+    A.need(bits, "w", n);
+    w.bits = bits.p;
+  } else {
+    auto qs = A.arr<int8_t>(i + 1, "w (int8 values)");
+    auto sc = A.arr<float>(i + 2, "scales");
+    A.need(qs, "w", n);
+    A.need(sc, "scales", A.prod({w.rows, q8_blocks(w.cols)}));
+    w.qs = qs.p;
+    w.scales = sc.p;
+  }
+  return w;
+}
+
+// packedLinear(kind, w, scales, x, out, outF, inF, rows, beta)
+KERNEL(PackedLinear, "packedLinear")
+  PackedW w = packed_arg(A, 0, 5);
+  auto x = A.arr<float>(3, "x");
+  auto out = A.arr<float>(4, "out");
+  int64_t rows = A.dim(7, "rows");
+  double beta = A.num(8, "beta");
+  if (beta != 0 && beta != 1) A.fail("beta must be 0 or 1");
+  A.need(x, "x", A.prod({rows, w.cols}));
+  A.need(out, "out", A.prod({rows, w.rows}));
+  packed_linear(x.p, w, out.p, rows, beta == 1);
+  return undefined(env);
+END_KERNEL
+
+// packedLinearBackward(kind, w, scales, g, dx, outF, inF, rows)
+KERNEL(PackedLinearBackward, "packedLinearBackward")
+  PackedW w = packed_arg(A, 0, 5);
+  auto g = A.arr<float>(3, "g");
+  auto dx = A.arr<float>(4, "dx");
+  int64_t rows = A.dim(7, "rows");
+  A.need(g, "g", A.prod({rows, w.rows}));
+  A.need(dx, "dx", A.prod({rows, w.cols}));
+  packed_linear_backward(g.p, w, dx.p, rows);
+  return undefined(env);
+END_KERNEL
+
+// quantizeBf16(src, bits, n)
+KERNEL(QuantizeBf16, "quantizeBf16")
+  auto src = A.arr<float>(0, "src");
+  auto bits = A.arr<uint16_t>(1, "bits");
+  int64_t n = A.dim(2, "n");
+  A.need(src, "src", n);
+  A.need(bits, "bits", n);
+  quantize_bf16(src.p, bits.p, n);
+  return undefined(env);
+END_KERNEL
+
+// quantizeInt8(src, qs, scales, rows, cols)
+KERNEL(QuantizeInt8, "quantizeInt8")
+  auto src = A.arr<float>(0, "src");
+  auto qs = A.arr<int8_t>(1, "qs");
+  auto sc = A.arr<float>(2, "scales");
+  int64_t rows = A.dim(3, "rows"), cols = A.dim(4, "cols");
+  int64_t n = A.prod({rows, cols});
+  A.need(src, "src", n);
+  A.need(qs, "qs", n);
+  A.need(sc, "scales", A.prod({rows, q8_blocks(cols)}));
+  if (!quantize_int8(src.p, qs.p, sc.p, rows, cols)) A.fail("cannot quantise a non-finite weight");
+  return undefined(env);
+END_KERNEL
+
 // ---------------------------------------------------------------- info, threads, benches
 napi_value set_str(napi_env env, napi_value obj, const char* key, const std::string& v) {
   napi_value s;
@@ -719,6 +800,10 @@ napi_value Init(napi_env env, napi_value exports) {
       {"mul", Mul},
       {"add", Add},
       {"sumSquares", SumSquares},
+      {"packedLinear", PackedLinear},
+      {"packedLinearBackward", PackedLinearBackward},
+      {"quantizeBf16", QuantizeBf16},
+      {"quantizeInt8", QuantizeInt8},
       {"info", Info},
       {"setThreads", SetThreads},
       {"benchDirectGemm", BenchDirectGemm},

@@ -4,7 +4,10 @@
  * allocates its output. Gradients are plain Float32Arrays of the tensor's size.
  */
 
-export type DType = 'float32' | 'int32';
+import type { PackedWeight } from './quant.ts';
+
+/** 'bf16' and 'int8' are packed weight matrices (see quant.ts): only `linear` reads them. */
+export type DType = 'float32' | 'int32' | 'bf16' | 'int8';
 
 export type TensorData = Float32Array | Int32Array;
 
@@ -38,10 +41,11 @@ let nextId = 1;
 export class Tensor {
   readonly id = nextId++;
   readonly shape: readonly number[];
-  readonly data: TensorData;
-  readonly dtype: DType;
-  /** True for parameters being trained and for every tensor computed from one (while grad is enabled). */
-  requiresGrad: boolean;
+  private _data: TensorData;
+  private _packed: PackedWeight | null = null;
+  private _dtype: DType;
+  private readonly _size: number;
+  private _requiresGrad = false;
   /** Accumulated gradient (float32 tensors only). */
   grad: Float32Array | null = null;
   /** `grad` is another node's buffer, adopted read-only (autograd copies on the first write into it). */
@@ -59,15 +63,72 @@ export class Tensor {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0) throw new ShapeError('Tensor', `invalid dimension ${d} in shape ${fmtShape(shape)}`);
     }
-    this.data = data;
+    this._data = data;
+    this._size = n;
     this.shape = Object.freeze([...shape]);
-    this.dtype = data instanceof Int32Array ? 'int32' : 'float32';
+    this._dtype = data instanceof Int32Array ? 'int32' : 'float32';
     this.requiresGrad = requiresGrad;
-    if (requiresGrad && this.dtype !== 'float32') throw new ShapeError('Tensor', 'only float32 tensors can require grad');
+  }
+
+  /** A 2-D (out, in) tensor stored packed (bf16 / int8 blocks). */
+  static fromPacked(p: PackedWeight): Tensor {
+    const t = new Tensor(new Float32Array(0), [0]);
+    return t.setPacked(p, [p.rows, p.cols]);
+  }
+
+  /** True for parameters being trained and for every tensor computed from one (while grad is enabled). */
+  get requiresGrad(): boolean {
+    return this._requiresGrad;
+  }
+
+  set requiresGrad(v: boolean) {
+    if (v && this._dtype !== 'float32') {
+      const what = this.name ? `'${this.name}' ` : '';
+      throw new ShapeError('Tensor', `${what}is ${this._dtype} ${fmtShape(this.shape)}: only float32 tensors can require grad (quantised weights are frozen; load the model in fp32 to train them)`);
+    }
+    this._requiresGrad = v;
+  }
+
+  get dtype(): DType {
+    return this._dtype;
+  }
+
+  /** The element buffer; throws for packed tensors (their storage is `packed`). */
+  get data(): TensorData {
+    if (this._packed) throw new ShapeError('Tensor', `${this.name ?? 'tensor'} ${fmtShape(this.shape)} is stored as ${this._dtype}; read it through linear() or its .packed storage`);
+    return this._data;
+  }
+
+  /** Packed storage of a bf16 / int8 weight, or null for float32 / int32 tensors. */
+  get packed(): PackedWeight | null {
+    return this._packed;
+  }
+
+  /**
+   * Replaces this 2-D float32 tensor's storage by a packed copy, in place, so every holder of the
+   * tensor (module fields, the parameter map, tied aliases) sees the new storage. The float32
+   * buffer is dropped.
+   */
+  pack(p: PackedWeight): this {
+    if (this._requiresGrad) throw new ShapeError('pack', `${this.name ?? 'tensor'} requires grad; only frozen weights can be packed`);
+    if (this.shape.length !== 2 || this.shape[0] !== p.rows || this.shape[1] !== p.cols) {
+      throw new ShapeError('pack', `packed ${p.rows}×${p.cols} storage does not fit ${this.name ?? 'tensor'} ${fmtShape(this.shape)}`);
+    }
+    return this.setPacked(p, this.shape);
+  }
+
+  private setPacked(p: PackedWeight, shape: readonly number[]): this {
+    (this as { shape: readonly number[] }).shape = Object.freeze([...shape]);
+    (this as unknown as { _size: number })._size = p.rows * p.cols;
+    this._packed = p;
+    this._dtype = p.kind;
+    this._data = new Float32Array(0);
+    this.grad = null;
+    return this;
   }
 
   get size(): number {
-    return this.data.length;
+    return this._size;
   }
 
   get ndim(): number {
@@ -76,13 +137,13 @@ export class Tensor {
 
   /** The float32 buffer; throws for int tensors (ops call this to check dtypes). */
   get f32(): Float32Array {
-    if (!(this.data instanceof Float32Array)) throw new ShapeError('Tensor', `expected a float32 tensor, got int32 ${fmtShape(this.shape)}`);
-    return this.data;
+    if (this._packed || !(this._data instanceof Float32Array)) throw new ShapeError('Tensor', `expected a float32 tensor, got ${this._dtype} ${this.name ?? ''}${fmtShape(this.shape)}`);
+    return this._data;
   }
 
   get i32(): Int32Array {
-    if (!(this.data instanceof Int32Array)) throw new ShapeError('Tensor', `expected an int32 tensor, got float32 ${fmtShape(this.shape)}`);
-    return this.data;
+    if (!(this._data instanceof Int32Array)) throw new ShapeError('Tensor', `expected an int32 tensor, got ${this._dtype} ${fmtShape(this.shape)}`);
+    return this._data;
   }
 
   /** Dimension with negative indexing. */
@@ -99,6 +160,7 @@ export class Tensor {
 
   /** A copy of the value without history. */
   detach(): Tensor {
+    if (this._packed) return Tensor.fromPacked(this._packed);
     return new Tensor(this.data, this.shape, false);
   }
 

@@ -30,6 +30,10 @@ class ViTAttention extends Module {
     this.out_proj = this.child('out_proj', new Linear(width, width, rng));
   }
 
+  override linearWeights(): string[] {
+    return ['in_proj_weight'];
+  }
+
   forward(x: Tensor): Tensor {
     const W = this.width;
     const qkv = linear(x, this.in_proj_weight, this.in_proj_bias); // rows of in_proj are q, k, v

@@ -26,6 +26,10 @@ export class Linear extends Module {
     }
   }
 
+  override linearWeights(): string[] {
+    return ['weight'];
+  }
+
   forward(x: Tensor): Tensor {
     return linear(x, this.weight, this.bias);
   }

@@ -48,6 +48,26 @@ export class Module {
     return ms;
   }
 
+  /**
+   * Names of this module's own 2-D parameters that only `linear()` reads (so they may be stored
+   * packed as bf16 / int8 when frozen: quantize.ts). Layers that own such weights override this.
+   */
+  linearWeights(): string[] {
+    return [];
+  }
+
+  /** Every module of the subtree with its name prefix ('' for this one), parents first. */
+  namedModules(prefix = ''): [string, Module][] {
+    const out: [string, Module][] = [[prefix, this]];
+    for (const [n, c] of this._children) out.push(...c.namedModules(n === '' ? prefix : `${prefix}${n}.`));
+    return out;
+  }
+
+  /** Own parameter by its local name (undefined if absent). */
+  ownParameter(name: string): Tensor | undefined {
+    return this._params.get(name);
+  }
+
   namedParameters(prefix = ''): [string, Tensor][] {
     const out: [string, Tensor][] = [];
     for (const [n, t] of this._params) out.push([prefix + n, t]);

@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Activation, GemmBatch, Kernels } from './types.ts';
+import type { PackedWeight } from '../quant.ts';
 
 /** The addon could not be loaded (not built, wrong platform, missing libopenblas …). */
 export class NativeKernelsUnavailableError extends Error {
@@ -103,6 +104,17 @@ export interface NativeAddon {
   mul(a: F32, b: F32, out: F32, n: number): void;
   add(a: F32, b: F32, out: F32, n: number): void;
   sumSquares(x: F32, n: number): number;
+  /** kind 0 = bf16 (w: Uint16Array, scales null), 1 = int8 (w: Int8Array, scales per block of 32). */
+  packedLinear(
+    kind: number, w: Uint16Array | Int8Array, scales: F32 | null, x: F32, out: F32, outF: number, inF: number,
+    rows: number, beta: number,
+  ): void;
+  packedLinearBackward(
+    kind: number, w: Uint16Array | Int8Array, scales: F32 | null, g: F32, dx: F32, outF: number, inF: number,
+    rows: number,
+  ): void;
+  quantizeBf16(src: F32, bits: Uint16Array, n: number): void;
+  quantizeInt8(src: F32, qs: Int8Array, scales: F32, rows: number, cols: number): void;
   info(): NativeInfo;
   /** Sets both the addon pool's and OpenBLAS's thread count. */
   setThreads(n: number): void;
@@ -154,6 +166,11 @@ export function loadNativeAddon(): NativeAddon {
 export function createNativeKernels(): Kernels {
   const a = loadNativeAddon();
   const info = a.info();
+  // an addon built before the packed-weight kernels still serves every float32 kernel
+  const packed = typeof a.packedLinear === 'function';
+  const needPacked = (): void => {
+    if (!packed) throw new NativeKernelsUnavailableError(`addon at ${NATIVE_ADDON_PATH} predates the packed-weight (bf16/int8) kernels; run \`npm run build:native\``);
+  };
   const description = `native (${info.blas}, ${info.threads} threads, ${info.simd})`;
   return {
     name: 'native',
@@ -210,5 +227,27 @@ export function createNativeKernels(): Kernels {
     mul: (x, y, out, n) => a.mul(x, y, out, n),
     add: (x, y, out, n) => a.add(x, y, out, n),
     sumSquares: (x, n) => a.sumSquares(x, n),
+    packedLinear(x, w, out, rows, beta) {
+      needPacked();
+      const [kind, buf, scales] = packedArgs(w);
+      a.packedLinear(kind, buf, scales, x, out, w.rows, w.cols, rows, beta);
+    },
+    quantizeBf16(src, bits, n) {
+      needPacked();
+      a.quantizeBf16(src, bits, n);
+    },
+    quantizeInt8(src, qs, scales, rows, cols) {
+      needPacked();
+      a.quantizeInt8(src, qs, scales, rows, cols);
+    },
+    packedLinearBackward(g, w, dx, rows) {
+      needPacked();
+      const [kind, buf, scales] = packedArgs(w);
+      a.packedLinearBackward(kind, buf, scales, g, dx, w.rows, w.cols, rows);
+    },
   };
+}
+
+function packedArgs(w: PackedWeight): [number, Uint16Array | Int8Array, Float32Array | null] {
+  return w.kind === 'bf16' ? [0, w.bits, null] : [1, w.qs, w.scales];
 }

@@ -7,6 +7,7 @@
  * validates sizes and dispatches. Scratch buffers are owned by each kernels instance.
  */
 import type { Activation, GemmBatch, Kernels } from './types.ts';
+import { type PackedWeight, blocksPerRow, dequantizeRow, quantize } from '../quant.ts';
 
 /** Misuse of a kernel (buffer too small, bad dimension): names the kernel and the sizes. */
 export class TsKernelError extends Error {
@@ -884,6 +885,16 @@ function ropeImpl(
   }
 }
 
+/** A packed weight's buffers hold what its shape says. */
+function checkPacked(kernel: string, w: PackedWeight, rows: number): void {
+  dims(kernel, { rows, 'w.rows': w.rows, 'w.cols': w.cols });
+  if (w.kind === 'bf16') need(kernel, 'w.bits', w.bits, w.rows * w.cols);
+  else {
+    need(kernel, 'w.qs', w.qs, w.rows * w.cols);
+    need(kernel, 'w.scales', w.scales, w.rows * blocksPerRow(w.cols));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 export function createTsKernels(): Kernels {
@@ -1176,6 +1187,58 @@ export function createTsKernels(): Kernels {
       need('add', 'b', b, n);
       need('add', 'out', out, n);
       for (let i = 0; i < n; i++) out[i] = a[i]! + b[i]!;
+    },
+    packedLinear(x, w, out, rows, beta) {
+      checkPacked('packedLinear', w, rows);
+      need('packedLinear', 'x', x, rows * w.cols);
+      need('packedLinear', 'out', out, rows * w.rows);
+      if (beta !== 0 && beta !== 1) throw new TsKernelError('packedLinear', `beta must be 0 or 1, got ${beta}`);
+      // one dequantised row of W at a time: the oracle reads the same packed storage as native
+      const row = new Float32Array(w.cols);
+      const C = w.cols;
+      for (let o = 0; o < w.rows; o++) {
+        dequantizeRow(w, o, row);
+        for (let r = 0; r < rows; r++) {
+          let s = 0;
+          const xo = r * C;
+          for (let j = 0; j < C; j++) s += x[xo + j]! * row[j]!;
+          const i = r * w.rows + o;
+          out[i] = beta ? out[i]! + s : s;
+        }
+      }
+    },
+    quantizeBf16(src, bits, n) {
+      dims('quantizeBf16', { n });
+      need('quantizeBf16', 'src', src, n);
+      need('quantizeBf16', 'bits', bits, n);
+      bits.set((quantize(src.subarray(0, n), 1, n, 'bf16') as { bits: Uint16Array }).bits);
+    },
+    quantizeInt8(src, qs, scales, rows, cols) {
+      dims('quantizeInt8', { rows, cols });
+      need('quantizeInt8', 'src', src, rows * cols);
+      need('quantizeInt8', 'qs', qs, rows * cols);
+      need('quantizeInt8', 'scales', scales, rows * blocksPerRow(cols));
+      const p = quantize(src.subarray(0, rows * cols), rows, cols, 'int8') as { qs: Int8Array; scales: Float32Array };
+      qs.set(p.qs);
+      scales.set(p.scales);
+    },
+    packedLinearBackward(g, w, dx, rows) {
+      checkPacked('packedLinearBackward', w, rows);
+      need('packedLinearBackward', 'g', g, rows * w.rows);
+      need('packedLinearBackward', 'dx', dx, rows * w.cols);
+      const C = w.cols;
+      const acc = new Float64Array(rows * C);
+      const row = new Float32Array(C);
+      for (let o = 0; o < w.rows; o++) {
+        dequantizeRow(w, o, row);
+        for (let r = 0; r < rows; r++) {
+          const gv = g[r * w.rows + o]!;
+          if (gv === 0) continue;
+          const ao = r * C;
+          for (let j = 0; j < C; j++) acc[ao + j]! += gv * row[j]!;
+        }
+      }
+      for (let i = 0; i < rows * C; i++) dx[i] = acc[i]!;
     },
     sumSquares(x, n) {
       dims('sumSquares', { n });

@@ -12,6 +12,8 @@
  * - Gradient outputs named `d…` are WRITTEN (overwritten) unless documented as accumulated (+=).
  */
 
+import type { PackedWeight } from '../quant.ts';
+
 export type Activation = 'gelu' | 'gelu_tanh' | 'quick_gelu' | 'silu' | 'tanh' | 'relu' | 'sigmoid';
 
 /** Batched GEMM: `count` independent products; matrix i of A starts at i*strideA (stride 0 broadcasts). */
@@ -169,6 +171,21 @@ export interface Kernels {
    * Rows of D elements are copied whole. No aliasing.
    */
   swapMiddleAxes(x: Float32Array, out: Float32Array, B: number, A: number, C: number, D: number): void;
+
+  /**
+   * out (rows × W.rows) = x (rows × W.cols) · dequant(W)ᵀ (+ out when beta = 1), W a packed
+   * (bf16 / int8) weight read directly — never expanded to a float32 copy of the matrix. beta is 0
+   * or 1 (1: out holds the bias rows). The result equals the float32 product with the dequantised
+   * weight up to summation order.
+   */
+  packedLinear(x: Float32Array, w: PackedWeight, out: Float32Array, rows: number, beta: number): void;
+  /** dx (rows × W.cols) = g (rows × W.rows) · dequant(W); dx written. */
+  packedLinearBackward(g: Float32Array, w: PackedWeight, dx: Float32Array, rows: number): void;
+
+  /** bits[i] = bfloat16(src[i]), round to nearest even (quant.ts). */
+  quantizeBf16(src: Float32Array, bits: Uint16Array, n: number): void;
+  /** Q8_0-style int8 blocks of 32 along each row (quant.ts); throws on a non-finite weight. */
+  quantizeInt8(src: Float32Array, qs: Int8Array, scales: Float32Array, rows: number, cols: number): void;
 
   /** y += alpha · x (n elements). */
   axpy(alpha: number, x: Float32Array, y: Float32Array, n: number): void;

@@ -95,6 +95,7 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
   if (b !== null && (b.ndim !== 1 || b.shape[0] !== outF)) {
     throw new ShapeError('linear', `bias ${fmtShape(b.shape)} does not match out_features=${outF}`);
   }
+  if (w.packed) return packedLinear(x, w, b);
   const X = x.f32;
   const W = w.f32;
   const rows = x.size / inF;
@@ -124,6 +125,41 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
       for (let r = 0; r < rows; r++) {
         const o = r * outF;
         for (let j = 0; j < outF; j++) db[j]! += g[o + j]!;
+      }
+      accumulateGrad(b, db);
+    }
+  });
+}
+
+/**
+ * linear() over a packed (bf16 / int8) frozen weight: the kernel reads the packed blocks directly.
+ * The weight never gets a gradient; x does (dx = g · dequant(W)), so layers before a quantised
+ * frozen layer still train.
+ */
+function packedLinear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
+  const p = w.packed!;
+  const X = x.f32;
+  const rows = x.size / p.cols;
+  const out = new Float32Array(rows * p.rows);
+  let beta = 0;
+  if (b !== null) {
+    const Bv = b.f32;
+    for (let r = 0; r < rows; r++) out.set(Bv, r * p.rows);
+    beta = 1;
+  }
+  if (rows > 0) backend().packedLinear(X, p, out, rows, beta);
+  const res = new Tensor(out, [...x.shape.slice(0, -1), p.rows]);
+  return record(res, 'linear', b ? [x, w, b] : [x, w], (g) => {
+    if (x.requiresGrad) {
+      const dX = new Float32Array(x.size);
+      backend().packedLinearBackward(g, p, dX, rows);
+      accumulateGrad(x, dX);
+    }
+    if (b !== null && b.requiresGrad) {
+      const db = new Float32Array(p.rows);
+      for (let r = 0; r < rows; r++) {
+        const o = r * p.rows;
+        for (let j = 0; j < p.rows; j++) db[j]! += g[o + j]!;
       }
       accumulateGrad(b, db);
     }

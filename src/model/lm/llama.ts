@@ -132,6 +132,11 @@ export class LlamaForCausalLM extends Module implements DecoderLM {
     }
   }
 
+  /** An untied head is only read by linear(); a tied one is the embedding table (stays float32). */
+  override linearWeights(): string[] {
+    return this.config.tie_word_embeddings ? [] : ['lm_head.weight'];
+  }
+
   get numLayers(): number { return this.config.num_layers; }
   get hiddenSize(): number { return this.config.hidden_size; }
   get embedWeight(): Tensor { return this.model.embed_tokens.weight; }
