@@ -1,10 +1,17 @@
 /**
- * `npm run bench -- model --config tiny|small|openflamingo3b [--json] [--repeats N]`
+ * `npm run bench -- model --config tiny|small|openflamingo3b|openflamingo9b [--dtype fp32|bf16|int8] [--json] [--repeats N]`
  *
  * Runs the configs and workloads of bench/configs/configs.json (a copy of ../shared/bench/configs.json) with random weights: a training step
  * (ViT frozen under noGrad; perceiver, gated blocks and LM input embeddings trainable; next-token CE
  * ignoring pad; backward; AdamW; zero grads), prefill, and batch-1 KV-cached greedy decode. Prints
- * {config, train_step_ms, prefill_ms, decode_tokens_per_s, generate_ms, peak_rss_mb, train_gflop_per_step, ...}.
+ * {config, dtype, load_ms, train_step_ms, prefill_ms, decode_tokens_per_s, generate_ms, peak_rss_mb, train_gflop_per_step, ...}.
+ *
+ * fp32 builds the model as before (its own random init). bf16 / int8 build a skeleton and fill it
+ * tensor by tensor, packing each frozen linear weight as it is made, so the float32 model never
+ * exists (the 9B one could not: 32 GB). Their random values repeat one random block (the speed of
+ * a product does not depend on the values). With a train workload the trainable parts stay fp32
+ * (frozen ones packed); without one everything is frozen (inference) and every linear weight is
+ * packed. load_ms is the time to build (and fill, and pack) the model.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +23,8 @@ import { Flamingo } from '../src/model/flamingo.ts';
 import type { FlamingoConfig } from '../src/model/config.ts';
 import { generate, prefill } from '../src/model/generate.ts';
 import { AdamW } from '../src/train/optim.ts';
+import { type WeightDType, allocPacked, parseWeightDType } from '../src/engine/quant.ts';
+import { linearWeightNames, modelBytes, packRowsInto } from '../src/nn/quantize.ts';
 
 interface Workload {
   batch_size: number;
@@ -110,8 +119,54 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
+/**
+ * Skeleton model with random weights in `dtype`: frozen linear weights packed as they are filled
+ * (in row chunks, so no float32 copy of a whole matrix exists), everything else float32.
+ */
+export function buildQuantized(cfg: FlamingoConfig, dtype: Exclude<WeightDType, 'fp32'>, train: boolean): Flamingo {
+  const model = new Flamingo(cfg, 0, { init: false });
+  model.setTrainingMode(train ? 'flamingo' : 'none');
+  const block = new Float32Array(1 << 22);
+  new Rng(0).fillUniform(block, -1, 1);
+  const packable = linearWeightNames(model);
+  let offset = 0;
+  /** dst = scale · (a window of the random block), wrapping around it. */
+  const fill = (dst: Float32Array, scale: number): void => {
+    for (let i = 0; i < dst.length;) {
+      const o = offset % block.length;
+      const n = Math.min(dst.length - i, block.length - o);
+      for (let j = 0; j < n; j++) dst[i + j] = block[o + j]! * scale;
+      i += n;
+      offset += n + 7919; // shift the window between tensors
+    }
+  };
+  const chunk = new Float32Array(1 << 22);
+  for (const [name, t] of model.namedParameters()) {
+    if (t.ndim < 2) continue; // norm weights (1), biases and gates (0) keep their skeleton values
+    const cols = t.shape[t.ndim - 1]!;
+    const scale = 1 / Math.sqrt(cols);
+    if (packable.has(name) && !t.requiresGrad) {
+      const rows = t.shape[0]!;
+      const p = allocPacked(rows, cols, dtype);
+      const step = Math.max(1, Math.floor(chunk.length / cols));
+      for (let r = 0; r < rows; r += step) {
+        const n = Math.min(step, rows - r);
+        const src = chunk.subarray(0, n * cols);
+        fill(src, scale);
+        packRowsInto(p, r, src, n);
+      }
+      t.pack(p);
+    } else {
+      fill(t.f32, scale);
+    }
+  }
+  return model;
+}
+
 export async function run(args: string[]): Promise<void> {
   const json = args.includes('--json');
+  const dtIdx = args.indexOf('--dtype');
+  const dtype = parseWeightDType(dtIdx >= 0 ? args[dtIdx + 1] : 'fp32', '--dtype');
   const name = args[args.indexOf('--config') + 1] && args.includes('--config') ? args[args.indexOf('--config') + 1]! : 'tiny';
   const repIdx = args.indexOf('--repeats');
   const all = JSON.parse(readFileSync(CONFIGS, 'utf8')) as { configs: Record<string, BenchConfig> };
@@ -122,12 +177,17 @@ export async function run(args: string[]): Promise<void> {
   const cfg: FlamingoConfig = { vision: bc.vision, resampler: bc.resampler, xattn: bc.xattn, lm: bc.lm, flamingo: bc.flamingo };
   const k = backend();
   const t0 = performance.now();
-  const model = new Flamingo(cfg, 0);
+  const model = dtype === 'fp32' ? new Flamingo(cfg, 0) : buildQuantized(cfg, dtype, bc.workloads.train !== undefined);
   // non-zero gates so the visual path is exercised as after training
   for (const g of model.lang_encoder.gated.values()) { g.attn_gate.f32[0] = 0.5; g.ff_gate.f32[0] = 0.5; }
-  log(`built ${name} (${(model.numParameters() / 1e6).toFixed(1)}M params, ${(model.numParameters(true) / 1e6).toFixed(1)}M trainable) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const loadMs = performance.now() - t0;
+  const weightsMb = modelBytes(model) / 2 ** 20;
+  const rssAfterLoad = process.memoryUsage().rss / 2 ** 20;
+  log(`built ${name} in ${dtype} (${(model.numParameters() / 1e6).toFixed(1)}M params, ${(model.numParameters(true) / 1e6).toFixed(1)}M trainable, ${weightsMb.toFixed(0)} MB of weights) in ${(loadMs / 1000).toFixed(1)} s; kernels: ${k.description}`);
   const rng = new Rng(1);
-  const result: Record<string, unknown> = { config: name, kernel_backend: k.description };
+  const result: Record<string, unknown> = {
+    config: name, dtype, load_ms: loadMs, weights_mb: weightsMb, rss_after_load_mb: rssAfterLoad, kernel_backend: k.description,
+  };
 
   if (bc.workloads.train) {
     const w = bc.workloads.train;
@@ -184,7 +244,7 @@ export async function run(args: string[]): Promise<void> {
   });
   result.peak_rss_mb = process.resourceUsage().maxRSS / 1024;
   result.repeats = repeats;
-  const order = ['config', 'train_step_ms', 'prefill_ms', 'decode_tokens_per_s', 'peak_rss_mb', 'train_gflop_per_step'];
+  const order = ['config', 'dtype', 'load_ms', 'train_step_ms', 'prefill_ms', 'decode_tokens_per_s', 'peak_rss_mb', 'train_gflop_per_step'];
   const out: Record<string, unknown> = {};
   for (const key of order) if (key in result) out[key] = result[key];
   Object.assign(out, result);

@@ -11,6 +11,7 @@ import { Tensor, fmtShape } from '../engine/tensor.ts';
 import { noGrad, reshape, isGradEnabled } from '../engine/index.ts';
 import { Rng } from '../engine/rng.ts';
 import { Module } from '../nn/module.ts';
+import { SkipInitRng } from '../nn/skeleton.ts';
 import { type FlamingoConfig, gatedLayerIndices, validateFlamingoConfig } from './config.ts';
 import { VisionTransformer } from './vit.ts';
 import { PerceiverResampler } from './resampler.ts';
@@ -81,10 +82,14 @@ export class Flamingo extends Module {
   readonly perceiver: PerceiverResampler;
   readonly lang_encoder: LanguageEncoder;
 
-  constructor(config: FlamingoConfig, seed = 0) {
+  /**
+   * `init: false` builds a skeleton for a loader: parameters are left zero (norm weights one) and
+   * untouched, to be overwritten tensor by tensor (nn/skeleton.ts).
+   */
+  constructor(config: FlamingoConfig, seed = 0, opts: { init?: boolean } = {}) {
     super();
     this.config = validateFlamingoConfig(config);
-    const rng = new Rng(seed);
+    const rng = opts.init === false ? new SkipInitRng() : new Rng(seed);
     this.vision_encoder = this.child('vision_encoder', new VisionTransformer(this.config.vision, rng.fork('vision')));
     this.perceiver = this.child('perceiver', new PerceiverResampler(this.config.resampler, rng.fork('perceiver')));
     this.lang_encoder = this.child('lang_encoder', new LanguageEncoder(this.config, rng.fork('lang')));
