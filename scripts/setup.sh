@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-shot set-up on a fresh Debian machine (run as root, or with sudo available): installs the system
 # packages the project uses when they are missing (OpenBLAS for the native addon, Fashion-MNIST for the
-# demo and data tests, small English text corpora for LM pretraining), then `npm ci`, which builds the
+# demo and data tests, small English text corpora for LM pretraining, ffmpeg to decode video files,
+# Chromium for the playground's browser test), then `npm ci`, which builds the
 # native addon through the package's install script. Safe to run again: it skips what is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,8 @@ fi
 [[ -d /usr/share/datasets/fashion-mnist ]] || apt_packages+=(dataset-fashion-mnist)
 [[ -d /usr/share/games/fortunes ]] || apt_packages+=(fortunes-min)
 [[ -d /usr/share/wordnet ]] || apt_packages+=(wordnet-base)
+command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || apt_packages+=(ffmpeg)
+[[ -x /usr/bin/chromium ]] || apt_packages+=(chromium)
 if (( ${#apt_packages[@]} > 0 )); then
   echo "setup: installing ${apt_packages[*]}"
   sudo_cmd=()

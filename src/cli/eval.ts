@@ -18,7 +18,7 @@ import { MediaError } from '../eval/media.ts';
 import { SelectionError } from '../eval/selection.ts';
 import { EvalRunError, tokenizerCodec } from '../eval/tasks.ts';
 import { ImageDecodeError } from '../data/image.ts';
-import { VideoError } from '../data/video.ts';
+import { VideoError, framesForModel } from '../data/video.ts';
 
 const USAGE = `usage: flamingo eval --model <dir> --task <task> --data <dir | key=path ...> --out <dir> [options]
        flamingo eval --suite builtin [suite options]
@@ -40,7 +40,7 @@ const USAGE = `usage: flamingo eval --model <dir> --task <task> --data <dir | ke
   --length-penalty <x> (default 0, as OpenFlamingo)
   --demo-mode <m>      per-query (default; OpenFlamingo draws demonstrations per query) | per-batch (one random
                        draw per batch: the shared demonstration prefix is prefilled once, much faster)
-  --frames <n>         frames per video for msrvtt_qa (default 4)
+  --frames <n>         frames per video for msrvtt_qa (default: the model's resampler.max_num_frames, else 8)
   --skip-invalid       skip (and count) items whose image is missing or unreadable instead of failing
   --cache-dir <dir>    RICES feature cache (default <out>/cache)
   --quiet              no progress bar        --json   print the summary as one JSON line
@@ -215,7 +215,7 @@ export async function run(args: string[]): Promise<number> {
   }
   try {
     const { model, tokenizer } = loadModelDir(cfg.modelDir);
-    const dataset = loadTaskData(cfg.task, cfg.data, { skipInvalid: cfg.skipInvalid, frames: cfg.frames });
+    const dataset = loadTaskData(cfg.task, cfg.data, { skipInvalid: cfg.skipInvalid, frames: cfg.frames ?? framesForModel(model.config.resampler) });
     const bar = new ProgressBar(process.stderr, !cfg.quiet);
     const out = evaluateDataset(model, tokenizerCodec(tokenizer), dataset, {
       shots: cfg.shots, seeds: cfg.seeds, selection: cfg.selection, outDir: cfg.out, batchSize: cfg.batchSize,

@@ -1,20 +1,14 @@
 /**
  * Videos as frame sequences. A video is either a folder of frame images (PNG/JPEG, ordered by file
- * name with numeric runs compared as numbers, so frame2 < frame10) or, when `ffmpeg` is on PATH, a
- * video file that ffmpeg decodes to PNG frames in a temporary folder.
+ * name with numeric runs compared as numbers, so frame2 < frame10) or a video file decoded by the
+ * system's ffmpeg (src/data/ffmpeg.ts), frames sampled evenly over the clip.
  */
-import { accessSync, constants, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadImage, type DecodeOptions, type RgbImage } from './image.ts';
+import { VideoError, decodeVideoSync, isVideoFile, type VideoLimits } from './ffmpeg.ts';
 
-export class VideoError extends Error {
-  constructor(path: string, detail: string) {
-    super(`video ${path}: ${detail}`);
-    this.name = 'VideoError';
-  }
-}
+export { VideoError, findOnPath, isVideoFile, decodeVideo, decodeVideoSync, VIDEO_EXTENSIONS } from './ffmpeg.ts';
 
 export interface SampleOptions {
   /** Target frames per second; omit to keep every frame. */
@@ -65,26 +59,15 @@ export function listFrameFiles(dir: string): string[] {
   return files.map((f) => join(dir, f));
 }
 
-/** Absolute path of an executable on PATH, or null. */
-export function findOnPath(cmd: string): string | null {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const p = join(dir, cmd);
-    try {
-      accessSync(p, constants.X_OK);
-      if (statSync(p).isFile()) return p;
-    } catch {
-      // not here; keep looking
-    }
-  }
-  return null;
-}
+export interface LoadVideoOptions extends SampleOptions, DecodeOptions, VideoLimits {}
 
-export interface LoadVideoOptions extends SampleOptions, DecodeOptions {}
+/** Frames of a video when the caller does not say: the paper's 8 (Flamingo samples 8 frames per clip). */
+export const DEFAULT_VIDEO_FRAMES = 8;
 
 /**
- * Frames of a video folder or file. For a file, ffmpeg resamples to `fps` itself (default: the
- * file's own rate) and `maxFrames` then thins evenly; for a folder, `sourceFps` must be given with `fps`.
+ * Frames of a video folder or file. A folder keeps every frame, or samples `fps` (with `sourceFps`),
+ * then thins evenly to `maxFrames`. A file is sampled by ffmpeg: `maxFrames` (default 8) frames spread
+ * evenly over the clip (`fps` does not apply to files).
  */
 export function loadVideoFrames(path: string, options: LoadVideoOptions = {}): RgbImage[] {
   if (!existsSync(path)) throw new VideoError(path, 'does not exist');
@@ -92,21 +75,24 @@ export function loadVideoFrames(path: string, options: LoadVideoOptions = {}): R
     const files = sampleFrames(listFrameFiles(path), options);
     return files.map((f) => loadImage(f, options));
   }
-  const ffmpeg = findOnPath('ffmpeg');
-  if (!ffmpeg) {
-    throw new VideoError(path, 'decoding a video file needs ffmpeg on PATH (apt-get install ffmpeg), or pass a folder of frame images');
-  }
-  const dir = mkdtempSync(join(tmpdir(), 'flamingo-frames-'));
-  try {
-    const args = ['-nostdin', '-v', 'error', '-i', path];
-    if (options.fps !== undefined) args.push('-vf', `fps=${options.fps}`);
-    args.push('-f', 'image2', join(dir, 'frame_%06d.png'));
-    const r = spawnSync(ffmpeg, args, { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
-    if (r.error) throw new VideoError(path, `could not run ffmpeg: ${r.error.message}`);
-    if (r.status !== 0) throw new VideoError(path, `ffmpeg exited with ${r.status}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
-    const files = sampleFrames(listFrameFiles(dir), { maxFrames: options.maxFrames });
-    return files.map((f) => loadImage(f, options));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  if (options.fps !== undefined) throw new VideoError(path, 'fps applies to frame folders; a video file is sampled evenly to maxFrames frames');
+  return decodeVideoSync(path, { ...options, frames: options.maxFrames ?? DEFAULT_VIDEO_FRAMES });
+}
+
+/**
+ * Frames per video for a model: its resampler's frame-embedding count (max_num_frames; the paper's
+ * models sample 8), or DEFAULT_VIDEO_FRAMES when the model has no frame embedding.
+ */
+export function framesForModel(resampler: { max_num_frames: number | null }): number {
+  return resampler.max_num_frames ?? DEFAULT_VIDEO_FRAMES;
+}
+
+/**
+ * One media item from a path: a video file (by extension, see VIDEO_EXTENSIONS) or a folder of
+ * frames gives `frames` frames; any other file is a still image (one frame).
+ */
+export function loadMedia(path: string, frames: number, limits: VideoLimits = {}): RgbImage[] {
+  if (existsSync(path) && statSync(path).isDirectory()) return loadVideoFrames(path, { maxFrames: frames });
+  if (isVideoFile(path)) return decodeVideoSync(path, { ...limits, frames });
+  return [loadImage(path)];
 }

@@ -7,7 +7,7 @@
  *                     train_questions= train_annotations= train_images= train_pattern=
  *                     test_questions=  test_annotations=  test_images=  test_pattern=
  *   hateful_memes     train= test= (jsonl)  root= (folder `img` paths are relative to)  images=
- *   msrvtt_qa         train= test= (qa json)  videos= (folder of frame folders)
+ *   msrvtt_qa         train= test= (qa json)  videos= (folder of frame folders or video files)
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -116,7 +116,7 @@ export function loadTaskData(task: TaskName, values: readonly string[], opts: Lo
     case 'msrvtt_qa': {
       const support = need(p, 'train', find(d, ['train_qa.json']), 'training qa file (train_qa.json)');
       const query = need(p, 'test', find(d, ['test_qa.json', 'val_qa.json']), 'evaluation qa file (test_qa.json)');
-      const videos = need(p, 'videos', find(d, ['frames', 'videos']), 'folder of frame folders (frames/)');
+      const videos = need(p, 'videos', find(d, ['frames', 'videos']), 'folder of frame folders or video files (frames/ or videos/)');
       return loadMsrvttQa({ ...opts, support, query, videos });
     }
     default: {

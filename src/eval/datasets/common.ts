@@ -1,8 +1,8 @@
 /** Helpers shared by the loaders: JSON field access with file-naming errors, media refs, skip bookkeeping. */
 import { existsSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { loadImage } from '../../data/image.ts';
-import { listFrameFiles, sampleFrames } from '../../data/video.ts';
+import { VIDEO_EXTENSIONS, decodeVideoSync, isVideoFile, listFrameFiles, sampleFrames } from '../../data/video.ts';
 import { FormatError, readJsonFile } from '../formats.ts';
 import { DatasetError, type Id, type LoadOptions, type MediaRef, type SkippedItem } from './types.ts';
 
@@ -49,11 +49,32 @@ export function frameFolderRef(dir: string, frames: number): MediaRef {
   };
 }
 
-/** Media check at load time: every file exists (image) or is a non-empty folder (video). */
+/**
+ * A video file decoded by ffmpeg: `frames` frames sampled evenly over the clip (data/ffmpeg.ts). The
+ * key includes the frame count because it changes the pixels.
+ */
+export function videoFileRef(file: string, frames: number): MediaRef {
+  return { key: `video:${file}#${frames}`, files: [file], load: () => decodeVideoSync(file, { frames }) };
+}
+
+/**
+ * A video named `name` under `dir`: the folder dir/name (frame images), or the file dir/name when it
+ * has a video extension, or the first of dir/name.{mp4,webm,avi,gif,…} that exists. When none exists,
+ * the folder is the reference (its absence is reported as missing media).
+ */
+export function videoRef(dir: string, name: string, frames: number): MediaRef {
+  const base = join(dir, name);
+  if (existsSync(base) && statSync(base).isDirectory()) return frameFolderRef(base, frames);
+  if (isVideoFile(base)) return videoFileRef(base, frames);
+  for (const ext of VIDEO_EXTENSIONS) if (existsSync(base + ext)) return videoFileRef(base + ext, frames);
+  return frameFolderRef(base, frames);
+}
+
+/** Media check at load time: every file exists (image or video file) or is a non-empty folder (frames). */
 export function missingReason(ref: MediaRef): { file: string; reason: string } | null {
   for (const f of ref.files) {
     if (!existsSync(f)) return { file: f, reason: 'file not found' };
-    if (ref.key.startsWith('video:')) {
+    if (ref.key.startsWith('video:') && !isVideoFile(f)) {
       if (!statSync(f).isDirectory()) return { file: f, reason: 'not a folder of frames' };
       try {
         listFrameFiles(f);

@@ -1,7 +1,8 @@
 /**
  * MSRVTT-QA: qa json files [{video_id | video, question, answer, id?}] (train_qa.json, test_qa.json)
- * and a folder with one sub-folder of frame images per video. A numeric `video_id` 7010 names the
- * folder `video7010` (the MSR-VTT file naming); a string `video` is the folder name itself.
+ * and a videos folder holding, per video, either a sub-folder of frame images or a video file
+ * (video7010.mp4 as MSR-VTT ships them; webm, avi, gif, … too; decoded by ffmpeg). A numeric
+ * `video_id` 7010 names `video7010` (the MSR-VTT naming); a string `video` is the name itself.
  * Each video is ONE media item of F frames (paper: video as a sequence of frames into the resampler).
  *
  * Scoring: Flamingo reports top-1 accuracy. The results are written in VQA format; the generated
@@ -10,13 +11,13 @@
  */
 import { join } from 'node:path';
 import { DatasetError, type EvalDataset, type EvalItem, type Id, type LoadOptions, type SkippedItem, type VqaItem } from './types.ts';
-import { checkMedia, field, frameFolderRef, isArray, isObject, isString, readJson, writeJson } from './common.ts';
+import { checkMedia, field, isArray, isObject, isString, readJson, videoRef, writeJson } from './common.ts';
 import { vqaStyleFiles } from './vqa.ts';
 
 export interface MsrvttQaOptions extends LoadOptions {
   readonly support: string;
   readonly query: string;
-  /** Folder of per-video frame folders. */
+  /** Folder of per-video frame folders or video files. */
   readonly videos: string;
 }
 
@@ -47,7 +48,7 @@ function readSplit(file: string, opts: MsrvttQaOptions): (VqaItem & { video: str
     const id: Id = typeof raw.id === 'number' || typeof raw.id === 'string' ? raw.id : i;
     if (ids.has(JSON.stringify(id))) throw new DatasetError(file, `${where}: duplicate id ${JSON.stringify(id)}`);
     ids.add(JSON.stringify(id));
-    return { kind: 'video_qa' as const, id, media: frameFolderRef(join(opts.videos, video), frames), question, answers: [answer], video };
+    return { kind: 'video_qa' as const, id, media: videoRef(opts.videos, video, frames), question, answers: [answer], video };
   });
   if (items.length === 0) throw new DatasetError(file, 'no questions');
   return items;
