@@ -56,6 +56,42 @@ const ITEM_SIZE: Record<SafeDType, number> = {
 /** Largest header accepted; real headers are kilobytes, so anything larger is corruption or an attack. */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
+/**
+ * Deepest bracket nesting accepted in a header. A valid header nests 3 levels (object, entry, shape array);
+ * deeper JSON is malformed, and left unchecked it would overflow the stack of JSON.stringify in error messages.
+ */
+export const MAX_HEADER_DEPTH = 8;
+
+/** Most JSON values (commas + 1) accepted in a header: a 20k-tensor model needs ~200k; bounds parse memory. */
+export const MAX_HEADER_VALUES = 2_000_000;
+
+/**
+ * Scan the raw header bytes (strings skipped) for bracket depth and value count before JSON.parse builds anything.
+ * Byte-level is safe: UTF-8 continuation bytes never equal the ASCII structural characters.
+ */
+function checkHeaderShape(file: string, header: Uint8Array): void {
+  let depth = 0;
+  let values = 1;
+  let inString = false;
+  for (let i = 0; i < header.length; i++) {
+    const c = header[i]!;
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) { // [ {
+      if (++depth > MAX_HEADER_DEPTH) {
+        throw new SafetensorsError(file, `header JSON is nested deeper than ${MAX_HEADER_DEPTH} levels at byte ${8 + i} (a valid header nests 3)`);
+      }
+    } else if (c === 0x5d || c === 0x7d) depth--;
+    else if (c === 0x2c && ++values > MAX_HEADER_VALUES) {
+      throw new SafetensorsError(file, `header JSON has more than ${MAX_HEADER_VALUES} values (corrupt file?)`);
+    }
+  }
+}
+
 const LITTLE_ENDIAN_HOST = os.endianness() === 'LE';
 
 function isSafeDType(s: unknown): s is SafeDType {
@@ -272,6 +308,7 @@ export function parseSafetensors(buf: Buffer, file = '<buffer>'): SafetensorsFil
   if (headerLen > buf.length - 8) {
     throw new SafetensorsError(file, `header length ${headerLen} is larger than the ${buf.length - 8} bytes after it (truncated file?)`);
   }
+  checkHeaderShape(file, buf.subarray(8, 8 + headerLen));
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(buf.subarray(8, 8 + headerLen));

@@ -9,7 +9,11 @@
  *
  * Safety: the pickle is interpreted by a small VM that knows a fixed allow-list of globals (OrderedDict, tensor
  * rebuild functions, storage types). Any other global is refused with an error (or, with `allowUnknownGlobals`,
- * becomes an inert placeholder); nothing is ever executed.
+ * becomes an inert placeholder); nothing is ever executed. A small file must not make us allocate without bound,
+ * so reading runs under global budgets (`TorchBudgets`): bytes materialised beyond the file (inflated entries and
+ * strided / stride-0 copies, summed over all tensors), values created by the pickle (MARKs included), nesting depth
+ * (open MARKs and the finished object graph, which is walked iteratively; cycles are refused) and the inflated-to-
+ * compressed ratio of zip entries. Each exceeded budget is a TorchCheckpointError naming the file and the budget.
  * The legacy (pre-1.6, non-zip) format and TorchScript archives are refused.
  */
 import * as zlib from 'node:zlib';
@@ -127,7 +131,7 @@ function readZipDirectory(file: string, buf: Buffer): Map<string, ZipEntry> {
   return entries;
 }
 
-function zipEntryData(file: string, buf: Buffer, e: ZipEntry, verifyCrc: boolean): Buffer {
+function zipEntryData(file: string, buf: Buffer, e: ZipEntry, verifyCrc: boolean, budget: Budget): Buffer {
   const fail = (msg: string): never => { throw new TorchCheckpointError(file, `zip entry '${e.name}': ${msg}`); };
   const lo = e.localOffset;
   if (lo + 30 > buf.length || buf.readUInt32LE(lo) !== SIG_LOCAL) fail('local header missing');
@@ -140,6 +144,12 @@ function zipEntryData(file: string, buf: Buffer, e: ZipEntry, verifyCrc: boolean
     if (e.compressedSize !== e.size) fail(`stored entry has compressed size ${e.compressedSize} != size ${e.size}`);
     data = raw;
   } else if (e.method === 8) {
+    // Refuse from the declared sizes, before inflating; inflation is capped at the declared size.
+    if (e.size > RATIO_EXEMPT_BYTES && e.size > budget.maxRatio * Math.max(1, e.compressedSize)) {
+      fail(`declares ${e.size} bytes inflated from ${e.compressedSize} (ratio ${(e.size / Math.max(1, e.compressedSize)).toFixed(0)}, `
+        + `budget ${budget.maxRatio}: budgets.maxCompressionRatio); refusing a decompression bomb`);
+    }
+    spend(budget, e.size, `inflating zip entry '${e.name}'`);
     try {
       data = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, e.size) });
     } catch (err) {
@@ -199,10 +209,73 @@ const STORAGE_TYPES: Record<string, SafeDType> = {
 };
 
 /**
- * A strided tensor may legitimately be larger than its storage (stride 0 from `expand`), but a tiny file must not
- * make us allocate gigabytes: refuse to materialise more than this many bytes beyond 16x the storage size.
+ * Limits on what a checkpoint may make us build. The defaults are far above what torch.save writes for real models
+ * (multi-GB OpenFlamingo releases: stored, uncompressed storages viewed in place, a few thousand pickle values,
+ * nesting depth < 10) and far below what would exhaust memory.
  */
-const MAX_EXPANSION_BYTES = 256 * 1024 * 1024;
+export interface TorchBudgets {
+  /**
+   * Bytes allocated beyond the file buffer, summed over the whole checkpoint: inflated (deflate) zip entries,
+   * misaligned storages copied, and strided or stride-0 tensors materialised as contiguous copies.
+   * Default 128 MiB + 2 x the file size.
+   */
+  maxMaterializedBytes?: number;
+  /** Values the pickle may create (containers, strings, numbers, globals, call results, MARKs). Default 500,000
+   * (a state dict needs ~20 per tensor; each value costs up to ~300 bytes of JS heap). */
+  maxObjects?: number;
+  /** Open MARKs at once, and nesting depth of the unpickled object. Default 1000. */
+  maxDepth?: number;
+  /** Inflated / compressed size of a deflated zip entry (entries under 16 MiB inflated are exempt). Default 64. */
+  maxCompressionRatio?: number;
+}
+
+export const DEFAULT_TORCH_BUDGETS = {
+  baseMaterializedBytes: 128 * 1024 * 1024,
+  maxObjects: 500_000,
+  maxDepth: 1000,
+  maxCompressionRatio: 64,
+} as const;
+
+/** Deflated entries that inflate to less than this are never refused for their ratio (zeros compress ~1000:1). */
+const RATIO_EXEMPT_BYTES = 16 * 1024 * 1024;
+
+interface Budget {
+  file: string;
+  maxBytes: number;
+  bytes: number;
+  maxObjects: number;
+  maxDepth: number;
+  maxRatio: number;
+}
+
+function makeBudget(file: string, fileBytes: number, b: TorchBudgets = {}): Budget {
+  const check = (name: string, v: number | undefined, min: number): void => {
+    if (v !== undefined && !(typeof v === 'number' && v >= min && !Number.isNaN(v))) {
+      throw new TypeError(`readTorchObject: budgets.${name} must be a number >= ${min}, got ${String(v)}`);
+    }
+  };
+  check('maxMaterializedBytes', b.maxMaterializedBytes, 0);
+  check('maxObjects', b.maxObjects, 1);
+  check('maxDepth', b.maxDepth, 1);
+  check('maxCompressionRatio', b.maxCompressionRatio, 1);
+  return {
+    file,
+    maxBytes: b.maxMaterializedBytes ?? DEFAULT_TORCH_BUDGETS.baseMaterializedBytes + 2 * fileBytes,
+    bytes: 0,
+    maxObjects: b.maxObjects ?? DEFAULT_TORCH_BUDGETS.maxObjects,
+    maxDepth: b.maxDepth ?? DEFAULT_TORCH_BUDGETS.maxDepth,
+    maxRatio: b.maxCompressionRatio ?? DEFAULT_TORCH_BUDGETS.maxCompressionRatio,
+  };
+}
+
+/** Reserve `n` bytes of the materialisation budget before allocating them. */
+function spend(budget: Budget, n: number, what: string): void {
+  if (budget.bytes + n > budget.maxBytes) {
+    throw new TorchCheckpointError(budget.file, `${what} would bring the bytes materialised to ${budget.bytes + n}, over the `
+      + `budget of ${budget.maxBytes} (budgets.maxMaterializedBytes; a small file asking for this much is malformed)`);
+  }
+  budget.bytes += n;
+}
 
 const ITEM: Record<SafeDType, number> = {
   F64: 8, I64: 8, F32: 4, I32: 4, F16: 2, BF16: 2, I16: 2, U16: 2, U8: 1, I8: 1, BOOL: 1,
@@ -237,7 +310,8 @@ function describe(v: unknown): string {
 }
 
 /** Build a tensor from a storage: a zero-copy view when the layout is C-contiguous, else a contiguous copy. */
-function rebuildTensor(file: string, storage: unknown, offset: unknown, size: unknown, stride: unknown): Tensor {
+function rebuildTensor(budget: Budget, storage: unknown, offset: unknown, size: unknown, stride: unknown): Tensor {
+  const { file } = budget;
   const fail = (msg: string): never => { throw new TorchCheckpointError(file, `_rebuild_tensor_v2: ${msg}`); };
   if (!isStorage(storage)) fail(`expected a storage, got ${describe(storage)}`);
   const st = storage as Storage;
@@ -265,11 +339,9 @@ function rebuildTensor(file: string, storage: unknown, offset: unknown, size: un
     expect *= shape[k]!;
   }
   if (contiguous) return new Tensor(st.dtype, shape.slice(), st.data.subarray(off, off + numel));
-  const outBytes = numel * ITEM[st.dtype];
-  if (outBytes > MAX_EXPANSION_BYTES && outBytes > 16 * st.numel * ITEM[st.dtype]) {
-    fail(`refusing to materialise ${outBytes} bytes from storage '${st.key}' of ${st.numel} elements `
-      + `(size [${shape.join(', ')}], stride [${strides.join(', ')}])`);
-  }
+  // Counted over all tensors: twelve stride-0 expansions of one element must not add up to gigabytes.
+  spend(budget, numel * ITEM[st.dtype], `materialising tensor of size [${shape.join(', ')}] stride [${strides.join(', ')}] `
+    + `from storage '${st.key}' of ${st.numel} elements`);
   // Strided (e.g. a saved transpose): gather in C order with an odometer over the multi-index.
   const src = st.data as unknown as { [i: number]: number | bigint };
   const out = new ARRAY_FOR[st.dtype](numel);
@@ -287,7 +359,8 @@ function rebuildTensor(file: string, storage: unknown, offset: unknown, size: un
   return new Tensor(st.dtype, shape.slice(), out);
 }
 
-function makeGlobals(file: string): Map<string, PyCallable | StorageType> {
+function makeGlobals(budget: Budget): Map<string, PyCallable | StorageType> {
+  const { file } = budget;
   const g = new Map<string, PyCallable | StorageType>();
   const add = (q: string, fn: (args: unknown[]) => unknown): void => { g.set(q, new PyCallable(q, fn)); };
   add('collections.OrderedDict', (args) => {
@@ -299,11 +372,11 @@ function makeGlobals(file: string): Map<string, PyCallable | StorageType> {
   });
   add('torch._utils._rebuild_tensor_v2', (a) => {
     if (a.length < 4) throw new TorchCheckpointError(file, `_rebuild_tensor_v2 needs at least 4 arguments, got ${a.length}`);
-    return rebuildTensor(file, a[0], a[1], a[2], a[3]);
+    return rebuildTensor(budget, a[0], a[1], a[2], a[3]);
   });
   add('torch._utils._rebuild_tensor', (a) => {
     if (a.length !== 4) throw new TorchCheckpointError(file, `_rebuild_tensor needs 4 arguments, got ${a.length}`);
-    return rebuildTensor(file, a[0], a[1], a[2], a[3]);
+    return rebuildTensor(budget, a[0], a[1], a[2], a[3]);
   });
   add('torch._utils._rebuild_parameter', (a) => {
     if (!(a[0] instanceof Tensor)) throw new TorchCheckpointError(file, `_rebuild_parameter: expected a tensor, got ${describe(a[0])}`);
@@ -315,14 +388,80 @@ function makeGlobals(file: string): Map<string, PyCallable | StorageType> {
 
 interface PickleContext {
   file: string;
+  budget: Budget;
   allowUnknownGlobals: boolean;
   loadStorage(type: StorageType, key: string, numel: number): Storage;
 }
 
+/** Opcodes that only move, memoise or mutate existing values (everything else creates one, MARK included). */
+const NON_CREATING_OPS = new Set([
+  0x80, 0x95, 0x2e, // PROTO, FRAME, STOP
+  0x71, 0x72, 0x94, 0x70, 0x68, 0x6a, 0x67, // BINPUT, LONG_BINPUT, MEMOIZE, PUT, BINGET, LONG_BINGET, GET
+  0x30, 0x31, 0x32, // POP, POP_MARK, DUP
+  0x61, 0x65, 0x73, 0x75, 0x62, // APPEND, APPENDS, SETITEM, SETITEMS, BUILD
+]);
+
+/** Containers whose children the graph walk visits (tensors, storages and scalars are leaves). */
+function children(v: unknown): unknown[] | undefined {
+  if (v instanceof PyDict) {
+    const out: unknown[] = [];
+    for (const [k, x] of v) out.push(k, x);
+    if (v.attrs !== undefined) out.push(v.attrs);
+    return out;
+  }
+  if (Array.isArray(v)) return v;
+  if (v instanceof PyOpaque) return [v.args, v.state];
+  return undefined;
+}
+
+/**
+ * Walk the unpickled object iteratively (no JS recursion, so no stack overflow) and refuse a container that
+ * contains itself or a longest path of containers over maxDepth (shared values included, so a caller's recursive
+ * walk is bounded by maxDepth too). Each container is visited once.
+ */
+function checkGraph(file: string, root: unknown, maxDepth: number): void {
+  const height = new Map<unknown, number>(); // finished containers: longest chain of containers below, itself included
+  const onPath = new Set<unknown>();
+  const path: { node: unknown; kids: unknown[]; next: number; height: number }[] = [];
+  const tooDeep = (): never => {
+    throw new TorchCheckpointError(file, `data.pkl: objects nested deeper than ${maxDepth} levels (budgets.maxDepth)`);
+  };
+  // Visit v as a child of the top frame: either fold in its known height or descend into it.
+  const visit = (v: unknown): void => {
+    const kids = children(v);
+    if (kids === undefined) return;
+    const h = height.get(v);
+    if (h !== undefined) {
+      const parent = path[path.length - 1];
+      if (parent && h + 1 > parent.height) parent.height = h + 1;
+      if (path.length + h > maxDepth) tooDeep();
+      return;
+    }
+    if (onPath.has(v)) throw new TorchCheckpointError(file, `data.pkl: ${describe(v)} contains itself (a reference cycle); refusing it`);
+    if (path.length >= maxDepth) tooDeep();
+    onPath.add(v);
+    path.push({ node: v, kids, next: 0, height: 1 });
+  };
+  visit(root);
+  while (path.length > 0) {
+    const top = path[path.length - 1]!;
+    if (top.next < top.kids.length) {
+      visit(top.kids[top.next++]);
+      continue;
+    }
+    path.pop();
+    onPath.delete(top.node);
+    height.set(top.node, top.height);
+    const parent = path[path.length - 1];
+    if (parent && top.height + 1 > parent.height) parent.height = top.height + 1;
+  }
+}
+
 /** Interpret a pickle (protocols 0-5 binary subset used by torch.save). Never executes anything. */
 function unpickle(data: Uint8Array, ctx: PickleContext): unknown {
-  const { file } = ctx;
-  const globals = makeGlobals(file);
+  const { file, budget } = ctx;
+  const globals = makeGlobals(budget);
+  let objects = 0;
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const memo = new Map<number, unknown>();
   const metastack: unknown[][] = [];
@@ -399,14 +538,23 @@ function unpickle(data: Uint8Array, ctx: PickleContext): unknown {
   for (;;) {
     opPos = pos;
     const op = u8();
+    if (!NON_CREATING_OPS.has(op) && ++objects > budget.maxObjects) {
+      fail(`more than ${budget.maxObjects} pickle values (budgets.maxObjects); refusing to build them`);
+    }
     switch (op) {
       case 0x80: { const proto = u8(); if (proto > 5) fail(`unsupported pickle protocol ${proto}`); break; } // PROTO
       case 0x95: u64n(); break; // FRAME: framing is only a read-ahead hint
       case 0x2e: { // STOP
         if (stack.length !== 1 || metastack.length !== 0) fail(`STOP with ${stack.length} items on the stack`);
+        checkGraph(file, stack[0], budget.maxDepth);
         return stack[0];
       }
-      case 0x28: metastack.push(stack); stack = []; break; // MARK
+      case 0x28: { // MARK
+        if (metastack.length >= budget.maxDepth) fail(`more than ${budget.maxDepth} nested MARKs (budgets.maxDepth)`);
+        metastack.push(stack);
+        stack = [];
+        break;
+      }
       case 0x7d: stack.push(new PyDict()); break; // EMPTY_DICT
       case 0x5d: stack.push([]); break; // EMPTY_LIST
       case 0x29: stack.push([]); break; // EMPTY_TUPLE
@@ -501,6 +649,8 @@ export interface TorchReadOptions {
    * inert PyOpaque placeholders instead of failing (default false). They are still never executed.
    */
   allowUnknownGlobals?: boolean;
+  /** Limits on bytes, values, depth and compression ratio (see TorchBudgets for the defaults). */
+  budgets?: TorchBudgets;
 }
 
 /** Unpickle the object stored in a torch zip checkpoint (dicts are PyDict, tensors TorchTensor, tuples/lists arrays). */
@@ -516,6 +666,7 @@ export function readTorchObject(file: string, options: TorchReadOptions = {}): u
   }
   if (buf.length < 4 || buf.readUInt32LE(0) !== SIG_LOCAL) throw new TorchCheckpointError(file, 'not a zip file (torch.save zip format expected)');
   const verifyCrc = options.verifyCrc ?? true;
+  const budget = makeBudget(file, buf.length, options.budgets);
   const entries = readZipDirectory(file, buf);
   const pkls = [...entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
   if (pkls.length !== 1) {
@@ -525,12 +676,13 @@ export function readTorchObject(file: string, options: TorchReadOptions = {}): u
   const prefix = pkls[0]!.slice(0, -'data.pkl'.length);
   const byteorder = entries.get(`${prefix}byteorder`);
   if (byteorder) {
-    const order = zipEntryData(file, buf, byteorder, verifyCrc).toString('latin1').trim();
+    const order = zipEntryData(file, buf, byteorder, verifyCrc, budget).toString('latin1').trim();
     if (order !== 'little') throw new TorchCheckpointError(file, `byteorder '${order}' is not supported`);
   }
   const storages = new Map<string, Storage>();
   const ctx: PickleContext = {
     file,
+    budget,
     allowUnknownGlobals: options.allowUnknownGlobals ?? false,
     loadStorage(type, key, numel) {
       const cached = storages.get(key);
@@ -540,12 +692,13 @@ export function readTorchObject(file: string, options: TorchReadOptions = {}): u
       }
       const e = entries.get(`${prefix}data/${key}`);
       if (!e) throw new TorchCheckpointError(file, `storage record '${prefix}data/${key}' is missing`);
-      const raw = zipEntryData(file, buf, e, verifyCrc);
+      const raw = zipEntryData(file, buf, e, verifyCrc, budget);
       const item = ITEM[type.dtype];
       if (raw.length !== numel * item) {
         throw new TorchCheckpointError(file, `storage '${key}' (${type.qualname}) has ${raw.length} bytes, expected ${numel} x ${item}`);
       }
       const Ctor = ARRAY_FOR[type.dtype];
+      if (raw.byteOffset % item !== 0) spend(budget, raw.length, `copying misaligned storage '${key}'`);
       const data = raw.byteOffset % item === 0
         ? new Ctor(raw.buffer, raw.byteOffset, numel)
         : new Ctor(new Uint8Array(raw).buffer, 0, numel); // misaligned: copy this storage only
@@ -554,7 +707,7 @@ export function readTorchObject(file: string, options: TorchReadOptions = {}): u
       return st;
     },
   };
-  return unpickle(zipEntryData(file, buf, entries.get(pkls[0]!)!, verifyCrc), ctx);
+  return unpickle(zipEntryData(file, buf, entries.get(pkls[0]!)!, verifyCrc, budget), ctx);
 }
 
 /**
@@ -570,16 +723,23 @@ export function readTorchCheckpoint(file: string, options: TorchReadOptions = {}
     const inner = root.get(key);
     if (inner instanceof PyDict) { root = inner; break; }
   }
+  // Iterative, and bounded: the graph is acyclic and at most maxDepth deep (checked when unpickling), but shared
+  // dicts could still multiply the names (a diamond at every level), so the names produced are counted too.
   const out = new Map<string, TorchTensor>();
-  const walk = (d: PyDict, prefix: string): void => {
-    for (const [k, v] of d) {
-      if (typeof k !== 'string' && typeof k !== 'number') continue;
-      const name = `${prefix}${k}`;
-      if (v instanceof Tensor) out.set(name, v);
-      else if (v instanceof PyDict) walk(v, `${name}.`);
-    }
-  };
-  walk(root as PyDict, '');
+  const maxNames = options.budgets?.maxObjects ?? DEFAULT_TORCH_BUDGETS.maxObjects;
+  let names = 0;
+  const todo: [Iterator<[unknown, unknown]>, string][] = [[(root as PyDict).entries(), '']];
+  while (todo.length > 0) {
+    const [it, prefix] = todo[todo.length - 1]!;
+    const r = it.next();
+    if (r.done) { todo.pop(); continue; }
+    const [k, v] = r.value;
+    if (typeof k !== 'string' && typeof k !== 'number') continue;
+    if (++names > maxNames) throw new TorchCheckpointError(file, `more than ${maxNames} names in the state dict (budgets.maxObjects)`);
+    const name = `${prefix}${k}`;
+    if (v instanceof Tensor) out.set(name, v);
+    else if (v instanceof PyDict) todo.push([v.entries(), `${name}.`]);
+  }
   return out;
 }
 
