@@ -4,13 +4,14 @@
  * into a model with one clear report of missing / unexpected / mis-shaped tensors, and saving a
  * model directory (weights.safetensors + config.json) atomically.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from './safetensors.ts';
 import { readTorchCheckpoint, torchTensorToFloat32 } from './torch-pickle.ts';
 import { type LoadReport, StateDictError, formatLoadReport } from '../nn/module.ts';
 import { Flamingo } from '../model/flamingo.ts';
 import { validateFlamingoConfig, type FlamingoConfig } from '../model/config.ts';
+import { checkModelSize } from '../model/size.ts';
 
 export interface WeightEntry {
   shape: readonly number[];
@@ -117,8 +118,13 @@ export function readFlamingoConfig(dir: string): FlamingoConfig {
 
 /** Build a Flamingo from a directory written by saveFlamingo (or config.json + an OpenFlamingo checkpoint). */
 export function loadFlamingo(dir: string, weightsFile = 'weights.safetensors'): Flamingo {
-  const model = new Flamingo(readFlamingoConfig(dir));
-  loadFlamingoWeights(model, join(dir, weightsFile));
+  const config = readFlamingoConfig(dir);
+  const weights = join(dir, weightsFile);
+  // Both checked before the model is built: a config far larger than its weights is refused without allocating.
+  if (!existsSync(weights)) throw new CheckpointError(`checkpoint file not found: ${weights}`);
+  checkModelSize(config, { weights: { bytes: statSync(weights).size, file: weights }, source: join(dir, 'config.json') });
+  const model = new Flamingo(config);
+  loadFlamingoWeights(model, weights);
   return model;
 }
 

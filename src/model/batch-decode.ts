@@ -13,6 +13,7 @@ import { noGrad } from '../engine/index.ts';
 import { Rng } from '../engine/rng.ts';
 import { type Flamingo, type FlamingoState, FlamingoInputError } from './flamingo.ts';
 import { argmax, sampleRow, selectStateRows, prefill, decodeStep, type GenerationConfig } from './generate.ts';
+import { GenerationOptionError, validateGenerationConfig } from './generation-options.ts';
 
 export interface DecodeRow {
   /** Prompt token ids (with <image> markers). */
@@ -65,7 +66,18 @@ export class BatchDecoder {
     this.promptLength = Math.max(...rows.map((r) => r.ids.length));
     rows.forEach((r, i) => {
       if (r.ids.length === 0) throw new FlamingoInputError(`row ${i}: the prompt is empty`);
-      if (!Number.isInteger(r.maxNewTokens) || r.maxNewTokens < 1) throw new FlamingoInputError(`row ${i}: maxNewTokens must be an integer ≥ 1, got ${r.maxNewTokens}`);
+      // The same option checks as generate(): the server's rows get the same messages as the CLI and the library.
+      try {
+        validateGenerationConfig({
+          maxNewTokens: r.maxNewTokens, strategy: r.sample ? 'sample' : 'greedy', temperature: r.temperature, topK: r.topK,
+          topP: r.topP, seed: r.seed, stopAtEoc: r.stopAtEoc, stopTokens: r.stopTokens,
+        }, { vocabSize: cfg.lm.vocab_size, maxPositions: maxLen });
+      } catch (e) {
+        if (e instanceof GenerationOptionError) throw new GenerationOptionError(`row ${i}: ${e.message}`);
+        throw e;
+      }
+      const bad = r.ids.findIndex((t) => !(Number.isInteger(t) && t >= 0 && t < cfg.lm.vocab_size));
+      if (bad >= 0) throw new FlamingoInputError(`row ${i}: prompt token id ${r.ids[bad]} at position ${bad} is outside the model's vocabulary [0, ${cfg.lm.vocab_size})`);
       const markers = r.ids.filter((t) => t === mid).length;
       if (markers !== r.pixels.length) throw new FlamingoInputError(`row ${i}: ${markers} <image> marker(s) but ${r.pixels.length} image(s)`);
       // Left padding puts every row at the batch's length, so each row must fit from there.

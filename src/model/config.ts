@@ -154,8 +154,9 @@ export function validateFlamingoConfig(cfg: unknown): FlamingoConfig {
   const lm = validateLM(section(cfg, 'lm'));
   const f = section(cfg, 'flamingo');
   posInt('flamingo', f, 'cross_attn_every_n_layers');
-  for (const k of ['media_token_id', 'eoc_token_id', 'pad_token_id']) {
+  for (const k of ['media_token_id', 'eoc_token_id', 'pad_token_id', 'eos_token_id']) {
     const v = f[k];
+    if (k === 'eos_token_id' && v === undefined) continue; // optional
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= lm.vocab_size) {
       throw new ConfigError(`flamingo.${k} must be a token id in [0, ${lm.vocab_size}), got ${JSON.stringify(v)}`);
     }

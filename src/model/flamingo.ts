@@ -13,6 +13,7 @@ import { Rng } from '../engine/rng.ts';
 import { Module } from '../nn/module.ts';
 import { SkipInitRng } from '../nn/skeleton.ts';
 import { type FlamingoConfig, gatedLayerIndices, validateFlamingoConfig } from './config.ts';
+import { checkModelSize } from './size.ts';
 import { VisionTransformer } from './vit.ts';
 import { PerceiverResampler } from './resampler.ts';
 import { GatedCrossAttentionBlock, textTime, type MediaKV, type XAttnTrace } from './gated-xattn.ts';
@@ -89,6 +90,7 @@ export class Flamingo extends Module {
   constructor(config: FlamingoConfig, seed = 0, opts: { init?: boolean } = {}) {
     super();
     this.config = validateFlamingoConfig(config);
+    checkModelSize(this.config); // before any parameter is allocated
     const rng = opts.init === false ? new SkipInitRng() : new Rng(seed);
     this.vision_encoder = this.child('vision_encoder', new VisionTransformer(this.config.vision, rng.fork('vision')));
     this.perceiver = this.child('perceiver', new PerceiverResampler(this.config.resampler, rng.fork('perceiver')));

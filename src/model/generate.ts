@@ -10,6 +10,7 @@ import { Tensor, intTensor } from '../engine/tensor.ts';
 import { noGrad, concat, indexSelect } from '../engine/index.ts';
 import { Rng } from '../engine/rng.ts';
 import { type Flamingo, type FlamingoState, FlamingoInputError } from './flamingo.ts';
+import { validateGenerationConfig } from './generation-options.ts';
 import type { XAttnTrace } from './gated-xattn.ts';
 
 export interface GenerationConfig {
@@ -214,8 +215,9 @@ export function decodeStep(model: Flamingo, state: FlamingoState, tokens: number
 
 export function generate(model: Flamingo, prompt: PromptInput, cfg: GenerationConfig): GenerationOutput {
   return noGrad(() => {
+    validateGenerationConfig(cfg, { vocabSize: model.config.lm.vocab_size, maxPositions: model.config.lm.max_position_embeddings });
+    checkPromptIds(prompt, model.config.lm.vocab_size);
     const strategy = cfg.strategy ?? ((cfg.numBeams ?? 1) > 1 ? 'beam' : 'greedy');
-    if (!(cfg.maxNewTokens >= 1)) throw new FlamingoInputError(`maxNewTokens must be ≥ 1, got ${cfg.maxNewTokens}`);
     const maxLen = model.config.lm.max_position_embeddings;
     const L = prompt.prefilled ? prompt.prefilled.state.length : prompt.inputIds.shape[1]!;
     if (maxLen !== undefined && L + cfg.maxNewTokens > maxLen) {
@@ -226,6 +228,17 @@ export function generate(model: Flamingo, prompt: PromptInput, cfg: GenerationCo
     if (strategy === 'beam') return beamSearch(model, prompt, cfg);
     return greedyOrSample(model, prompt, cfg, strategy === 'sample');
   });
+}
+
+/** Every prompt token id must index the embedding table (an id out of range would read past it). */
+function checkPromptIds(prompt: PromptInput, V: number): void {
+  const ids = prompt.inputIds.data as ArrayLike<number>;
+  for (let i = 0; i < ids.length; i++) {
+    const t = ids[i]!;
+    if (!(Number.isInteger(t) && t >= 0 && t < V)) {
+      throw new FlamingoInputError(`prompt token id ${t} at position ${i} is outside the model's vocabulary [0, ${V})`);
+    }
+  }
 }
 
 function stopSet(model: Flamingo, cfg: GenerationConfig): Set<number> {
