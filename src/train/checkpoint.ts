@@ -1,13 +1,14 @@
 /**
  * Training checkpoints in a stage directory: `ckpt-00000120.safetensors` (model weights as `model/<name>`,
  * AdamW moments as `optim/<name>.exp_avg|exp_avg_sq`) and `ckpt-00000120.json` (step, rng states, data cursors,
- * config hash, byte size of the weights file). Both are written atomically (temp file, fsync, rename, fsync of
+ * config hash, byte size and SHA-256 of the weights file). Both are written atomically (temp file, fsync, rename, fsync of
  * the directory) and the JSON goes last: it is the commit record, so a checkpoint without one never counts.
- * Old checkpoints are pruned only after the new one is committed.
+ * Old checkpoints are pruned only after the new one is committed. Resuming verifies the checksum, so a weights file
+ * damaged in place (same size, different bytes) is skipped for the newest intact checkpoint, and the skip is reported.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import type { Module } from '../nn/module.ts';
 import type { AdamW } from './optim.ts';
@@ -30,6 +31,8 @@ export interface CheckpointState {
   cursors: Record<string, Cursor>;
   /** Size of the weights file, checked on load (a torn file is never trusted). */
   weightsBytes: number;
+  /** SHA-256 (hex) of the weights file, checked on resume (records written before it existed lack it). */
+  weightsSha256?: string;
   weightsFile: string;
   savedAt: string;
 }
@@ -71,27 +74,61 @@ export function listCheckpoints(dir: string): { step: number; json: string }[] {
     .sort((a, b) => a.step - b.step);
 }
 
-function readValid(dir: string, json: string): CheckpointState | null {
+/** SHA-256 of a file, read in 4 MiB pieces (checkpoints can be larger than one Buffer). */
+export function sha256File(file: string): string {
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(4 << 20);
+  const fd = openSync(file, 'r');
   try {
-    const st = JSON.parse(readFileSync(json, 'utf8')) as CheckpointState;
-    const w = join(dir, st.weightsFile);
-    return existsSync(w) && statSync(w).size === st.weightsBytes ? st : null;
-  } catch {
-    return null; // unreadable commit record
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) h.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
   }
+  return h.digest('hex');
 }
 
-/** Committed checkpoints whose weights file is complete, oldest first. */
+/**
+ * The commit record if it and its weights file are complete, else why not. `verify` also checks the weights'
+ * SHA-256 (reads the whole file: done on resume, not on every prune).
+ */
+function inspect(dir: string, json: string, verify: boolean): CheckpointState | string {
+  let st: CheckpointState;
+  try {
+    st = JSON.parse(readFileSync(json, 'utf8')) as CheckpointState;
+  } catch (e) {
+    return `commit record ${json} is unreadable (${(e as Error).message})`;
+  }
+  if (typeof st !== 'object' || st === null || typeof st.weightsFile !== 'string' || typeof st.weightsBytes !== 'number') return `commit record ${json} is malformed`;
+  const w = join(dir, st.weightsFile);
+  if (!existsSync(w)) return `${w} is missing`;
+  const size = statSync(w).size;
+  if (size !== st.weightsBytes) return `${w} has ${size} bytes, its commit record says ${st.weightsBytes} (torn write)`;
+  if (verify && st.weightsSha256 !== undefined && sha256File(w) !== st.weightsSha256) {
+    return `${w} does not match the SHA-256 in its commit record (damaged in place)`;
+  }
+  return st;
+}
+
+function readValid(dir: string, json: string): CheckpointState | null {
+  const r = inspect(dir, json, false);
+  return typeof r === 'string' ? null : r;
+}
+
+/** Committed checkpoints whose weights file is complete (size checked), oldest first. */
 export function validCheckpoints(dir: string): CheckpointState[] {
   return listCheckpoints(dir).map((c) => readValid(dir, c.json)).filter((s): s is CheckpointState => s !== null);
 }
 
-/** Newest committed checkpoint whose weights file is complete, or null (falls back past damaged ones). */
-export function latestCheckpoint(dir: string): CheckpointState | null {
+/**
+ * Newest committed checkpoint whose weights file is complete and matches its checksum, or null. Damaged ones are
+ * skipped for older ones, each reported through `onSkip` (what is wrong, and the step it falls back past).
+ */
+export function latestCheckpoint(dir: string, onSkip?: (message: string) => void): CheckpointState | null {
   const all = listCheckpoints(dir);
   for (let i = all.length - 1; i >= 0; i--) {
-    const st = readValid(dir, all[i]!.json);
-    if (st) return st;
+    const r = inspect(dir, all[i]!.json, true);
+    if (typeof r !== 'string') return r;
+    onSkip?.(`checkpoint step ${all[i]!.step} skipped: ${r}; ${i > 0 ? 'trying the previous one' : 'no older checkpoint left'}`);
   }
   return null;
 }
@@ -100,7 +137,7 @@ export interface SaveOptions {
   dir: string;
   model: Module;
   optimizer: AdamW;
-  state: Omit<CheckpointState, 'weightsBytes' | 'weightsFile' | 'savedAt'>;
+  state: Omit<CheckpointState, 'weightsBytes' | 'weightsSha256' | 'weightsFile' | 'savedAt'>;
   keep: number;
 }
 
@@ -116,7 +153,9 @@ export function saveCheckpoint(o: SaveOptions): CheckpointState {
   const s = stem(o.state.step);
   const weightsFile = `${s}.safetensors`;
   writeSafetensors(join(o.dir, weightsFile), tensors, { stage: o.state.stage, step: String(o.state.step) });
-  const full: CheckpointState = { ...o.state, weightsFile, weightsBytes: statSync(join(o.dir, weightsFile)).size, savedAt: new Date().toISOString() };
+  const w = join(o.dir, weightsFile);
+  // Hashed from the file as written (what a resume will read), before the commit record makes it count.
+  const full: CheckpointState = { ...o.state, weightsFile, weightsBytes: statSync(w).size, weightsSha256: sha256File(w), savedAt: new Date().toISOString() };
   atomicWrite(join(o.dir, `${s}.json`), JSON.stringify(full, null, 1) + '\n');
   prune(o.dir, o.keep);
   return full;

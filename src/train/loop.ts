@@ -54,6 +54,8 @@ export interface LoopOptions {
   /** Progress bar on stderr (default true). */
   progress?: boolean;
   logEvery?: number;
+  /** Where status lines go (which checkpoint is resumed, which were skipped as damaged); default stderr. */
+  log?: (line: string) => void;
   /** Stop (as if killed) once this many steps are complete; a checkpoint is written first. For tests. */
   stopAfter?: number;
 }
@@ -81,7 +83,8 @@ export function runLoop(o: LoopOptions): LoopResult {
   let start = 0;
   const log = new MetricsLog(join(o.dir, 'metrics.jsonl'));
 
-  const ck = latestCheckpoint(o.dir);
+  const say = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const ck = latestCheckpoint(o.dir, (m) => say(`${o.stage}: ${m}`));
   if (ck && !o.resume) throw new TrainingError(o.stage, `${o.dir} already holds checkpoints; pass --resume to continue or use a new --out`);
   if (ck) {
     if (ck.configHash !== o.configHash) {
@@ -89,6 +92,7 @@ export function runLoop(o: LoopOptions): LoopResult {
     }
     loadCheckpoint(o.dir, ck, o.model, opt);
     rng.setState(ck.rng);
+    say(`${o.stage}: resuming from checkpoint step ${ck.step}`);
     cursors = ck.cursors;
     start = ck.step;
     log.truncate(start);

@@ -81,7 +81,7 @@ export function trainFromConfig(cfg: TrainConfig, opts: RunOptions): RunResult {
     atomicWrite(tokFile, JSON.stringify(tok.toHuggingFace()));
     log(`tokenizer: ${tok.vocabSize} tokens (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   }
-  const common = { outDir: out, tokenizer: tok, resume, progress: opts.progress, baseDir: opts.baseDir, sources: opts.sources };
+  const common = { outDir: out, tokenizer: tok, resume, progress: opts.progress, baseDir: opts.baseDir, sources: opts.sources, log };
   const stages: RunResult['stages'] = {};
 
   let vision: Weights | null = null;

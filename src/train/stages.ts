@@ -39,6 +39,8 @@ export interface StageOptions {
   baseDir?: string;
   /** Stop once this many steps of the stage are done (checkpoint first), as if killed. For tests. */
   stopAfter?: number;
+  /** Status lines (resume decisions); default stderr. */
+  log?: (line: string) => void;
 }
 
 export type Weights = Map<string, { shape: readonly number[]; data: Float32Array }>;
@@ -107,6 +109,7 @@ function run(name: StageName, cfg: TrainConfig, opts: StageOptions, model: Modul
     progress: opts.progress,
     logEvery: s.log_every,
     stopAfter: opts.stopAfter,
+    log: opts.log,
   });
 }
 
