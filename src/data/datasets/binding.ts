@@ -9,7 +9,7 @@
  */
 import { Rng } from '../../engine/rng.ts';
 import { fashionMnistImage, loadFashionMnist, FASHION_MNIST_CLASSES, type FashionMnist } from '../fashion-mnist.ts';
-import { inventNames } from '../synthetic/names.ts';
+import { drawNames, isNameInventory, NAME_INVENTORIES, type NameInventory } from '../synthetic/inventories.ts';
 import { randomHorizontalFlip, randomResizedCrop, type RgbImage } from '../image.ts';
 import { renderScene } from '../synthetic/render.ts';
 import { sampleSceneWith } from '../synthetic/scene.ts';
@@ -75,6 +75,8 @@ export interface BindingOptions {
    * augmented view of it (random crop of 70–100% of the area, flip).
    */
   concepts?: 'classes' | 'instances';
+  /** Name inventory (src/data/synthetic/inventories.ts; default `generator`). */
+  names?: NameInventory;
 }
 
 /** An augmented view (crop + flip), reproducible from `r`. */
@@ -94,6 +96,7 @@ export function fashionBinding(opts: BindingOptions): DocSource {
   const ways = opts.ways ?? [2, 5];
   const shots = opts.shots ?? [1, 3];
   const instances = opts.concepts === 'instances';
+  const inventory = checkNames(opts.name, opts.names);
   if (opts.concepts !== undefined && opts.concepts !== 'classes' && !instances) {
     throw new DatasetError(opts.name, `concepts must be "classes" or "instances", got ${JSON.stringify(opts.concepts)}`);
   }
@@ -104,7 +107,7 @@ export function fashionBinding(opts: BindingOptions): DocSource {
     const w = range(r, ways);
     const k = range(r, shots);
     const chosen = instances ? distinctPhotos(r, byClass, classes, w) : r.shuffle([...classes]).slice(0, w);
-    const names = inventNames(r, w);
+    const names = drawNames(r, w, inventory);
     const items = episodeOrder(r, w, k);
     const chunks: RawChunk[] = [];
     for (const [j, a] of items.entries()) {
@@ -129,6 +132,8 @@ export interface SceneBindingOptions {
   ways?: [number, number];
   shots?: [number, number];
   world?: SyntheticWorldOptions;
+  /** Name inventory (default `generator`). */
+  names?: NameInventory;
 }
 
 /**
@@ -142,6 +147,7 @@ export function sceneBinding(opts: SceneBindingOptions): DocSource {
   const ways = opts.ways ?? [2, 5];
   const shots = opts.shots ?? [1, 3];
   const cfg = resolveConfig(opts.world);
+  const inventory = checkNames(opts.name, opts.names);
   const concepts: Array<[ShapeName, ColourName]> = [];
   for (const shape of cfg.shapes) for (const colour of cfg.colours) concepts.push([shape, colour]);
   if (ways[1] > concepts.length) throw new DatasetError(opts.name, `${ways[1]}-way episodes need ${ways[1]} concepts, the world has ${concepts.length}`);
@@ -150,7 +156,7 @@ export function sceneBinding(opts: SceneBindingOptions): DocSource {
     const w = range(r, ways);
     const k = range(r, shots);
     const chosen = r.shuffle([...concepts]).slice(0, w);
-    const names = inventNames(r, w);
+    const names = drawNames(r, w, inventory);
     const items = episodeOrder(r, w, k);
     const chunks: RawChunk[] = [];
     for (const [j, a] of items.entries()) {
@@ -163,6 +169,12 @@ export function sceneBinding(opts: SceneBindingOptions): DocSource {
     }
     return { key: `${opts.name}:${i}`, chunks };
   });
+}
+
+function checkNames(name: string, names: unknown): NameInventory {
+  if (names === undefined) return 'generator';
+  if (!isNameInventory(names)) throw new DatasetError(name, `names must be one of ${NAME_INVENTORIES.join(', ')}, got ${JSON.stringify(names)}`);
+  return names;
 }
 
 /** Way index of every item of a w-way k-shot episode: the k·w supports shuffled, then the query. */
@@ -222,6 +234,12 @@ export interface TextBindingOptions {
    * each episode draws its own in [0, max]), so the LM tolerates cross-attention writing to them.
    */
   vector_spread?: number;
+  /**
+   * Name inventory (default `generator`). `training` draws names of any syllable inventory, letter strings,
+   * real words, capitals, digits and two-word names, so the binding circuit the LM learns copies whatever
+   * tokens followed the matching key instead of producing names of one style.
+   */
+  names?: NameInventory;
 }
 
 /**
@@ -245,6 +263,7 @@ export function textBinding(opts: TextBindingOptions): DocSource {
   const norm = opts.vector_norm ?? 2;
   const maxNoise = opts.vector_noise ?? 0.6;
   const maxSpread = opts.vector_spread ?? 1;
+  const inventory = checkNames(opts.name, opts.names);
   if (!(norm > 0) || !(maxNoise >= 0) || !(maxSpread >= 0)) {
     throw new DatasetError(opts.name, `vector_norm must be > 0, vector_noise and vector_spread >= 0, got ${norm}, ${maxNoise}, ${maxSpread}`);
   }
@@ -252,7 +271,7 @@ export function textBinding(opts: TextBindingOptions): DocSource {
     const r = new Rng(seed).fork(i);
     const w = range(r, ways);
     const words = r.shuffle([...vocabulary]).slice(0, w);
-    const names = inventNames(r, w);
+    const names = drawNames(r, w, inventory);
     const n = Math.max(w + 1, range(r, itemsRange));
     const items: number[] = [...Array(w).keys()];
     while (items.length < n) items.push(r.int(w));

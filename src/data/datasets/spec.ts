@@ -7,6 +7,7 @@ import { syntheticDocuments, syntheticPairs, syntheticText, syntheticVideos, tex
 import { FORMATS, type DataFormat } from './records.ts';
 import { fashionBinding, fashionPairs, sceneBinding, textBinding, type TextBindingOptions } from './binding.ts';
 import { DatasetError, type DocSource } from './types.ts';
+import type { NameInventory } from '../synthetic/inventories.ts';
 
 export type SourceSpec =
   | { type: 'synthetic-documents'; kind?: DocumentKind; world?: SyntheticWorldOptions }
@@ -17,8 +18,8 @@ export type SourceSpec =
   | { type: 'texts'; texts: string[] }
   | { type: 'files'; format: DataFormat; path: string | string[]; shuffle?: boolean }
   | { type: 'fashion-pairs'; classes?: number[]; split?: 'train' | 'test' }
-  | { type: 'fashion-binding'; classes?: number[]; ways?: [number, number]; shots?: [number, number]; split?: 'train' | 'test'; concepts?: 'classes' | 'instances' }
-  | { type: 'scene-binding'; ways?: [number, number]; shots?: [number, number]; world?: SyntheticWorldOptions }
+  | { type: 'fashion-binding'; classes?: number[]; ways?: [number, number]; shots?: [number, number]; split?: 'train' | 'test'; concepts?: 'classes' | 'instances'; names?: NameInventory }
+  | { type: 'scene-binding'; ways?: [number, number]; shots?: [number, number]; world?: SyntheticWorldOptions; names?: NameInventory }
   | ({ type: 'text-binding' } & Omit<TextBindingOptions, 'name'>);
 
 export const SOURCE_TYPES = [
@@ -56,11 +57,11 @@ export function sourceFromSpec(name: string, spec: SourceSpec, baseDir = '.'): D
     case 'fashion-pairs':
       return fashionPairs({ name, classes: s.classes, split: s.split });
     case 'fashion-binding':
-      return fashionBinding({ name, classes: s.classes, ways: s.ways, shots: s.shots, split: s.split, concepts: s.concepts });
+      return fashionBinding({ name, classes: s.classes, ways: s.ways, shots: s.shots, split: s.split, concepts: s.concepts, names: s.names });
     case 'scene-binding':
-      return sceneBinding({ name, ways: s.ways, shots: s.shots, world: s.world });
+      return sceneBinding({ name, ways: s.ways, shots: s.shots, world: s.world, names: s.names });
     case 'text-binding':
-      return textBinding({ name, ways: s.ways, items: s.items, words: s.words, keys: s.keys, vector_norm: s.vector_norm, vector_noise: s.vector_noise, vector_spread: s.vector_spread });
+      return textBinding({ name, ways: s.ways, items: s.items, words: s.words, keys: s.keys, vector_norm: s.vector_norm, vector_noise: s.vector_noise, vector_spread: s.vector_spread, names: s.names });
     default:
       throw new DatasetError(name, `unknown source type ${JSON.stringify((s as { type?: unknown }).type)} (expected one of ${SOURCE_TYPES.join(', ')})`);
   }

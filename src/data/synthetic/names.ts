@@ -15,7 +15,7 @@ const CODAS = ['', '', 'x', 'k', 'p', 't', 'g', 'b', 'm', 'n', 'rp', 'sh', 'nk',
  */
 const RESERVED = new Set<string>([
   ...SHAPES, ...COLOUR_NAMES, ...SIZES,
-  'a', 'an', 'the', 'is', 'it', 'this', 'that', 'what', 'yes', 'no', 'top', 'left', 'right', 'bottom', 'center',
+  'a', 'an', 'the', 'is', 'it', 'of', 'to', 'in', 'on', 'at', 'as', 'be', 'or', 'and', 'this', 'that', 'what', 'yes', 'no', 'top', 'left', 'right', 'bottom', 'center',
   'bat', 'bet', 'bit', 'but', 'bag', 'bib', 'bob', 'bog', 'bug', 'bun', 'dig', 'dog', 'dot', 'dug', 'fat', 'fit', 'fig',
   'fog', 'fun', 'gap', 'get', 'got', 'gum', 'gun', 'kit', 'lap', 'let', 'lit', 'log', 'lot', 'mad', 'map', 'mat', 'men',
   'mob', 'mop', 'mud', 'mug', 'nap', 'net', 'nut', 'pan', 'pat', 'peg', 'pen', 'pet', 'pig', 'pin', 'pit', 'pot', 'pun',
@@ -35,6 +35,9 @@ const RESERVED = new Set<string>([
   'lee', 'pee', 'tee', 'wee', 'sue', 'due', 'rue', 'toe', 'foe', 'doe', 'roe', 'woe', 'tie', 'lie', 'pie', 'die',
 ]);
 
+/** The generator's syllable inventory (other inventories are built beside it: inventories.ts). */
+export const GENERATOR_SYLLABLES: { readonly onsets: readonly string[]; readonly vowels: readonly string[]; readonly codas: readonly string[] } = { onsets: ONSETS, vowels: VOWELS, codas: CODAS };
+
 /** One pronounceable syllable: onset + vowel + optional coda. */
 function syllable(rng: Random): string {
   return pick(rng, ONSETS) + pick(rng, VOWELS) + pick(rng, CODAS);
@@ -46,6 +49,11 @@ export function nonsenseWord(rng: Random, minSyl = 1, maxSyl = 2): string {
   let w = '';
   for (let i = 0; i < n; i++) w += syllable(rng);
   return w;
+}
+
+/** Is a word (lower case) one of the world's or common English words that must never serve as a name? */
+export function isReservedWord(w: string): boolean {
+  return RESERVED.has(w);
 }
 
 /** Is a word unusable as an invented name (too short, reserved, or awkward triple letters)? */
