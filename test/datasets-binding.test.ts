@@ -5,6 +5,8 @@ import { sourceFromSpec, type SourceSpec } from '../src/data/datasets/spec.ts';
 import { fashionMnistAvailable } from '../src/data/fashion-mnist.ts';
 import type { RawDoc } from '../src/data/datasets/types.ts';
 import { COLOURS } from '../src/data/synthetic/vocab.ts';
+import { RARE_WORDS } from '../src/data/synthetic/inventories.ts';
+import { answersName, answerSpan } from '../src/eval/fast-binding.ts';
 
 const texts = (d: RawDoc): string[] => d.chunks.filter((c) => c.kind === 'text').map((c) => (c as { text: string }).text);
 
@@ -184,4 +186,26 @@ test('scene binding episodes: every occurrence of a name shows the same colour, 
   const img = (d: RawDoc): Uint8Array => (d.chunks.find((c) => c.kind === 'image') as { image: () => Img }).image().data;
   assert.deepEqual(img(again), img(first));
   assert.throws(() => sourceFromSpec('x', { type: 'scene-binding', ways: [2, 500] }), /500-way episodes need 500 concepts/);
+});
+
+test('fast-binding answers: the whole bound name (several words, capitals, digits), not a longer word', () => {
+  assert.ok(answersName(' ploub.', 'ploub'));
+  assert.ok(answersName('ploub This is', 'ploub'));
+  assert.ok(answersName(' Zorp7 blicket.<|endofchunk|>', 'Zorp7 blicket'));
+  assert.ok(!answersName(' ploubx.', 'ploub'));
+  assert.ok(!answersName(' Zorp7 blick', 'Zorp7 blicket'));
+  assert.ok(!answersName(' zorp7.', 'Zorp7'));
+  assert.ok(!answersName(' Zorp71.', 'Zorp7'));
+  assert.ok(!answersName('', 'dax'));
+  assert.equal(answerSpan(' wug zib. This is a'), 'wug zib');
+  assert.equal(answerSpan(' wug<|endofchunk|>This'), 'wug');
+});
+
+test('binding episodes with another inventory: same layout, names from that inventory', (t) => {
+  if (!fashionMnistAvailable()) return t.skip('Fashion-MNIST not installed');
+  const doc = fashionBinding({ name: 'fb', classes: [0, 1, 2], ways: [3, 3], shots: [1, 1], names: 'rare' }).open(2).next();
+  const names = texts(doc).filter((x) => x !== 'This is a').map((x) => x.trim().replace(/\.$/, ''));
+  assert.equal(names.length, 4);
+  for (const n of names) assert.ok(RARE_WORDS.includes(n), n);
+  assert.throws(() => fashionBinding({ name: 'fb', names: 'nope' as never }), /fb.*names must be one of/);
 });

@@ -9,9 +9,10 @@ import { fashionMnistAvailable } from '../src/data/fashion-mnist.ts';
 import { FlamingoProcessor } from '../src/data/processor.ts';
 import { run as evalCli } from '../src/cli/eval.ts';
 import {
-  BUILTIN_TASKS, formatAnswer, formatEpisode, formatPrompt, runBuiltinSuite, runSuite, scoreResults, scoreVqa, tenfold, type SuiteReport,
+  BINDING_INVENTORIES, BUILTIN_TASKS, formatAnswer, formatEpisode, formatPrompt, runBuiltinSuite, runSuite, scoreResults, scoreVqa, tenfold, type SuiteReport,
 } from '../src/eval/builtin.ts';
 import { tokenizerCodec } from '../src/eval/tasks.ts';
+import { RARE_WORDS } from '../src/data/synthetic/inventories.ts';
 import { capture, saveModelDir, tinyModel, tinyTokenizer } from './eval-helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'eval-builtin-'));
@@ -130,6 +131,23 @@ test('k-shot prompts hold k demonstrations (0 shots: two text-only ones); fast b
     for (const v of Object.values(perKind)) assert.ok(v >= 0 && v <= 100);
   }
   assert.deepEqual(Object.keys(vqaRep.by_kind!), Object.keys(vqaRep.shots));
+  // fast binding: every name inventory at every shot count, its own episodes; the task's score is the generator's
+  for (const task of ['fast_binding_seen', 'fast_binding_heldout'] as const) {
+    const rep = report.tasks.find((t) => t.task === task)!;
+    if (rep.skipped) continue;
+    assert.deepEqual(Object.keys(rep.by_inventory!), Object.keys(rep.shots));
+    for (const [k, byInv] of Object.entries(rep.by_inventory!)) {
+      assert.deepEqual(Object.keys(byInv), [...BINDING_INVENTORIES]);
+      assert.equal(byInv.generator, rep.shots[k]);
+      for (const inv of BINDING_INVENTORIES.slice(1)) {
+        const outs = outputs[`${task}/${inv}`]![k]!;
+        assert.equal(outs.length, rep.items, `${task} ${inv} ${k}-shot`);
+        assert.ok(prompts[`${task}/${inv}`]![k]![0]!.includes(` ${outs[0]!.expected}.`), `${task} ${inv}: ${outs[0]!.expected}`);
+        if (inv === 'rare') assert.ok(outs.every((o) => RARE_WORDS.includes(o.expected)));
+        if (inv === 'letters') assert.ok(outs.every((o) => /^[a-z]{3,8}$/.test(o.expected)));
+      }
+    }
+  }
 });
 
 test('--quick through `flamingo eval --suite builtin` is deterministic; another seed changes the data', async () => {

@@ -30,6 +30,7 @@ import {
   type CaptionStyle, type Scene, type SyntheticWorldConfig,
 } from '../data/synthetic/index.ts';
 import { bindingEpisode, evaluateBinding, type BindingClass } from './fast-binding.ts';
+import type { NameInventory } from '../data/synthetic/inventories.ts';
 import type { CaptionItem, EvalItem, MediaRef, TaskKind, VqaItem } from './datasets/types.ts';
 import { MediaEncoder, MediaError } from './media.ts';
 import { EOC_TOKEN, IMAGE_TOKEN } from './prompts.ts';
@@ -102,6 +103,11 @@ export interface TaskReport {
   settings?: Record<string, number | string>;
   /** VQA and video QA: shot count → question kind → accuracy (which kinds the model reads). */
   by_kind?: Record<string, Record<string, number>>;
+  /**
+   * Fast binding: shot count → name inventory → accuracy (BINDING_INVENTORIES). `shots` holds the generator's
+   * names (the documented prompts); the others show whether the model copies any name or only names of its style.
+   */
+  by_inventory?: Record<string, Record<string, number | null>>;
 }
 
 export interface SuiteReport {
@@ -185,30 +191,43 @@ const pct = (x: number): number => Math.round(x * 1e4) / 1e4;
 // ---------------------------------------------------------------------------------------------
 // (a) fast concept binding on Fashion-MNIST
 
+/**
+ * Name inventories fast binding is measured with (src/data/synthetic/inventories.ts): the project's generator,
+ * `unseen` (onsets and vowels that no training inventory uses), random letter strings and rare real words
+ * (never drawn in training). Each gets its own episodes (seed offset 10·i), the generator's are the earlier ones.
+ */
+export const BINDING_INVENTORIES: readonly NameInventory[] = ['generator', 'unseen', 'letters', 'rare'];
+
 function fastBinding(ctx: Ctx, task: 'fast_binding_seen' | 'fast_binding_heldout', classes: BindingClass[]): TaskReport {
   const ways = Math.min(5, classes.length);
   const rep: TaskReport = { task, metric: BUILTIN_METRICS[task], shots: {}, items: ctx.plan.items[task], settings: { ways } };
   if (ways < 2) return { ...rep, shots: {}, items: 0, skipped: `only ${classes.length} class(es) in this split; fast binding needs 2` };
+  rep.by_inventory = {};
   for (const shots of ctx.plan.shots[task]) {
-    const seed = ctx.seed * 1000 + (task === 'fast_binding_seen' ? 0 : 100) + shots;
     const limit = mediaLimitNote(ctx.model, ways * shots + 1);
     if (limit) {
       rep.shots[String(shots)] = null;
       (rep.notes ??= []).push(`${shots} shots: ${limit}`);
       continue;
     }
-    // evaluateBinding draws its episodes from one Rng(seed) in order, so these are its first prompts.
-    const rng = new Rng(seed);
-    keepPrompts(ctx, task, shots, Array.from({ length: Math.min(PROMPTS_KEPT, rep.items) }, () => bindingEpisode(rng, classes, ways, shots).prompt));
-    try {
-      const r = evaluateBinding(ctx.model, ctx.processor, classes, { ways, shots, episodes: rep.items, seed, batchSize: BATCH });
-      rep.shots[String(shots)] = pct(100 * r.accuracy);
-      keepOutputs(ctx, task, shots, r.examples.map((x) => ({ output: x.predicted, expected: x.answer })));
-    } catch (e) {
-      if (!doesNotFit(e)) throw e;
-      rep.shots[String(shots)] = null;
-      (rep.notes ??= []).push(`${shots} shots: ${e.message}`);
+    const byInv: Record<string, number | null> = (rep.by_inventory[String(shots)] = {});
+    for (const [i, inventory] of BINDING_INVENTORIES.entries()) {
+      const seed = ctx.seed * 1000 + (task === 'fast_binding_seen' ? 0 : 100) + 10 * i + shots;
+      const key = inventory === 'generator' ? task : `${task}/${inventory}`;
+      // evaluateBinding draws its episodes from one Rng(seed) in order, so these are its first prompts.
+      const rng = new Rng(seed);
+      keepPrompts(ctx, key, shots, Array.from({ length: Math.min(PROMPTS_KEPT, rep.items) }, () => bindingEpisode(rng, classes, ways, shots, inventory).prompt));
+      try {
+        const r = evaluateBinding(ctx.model, ctx.processor, classes, { ways, shots, episodes: rep.items, seed, batchSize: BATCH, inventory });
+        byInv[inventory] = pct(100 * r.accuracy);
+        keepOutputs(ctx, key, shots, r.examples.map((x) => ({ output: x.predicted, expected: x.answer })));
+      } catch (e) {
+        if (!doesNotFit(e)) throw e;
+        byInv[inventory] = null;
+        (rep.notes ??= []).push(`${shots} shots, ${inventory} names: ${e.message}`);
+      }
     }
+    rep.shots[String(shots)] = byInv.generator ?? null;
   }
   return rep;
 }
@@ -568,6 +587,15 @@ export function suiteTable(report: SuiteReport): string {
       return (v === undefined ? '' : v === null ? 'n/a' : v.toFixed(1)).padStart(8);
     });
     lines.push([t.task.padEnd(21), t.metric.padEnd(13), String(t.items).padStart(5), ...cells].join(' ') + (t.skipped ? `  skipped: ${t.skipped}` : ''));
+    // fast binding: one row per name inventory (the task's row is the generator's names)
+    const invs = [...new Set(Object.values(t.by_inventory ?? {}).flatMap((r) => Object.keys(r)))].filter((i) => i !== 'generator');
+    for (const inv of invs) {
+      const row = allShots.map((s) => {
+        const v = t.by_inventory?.[String(s)]?.[inv];
+        return (v === undefined ? '' : v === null ? 'n/a' : v.toFixed(1)).padStart(8);
+      });
+      lines.push([`  names: ${inv}`.padEnd(21), ''.padEnd(13), String(t.items).padStart(5), ...row].join(' '));
+    }
     for (const n of t.notes ?? []) lines.push(`  note: ${n}`);
   }
   lines.push(`${report.seconds.toFixed(1)} s`);

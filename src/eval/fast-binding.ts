@@ -5,15 +5,15 @@
  *
  * Prompt: `This is a<image> {name}.` per support image and `This is a<image>` for the query, joined as
  * training documents are (src/data/datasets/sample.ts, OpenFlamingo's convention): `<|endofchunk|>` closes
- * each chunk right before the next <image>. The answer is the first word generated (greedy), compared with
- * the bound name. The image stands where a describing word would: media may sit anywhere in the text.
+ * each chunk right before the next <image>. The answer is what is generated (greedy), compared with
+ * the bound name (the whole name: names may span several words and tokens). The image stands where a describing word would: media may sit anywhere in the text.
  */
 import { Rng } from '../engine/rng.ts';
 import type { Flamingo } from '../model/flamingo.ts';
 import { generate } from '../model/generate.ts';
 import type { FlamingoProcessor } from '../data/processor.ts';
 import type { RgbImage } from '../data/image.ts';
-import { inventNames } from '../data/synthetic/names.ts';
+import { drawNames, type NameInventory } from '../data/synthetic/inventories.ts';
 
 /** The episode's text: supports then the query, `<|endofchunk|>` before every <image> but the first. */
 export function bindingPrompt(names: string[]): string {
@@ -35,11 +35,14 @@ export interface BindingEpisode {
   queryClass: string;
 }
 
-/** One episode: `ways` classes drawn from `classes`, `shots` support images each (order shuffled), one query. */
-export function bindingEpisode(rng: Rng, classes: readonly BindingClass[], ways: number, shots: number): BindingEpisode {
+/**
+ * One episode: `ways` classes drawn from `classes`, `shots` support images each (order shuffled), one query.
+ * Names come from `inventory` (default: the project's generator, src/data/synthetic/names.ts).
+ */
+export function bindingEpisode(rng: Rng, classes: readonly BindingClass[], ways: number, shots: number, inventory: NameInventory = 'generator'): BindingEpisode {
   if (ways > classes.length) throw new Error(`fast binding: ${ways}-way needs ${ways} classes, have ${classes.length}`);
   const order = rng.shuffle([...classes.keys()]).slice(0, ways);
-  const names = inventNames(rng, ways);
+  const names = drawNames(rng, ways, inventory);
   const items: { cls: number; name: string }[] = [];
   order.forEach((c, w) => { for (let k = 0; k < shots; k++) items.push({ cls: c, name: names[w]! }); });
   rng.shuffle(items);
@@ -68,6 +71,20 @@ export function firstWord(text: string): string {
   return (text.trim().split(/\s+/)[0] ?? '').replace(/[.,!?;:]+$/, '');
 }
 
+/** What a generation names: its text up to the first sentence end, chunk end or line break. */
+export function answerSpan(text: string): string {
+  return text.trim().split(/[.\n]|<\|endofchunk\|>|<\|endoftext\|>/)[0]!.trim();
+}
+
+/**
+ * Whether a generation answers `name`: it starts with exactly that string (names may have several words,
+ * capitals, digits) followed by the end, punctuation or a space, not by more of a longer word.
+ */
+export function answersName(text: string, name: string): boolean {
+  const t = text.trimStart();
+  return t.startsWith(name) && !/^[\p{L}\p{N}]/u.test(t.slice(name.length));
+}
+
 export interface BindingResult {
   accuracy: number;
   correct: number;
@@ -78,20 +95,23 @@ export interface BindingResult {
 /** Accuracy over `episodes` episodes (deterministic in seed), batched greedy generation. */
 export function evaluateBinding(
   model: Flamingo, processor: FlamingoProcessor, classes: readonly BindingClass[],
-  opts: { ways: number; shots: number; episodes: number; seed: number; batchSize?: number },
+  opts: { ways: number; shots: number; episodes: number; seed: number; batchSize?: number; inventory?: NameInventory },
 ): BindingResult {
   const rng = new Rng(opts.seed);
-  const eps = Array.from({ length: opts.episodes }, () => bindingEpisode(rng, classes, opts.ways, opts.shots));
+  const eps = Array.from({ length: opts.episodes }, () => bindingEpisode(rng, classes, opts.ways, opts.shots, opts.inventory));
   const bs = opts.batchSize ?? 16;
   let correct = 0;
   const examples: BindingResult['examples'] = [];
   for (let i = 0; i < eps.length; i += bs) {
     const chunk = eps.slice(i, i + bs);
     const enc = processor.encode(chunk.map((e) => e.prompt), chunk.map((e) => e.images));
-    const out = generate(model, { inputIds: enc.inputIds, attentionMask: enc.attentionMask, visionX: enc.visionX }, { maxNewTokens: 8, strategy: 'greedy' });
+    // long enough for the longest name of the batch (letter strings and two-word names take many tokens)
+    const longest = Math.max(...chunk.map((e) => processor.tokenizer.encode(` ${e.answer}.`).length));
+    const out = generate(model, { inputIds: enc.inputIds, attentionMask: enc.attentionMask, visionX: enc.visionX }, { maxNewTokens: Math.max(8, longest + 2), strategy: 'greedy' });
     out.generated.forEach((g, j) => {
-      const predicted = firstWord(processor.decode(g));
-      if (predicted === chunk[j]!.answer) correct++;
+      const text = processor.decode(g);
+      const predicted = answerSpan(text);
+      if (answersName(text, chunk[j]!.answer)) correct++;
       if (examples.length < 5) examples.push({ answer: chunk[j]!.answer, predicted });
     });
   }
