@@ -116,6 +116,16 @@ test('stage (b) LM: loss falls on a fixed text set', () => {
     const r = trainLM(cfg, { outDir: dir, tokenizer: tok, sources, progress: false });
     assertFalls(r.loop.metrics.map((m) => m.loss), 0.5, 'lm');
     assert.ok(existsSync(join(dir, 'lm', 'lm.safetensors')));
+    // init_weights: a later run continues from this LM (its first loss is the trained one, not a fresh LM's)
+    const first = join(dir, 'lm', 'lm.safetensors');
+    const more = { steps: 3, checkpoint_every: 100, optim: optim(1e-2), datasets: [{ name: 'text', source: { type: 'custom' }, batch_size: 4, max_tokens: 48, append_eos: true }] };
+    const cont = trainLM(config({ lm: { ...more, init_weights: first } }), { outDir: join(dir, 'cont'), tokenizer: tok, sources, progress: false });
+    const fresh = trainLM(config({ lm: more }), { outDir: join(dir, 'fresh'), tokenizer: tok, sources, progress: false });
+    const last = r.loop.metrics.at(-1)!.loss;
+    assert.ok(cont.loop.metrics[0]!.loss < 1.5 * last && cont.loop.metrics[0]!.loss < 0.5 * fresh.loop.metrics[0]!.loss,
+      `continued ${cont.loop.metrics[0]!.loss} vs trained ${last}, fresh ${fresh.loop.metrics[0]!.loss}`);
+    assert.throws(() => trainLM(config({ lm: { ...more, init_weights: join(dir, 'nope.safetensors') } }), { outDir: join(dir, 'x'), tokenizer: tok, sources, progress: false }), /lm.*init_weights: no such file .*nope/);
+    assert.throws(() => config({ lm: { init_weights: 5 } }), /stages\.lm\.init_weights must be a file path/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -285,6 +295,10 @@ test('a whole run writes a loadable model dir with tokenizer.json; config errors
     const r3 = trainFromConfig(phased, { outDir: join(dir, 'phase2'), progress: false, log: () => {} });
     assert.equal(r3.stages.flamingo!.steps, 3);
     assert.notEqual(configHash(phased, 'flamingo'), configHash(only, 'flamingo'));
+    // stage (c) disabled with init_weights: the model keeps that file's resampler and gated blocks
+    const kept = trainFromConfig(resolveTrainConfig(deepMerge(phased, { stages: { flamingo: { enabled: false } } })), { outDir: join(dir, 'kept'), progress: false, log: () => {} });
+    const keptParams = new Map(kept.model.namedParameters());
+    for (const [n] of own) assert.deepEqual(Array.from(keptParams.get(n)!.f32), Array.from(trained.get(n)!.f32), n);
     assert.throws(() => initTrainable(buildFlamingo(only, tok, vision, lm), join(dir, 'nope.safetensors')), /init_weights: no such file .*nope/);
     assert.throws(() => initTrainable(buildFlamingo(only, tok, vision, lm), join(dir, 'lm', 'lm.safetensors')), /does not fit this model: missing \d+ trainable tensor\(s\): perceiver\./);
     assert.throws(() => resolveTrainConfig(deepMerge(only, { stages: { flamingo: { init_weights: 3 } } })), /stages\.flamingo\.init_weights must be a file path/);

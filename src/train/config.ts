@@ -59,6 +59,15 @@ export interface StageConfig {
   keep_checkpoints: number;
 }
 
+export interface LMStageConfig extends StageConfig {
+  /**
+   * An lm.safetensors of an earlier run (LM names) that this stage continues from instead of a fresh
+   * initialisation: a later run can teach a finished LM something more (e.g. copying names of any form) on
+   * a mixture that keeps what it knew.
+   */
+  init_weights?: string;
+}
+
 export interface FlamingoStageConfig extends StageConfig {
   /** Train the LM's input embeddings too (OpenFlamingo: yes, for the new <image>/<|endofchunk|> rows). */
   train_embeddings: boolean;
@@ -105,7 +114,7 @@ export interface TrainConfig {
   seed: number;
   tokenizer: TokenizerSpec;
   model: ModelSpec;
-  stages: { contrastive: StageConfig; lm: StageConfig; flamingo: FlamingoStageConfig };
+  stages: { contrastive: StageConfig; lm: LMStageConfig; flamingo: FlamingoStageConfig };
 }
 
 export const STAGES = ['contrastive', 'lm', 'flamingo'] as const;
@@ -233,6 +242,8 @@ export function resolveTrainConfig(raw: unknown): TrainConfig {
     const v = c.stages.flamingo[k];
     if (v !== undefined && (typeof v !== 'string' || v === '')) fail(`stages.flamingo.${k}`, 'must be a file path');
   }
+  const lmInit = c.stages.lm.init_weights;
+  if (lmInit !== undefined && (typeof lmInit !== 'string' || lmInit === '')) fail('stages.lm.init_weights', 'must be a file path');
   if (c.stages.flamingo.feature_similarity !== undefined) num('stages.flamingo.feature_similarity', c.stages.flamingo.feature_similarity, 0, 1000);
   const fsl = c.stages.flamingo.feature_similarity_layers;
   if (fsl !== undefined && fsl !== 'first' && fsl !== 'all') fail('stages.flamingo.feature_similarity_layers', `must be 'first' or 'all', got ${JSON.stringify(fsl)}`);

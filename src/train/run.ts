@@ -12,7 +12,7 @@ import type { Flamingo } from '../model/flamingo.ts';
 import { atomicWrite } from './checkpoint.ts';
 import { type TrainConfig, type StageName } from './config.ts';
 import { TrainingError } from './loop.ts';
-import { buildFlamingo, loadWeights, trainContrastive, trainFlamingo, trainLM, type Weights } from './stages.ts';
+import { buildFlamingo, initTrainable, loadWeights, trainContrastive, trainFlamingo, trainLM, type Weights } from './stages.ts';
 import type { StepMetrics } from './metrics.ts';
 
 export interface RunOptions {
@@ -107,6 +107,8 @@ export function trainFromConfig(cfg: TrainConfig, opts: RunOptions): RunResult {
     model = r.model;
   } else {
     model = buildFlamingo(cfg, tok, vision, lm);
+    // a run that only retrains a component (e.g. the LM) keeps an earlier run's resampler and gated blocks
+    if (cfg.stages.flamingo.init_weights) initTrainable(model, resolve(base, cfg.stages.flamingo.init_weights));
   }
   model.setTrainingMode('none');
   const modelDir = join(out, 'model');

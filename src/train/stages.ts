@@ -222,6 +222,15 @@ export function trainLM(cfg: TrainConfig, opts: StageOptions): StageResult<Decod
   const tok = opts.tokenizer;
   const stage = cfg.stages.lm;
   const lm = createLanguageModel(lmConfig(cfg, tok), new Rng(cfg.seed).fork('init').fork('lm'));
+  if (stage.init_weights) {
+    const file = resolve(opts.baseDir ?? '.', stage.init_weights);
+    if (!existsSync(file)) throw new TrainingError('lm', `init_weights: no such file ${file}`);
+    try {
+      lm.loadStateDict(loadWeights(file));
+    } catch (e) {
+      throw new TrainingError('lm', `init_weights ${file} does not fit this LM: ${(e as Error).message}`);
+    }
+  }
   const maxPos = cfg.model.lm.max_position_embeddings ?? Infinity;
   const micro: MicroStep = (ds, docs) => {
     const d = cfgOf(stage, ds.name);
