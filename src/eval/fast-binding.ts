@@ -89,6 +89,8 @@ export interface BindingResult {
   accuracy: number;
   correct: number;
   total: number;
+  /** Wrong answers that are another name of the same prompt: the copy worked, the match with the query did not. */
+  otherName: number;
   examples: { answer: string; predicted: string }[];
 }
 
@@ -101,6 +103,7 @@ export function evaluateBinding(
   const eps = Array.from({ length: opts.episodes }, () => bindingEpisode(rng, classes, opts.ways, opts.shots, opts.inventory));
   const bs = opts.batchSize ?? 16;
   let correct = 0;
+  let otherName = 0;
   const examples: BindingResult['examples'] = [];
   for (let i = 0; i < eps.length; i += bs) {
     const chunk = eps.slice(i, i + bs);
@@ -112,8 +115,9 @@ export function evaluateBinding(
       const text = processor.decode(g);
       const predicted = answerSpan(text);
       if (answersName(text, chunk[j]!.answer)) correct++;
+      else if (Object.values(chunk[j]!.names).some((n) => answersName(text, n))) otherName++;
       if (examples.length < 5) examples.push({ answer: chunk[j]!.answer, predicted });
     });
   }
-  return { accuracy: correct / eps.length, correct, total: eps.length, examples };
+  return { accuracy: correct / eps.length, correct, otherName, total: eps.length, examples };
 }
