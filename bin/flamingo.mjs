@@ -1,6 +1,14 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx's loader, so the package needs no build step.
-import { register } from 'tsx/esm/api';
-register();
-const { main } = await import('../src/cli/main.ts');
+// In a checkout (src/ present) the TypeScript CLI runs through tsx's loader, so development needs no
+// build; an installed package runs the compiled dist/.
+import { existsSync } from 'node:fs';
+const src = new URL('../src/cli/main.ts', import.meta.url);
+let main;
+if (existsSync(src)) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  ({ main } = await import(src.href));
+} else {
+  ({ main } = await import('../dist/cli/main.js'));
+}
 process.exitCode = await main(process.argv.slice(2));

@@ -4,6 +4,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 try {
   const root = path.resolve(__dirname, '..');
+  // Installed as a dependency, npm links the bin itself: nothing to do.
+  if (root.split(path.sep).includes('node_modules')) process.exit(0);
   const binDir = path.join(root, 'node_modules', '.bin');
   const link = path.join(binDir, 'flamingo');
   fs.mkdirSync(binDir, { recursive: true });

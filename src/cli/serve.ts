@@ -5,7 +5,6 @@
  * --max-new-tokens N (64), --log (fastify request log).
  */
 import { parseArgs } from 'node:util';
-import { BUNDLED_MODEL_DIR } from './demo.ts';
 import { startServer } from '../serve/app.ts';
 import { numberOption } from './generate.ts';
 
@@ -37,7 +36,7 @@ export async function run(args: string[]): Promise<number> {
   if (ints.timeout !== undefined) limits.requestTimeoutMs = ints.timeout;
   if (ints['max-new-tokens'] !== undefined) limits.maxNewTokens = ints['max-new-tokens'];
   const server = await startServer({
-    modelDir: v.model ?? BUNDLED_MODEL_DIR, host: v.host ?? '127.0.0.1', port: ints.port ?? 8080,
+    modelDir: v.model, host: v.host ?? '127.0.0.1', port: ints.port ?? 8080,
     maxBatchRows: ints['max-batch'], limits, logger: v.log ?? false,
   });
   process.stdout.write(`flamingo serve: ${server.ctx.modelId} (${server.ctx.engine.info?.kernels}) listening on ${server.url}\n`);

@@ -16,9 +16,11 @@ import { ClientGoneError } from './http.ts';
 import { resolveLimits, type ServeLimits } from './limits.ts';
 import { Metrics } from './metrics.ts';
 import { ROUTES } from './routes/index.ts';
+import { BUNDLED_MODEL_DIR } from '../cli/demo.ts';
 
 export interface ServeOptions {
-  modelDir: string;
+  /** Model directory (default: the bundled model). */
+  modelDir?: string;
   limits?: Partial<ServeLimits>;
   /** Most rows decoded together (default 32). */
   maxBatchRows?: number;
@@ -42,7 +44,7 @@ function newMetrics(engine: InferenceEngine): Metrics {
 
 /** Tokenizer + config on the event loop; the model itself is loaded by the worker. */
 export async function createContext(opts: ServeOptions): Promise<ServeContext> {
-  const modelDir = resolve(opts.modelDir);
+  const modelDir = resolve(opts.modelDir ?? BUNDLED_MODEL_DIR);
   if (!existsSync(modelDir)) throw new Error(`model directory not found: ${modelDir}`);
   const tokFile = `${modelDir}/tokenizer.json`;
   if (!existsSync(tokFile)) throw new Error(`${modelDir} has no tokenizer.json`);

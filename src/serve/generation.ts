@@ -7,7 +7,7 @@ import type { ServeContext } from './context.ts';
 import type { SamplingOptions } from './protocol.ts';
 import type { ImageBytes } from './images.ts';
 import { LimitError, RequestFieldError } from './errors.ts';
-import { TextStream } from './text-stream.ts';
+import { TextStream } from '../data/text-stream.ts';
 
 export interface GenerationRequest {
   ids: number[];

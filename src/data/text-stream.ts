@@ -3,7 +3,7 @@
  * part, holding back an incomplete UTF-8 sequence (a trailing U+FFFD) and any tail that could still
  * become a stop string, and cuts the text at the first stop string.
  */
-import type { BpeTokenizer } from '../data/tokenizer.ts';
+import type { BpeTokenizer } from './tokenizer.ts';
 
 export class TextStream {
   private readonly ids: number[] = [];
