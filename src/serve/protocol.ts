@@ -68,6 +68,6 @@ export interface WorkerOptions {
   modelDir: string;
   /** Most rows (choices) decoded together in one batch. */
   maxBatchRows: number;
-  /** Wait this long for more requests before starting a batch (0: only what has already arrived). */
+  /** Wait up to this long for more requests (until none arrived for 3 ms) before starting a batch. */
   batchWindowMs: number;
 }
