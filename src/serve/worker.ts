@@ -5,6 +5,7 @@
  * the worker yields to its event loop, which is where cancellations (client gone, timeout) arrive.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { setPriority } from 'node:os';
 import { setImmediate as tick } from 'node:timers/promises';
 import { loadModelDir } from '../cli/generate.ts';
 import { decodeImage, ImageDecodeError, ImageShapeError } from '../data/image.ts';
@@ -14,6 +15,15 @@ import { FlamingoInputError } from '../model/flamingo.ts';
 import { intTensor, Tensor } from '../engine/tensor.ts';
 import { backend } from '../engine/backend.ts';
 import type { FromWorker, GenerateJob, Job, ToWorker, TokenItem, WorkerOptions } from './protocol.ts';
+
+// Linux sets nice values per thread: this lowers the priority of this thread only (and of the kernel
+// threads it starts when it loads the native addon), so the server's event loop gets a core first and
+// /healthz and new requests are answered promptly however busy the model is.
+try {
+  setPriority(0, 10);
+} catch {
+  // not permitted or not supported: same priority as the event loop
+}
 
 const port = parentPort!;
 const opts = workerData as WorkerOptions;
