@@ -17,10 +17,15 @@ import {
 } from '../src/engine/quant.ts';
 import { Linear } from '../src/nn/layers.ts';
 import { Module } from '../src/nn/module.ts';
-import { linearWeightNames, modelBytes, packMatrix, quantizeFrozen } from '../src/nn/quantize.ts';
+import { linearWeightNames, modelBytes, packMatrix, quantizeFrozen, storedDType } from '../src/nn/quantize.ts';
 import { Flamingo } from '../src/model/flamingo.ts';
 import type { FlamingoConfig } from '../src/model/config.ts';
 import { AdamW } from '../src/train/optim.ts';
+import { mkdtempSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadFlamingo, saveFlamingo } from '../src/io/checkpoint.ts';
+import { readSafetensors, writeSafetensors, type TensorToWrite } from '../src/io/safetensors.ts';
 
 const ts = getTsKernels();
 const { kernels: nativeOrNull, reason } = tryNativeKernels();
@@ -290,6 +295,97 @@ describe('packed weights in the engine and modules', () => {
     quantizeFrozen(m, 'bf16');
     assert.equal(m.perceiver.layers[0]!.attn.to_q.weight.dtype, 'bf16');
     assert.throws(() => m.setTrainingMode('flamingo'), /only float32 tensors can require grad/);
+  });
+});
+
+describe('quantised checkpoints', () => {
+  const ids = new Tensor(Int32Array.from([38, 5, 6, 39, 7]), [1, 5]);
+  const px = pixels(new Rng(30), 1, 1);
+  const logits = (m: Flamingo) => E.noGrad(() => m.forward({ inputIds: ids, visionX: px })).f32;
+  const saved = (): { m: Flamingo; dir: string } => {
+    const m = new Flamingo(TINY, 31);
+    openGates(m);
+    const dir = mkdtempSync(join(tmpdir(), 'flamingo-quant-'));
+    saveFlamingo(m, dir);
+    return { m, dir };
+  };
+
+  test('quantising at load time equals quantising in memory; int8 saves as I8 + .q8_scales and reloads as is', () => {
+    const { m, dir } = saved();
+    for (const dtype of ['bf16', 'int8'] as const) {
+      const loaded = loadFlamingo(dir, 'weights.safetensors', { dtype });
+      assert.equal(storedDType(loaded), dtype);
+      m.setTrainingMode('none');
+      const ref = new Flamingo(TINY, 31);
+      openGates(ref);
+      ref.setTrainingMode('none');
+      quantizeFrozen(ref, dtype);
+      assert.deepEqual(Array.from(logits(loaded)), Array.from(logits(ref)), `${dtype}: load-time packing`);
+      // save the packed model and reload it without re-quantising
+      const dir2 = mkdtempSync(join(tmpdir(), 'flamingo-quant-saved-'));
+      saveFlamingo(loaded, dir2);
+      const f = readSafetensors(join(dir2, 'weights.safetensors'));
+      assert.equal(f.metadata.weight_dtype, dtype);
+      const w = 'lang_encoder.model.layers.0.mlp.up_proj.weight';
+      assert.equal(f.entry(w).dtype, dtype === 'int8' ? 'I8' : 'BF16');
+      if (dtype === 'int8') {
+        assert.deepEqual(f.entry(w + '.q8_scales').shape, [TINY.lm.intermediate_size, TINY.lm.hidden_size / 32]);
+        assert.equal(f.metadata.q8_block, '32');
+      }
+      assert.equal(f.entry('lang_encoder.model.embed_tokens.weight').dtype, 'F32');
+      const again = loadFlamingo(dir2);
+      assert.equal(storedDType(again), dtype);
+      const a = new Map(again.namedParameters());
+      for (const [name, t] of loaded.namedParameters()) {
+        const u = a.get(name)!;
+        if (t.packed) assert.deepEqual(dequantize(u.packed!), dequantize(t.packed), name);
+        else assert.deepEqual(u.f32, t.f32, name);
+      }
+      assert.deepEqual(Array.from(logits(again)), Array.from(logits(loaded)), `${dtype}: reload`);
+      if (dtype === 'int8') {
+        // an int8 file loads as fp32 (dequantised) but not as bf16 (that would round twice)
+        const f32 = loadFlamingo(dir2, 'weights.safetensors', { dtype: 'fp32' });
+        assert.equal(storedDType(f32), 'fp32');
+        const up = f32.namedParameters().find(([n]) => n === w)![1];
+        assert.deepEqual(up.f32, dequantize(loaded.namedParameters().find(([n]) => n === w)![1].packed!));
+        assert.throws(() => loadFlamingo(dir2, 'weights.safetensors', { dtype: 'bf16' }), /stored as int8; load it as int8 or fp32/);
+      }
+    }
+  });
+
+  test('a BF16 checkpoint loads into bf16 storage bit for bit, and into int8 through float32 rows', () => {
+    const { m, dir } = saved();
+    const tensors: Record<string, TensorToWrite> = {};
+    for (const [n, t] of m.namedParameters()) tensors[n] = { dtype: 'BF16', shape: [...t.shape], data: t.f32 };
+    writeSafetensors(join(dir, 'bf16.safetensors'), tensors);
+    const b = loadFlamingo(dir, 'bf16.safetensors', { dtype: 'bf16' });
+    const w = 'vision_encoder.transformer.resblocks.0.mlp.c_fc.weight';
+    const src = m.namedParameters().find(([n]) => n.endsWith('mlp.c_fc.weight'))![1];
+    const got = b.namedParameters().find(([n]) => n.endsWith('mlp.c_fc.weight'))![1];
+    assert.ok(got.packed?.kind === 'bf16', w);
+    assert.deepEqual(got.packed.bits, Uint16Array.from(src.f32, toBf16Bits));
+    const q = loadFlamingo(dir, 'bf16.safetensors', { dtype: 'int8' });
+    const gq = q.namedParameters().find(([n]) => n.endsWith('mlp.c_fc.weight'))![1];
+    assert.deepEqual(gq.packed, quantize(dequantize(got.packed), got.packed.rows, got.packed.cols, 'int8'));
+    assert.throws(() => loadFlamingo(dir, 'bf16.safetensors', { dtype: 'fp8' as never }), /dtype must be one of fp32, bf16, int8/);
+  });
+
+  test('training load keeps the trainable parts float32; a missing scale tensor is named', () => {
+    const { dir } = saved();
+    const t = loadFlamingo(dir, 'weights.safetensors', { dtype: 'int8', train: true });
+    for (const [name, p] of t.trainableParameters()) assert.equal(p.dtype, 'float32', name);
+    assert.ok(t.namedParameters().some(([n, p]) => n.startsWith('vision_encoder.') && p.dtype === 'int8'));
+    const dir2 = mkdtempSync(join(tmpdir(), 'flamingo-quant-bad-'));
+    saveFlamingo(loadFlamingo(dir, 'weights.safetensors', { dtype: 'int8' }), dir2);
+    const f = readSafetensors(join(dir2, 'weights.safetensors'));
+    const tensors: Record<string, TensorToWrite> = {};
+    for (const e of f.entries()) {
+      if (e.name === 'lang_encoder.lm_head.weight.q8_scales') continue;
+      tensors[e.name] = { dtype: e.dtype, shape: e.shape, data: e.dtype === 'I8' ? new Int8Array(f.bytes(e.name).slice().buffer) : f.float32(e.name) };
+    }
+    writeSafetensors(join(dir2, 'weights.safetensors'), tensors, f.metadata);
+    copyFileSync(join(dir, 'config.json'), join(dir2, 'config.json'));
+    assert.throws(() => loadFlamingo(dir2), /'lang_encoder\.lm_head\.weight' is int8 but 'lang_encoder\.lm_head\.weight\.q8_scales' is missing/);
   });
 });
 

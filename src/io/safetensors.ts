@@ -607,3 +607,112 @@ export function writeSafetensors(file: string, tensors: Record<string, TensorToW
     try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
   } catch { /* best effort */ }
 }
+
+/**
+ * A safetensors file read tensor by tensor with positioned reads: only the header is held in
+ * memory, and each tensor's bytes go straight into the caller's buffer (its final storage, or a
+ * small chunk buffer when it is converted on the way). Loading a model this way never holds the
+ * whole file beside the model, and works past the 4 GiB Buffer limit.
+ */
+export class SafetensorsReader {
+  private constructor(
+    readonly path: string,
+    private fd: number | null,
+    readonly metadata: Record<string, string>,
+    private readonly map: Map<string, ParsedEntry>,
+  ) {}
+
+  static open(file: string): SafetensorsReader {
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch (err) {
+      throw new SafetensorsError(file, `cannot read: ${(err as Error).message}`, undefined, { cause: err });
+    }
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (size < 8) throw new SafetensorsError(file, `file is ${size} bytes, shorter than the 8-byte header length`);
+      const lenBuf = Buffer.alloc(8);
+      fs.readSync(fd, lenBuf, 0, 8, 0);
+      const n = lenBuf.readBigUInt64LE(0);
+      if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(file, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt file?)`);
+      const headerLen = Number(n);
+      if (headerLen > size - 8) throw new SafetensorsError(file, `header length ${headerLen} is larger than the ${size - 8} bytes after it (truncated file?)`);
+      const hb = Buffer.alloc(headerLen);
+      fs.readSync(fd, hb, 0, headerLen, 8);
+      let json: unknown;
+      try {
+        json = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(hb));
+      } catch (err) {
+        throw new SafetensorsError(file, `header is not valid UTF-8 JSON (${(err as Error).message})`, undefined, { cause: err });
+      }
+      const { metadata, entries } = parseHeader(file, json, size - 8 - headerLen, 8 + headerLen);
+      return new SafetensorsReader(file, fd, metadata, entries);
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+  }
+
+  entries(): TensorEntry[] {
+    return [...this.map.values()].map(({ name, dtype, shape, byteLength }) => ({ name, dtype, shape: shape.slice(), byteLength }));
+  }
+
+  has(name: string): boolean { return this.map.has(name); }
+
+  entry(name: string): TensorEntry {
+    const e = this.map.get(name);
+    if (!e) throw new SafetensorsError(this.path, 'no such tensor', name);
+    return { name, dtype: e.dtype, shape: e.shape.slice(), byteLength: e.byteLength };
+  }
+
+  /** Reads `dst.byteLength` bytes of tensor `name` starting `offset` bytes into it. */
+  readInto(name: string, dst: ArrayBufferView, offset = 0): void {
+    const e = this.map.get(name);
+    if (!e) throw new SafetensorsError(this.path, 'no such tensor', name);
+    if (this.fd === null) throw new SafetensorsError(this.path, 'reader is closed', name);
+    if (!LITTLE_ENDIAN_HOST) throw new SafetensorsError(this.path, 'big-endian hosts are not supported', name);
+    const len = dst.byteLength;
+    if (offset < 0 || offset + len > e.byteLength) {
+      throw new SafetensorsError(this.path, `read of ${len} bytes at ${offset} is outside the tensor's ${e.byteLength} bytes`, name);
+    }
+    const bytes = new Uint8Array(dst.buffer, dst.byteOffset, len);
+    let done = 0;
+    while (done < len) {
+      const got = fs.readSync(this.fd, bytes, done, Math.min(len - done, READ_CHUNK), e.start + offset + done);
+      if (got === 0) throw new SafetensorsError(this.path, `file ended while reading (${done} of ${len} bytes)`, name);
+      done += got;
+    }
+  }
+
+  /**
+   * Elements [start, start + out.length) of a floating tensor as float32 (F16/BF16/F64 converted
+   * through a chunk of the source width, never a copy of the whole tensor).
+   */
+  readFloat32(name: string, out: Float32Array, start = 0): void {
+    const e = this.entry(name);
+    const item = ITEM_SIZE[e.dtype];
+    if (e.dtype === 'F32') { this.readInto(name, out, start * 4); return; }
+    if (e.dtype !== 'F16' && e.dtype !== 'BF16' && e.dtype !== 'F64') {
+      throw new SafetensorsError(this.path, `expected a floating dtype (F32/F16/BF16/F64), tensor is ${e.dtype}`, name);
+    }
+    const CH = 1 << 18;
+    for (let i = 0; i < out.length; i += CH) {
+      const n = Math.min(CH, out.length - i);
+      if (e.dtype === 'F64') {
+        const tmp = new Float64Array(n);
+        this.readInto(name, tmp, (start + i) * item);
+        for (let j = 0; j < n; j++) out[i + j] = tmp[j]!;
+      } else {
+        const tmp = new Uint16Array(n);
+        this.readInto(name, tmp, (start + i) * item);
+        out.set(halfBitsToFloat32Array(tmp, e.dtype), i);
+      }
+    }
+  }
+
+  close(): void {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+  }
+}
