@@ -13,7 +13,9 @@ import { ConfigError } from '../model/config.ts';
 import { FormatError } from '../eval/formats.ts';
 import { MetricInputError } from '../eval/metrics/index.ts';
 import { TASKS, type TaskName, isDatasetError, loadTaskData } from '../eval/data-args.ts';
-import { evaluateDataset } from '../eval/evaluate.ts';
+import { evaluateDataset, evaluateShard, type EvaluateOutput } from '../eval/evaluate.ts';
+import { mergeShards } from '../eval/merge.ts';
+import { ShardError, parseShard, type Shard } from '../eval/shard.ts';
 import { MediaError } from '../eval/media.ts';
 import { SelectionError } from '../eval/selection.ts';
 import { EvalRunError, tokenizerCodec } from '../eval/tasks.ts';
@@ -21,6 +23,7 @@ import { ImageDecodeError } from '../data/image.ts';
 import { VideoError, framesForModel } from '../data/video.ts';
 
 const USAGE = `usage: flamingo eval --model <dir> --task <task> --data <dir | key=path ...> --out <dir> [options]
+       flamingo eval merge <shard dir>... --out <dir> [--quiet] [--json]
        flamingo eval --suite builtin [suite options]
 
   --model <dir>        config.json + weights.safetensors (saveFlamingo) + tokenizer.json (Hugging Face format)
@@ -41,6 +44,8 @@ const USAGE = `usage: flamingo eval --model <dir> --task <task> --data <dir | ke
   --demo-mode <m>      per-query (default; OpenFlamingo draws demonstrations per query) | per-batch (one random
                        draw per batch: the shared demonstration prefix is prefilled once, much faster)
   --frames <n>         frames per video for msrvtt_qa (default: the model's resampler.max_num_frames, else 8)
+  --shard <i/n>        evaluate only slice i (0-based) of n: whole batches of the query list; writes shard.json to --out.
+                       \`flamingo eval merge\` on the n folders writes what a single run writes (docs/EVAL.md)
   --skip-invalid       skip (and count) items whose image is missing or unreadable instead of failing
   --cache-dir <dir>    RICES feature cache (default <out>/cache)
   --quiet              no progress bar        --json   print the summary as one JSON line
@@ -146,10 +151,54 @@ async function runSuite(name: string, args: string[]): Promise<number> {
 
 const DATA_ERRORS = [
   FormatError, MetricInputError, CheckpointError, ConfigError, TokenizerError, MediaError, SelectionError, EvalRunError,
-  ImageDecodeError, VideoError, FlamingoInputError,
+  ImageDecodeError, VideoError, FlamingoInputError, ShardError,
 ];
 
+function printSummary(out: EvaluateOutput, json: boolean): void {
+  const s = out.summary;
+  if (json) {
+    process.stdout.write(`${JSON.stringify(s, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v))}\n`);
+    return;
+  }
+  const lines = [`${s.dataset} (${s.task}), ${s.items} items, ${s.selection} demonstrations, ${s.metric}:`];
+  for (const r of s.results) {
+    lines.push(`  ${String(r.shots).padStart(2)} shots  ${r.mean === null ? 'n/a' : r.mean.toFixed(2)} ± ${r.std === null ? 'n/a' : r.std.toFixed(2)}  (${r.trials.map((t) => `seed ${t.seed}: ${t.score.toFixed(2)}`).join(', ')})`);
+  }
+  lines.push(`  ${s.itemsPerS.toFixed(2)} items/s; skipped ${s.skipped}; summary ${out.summaryFile}; picture ${out.pictureFile}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** `flamingo eval merge DIR... --out DIR`: the shards of one run → the files a single run writes. */
+async function runMerge(args: string[]): Promise<number> {
+  let values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args, strict: true, allowPositionals: true,
+      options: { out: { type: 'string' }, quiet: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    }));
+    if (values.help) { process.stdout.write(USAGE); return 0; }
+    if (!values.out) throw new UsageError('merge: missing --out');
+    if (positionals.length === 0) throw new UsageError('merge: give the shard output folders');
+  } catch (e) {
+    process.stderr.write(`flamingo eval: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    const out = mergeShards(positionals, values.out!, (line) => { if (!values.quiet) process.stderr.write(`${line}\n`); });
+    printSummary(out, values.json === true);
+    return 0;
+  } catch (e) {
+    if (DATA_ERRORS.some((C) => e instanceof C)) {
+      process.stderr.write(`flamingo eval merge: ${(e as Error).message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
 export async function run(args: string[]): Promise<number> {
+  if (args[0] === 'merge') return runMerge(args.slice(1));
   const si = args.indexOf('--suite');
   if (si !== -1) {
     const name = args[si + 1];
@@ -170,7 +219,7 @@ export async function run(args: string[]): Promise<number> {
         shots: { type: 'string' }, seeds: { type: 'string' }, selection: { type: 'string' }, out: { type: 'string' },
         'max-items': { type: 'string' }, 'batch-size': { type: 'string' }, 'query-set-size': { type: 'string' },
         'num-beams': { type: 'string' }, 'max-new-tokens': { type: 'string' }, 'length-penalty': { type: 'string' },
-        frames: { type: 'string' }, 'demo-mode': { type: 'string' }, 'skip-invalid': { type: 'boolean' }, 'cache-dir': { type: 'string' },
+        frames: { type: 'string' }, shard: { type: 'string' }, 'demo-mode': { type: 'string' }, 'skip-invalid': { type: 'boolean' }, 'cache-dir': { type: 'string' },
         quiet: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -192,6 +241,14 @@ export async function run(args: string[]): Promise<number> {
     const demoMode = values['demo-mode'] ?? 'per-query';
     if (demoMode !== 'per-query' && demoMode !== 'per-batch') throw new UsageError(`--demo-mode must be per-query or per-batch, got '${demoMode}'`);
     if (demoMode === 'per-batch' && selection === 'rices') throw new UsageError('--demo-mode per-batch needs --selection random (RICES picks demonstrations per query)');
+    let shard: Shard | undefined;
+    if (values.shard !== undefined) {
+      try {
+        shard = parseShard(values.shard);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+    }
     const lp = values['length-penalty'];
     if (lp !== undefined && !Number.isFinite(Number(lp))) throw new UsageError(`--length-penalty must be a number, got '${lp}'`);
     const generation: Record<string, number> = {};
@@ -206,7 +263,7 @@ export async function run(args: string[]): Promise<number> {
       selection: selection as 'random' | 'rices', maxItems: posInt('max-items', values['max-items']),
       batchSize: posInt('batch-size', values['batch-size']) ?? 8, querySetSize: posInt('query-set-size', values['query-set-size']),
       frames: posInt('frames', values.frames), generation, skipInvalid: values['skip-invalid'] === true,
-      demoMode: demoMode as 'per-query' | 'per-batch', cacheDir: values['cache-dir'], quiet: values.quiet === true, json: values.json === true,
+      demoMode: demoMode as 'per-query' | 'per-batch', shard, cacheDir: values['cache-dir'], quiet: values.quiet === true, json: values.json === true,
     };
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
@@ -217,24 +274,19 @@ export async function run(args: string[]): Promise<number> {
     const { model, tokenizer } = loadModelDir(cfg.modelDir);
     const dataset = loadTaskData(cfg.task, cfg.data, { skipInvalid: cfg.skipInvalid, frames: cfg.frames ?? framesForModel(model.config.resampler) });
     const bar = new ProgressBar(process.stderr, !cfg.quiet);
-    const out = evaluateDataset(model, tokenizerCodec(tokenizer), dataset, {
+    const options = {
       shots: cfg.shots, seeds: cfg.seeds, selection: cfg.selection, outDir: cfg.out, batchSize: cfg.batchSize,
       maxItems: cfg.maxItems, querySetSize: cfg.querySetSize, generation: cfg.generation, skipInvalid: cfg.skipInvalid, demoMode: cfg.demoMode,
       cacheDir: cfg.cacheDir, modelName: basename(resolve(cfg.modelDir)),
-      onProgress: (d, t, label) => bar.update(d, t, label),
-      onLog: (line) => { if (!cfg.quiet) process.stderr.write(`${line}\n`); },
-    });
-    const s = out.summary;
-    if (cfg.json) {
-      process.stdout.write(`${JSON.stringify(s, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v))}\n`);
-    } else {
-      const lines = [`${s.dataset} (${s.task}), ${s.items} items, ${s.selection} demonstrations, ${s.metric}:`];
-      for (const r of s.results) {
-        lines.push(`  ${String(r.shots).padStart(2)} shots  ${r.mean === null ? 'n/a' : r.mean.toFixed(2)} ± ${r.std === null ? 'n/a' : r.std.toFixed(2)}  (${r.trials.map((t) => `seed ${t.seed}: ${t.score.toFixed(2)}`).join(', ')})`);
-      }
-      lines.push(`  ${s.itemsPerS.toFixed(2)} items/s; skipped ${s.skipped}; summary ${out.summaryFile}; picture ${out.pictureFile}`);
-      process.stdout.write(`${lines.join('\n')}\n`);
+      onProgress: (d: number, t: number, label: string) => bar.update(d, t, label),
+      onLog: (line: string) => { if (!cfg.quiet) process.stderr.write(`${line}\n`); },
+    };
+    if (cfg.shard) {
+      const r = evaluateShard(model, tokenizerCodec(tokenizer), dataset, { ...options, shard: cfg.shard });
+      process.stdout.write(`shard ${cfg.shard.index}/${cfg.shard.count}: ${r.items} queries evaluated; ${r.manifestFile}\n`);
+      return 0;
     }
+    printSummary(evaluateDataset(model, tokenizerCodec(tokenizer), dataset, options), cfg.json);
     return 0;
   } catch (e) {
     if (isDatasetError(e) || DATA_ERRORS.some((C) => e instanceof C)) {

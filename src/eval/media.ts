@@ -53,7 +53,7 @@ export class MediaEncoder {
     return images.map((im) => preprocessClip(im, S));
   }
 
-  /** Encode refs not yet cached, batching all their frames through the ViT in one call. */
+  /** Encode the refs not yet cached. */
   private fill(refs: readonly MediaRef[]): void {
     const todo: MediaRef[] = [];
     const seen = new Set<string>();
@@ -81,20 +81,17 @@ export class MediaEncoder {
         throw new MediaError(todo[i]!.files[0] ?? todo[i]!.key, `${f.length} frames, but the model takes at most ${maxF} per video (resampler.max_num_frames); use fewer frames (--frames)`);
       }
     });
-    const total = frames.reduce((s, f) => s + f.length, 0);
-    const px = new Float32Array(total * per);
-    let o = 0;
-    for (const f of frames) for (const p of f) { px.set(p, o * per); o++; }
+    // One vision-encoder call per media item: the numbers of an item then never depend on which other
+    // items happened to be uncached in the same batch (so shards of a run equal the single run bit for bit).
     noGrad(() => {
-      const tokens = this.model.encodeImages(new Tensor(px, [total, 3, S, S]));
-      const [, P, W] = tokens.shape as [number, number, number];
-      let off = 0;
       todo.forEach((r, i) => {
         const F = frames[i]!.length;
-        const t = tokens.f32.slice(off * P * W, (off + F) * P * W);
-        off += F;
-        let data = t;
-        if (this.cacheResampled) data = this.model.perceiver.forward(new Tensor(t, [1, 1, F, P, W])).f32.slice();
+        const px = new Float32Array(F * per);
+        frames[i]!.forEach((p, k) => px.set(p, k * per));
+        const tokens = this.model.encodeImages(new Tensor(px, [F, 3, S, S]));
+        const [, P, W] = tokens.shape as [number, number, number];
+        let data = tokens.f32.slice();
+        if (this.cacheResampled) data = this.model.perceiver.forward(new Tensor(data, [1, 1, F, P, W])).f32.slice();
         this.put(r.key, { frames: F, data });
         this.stats.encoded++;
       });
