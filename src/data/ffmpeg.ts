@@ -58,6 +58,11 @@ export interface VideoDecodeOptions extends VideoLimits {
   frames: number;
   /** Cancels decoding (the ffmpeg process is killed). */
   signal?: AbortSignal;
+  /**
+   * Have ffmpeg resize (shorter side, bicubic) and centre-crop every frame to size×size, CLIP's geometry,
+   * so only model-sized frames cross the pipe (the server: memory per request stays F·size²·3 bytes).
+   */
+  size?: number;
 }
 
 export interface VideoInfo {
@@ -115,20 +120,28 @@ export function parseProbe(path: string, stdout: string, limits: VideoLimits = {
 }
 
 /** ffmpeg arguments: F frames evenly over the clip as raw RGB24 on stdout. */
-export function decodeArgs(path: string, info: VideoInfo, frames: number): string[] {
+export function decodeArgs(path: string, info: VideoInfo, frames: number, size?: number): string[] {
   if (!Number.isInteger(frames) || frames < 1) throw new VideoError(path, `frames must be a positive integer, got ${frames}`);
+  if (size !== undefined && !(Number.isInteger(size) && size >= 1)) throw new VideoError(path, `size must be a positive integer, got ${size}`);
   const rate = frames / info.duration;
+  let vf = `fps=fps=${rate.toPrecision(12)}`;
+  if (size !== undefined) vf += `,scale=${size}:${size}:force_original_aspect_ratio=increase:flags=bicubic,crop=${size}:${size}`;
   return [
     '-nostdin', '-v', 'error', '-noautorotate', '-i', path, '-map', '0:v:0', '-an', '-sn',
-    '-vf', `fps=fps=${rate.toPrecision(12)}`, '-frames:v', String(frames), '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
+    '-vf', vf, '-frames:v', String(frames), '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
   ];
 }
 
-function framesFrom(path: string, buf: Buffer, info: VideoInfo): RgbImage[] {
-  const per = info.width * info.height * 3;
+/** Width and height of the frames ffmpeg writes. */
+function outSize(info: VideoInfo, size?: number): { width: number; height: number } {
+  return size === undefined ? { width: info.width, height: info.height } : { width: size, height: size };
+}
+
+function framesFrom(path: string, buf: Buffer, dims: { width: number; height: number }): RgbImage[] {
+  const per = dims.width * dims.height * 3;
   const n = Math.floor(buf.length / per);
   if (n === 0) throw new VideoError(path, 'ffmpeg decoded no frames');
-  return Array.from({ length: n }, (_, k) => makeImage(info.width, info.height, new Uint8Array(buf.subarray(k * per, (k + 1) * per))));
+  return Array.from({ length: n }, (_, k) => makeImage(dims.width, dims.height, new Uint8Array(buf.subarray(k * per, (k + 1) * per))));
 }
 
 function syncFailure(path: string, what: string, r: SpawnSyncReturns<Buffer | string>, timeoutMs: number): VideoError {
@@ -158,10 +171,11 @@ export function probeVideoSync(path: string, limits: VideoLimits = {}): VideoInf
 export function decodeVideoSync(path: string, opts: VideoDecodeOptions): RgbImage[] {
   const info = probeVideoSync(path, opts);
   const timeoutMs = opts.timeoutMs ?? DEFAULTS.timeoutMs;
-  const expected = opts.frames * info.width * info.height * 3;
-  const r = spawnSync(tool('ffmpeg', path), decodeArgs(path, info, opts.frames), { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: expected + 1 });
+  const dims = outSize(info, opts.size);
+  const expected = opts.frames * dims.width * dims.height * 3;
+  const r = spawnSync(tool('ffmpeg', path), decodeArgs(path, info, opts.frames, opts.size), { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: expected + 1 });
   if (r.error || r.status !== 0) throw syncFailure(path, 'ffmpeg', r, timeoutMs);
-  return framesFrom(path, r.stdout, info);
+  return framesFrom(path, r.stdout, dims);
 }
 
 interface Run { stdout: Buffer; stderr: string }
@@ -211,7 +225,8 @@ export async function probeVideo(path: string, limits: VideoLimits & { signal?: 
 export async function decodeVideo(path: string, opts: VideoDecodeOptions): Promise<RgbImage[]> {
   const deadline = Date.now() + (opts.timeoutMs ?? DEFAULTS.timeoutMs);
   const info = await probeVideo(path, opts, deadline);
-  const expected = opts.frames * info.width * info.height * 3;
-  const r = await runBounded(tool('ffmpeg', path), decodeArgs(path, info, opts.frames), path, 'ffmpeg', expected, deadline, opts.signal);
-  return framesFrom(path, r.stdout, info);
+  const dims = outSize(info, opts.size);
+  const expected = opts.frames * dims.width * dims.height * 3;
+  const r = await runBounded(tool('ffmpeg', path), decodeArgs(path, info, opts.frames, opts.size), path, 'ffmpeg', expected, deadline, opts.signal);
+  return framesFrom(path, r.stdout, dims);
 }

@@ -5,7 +5,7 @@
  * copy keeps memory flat; concurrency comes from batching inside the worker.
  */
 import { Worker } from 'node:worker_threads';
-import type { FromWorker, Job, TokenItem, WorkerInfo, WorkerOptions } from './protocol.ts';
+import type { FromWorker, InspectHeader, Job, TokenAttentionMsg, TokenItem, WorkerInfo, WorkerOptions } from './protocol.ts';
 import { EngineUnavailableError, QueueFullError, RequestTimeoutError, ServeError } from './errors.ts';
 
 type JobInput = Job extends infer J ? J extends Job ? Omit<J, 'id'> : never : never;
@@ -13,6 +13,11 @@ type JobInput = Job extends infer J ? J extends Job ? Omit<J, 'id'> : never : ne
 export interface JobHandlers {
   /** Tokens as they are generated (generate jobs). */
   onTokens?: (items: TokenItem[]) => void;
+  /** Inspect jobs: the gates and prompt attention first, then each token with its attention. */
+  onInspectHeader?: (h: InspectHeader) => void;
+  onInspectToken?: (token: number, attention: TokenAttentionMsg) => void;
+  /** After the last token: the attention of every prompt position. */
+  onInspectPrompt?: (prompt: TokenAttentionMsg[]) => void;
   /** Aborted when the client goes away: the job is cancelled and the promise rejects with its reason. */
   signal?: AbortSignal;
 }
@@ -116,6 +121,15 @@ export class InferenceEngine {
         break;
       case 'tokens':
         p.handlers.onTokens?.(m.items);
+        break;
+      case 'inspect-header':
+        p.handlers.onInspectHeader?.(m.header);
+        break;
+      case 'inspect-token':
+        p.handlers.onInspectToken?.(m.token, m.attention);
+        break;
+      case 'inspect-prompt':
+        p.handlers.onInspectPrompt?.(m.prompt);
         break;
       case 'result':
         if (m.tokens) p.result.tokens = m.tokens;

@@ -44,7 +44,35 @@ export interface ScoreJob {
   candidates: number[][];
 }
 
-export type Job = GenerateJob | BeamJob | ScoreJob;
+/** Media as the worker receives them: encoded image bytes, or the RGB24 frames of a video decoded by ffmpeg. */
+export type MediaPayload =
+  | { kind: 'image'; bytes: Uint8Array }
+  | { kind: 'video'; width: number; height: number; frames: Uint8Array[] };
+
+/**
+ * One greedy or sampled answer that also records, for every token, the gated cross-attention's weight on
+ * each media item and its strength per layer (the playground). Runs alone; media may be videos.
+ */
+export interface InspectJob {
+  kind: 'inspect';
+  id: number;
+  ids: number[];
+  media: MediaPayload[];
+  options: SamplingOptions;
+}
+
+export type Job = GenerateJob | BeamJob | ScoreJob | InspectJob;
+
+/** Per layer (in `layers` order): attention mass on each media item, and ‖tanh(α)·xattn‖ / ‖x‖. */
+export interface TokenAttentionMsg { weights: number[][]; strength: number[] }
+
+/** What an inspect job reports before its tokens: the gated layers, their gate values, frames per media item. */
+export interface InspectHeader {
+  layers: number[];
+  attnGates: number[];
+  ffGates: number[];
+  frames: number[];
+}
 
 export type ToWorker = Job | { kind: 'cancel'; id: number };
 
@@ -60,6 +88,9 @@ export type FromWorker =
   | { type: 'started'; id: number; batchRows: number }
   | { type: 'tokens'; id: number; items: TokenItem[] }
   | { type: 'result'; id: number; tokens?: number[]; logprobs?: number[] }
+  | { type: 'inspect-header'; id: number; header: InspectHeader }
+  | { type: 'inspect-token'; id: number; token: number; attention: TokenAttentionMsg }
+  | { type: 'inspect-prompt'; id: number; prompt: TokenAttentionMsg[] }
   | { type: 'done'; id: number; prefillMs: number }
   | { type: 'error'; id: number; name: string; message: string; status: number }
   | { type: 'fatal'; message: string };

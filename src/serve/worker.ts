@@ -8,13 +8,14 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { setPriority } from 'node:os';
 import { setImmediate as tick } from 'node:timers/promises';
 import { loadModelDir } from '../cli/generate.ts';
-import { decodeImage, ImageDecodeError, ImageShapeError } from '../data/image.ts';
+import { decodeImage, ImageDecodeError, ImageShapeError, makeImage } from '../data/image.ts';
 import { BatchDecoder, type DecodeRow } from '../model/batch-decode.ts';
 import { generate, scoreContinuations } from '../model/generate.ts';
 import { FlamingoInputError } from '../model/flamingo.ts';
+import { encodeMediaItems } from '../model/media.ts';
 import { intTensor, Tensor } from '../engine/tensor.ts';
 import { backend } from '../engine/backend.ts';
-import type { FromWorker, GenerateJob, Job, ToWorker, TokenItem, WorkerOptions } from './protocol.ts';
+import type { FromWorker, GenerateJob, InspectJob, Job, ToWorker, TokenItem, WorkerOptions } from './protocol.ts';
 
 // Linux sets nice values per thread: this lowers the priority of this thread only (and of the kernel
 // threads it starts when it loads the native addon), so the server's event loop gets a core first and
@@ -73,7 +74,7 @@ function fail(id: number, e: unknown): void {
   post({ type: 'error', id, name: err.name, message: err.message, status: statusOf(e) });
 }
 
-function pixelsOf(job: Job): Float32Array[] {
+function pixelsOf(job: { images: Uint8Array[] }): Float32Array[] {
   return job.images.map((b, i) => processor.preprocessImage(decodeImage(b, `image ${i + 1}`)));
 }
 
@@ -85,7 +86,34 @@ function visionX(pixels: Float32Array[]): Tensor | null {
   return new Tensor(data, [1, pixels.length, 1, 3, S, S]);
 }
 
-function runSolo(job: Exclude<Job, GenerateJob>): void {
+/**
+ * An inspect job (the playground): one answer, greedy or sampled, with the gated cross-attention recorded
+ * per token and streamed as each token is chosen (generate's onToken runs inside the decoding loop, and
+ * messages posted from here reach the server while the worker keeps computing).
+ */
+function runInspect(job: InspectJob): void {
+  const t0 = performance.now();
+  post({ type: 'started', id: job.id, batchRows: 1 });
+  const items = job.media.map((m, i) => (m.kind === 'image'
+    ? [processor.preprocessImage(decodeImage(m.bytes, `media ${i + 1}`))]
+    : m.frames.map((f) => processor.preprocessImage(makeImage(m.width, m.height, f)))));
+  const media = items.length > 0 ? encodeMediaItems(model, items) : null;
+  const gated = [...model.lang_encoder.gated.entries()];
+  post({
+    type: 'inspect-header', id: job.id,
+    header: { layers: gated.map(([i]) => i), attnGates: gated.map(([, g]) => Math.tanh(g.attn_gate.f32[0]!)), ffGates: gated.map(([, g]) => Math.tanh(g.ff_gate.f32[0]!)), frames: items.map((f) => f.length) },
+  });
+  const o = job.options;
+  const out = generate(model, { inputIds: intTensor(job.ids, [1, job.ids.length]), media }, {
+    maxNewTokens: o.maxNewTokens, strategy: o.sample ? 'sample' : 'greedy', temperature: o.temperature, topK: o.topK, topP: o.topP,
+    seed: o.seed, stopAtEoc: o.stopAtEoc, stopTokens: o.stopTokens, recordAttention: true,
+    onToken: (e) => post({ type: 'inspect-token', id: job.id, token: e.token, attention: e.attention! }),
+  });
+  post({ type: 'inspect-prompt', id: job.id, prompt: out.attention!.prompt[0]! });
+  post({ type: 'done', id: job.id, prefillMs: performance.now() - t0 });
+}
+
+function runSolo(job: Exclude<Job, GenerateJob | InspectJob>): void {
   const t0 = performance.now();
   post({ type: 'started', id: job.id, batchRows: 1 });
   const prompt = { inputIds: intTensor(job.ids, [1, job.ids.length]), visionX: visionX(pixelsOf(job)) };
@@ -144,7 +172,7 @@ async function runBatch(jobs: GenerateJob[]): Promise<void> {
   for (const id of open.keys()) { post({ type: 'done', id, prefillMs }); cancelled.delete(id); }
 }
 
-function hasImages(j: Job): boolean {
+function hasImages(j: { images: Uint8Array[] }): boolean {
   return j.images.length > 0;
 }
 
@@ -156,6 +184,10 @@ async function loop(): Promise<never> {
     const first = inbox.shift();
     if (!first) continue;
     try {
+      if (first.kind === 'inspect') {
+        runInspect(first);
+        continue;
+      }
       if (first.kind !== 'generate') {
         runSolo(first);
         continue;

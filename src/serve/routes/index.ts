@@ -6,5 +6,6 @@ import type { RoutePlugin } from '../context.ts';
 import { healthRoutes } from './health.ts';
 import { chatRoutes } from './chat.ts';
 import { nativeRoutes } from './native.ts';
+import { playgroundRoutes } from './playground.ts';
 
-export const ROUTES: RoutePlugin[] = [healthRoutes, chatRoutes, nativeRoutes];
+export const ROUTES: RoutePlugin[] = [healthRoutes, chatRoutes, nativeRoutes, playgroundRoutes];
