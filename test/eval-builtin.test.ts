@@ -7,13 +7,16 @@ import { Rng } from '../src/engine/rng.ts';
 import { encodePng, makeImage } from '../src/data/image.ts';
 import { fashionMnistAvailable } from '../src/data/fashion-mnist.ts';
 import { FlamingoProcessor } from '../src/data/processor.ts';
-import { run as evalCli } from '../src/cli/eval.ts';
+import { main } from '../src/cli/main.ts';
 import {
-  BINDING_INVENTORIES, BUILTIN_TASKS, formatAnswer, formatEpisode, formatPrompt, runBuiltinSuite, runSuite, scoreResults, scoreVqa, tenfold, type SuiteReport,
+  BINDING_INVENTORIES, BUILTIN_TASKS, formatAnswer, formatEpisode, formatPrompt, runSuite, scoreResults, scoreVqa, tenfold, type SuiteReport,
 } from '../src/eval/builtin.ts';
 import { tokenizerCodec } from '../src/eval/tasks.ts';
 import { RARE_WORDS } from '../src/data/synthetic/inventories.ts';
 import { capture, saveModelDir, tinyModel, tinyTokenizer } from './eval-helpers.ts';
+
+// Through the CLI's entry point: errors become one line on stderr and an exit code there.
+const suiteCli = (a: string[]): Promise<number> => main(['eval', '--suite', 'builtin', ...a]);
 
 const root = mkdtempSync(join(tmpdir(), 'eval-builtin-'));
 process.on('exit', () => rmSync(root, { recursive: true, force: true }));
@@ -66,7 +69,7 @@ function checkReport(r: SuiteReport, expectShots: (task: string) => string[]): v
 
 test('full suite (2 items per task): every task, the right shot keys, scores in range, picture written', async () => {
   const out = join(root, 'full');
-  const r = await capture(runBuiltinSuite, ['--model', modelDir, '--json', '--items', '2', '--out', out, '--tuxpaint', tuxDir, '--quiet']);
+  const r = await capture(suiteCli, ['--model', modelDir, '--json', '--items', '2', '--out', out, '--tuxpaint', tuxDir, '--quiet']);
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
   assert.equal(lines.length, 1, 'one JSON object on stdout');
@@ -153,7 +156,7 @@ test('k-shot prompts hold k demonstrations (0 shots: two text-only ones); fast b
 test('--quick through `flamingo eval --suite builtin` is deterministic; another seed changes the data', async () => {
   const runOnce = async (name: string, seed: string) => {
     const out = join(root, name);
-    const r = await capture(evalCli, ['--suite', 'builtin', '--model', modelDir, '--quick', '--json', '--out', out, '--tuxpaint', tuxDir, '--seed', seed]);
+    const r = await capture(suiteCli, ['--model', modelDir, '--quick', '--json', '--out', out, '--tuxpaint', tuxDir, '--seed', seed]);
     assert.equal(r.code, 0, r.stderr);
     const rep = JSON.parse(r.stdout) as SuiteReport;
     return { rep, prompts: readFileSync(join(out, 'prompts.json'), 'utf8') };
@@ -170,17 +173,17 @@ test('--quick through `flamingo eval --suite builtin` is deterministic; another 
 
 test('missing or incomplete model directory: exit 1 with a clear message', async () => {
   const missing = join(root, 'no-such-model');
-  const r = await capture(runBuiltinSuite, ['--model', missing, '--quick', '--json']);
+  const r = await capture(suiteCli, ['--model', missing, '--quick', '--json']);
   assert.equal(r.code, 1);
   assert.equal(r.stdout, '');
   assert.match(r.stderr, /model directory .*no-such-model does not exist/);
   const partial = join(root, 'partial');
   mkdirSync(partial, { recursive: true });
   writeFileSync(join(partial, 'config.json'), readFileSync(join(modelDir, 'config.json')));
-  const p = await capture(runBuiltinSuite, ['--model', partial, '--quick']);
+  const p = await capture(suiteCli, ['--model', partial, '--quick']);
   assert.equal(p.code, 1);
   assert.match(p.stderr, /has no weights\.safetensors, tokenizer\.json/);
-  const u = await capture(runBuiltinSuite, ['--model', modelDir, '--items', '0']);
+  const u = await capture(suiteCli, ['--model', modelDir, '--items', '0']);
   assert.equal(u.code, 2);
   assert.match(u.stderr, /--items/);
 });
@@ -189,7 +192,7 @@ test('absent Tux Paint data and absent class split: those tasks are skipped with
   const noMeta = join(root, 'nometa');
   mkdirSync(noMeta, { recursive: true });
   for (const f of ['config.json', 'weights.safetensors', 'tokenizer.json']) writeFileSync(join(noMeta, f), readFileSync(join(modelDir, f)));
-  const r = await capture(runBuiltinSuite, ['--model', noMeta, '--quick', '--json', '--items', '1', '--out', join(root, 'skip'), '--tuxpaint', join(root, 'nothing')]);
+  const r = await capture(suiteCli, ['--model', noMeta, '--quick', '--json', '--items', '1', '--out', join(root, 'skip'), '--tuxpaint', join(root, 'nothing')]);
   assert.equal(r.code, 0, r.stderr);
   const rep = JSON.parse(r.stdout) as SuiteReport;
   const byName = new Map(rep.tasks.map((t) => [t.task, t]));

@@ -4,7 +4,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inferKey, loadTaskData } from '../src/eval/data-args.ts';
-import { DatasetError, formatPattern, defaultImagePattern, type VqaItem, type CaptionItem, type ClassificationItem } from '../src/eval/datasets/index.ts';
+import { EvalDatasetError, formatPattern, defaultImagePattern, type VqaItem, type CaptionItem, type ClassificationItem } from '../src/eval/datasets/index.ts';
 import { readCocoCaptions } from '../src/eval/formats.ts';
 import { FIXTURES } from './eval-helpers.ts';
 
@@ -80,7 +80,7 @@ test('VQA family: questions joined with annotations by question_id; patterns pic
 test('VQAv2 with the default .jpg pattern names the missing file', () => {
   assert.throws(
     () => loadTaskData('vqav2', [join(FIXTURES, 'vqav2')], {}),
-    (e: Error) => e instanceof DatasetError && /COCO_val2014_000000000510\.jpg/.test(e.message) && /file not found/.test(e.message) && /--skip-invalid/.test(e.message),
+    (e: Error) => e instanceof EvalDatasetError && /COCO_val2014_000000000510\.jpg/.test(e.message) && /file not found/.test(e.message) && /--skip-invalid/.test(e.message),
   );
 });
 

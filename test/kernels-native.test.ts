@@ -17,6 +17,13 @@ const skip = maybeNative ? false : `native addon unavailable: ${reason}`;
 const ts = getTsKernels();
 const nat = maybeNative as Kernels;
 
+// CI (.ci/run) sets FLAMINGO_REQUIRE_NATIVE=1: there a missing addon is a failure, not a quiet skip of the tests below.
+test('the native addon loads (required when FLAMINGO_REQUIRE_NATIVE=1)', (t) => {
+  if (maybeNative) return;
+  if (process.env.FLAMINGO_REQUIRE_NATIVE === '1') assert.fail(`FLAMINGO_REQUIRE_NATIVE=1 but the native addon is unavailable: ${reason}`);
+  t.skip(`native addon unavailable: ${reason}`);
+});
+
 // ------------------------------------------------------------------ helpers
 function rng(seed: number): () => number {
   let s = seed >>> 0;

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run } from '../src/cli/score.ts';
+import { main } from '../src/cli/main.ts';
+import { capture, type Captured } from './eval-helpers.ts';
+
+const run = (a: string[]): Promise<number> => main(['score', ...a]);
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- fixtures are untyped JSON */
 function fixture(name: string): any {
@@ -24,23 +27,9 @@ function write(content: unknown, ext = 'json'): string {
   return path;
 }
 
-interface Outcome { code: number; stdout: string; stderr: string }
+type Outcome = Captured;
 
-async function score(args: string[]): Promise<Outcome> {
-  let stdout = '';
-  let stderr = '';
-  const out = process.stdout.write;
-  const err = process.stderr.write;
-  process.stdout.write = ((chunk: string | Uint8Array) => { stdout += String(chunk); return true; }) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => { stderr += String(chunk); return true; }) as typeof process.stderr.write;
-  try {
-    const code = await run(args);
-    return { code, stdout, stderr };
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
-  }
-}
+const score = (args: string[]): Promise<Outcome> => capture(run, args);
 
 async function scoreJson(args: string[]): Promise<any> {
   const o = await score([...args, '--json']);
@@ -259,7 +248,7 @@ test('usage errors exit 2; --help exits 0', async () => {
   for (const args of cases) {
     const o = await score(args);
     assert.equal(o.code, 2, `args ${JSON.stringify(args)}: ${o.stderr}`);
-    assert.match(o.stderr, /usage: flamingo score/);
+    assert.match(o.stderr, /^flamingo score: .*\(see 'flamingo score --help'\)\n$/);
   }
   const help = await score(['--help']);
   assert.equal(help.code, 0);

@@ -320,25 +320,24 @@ test('a whole run writes a loadable model dir with tokenizer.json; config errors
 });
 
 test('flamingo train CLI: usage errors exit 2, bad configs are reported', async () => {
-  const { run } = await import('../src/cli/train.ts');
-  const writes: string[] = [];
-  const orig = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((s: string) => (writes.push(String(s)), true)) as typeof process.stderr.write;
-  try {
-    assert.equal(await run([]), 2);
-    assert.equal(await run(['cfg.json']), 2, '--out is required');
-    assert.equal(await run(['cfg.json', '--out', 'x', '--bogus']), 2);
-    assert.equal(await run(['/nonexistent/cfg.json', '--out', 'x']), 2);
-  } finally {
-    process.stderr.write = orig;
+  const { main } = await import('../src/cli/main.ts');
+  const { capture } = await import('./eval-helpers.ts');
+  const run = (a: string[]): Promise<number> => main(['train', ...a]);
+  for (const [args, code, msg] of [
+    [[], 2, /missing the config file/], [['cfg.json'], 2, /missing --out/], [['cfg.json', '--out', 'x', '--bogus'], 2, /Unknown option '--bogus'/],
+    [['/nonexistent/cfg.json', '--out', 'x'], 1, /cannot read \/nonexistent\/cfg\.json/],
+  ] as const) {
+    const r = await capture(run, [...args]);
+    assert.equal(r.code, code, r.stderr);
+    assert.match(r.stderr, msg);
   }
-  assert.ok(writes.some((w) => /usage: flamingo train/.test(w)));
-  assert.ok(writes.some((w) => /unknown option --bogus/.test(w)));
   const dir = tmp();
   try {
     const f = join(dir, 'bad.json');
     writeFileSync(f, JSON.stringify({ stages: { lm: { optim: { schedule: 'linear' } } } }));
-    await assert.rejects(run([f, '--out', join(dir, 'out')]), /stages\.lm\.optim\.schedule/);
+    const r = await capture(run, [f, '--out', join(dir, 'out')]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /stages\.lm\.optim\.schedule/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

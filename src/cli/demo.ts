@@ -11,10 +11,11 @@ import { Rng } from '../engine/rng.ts';
 import { noGrad } from '../engine/index.ts';
 import { backend } from '../engine/backend.ts';
 import { generate } from '../model/generate.ts';
-import { parseArgs } from 'node:util';
-import { loadModelDir, numberOption } from './generate.ts';
+import { loadModelDir } from './generate.ts';
+import { intArg, parseOptions } from './args.ts';
+import { CheckpointError } from '../io/checkpoint.ts';
 import { bindingEpisode, evaluateBinding, firstWord, type BindingClass } from '../eval/fast-binding.ts';
-import { fashionMnistAvailable, fashionMnistImage, loadFashionMnist, FASHION_MNIST_CLASSES } from '../data/fashion-mnist.ts';
+import { DatasetMissingError, fashionMnistAvailable, fashionMnistImage, loadFashionMnist, FASHION_MNIST_CLASSES } from '../data/fashion-mnist.ts';
 import { encodePng, makeImage, type RgbImage } from '../data/image.ts';
 
 export const BUNDLED_MODEL_DIR = fileURLToPath(new URL('../../models/flamingo-fmnist', import.meta.url));
@@ -27,13 +28,13 @@ export interface BundledMeta {
 
 export function readBundledMeta(dir: string): BundledMeta {
   const f = join(dir, 'meta.json');
-  if (!existsSync(f)) throw new Error(`${dir} has no meta.json (seen / held-out class split)`);
+  if (!existsSync(f)) throw new CheckpointError(`${dir} has no meta.json (seen / held-out class split)`);
   return JSON.parse(readFileSync(f, 'utf8')) as BundledMeta;
 }
 
 /** Fashion-MNIST test images grouped by class (the first `perClass` of each). */
 export function fashionClasses(ids: number[], perClass: number): BindingClass[] {
-  if (!fashionMnistAvailable()) throw new Error('Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist');
+  if (!fashionMnistAvailable()) throw new DatasetMissingError('Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist');
   const ds = loadFashionMnist({ split: 'test' });
   const out: BindingClass[] = ids.map((c) => ({ id: FASHION_MNIST_CLASSES[c]!, images: [] }));
   for (let i = 0; i < ds.n && out.some((c) => c.images.length < perClass); i++) {
@@ -58,25 +59,14 @@ function strip(images: RgbImage[]): RgbImage {
 }
 
 export async function run(args: string[]): Promise<number> {
-  let dir: string;
-  let seed: number;
-  let episodes: number;
-  try {
-    const { values } = parseArgs({
-      args, strict: true, allowPositionals: false,
-      options: { model: { type: 'string' }, episodes: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    });
-    if (values.help) {
-      process.stdout.write('usage: flamingo demo [--model DIR] [--episodes N] [--seed S]\n');
-      return 0;
-    }
-    dir = values.model ?? BUNDLED_MODEL_DIR;
-    seed = numberOption('seed', values.seed) ?? 2024;
-    episodes = numberOption('episodes', values.episodes) ?? 60;
-  } catch (e) {
-    process.stderr.write(`flamingo demo: ${(e as Error).message}\n`);
-    return 2;
+  const { values } = parseOptions(args, { model: { type: 'string' }, episodes: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
+  if (values.help) {
+    process.stdout.write('usage: flamingo demo [--model DIR] [--episodes N] [--seed S]\n');
+    return 0;
   }
+  const dir = values.model ?? BUNDLED_MODEL_DIR;
+  const seed = intArg('seed', values.seed) ?? 2024;
+  const episodes = intArg('episodes', values.episodes, { min: 1 }) ?? 60;
   const t0 = performance.now();
   const { model, processor } = loadModelDir(dir);
   const meta = readBundledMeta(dir);

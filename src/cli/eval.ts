@@ -5,22 +5,18 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { BpeTokenizer, TokenizerError } from '../data/tokenizer.ts';
+import { BpeTokenizer } from '../data/tokenizer.ts';
 import { CheckpointError, loadFlamingo } from '../io/checkpoint.ts';
-import { FlamingoInputError, type Flamingo } from '../model/flamingo.ts';
-import { ConfigError } from '../model/config.ts';
-import { FormatError } from '../eval/formats.ts';
-import { MetricInputError } from '../eval/metrics/index.ts';
-import { TASKS, type TaskName, isDatasetError, loadTaskData } from '../eval/data-args.ts';
+import type { Flamingo } from '../model/flamingo.ts';
+import { TASKS, type TaskName, loadTaskData } from '../eval/data-args.ts';
 import { evaluateDataset, evaluateShard, type EvaluateOutput } from '../eval/evaluate.ts';
 import { mergeShards } from '../eval/merge.ts';
-import { ShardError, parseShard, type Shard } from '../eval/shard.ts';
-import { MediaError } from '../eval/media.ts';
-import { SelectionError } from '../eval/selection.ts';
-import { EvalRunError, tokenizerCodec } from '../eval/tasks.ts';
-import { ImageDecodeError } from '../data/image.ts';
-import { VideoError, framesForModel } from '../data/video.ts';
+import { parseShard, type Shard } from '../eval/shard.ts';
+import { tokenizerCodec } from '../eval/tasks.ts';
+import { runBuiltinSuite } from '../eval/builtin.ts';
+import { framesForModel } from '../data/video.ts';
+import { UsageError } from '../errors.ts';
+import { choiceArg, intArg, intListArg, numberArg, parseOptions } from './args.ts';
 
 const USAGE = `usage: flamingo eval --model <dir> --task <task> --data <dir | key=path ...> --out <dir> [options]
        flamingo eval merge <shard dir>... --out <dir> [--quiet] [--json]
@@ -50,26 +46,6 @@ const USAGE = `usage: flamingo eval --model <dir> --task <task> --data <dir | ke
   --cache-dir <dir>    RICES feature cache (default <out>/cache)
   --quiet              no progress bar        --json   print the summary as one JSON line
 `;
-
-class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
-
-function intList(name: string, v: string | undefined, dflt: number[]): number[] {
-  if (v === undefined) return dflt;
-  const xs = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  if (xs.length === 0 || xs.some((s) => !/^\d+$/.test(s))) throw new UsageError(`--${name} must be a comma-separated list of non-negative integers, got '${v}'`);
-  return xs.map(Number);
-}
-
-function posInt(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < 1) throw new UsageError(`--${name} must be a positive integer, got '${v}'`);
-  return Number(v);
-}
 
 /** Progress bar with rate and ETA on stderr; one line per ~10% when stderr is not a terminal. */
 export class ProgressBar {
@@ -125,35 +101,6 @@ function loadModelDir(dir: string): { model: Flamingo; tokenizer: BpeTokenizer }
   return { model, tokenizer };
 }
 
-async function runSuite(name: string, args: string[]): Promise<number> {
-  if (name !== 'builtin') {
-    process.stderr.write(`flamingo eval: unknown suite '${name}' (available: builtin)\n`);
-    return 2;
-  }
-  // Resolved at run time so this command works (and type-checks) before the suite module exists.
-  const spec = new URL('../eval/builtin.ts', import.meta.url).href;
-  let mod: { runBuiltinSuite?: (a: string[]) => Promise<number> };
-  try {
-    mod = (await import(spec)) as typeof mod;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((e as Error).message).includes('builtin')) {
-      process.stderr.write('flamingo eval: the built-in suite is not available in this build (src/eval/builtin.ts is missing)\n');
-      return 1;
-    }
-    throw e;
-  }
-  if (typeof mod.runBuiltinSuite !== 'function') {
-    process.stderr.write('flamingo eval: src/eval/builtin.ts does not export runBuiltinSuite(args)\n');
-    return 1;
-  }
-  return mod.runBuiltinSuite(args);
-}
-
-const DATA_ERRORS = [
-  FormatError, MetricInputError, CheckpointError, ConfigError, TokenizerError, MediaError, SelectionError, EvalRunError,
-  ImageDecodeError, VideoError, FlamingoInputError, ShardError,
-];
-
 function printSummary(out: EvaluateOutput, json: boolean): void {
   const s = out.summary;
   if (json) {
@@ -170,31 +117,13 @@ function printSummary(out: EvaluateOutput, json: boolean): void {
 
 /** `flamingo eval merge DIR... --out DIR`: the shards of one run → the files a single run writes. */
 async function runMerge(args: string[]): Promise<number> {
-  let values;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args, strict: true, allowPositionals: true,
-      options: { out: { type: 'string' }, quiet: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-    }));
-    if (values.help) { process.stdout.write(USAGE); return 0; }
-    if (!values.out) throw new UsageError('merge: missing --out');
-    if (positionals.length === 0) throw new UsageError('merge: give the shard output folders');
-  } catch (e) {
-    process.stderr.write(`flamingo eval: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  try {
-    const out = mergeShards(positionals, values.out!, (line) => { if (!values.quiet) process.stderr.write(`${line}\n`); });
-    printSummary(out, values.json === true);
-    return 0;
-  } catch (e) {
-    if (DATA_ERRORS.some((C) => e instanceof C)) {
-      process.stderr.write(`flamingo eval merge: ${(e as Error).message}\n`);
-      return 1;
-    }
-    throw e;
-  }
+  const { values, positionals } = parseOptions(args, { out: { type: 'string' }, quiet: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, true);
+  if (values.help) { process.stdout.write(USAGE); return 0; }
+  if (!values.out) throw new UsageError('merge: missing --out');
+  if (positionals.length === 0) throw new UsageError('merge: give the shard output folders');
+  const out = mergeShards(positionals, values.out, (line) => { if (!values.quiet) process.stderr.write(`${line}\n`); });
+  printSummary(out, values.json === true);
+  return 0;
 }
 
 export async function run(args: string[]): Promise<number> {
@@ -202,97 +131,66 @@ export async function run(args: string[]): Promise<number> {
   const si = args.indexOf('--suite');
   if (si !== -1) {
     const name = args[si + 1];
-    if (name === undefined) {
-      process.stderr.write(`flamingo eval: --suite needs a name\n\n${USAGE}`);
-      return 2;
-    }
-    return runSuite(name, [...args.slice(0, si), ...args.slice(si + 2)]);
+    if (name === undefined) throw new UsageError('--suite needs a name (builtin)');
+    if (name !== 'builtin') throw new UsageError(`unknown suite '${name}' (available: builtin)`);
+    return runBuiltinSuite([...args.slice(0, si), ...args.slice(si + 2)]);
   }
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        model: { type: 'string' }, task: { type: 'string' }, data: { type: 'string', multiple: true },
-        shots: { type: 'string' }, seeds: { type: 'string' }, selection: { type: 'string' }, out: { type: 'string' },
-        'max-items': { type: 'string' }, 'batch-size': { type: 'string' }, 'query-set-size': { type: 'string' },
-        'num-beams': { type: 'string' }, 'max-new-tokens': { type: 'string' }, 'length-penalty': { type: 'string' },
-        frames: { type: 'string' }, shard: { type: 'string' }, 'demo-mode': { type: 'string' }, 'skip-invalid': { type: 'boolean' }, 'cache-dir': { type: 'string' },
-        quiet: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (e) {
-    process.stderr.write(`flamingo eval: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
+  const { values } = parseOptions(args, {
+    model: { type: 'string' }, task: { type: 'string' }, data: { type: 'string', multiple: true },
+    shots: { type: 'string' }, seeds: { type: 'string' }, selection: { type: 'string' }, out: { type: 'string' },
+    'max-items': { type: 'string' }, 'batch-size': { type: 'string' }, 'query-set-size': { type: 'string' },
+    'num-beams': { type: 'string' }, 'max-new-tokens': { type: 'string' }, 'length-penalty': { type: 'string' },
+    frames: { type: 'string' }, shard: { type: 'string' }, 'demo-mode': { type: 'string' }, 'skip-invalid': { type: 'boolean' }, 'cache-dir': { type: 'string' },
+    quiet: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
   }
-  let cfg;
-  try {
-    for (const k of ['model', 'task', 'out'] as const) if (!values[k]) throw new UsageError(`missing --${k}`);
-    if (!values.data || values.data.length === 0) throw new UsageError('missing --data');
-    if (!(TASKS as readonly string[]).includes(values.task!)) throw new UsageError(`unknown task '${values.task}' (expected ${TASKS.join(', ')})`);
-    const selection = values.selection ?? 'random';
-    if (selection !== 'random' && selection !== 'rices') throw new UsageError(`--selection must be random or rices, got '${selection}'`);
-    const demoMode = values['demo-mode'] ?? 'per-query';
-    if (demoMode !== 'per-query' && demoMode !== 'per-batch') throw new UsageError(`--demo-mode must be per-query or per-batch, got '${demoMode}'`);
-    if (demoMode === 'per-batch' && selection === 'rices') throw new UsageError('--demo-mode per-batch needs --selection random (RICES picks demonstrations per query)');
-    let shard: Shard | undefined;
-    if (values.shard !== undefined) {
-      try {
-        shard = parseShard(values.shard);
-      } catch (e) {
-        throw new UsageError((e as Error).message);
-      }
+  for (const k of ['model', 'task', 'out'] as const) if (!values[k]) throw new UsageError(`missing --${k}`);
+  if (!values.data || values.data.length === 0) throw new UsageError('missing --data');
+  if (!(TASKS as readonly string[]).includes(values.task!)) throw new UsageError(`unknown task '${values.task}' (expected ${TASKS.join(', ')})`);
+  const selection = choiceArg('selection', values.selection, ['random', 'rices'] as const) ?? 'random';
+  const demoMode = choiceArg('demo-mode', values['demo-mode'], ['per-query', 'per-batch'] as const) ?? 'per-query';
+  if (demoMode === 'per-batch' && selection === 'rices') throw new UsageError('--demo-mode per-batch needs --selection random (RICES picks demonstrations per query)');
+  let shard: Shard | undefined;
+  if (values.shard !== undefined) {
+    try {
+      shard = parseShard(values.shard);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
     }
-    const lp = values['length-penalty'];
-    if (lp !== undefined && !Number.isFinite(Number(lp))) throw new UsageError(`--length-penalty must be a number, got '${lp}'`);
-    const generation: Record<string, number> = {};
-    const nb = posInt('num-beams', values['num-beams']);
-    const mnt = posInt('max-new-tokens', values['max-new-tokens']);
-    if (nb !== undefined) generation.numBeams = nb;
-    if (mnt !== undefined) generation.maxNewTokens = mnt;
-    if (lp !== undefined) generation.lengthPenalty = Number(lp);
-    cfg = {
-      modelDir: values.model!, task: values.task as TaskName, data: values.data, out: values.out!,
-      shots: intList('shots', values.shots, [0, 4, 8, 16, 32]), seeds: intList('seeds', values.seeds, [42]),
-      selection: selection as 'random' | 'rices', maxItems: posInt('max-items', values['max-items']),
-      batchSize: posInt('batch-size', values['batch-size']) ?? 8, querySetSize: posInt('query-set-size', values['query-set-size']),
-      frames: posInt('frames', values.frames), generation, skipInvalid: values['skip-invalid'] === true,
-      demoMode: demoMode as 'per-query' | 'per-batch', shard, cacheDir: values['cache-dir'], quiet: values.quiet === true, json: values.json === true,
-    };
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`flamingo eval: ${e.message}\n\n${USAGE}`);
-    return 2;
   }
-  try {
-    const { model, tokenizer } = loadModelDir(cfg.modelDir);
-    const dataset = loadTaskData(cfg.task, cfg.data, { skipInvalid: cfg.skipInvalid, frames: cfg.frames ?? framesForModel(model.config.resampler) });
-    const bar = new ProgressBar(process.stderr, !cfg.quiet);
-    const options = {
-      shots: cfg.shots, seeds: cfg.seeds, selection: cfg.selection, outDir: cfg.out, batchSize: cfg.batchSize,
-      maxItems: cfg.maxItems, querySetSize: cfg.querySetSize, generation: cfg.generation, skipInvalid: cfg.skipInvalid, demoMode: cfg.demoMode,
-      cacheDir: cfg.cacheDir, modelName: basename(resolve(cfg.modelDir)),
-      onProgress: (d: number, t: number, label: string) => bar.update(d, t, label),
-      onLog: (line: string) => { if (!cfg.quiet) process.stderr.write(`${line}\n`); },
-    };
-    if (cfg.shard) {
-      const r = evaluateShard(model, tokenizerCodec(tokenizer), dataset, { ...options, shard: cfg.shard });
-      process.stdout.write(`shard ${cfg.shard.index}/${cfg.shard.count}: ${r.items} queries evaluated; ${r.manifestFile}\n`);
-      return 0;
-    }
-    printSummary(evaluateDataset(model, tokenizerCodec(tokenizer), dataset, options), cfg.json);
+  const generation: Record<string, number> = {};
+  const nb = intArg('num-beams', values['num-beams'], { min: 1 });
+  const mnt = intArg('max-new-tokens', values['max-new-tokens'], { min: 1 });
+  const lp = numberArg('length-penalty', values['length-penalty']);
+  if (nb !== undefined) generation.numBeams = nb;
+  if (mnt !== undefined) generation.maxNewTokens = mnt;
+  if (lp !== undefined) generation.lengthPenalty = lp;
+  const cfg = {
+    modelDir: values.model!, task: values.task as TaskName, data: values.data, out: values.out!,
+    shots: intListArg('shots', values.shots) ?? [0, 4, 8, 16, 32], seeds: intListArg('seeds', values.seeds) ?? [42],
+    selection, maxItems: intArg('max-items', values['max-items'], { min: 1 }),
+    batchSize: intArg('batch-size', values['batch-size'], { min: 1 }) ?? 8, querySetSize: intArg('query-set-size', values['query-set-size'], { min: 1 }),
+    frames: intArg('frames', values.frames, { min: 1 }), generation, skipInvalid: values['skip-invalid'] === true,
+    demoMode, shard, cacheDir: values['cache-dir'], quiet: values.quiet === true, json: values.json === true,
+  };
+  const { model, tokenizer } = loadModelDir(cfg.modelDir);
+  const dataset = loadTaskData(cfg.task, cfg.data, { skipInvalid: cfg.skipInvalid, frames: cfg.frames ?? framesForModel(model.config.resampler) });
+  const bar = new ProgressBar(process.stderr, !cfg.quiet);
+  const options = {
+    shots: cfg.shots, seeds: cfg.seeds, selection: cfg.selection, outDir: cfg.out, batchSize: cfg.batchSize,
+    maxItems: cfg.maxItems, querySetSize: cfg.querySetSize, generation: cfg.generation, skipInvalid: cfg.skipInvalid, demoMode: cfg.demoMode,
+    cacheDir: cfg.cacheDir, modelName: basename(resolve(cfg.modelDir)),
+    onProgress: (d: number, t: number, label: string) => bar.update(d, t, label),
+    onLog: (line: string) => { if (!cfg.quiet) process.stderr.write(`${line}\n`); },
+  };
+  if (cfg.shard) {
+    const r = evaluateShard(model, tokenizerCodec(tokenizer), dataset, { ...options, shard: cfg.shard });
+    process.stdout.write(`shard ${cfg.shard.index}/${cfg.shard.count}: ${r.items} queries evaluated; ${r.manifestFile}\n`);
     return 0;
-  } catch (e) {
-    if (isDatasetError(e) || DATA_ERRORS.some((C) => e instanceof C)) {
-      process.stderr.write(`flamingo eval: ${(e as Error).message}\n`);
-      return 1;
-    }
-    throw e;
   }
+  printSummary(evaluateDataset(model, tokenizerCodec(tokenizer), dataset, options), cfg.json);
+  return 0;
 }

@@ -2,12 +2,13 @@
  * `flamingo score`: score a results file against official-format annotations with the metrics
  * OpenFlamingo reports. Exit codes: 0 success, 1 data error (bad/mismatched files), 2 usage error.
  */
-import { parseArgs } from 'node:util';
 import {
   FormatError, joinCaptions, joinClassification, joinVqa, readCaptionResults, readClassificationAnnotations,
   readClassificationResults, readCocoCaptions, readVqaAnnotations, readVqaQuestions, readVqaResults,
 } from '../eval/formats.ts';
-import { MetricInputError, evaluateCaptions, ptbTokenize, rocAuc, vqaAccuracy } from '../eval/metrics/index.ts';
+import { evaluateCaptions, ptbTokenize, rocAuc, vqaAccuracy } from '../eval/metrics/index.ts';
+import { UsageError } from '../errors.ts';
+import { parseOptions } from './args.ts';
 
 const USAGE = `usage: flamingo score --task <captioning|vqa|classification> [options] [--json]
 
@@ -37,12 +38,7 @@ const TASK_OPTIONS: Record<string, { required: string[]; allowed: string[] }> = 
   classification: { required: ['annotations', 'results'], allowed: [] },
 };
 
-class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+
 
 interface ScoreArgs {
   task: string;
@@ -52,25 +48,15 @@ interface ScoreArgs {
 }
 
 function parse(args: string[]): ScoreArgs | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        task: { type: 'string' },
-        annotations: { type: 'string' },
-        results: { type: 'string' },
-        questions: { type: 'string' },
-        tokenized: { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const { values } = parseOptions(args, {
+    task: { type: 'string' },
+    annotations: { type: 'string' },
+    results: { type: 'string' },
+    questions: { type: 'string' },
+    tokenized: { type: 'boolean' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) return 'help';
   const task = values.task;
   if (task === undefined) throw new UsageError('missing --task');
@@ -164,28 +150,12 @@ const TASKS: Record<string, (a: ScoreArgs) => Report> = {
 };
 
 export async function run(args: string[]): Promise<number> {
-  let parsed: ScoreArgs | 'help';
-  try {
-    parsed = parse(args);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`flamingo score: ${err.message}\n\n${USAGE}`);
-    return 2;
-  }
+  const parsed = parse(args);
   if (parsed === 'help') {
     process.stdout.write(USAGE);
     return 0;
   }
-  let report: Report;
-  try {
-    report = TASKS[parsed.task]!(parsed);
-  } catch (err) {
-    if (err instanceof FormatError || err instanceof MetricInputError) {
-      process.stderr.write(`flamingo score: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  const report = TASKS[parsed.task]!(parsed);
   process.stdout.write(parsed.json ? `${JSON.stringify(report.result)}\n` : `${report.table.join('\n')}\n`);
   return 0;
 }

@@ -5,7 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { resolveTrainConfig } from '../train/config.ts';
+import { ConfigError } from '../model/config.ts';
 import { trainFromConfig } from '../train/run.ts';
+import { describeError, UsageError } from '../errors.ts';
+import { parseOptions } from './args.ts';
 
 const USAGE = `usage: flamingo train <config.json> --out DIR [--resume] [--quiet]
 
@@ -15,40 +18,24 @@ const USAGE = `usage: flamingo train <config.json> --out DIR [--resume] [--quiet
 `;
 
 export async function run(args: string[]): Promise<number> {
-  let config: string | undefined;
-  let out: string | undefined;
-  let resume = false;
-  let quiet = false;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--out') out = args[++i];
-    else if (a.startsWith('--out=')) out = a.slice(6);
-    else if (a === '--resume') resume = true;
-    else if (a === '--quiet') quiet = true;
-    else if (a === '--help' || a === '-h') {
-      process.stdout.write(USAGE);
-      return 0;
-    } else if (a.startsWith('-')) {
-      process.stderr.write(`flamingo train: unknown option ${a}\n${USAGE}`);
-      return 2;
-    } else if (config === undefined) config = a;
-    else {
-      process.stderr.write(`flamingo train: unexpected argument ${a}\n${USAGE}`);
-      return 2;
-    }
+  const { values, positionals } = parseOptions(args, {
+    out: { type: 'string' }, resume: { type: 'boolean' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  }, true);
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
   }
-  if (!config || !out) {
-    process.stderr.write(USAGE);
-    return 2;
-  }
+  if (positionals.length > 1) throw new UsageError(`one config file expected, got ${positionals.length}: ${positionals.join(' ')}`);
+  const config = positionals[0];
+  if (config === undefined) throw new UsageError('missing the config file (flamingo train <config.json> --out DIR)');
+  if (values.out === undefined) throw new UsageError('missing --out DIR');
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(config, 'utf8'));
   } catch (e) {
-    process.stderr.write(`flamingo train: cannot read ${config}: ${(e as Error).message}\n`);
-    return 2;
+    throw new ConfigError(`cannot read ${config}: ${describeError(e)}`);
   }
   const cfg = resolveTrainConfig(raw);
-  trainFromConfig(cfg, { outDir: resolve(out), resume, progress: !quiet, baseDir: dirname(resolve(config)) });
+  trainFromConfig(cfg, { outDir: resolve(values.out), resume: values.resume === true, progress: values.quiet !== true, baseDir: dirname(resolve(config)) });
   return 0;
 }

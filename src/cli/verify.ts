@@ -3,7 +3,11 @@
  * (parity cases, and any other format registered in src/eval/verify/kinds.ts); prints one line per
  * result (with --json: one JSON object per line, each with `pass`); exit 1 if any result fails.
  */
-import { findTargets, runTarget, type VerifyResult, type VerifyTarget } from '../eval/verify/index.ts';
+import { findTargets, runTarget, VerifyPathError, type VerifyResult } from '../eval/verify/index.ts';
+import { UsageError } from '../errors.ts';
+import { parseOptions } from './args.ts';
+
+const USAGE = 'usage: flamingo verify <fixture-dir>... [--json]\n';
 
 const num = (x: number | undefined): number | null | undefined => (x === undefined ? undefined : Number.isFinite(x) ? x : null);
 
@@ -33,24 +37,15 @@ function textLine(r: VerifyResult): string {
 }
 
 export async function run(args: string[]): Promise<number> {
-  const json = args.includes('--json');
-  const unknown = args.filter((a) => a.startsWith('--') && a !== '--json');
-  const dirs = args.filter((a) => !a.startsWith('--'));
-  if (dirs.length === 0 || unknown.length > 0) {
-    process.stderr.write(`${unknown.length ? `flamingo verify: unknown option ${unknown[0]}\n` : ''}usage: flamingo verify <fixture-dir>... [--json]\n`);
-    return 2;
+  const { values, positionals: dirs } = parseOptions(args, { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, true);
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
   }
-  let targets: VerifyTarget[];
-  try {
-    targets = findTargets(dirs);
-  } catch (e) {
-    process.stderr.write(`flamingo verify: ${(e as Error).message}\n`);
-    return 2;
-  }
-  if (targets.length === 0) {
-    process.stderr.write(`flamingo verify: no fixture found under ${dirs.join(', ')}\n`);
-    return 1;
-  }
+  const json = values.json === true;
+  if (dirs.length === 0) throw new UsageError('give at least one fixture directory');
+  const targets = findTargets(dirs);
+  if (targets.length === 0) throw new VerifyPathError(dirs.join(', '), 'no fixture found under it');
   let passed = 0;
   let failed = 0;
   for (const t of targets) {

@@ -6,6 +6,7 @@
  * Incremental pair counting with a lazy max-heap: each merge only re-counts the words that contain
  * the merged pair, so training a few thousand merges on a few MB stays in seconds.
  */
+import { FlamingoError } from '../errors.ts';
 
 export interface BpeTrainInput {
   /** Word (string over the alphabet) → how many times it occurs in the corpus. */
@@ -25,10 +26,9 @@ export interface BpeTrainResult {
   merges: [string, string][];
 }
 
-export class BpeTrainError extends Error {
+export class BpeTrainError extends FlamingoError {
   constructor(message: string) {
     super(`bpe-train: ${message}`);
-    this.name = 'BpeTrainError';
   }
 }
 

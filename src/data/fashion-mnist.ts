@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { grayToRgb, type RgbImage } from './image.ts';
+import { FlamingoError } from '../errors.ts';
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 export const FASHION_MNIST_CLASSES: readonly string[] = [
@@ -18,17 +19,15 @@ const FILES = {
   test: { images: 't10k-images-idx3-ubyte.gz', labels: 't10k-labels-idx1-ubyte.gz' },
 } as const;
 
-export class IdxFormatError extends Error {
+export class IdxFormatError extends FlamingoError {
   constructor(file: string, detail: string) {
     super(`IDX file ${file}: ${detail}`);
-    this.name = 'IdxFormatError';
   }
 }
 
-export class DatasetMissingError extends Error {
+export class DatasetMissingError extends FlamingoError {
   constructor(detail: string) {
     super(detail);
-    this.name = 'DatasetMissingError';
   }
 }
 

@@ -14,6 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
 import jpeg from 'jpeg-js';
+import { FlamingoError } from '../errors.ts';
 
 export interface RgbImage {
   width: number;
@@ -30,20 +31,18 @@ export interface DecodeOptions {
   alpha?: AlphaMode;
 }
 
-export class ImageDecodeError extends Error {
+export class ImageDecodeError extends FlamingoError {
   constructor(
     readonly file: string,
     detail: string,
   ) {
     super(`cannot decode image ${file}: ${detail}`);
-    this.name = 'ImageDecodeError';
   }
 }
 
-export class ImageShapeError extends Error {
+export class ImageShapeError extends FlamingoError {
   constructor(op: string, detail: string) {
     super(`${op}: ${detail}`);
-    this.name = 'ImageShapeError';
   }
 }
 

@@ -7,11 +7,11 @@
 import { Tensor } from '../engine/tensor.ts';
 import type { BpeTokenizer } from './tokenizer.ts';
 import { type RgbImage, preprocessClip, type NormalizeOptions } from './image.ts';
+import { FlamingoError } from '../errors.ts';
 
-export class ProcessorError extends Error {
+export class ProcessorError extends FlamingoError {
   constructor(message: string) {
     super(message);
-    this.name = 'ProcessorError';
   }
 }
 

@@ -8,6 +8,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { FlamingoError } from '../errors.ts';
 
 export type TextSource = 'fortunes' | 'wordnet';
 
@@ -19,21 +20,19 @@ export interface TextCorpusOptions {
   wordnetDir?: string;
 }
 
-export class CorpusUnavailableError extends Error {
+export class CorpusUnavailableError extends FlamingoError {
   constructor(
     readonly source: TextSource,
     readonly aptPackage: string,
     detail: string,
   ) {
     super(`text corpus "${source}": ${detail}; install it with \`apt-get install ${aptPackage}\``);
-    this.name = 'CorpusUnavailableError';
   }
 }
 
-export class CorpusFormatError extends Error {
+export class CorpusFormatError extends FlamingoError {
   constructor(file: string, line: number, detail: string) {
     super(`text corpus: ${file}:${line}: ${detail}`);
-    this.name = 'CorpusFormatError';
   }
 }
 

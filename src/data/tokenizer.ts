@@ -9,11 +9,11 @@
  * cannot be expressed in UTF-8, so they come back as U+FFFD (out of scope by design).
  */
 import { trainBpe } from './bpe-train.ts';
+import { FlamingoError } from '../errors.ts';
 
-export class TokenizerError extends Error {
+export class TokenizerError extends FlamingoError {
   constructor(message: string) {
     super(`tokenizer: ${message}`);
-    this.name = 'TokenizerError';
   }
 }
 

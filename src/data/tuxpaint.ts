@@ -7,6 +7,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, relative, sep } from 'node:path';
+import { FlamingoError } from '../errors.ts';
 
 export interface TuxpaintItem {
   /** Absolute path of the PNG. */
@@ -25,13 +26,12 @@ export interface TuxpaintScan {
   root: string;
 }
 
-export class TuxpaintMissingError extends Error {
+export class TuxpaintMissingError extends FlamingoError {
   constructor(tried: string[]) {
     super(
       `Tux Paint stamps not found (looked in ${tried.join(', ')}); run scripts/fetch-tuxpaint.sh ` +
         '(downloads the Debian package tuxpaint-stamps-default and extracts only its PNG and TXT files)',
     );
-    this.name = 'TuxpaintMissingError';
   }
 }
 

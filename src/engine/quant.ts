@@ -17,6 +17,7 @@
  * Quantised weights are inference storage: they never require grad. Gradients still flow through
  * them to the activations (dx = g · dequant(W)).
  */
+import { FlamingoError } from '../errors.ts';
 
 export type WeightDType = 'fp32' | 'bf16' | 'int8';
 export const WEIGHT_DTYPES: readonly WeightDType[] = ['fp32', 'bf16', 'int8'];
@@ -41,12 +42,7 @@ export interface Int8Weight {
 
 export type PackedWeight = Bf16Weight | Int8Weight;
 
-export class QuantError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'QuantError';
-  }
-}
+export class QuantError extends FlamingoError {}
 
 export function isWeightDType(s: string): s is WeightDType {
   return (WEIGHT_DTYPES as readonly string[]).includes(s);

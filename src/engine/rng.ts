@@ -8,12 +8,12 @@
  * only on the parent's seed lineage and the stream id: it neither reads nor advances the parent's
  * position, and the same fork is reproduced however much the parent has been used.
  */
+import { FlamingoError } from '../errors.ts';
 
 /** Invalid argument or state passed to an Rng method. */
-export class RngError extends Error {
+export class RngError extends FlamingoError {
   constructor(method: string, message: string) {
     super(`rng ${method}: ${message}`);
-    this.name = 'RngError';
   }
 }
 

@@ -3,6 +3,7 @@
  * node that made it. Views (reshape, leading-axis slices) share the buffer; every other op
  * allocates its output. Gradients are plain Float32Arrays of the tensor's size.
  */
+import { FlamingoError } from '../errors.ts';
 
 import type { PackedWeight } from './quant.ts';
 
@@ -19,10 +20,9 @@ export interface GradNode {
   backward(gradOut: Float32Array): void;
 }
 
-export class ShapeError extends Error {
+export class ShapeError extends FlamingoError {
   constructor(op: string, message: string) {
     super(`${op}: ${message}`);
-    this.name = 'ShapeError';
   }
 }
 

@@ -10,17 +10,12 @@
  */
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Rng } from '../engine/rng.ts';
 import { noGrad } from '../engine/index.ts';
-import type { Flamingo } from '../model/flamingo.ts';
-import { FlamingoInputError } from '../model/flamingo.ts';
+import { FlamingoInputError, type Flamingo } from '../model/flamingo.ts';
 import { generate } from '../model/generate.ts';
-import { CheckpointError } from '../io/checkpoint.ts';
-import { ConfigError } from '../model/config.ts';
-import { TokenizerError } from '../data/tokenizer.ts';
 import { ProcessorError, type FlamingoProcessor } from '../data/processor.ts';
-import { ImageDecodeError, loadImage, type RgbImage } from '../data/image.ts';
+import { loadImage, type RgbImage } from '../data/image.ts';
 import { loadModelDir } from '../cli/generate.ts';
 import { BUNDLED_MODEL_DIR, fashionClasses, readBundledMeta } from '../cli/demo.ts';
 import { fashionMnistAvailable } from '../data/fashion-mnist.ts';
@@ -35,9 +30,10 @@ import type { CaptionItem, EvalItem, MediaRef, TaskKind, VqaItem } from './datas
 import { MediaEncoder, MediaError } from './media.ts';
 import { EOC_TOKEN, IMAGE_TOKEN } from './prompts.ts';
 import { type EvalContext, type ResultEntry, type TextCodec, leftPad, runTrial, tokenizerCodec } from './tasks.ts';
-import { SelectionError } from './selection.ts';
 import { evaluateCaptions, ptbTokenize, vqaAccuracy } from './metrics/index.ts';
 import { scoreVsShotsSvg } from './report.ts';
+import { FlamingoError } from '../errors.ts';
+import { intArg, parseOptions } from '../cli/args.ts';
 
 export const BUILTIN_TASKS = [
   'fast_binding_seen', 'fast_binding_heldout', 'captioning', 'vqa', 'captioning_tuxpaint', 'format', 'video_qa',
@@ -54,12 +50,7 @@ export const BUILTIN_METRICS: Record<BuiltinTaskName, string> = {
   video_qa: 'VQA accuracy',
 };
 
-export class BuiltinSuiteError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'BuiltinSuiteError';
-  }
-}
+export class BuiltinSuiteError extends FlamingoError {}
 
 /** Shot counts and item counts per task; --quick trims both. */
 export interface SuitePlan {
@@ -621,99 +612,63 @@ const USAGE = `usage: flamingo eval --suite builtin [--model DIR] [--json] [--qu
 
 /** Check the model directory up front so a wrong path gives one clear message. */
 export function checkModelDir(dir: string, isDefault: boolean): void {
-  const hint = isDefault ? ' (the bundled model; train it first, or pass --model DIR)' : '';
-  if (!existsSync(dir)) throw new BuiltinSuiteError(`model directory ${dir} does not exist${hint}`);
+  const hint = isDefault ? { hint: 'the bundled model: train it first (npm run train:bundled), or pass --model DIR' } : {};
+  if (!existsSync(dir)) throw new BuiltinSuiteError(`model directory ${dir} does not exist`, hint);
   if (!statSync(dir).isDirectory()) throw new BuiltinSuiteError(`--model ${dir} is not a directory`);
   const missing = ['config.json', 'weights.safetensors', 'tokenizer.json'].filter((f) => !existsSync(join(dir, f)));
-  if (missing.length > 0) throw new BuiltinSuiteError(`model directory ${dir} has no ${missing.join(', ')}${hint}`);
+  if (missing.length > 0) throw new BuiltinSuiteError(`model directory ${dir} has no ${missing.join(', ')}`, hint);
 }
-
-function nonNegInt(name: string, v: string | undefined, dflt: number | undefined, min = 0): number | undefined {
-  if (v === undefined) return dflt;
-  if (!/^\d+$/.test(v) || Number(v) < min) throw new BuiltinSuiteUsageError(`--${name} must be an integer ≥ ${min}, got '${v}'`);
-  return Number(v);
-}
-
-class BuiltinSuiteUsageError extends Error {}
 
 export async function runBuiltinSuite(args: string[]): Promise<number> {
-  let values;
-  let cfg;
-  try {
-    ({ values } = parseArgs({
-      args, strict: true, allowPositionals: false,
-      options: {
-        model: { type: 'string' }, json: { type: 'boolean' }, quick: { type: 'boolean' }, out: { type: 'string' },
-        seed: { type: 'string' }, items: { type: 'string' }, 'num-beams': { type: 'string' }, tuxpaint: { type: 'string' },
-        quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      },
-    }));
-    if (values.help) {
-      process.stdout.write(USAGE);
-      return 0;
-    }
-    cfg = {
-      seed: nonNegInt('seed', values.seed, 0)!,
-      items: nonNegInt('items', values.items, undefined, 1),
-      numBeams: nonNegInt('num-beams', values['num-beams'], 1, 1)!,
-    };
-  } catch (e) {
-    if (!(e instanceof BuiltinSuiteUsageError) && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') !== true) throw e;
-    process.stderr.write(`flamingo eval --suite builtin: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
+  const { values } = parseOptions(args, {
+    model: { type: 'string' }, json: { type: 'boolean' }, quick: { type: 'boolean' }, out: { type: 'string' },
+    seed: { type: 'string' }, items: { type: 'string' }, 'num-beams': { type: 'string' }, tuxpaint: { type: 'string' },
+    quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
   }
+  const cfg = {
+    seed: intArg('seed', values.seed) ?? 0,
+    items: intArg('items', values.items, { min: 1 }),
+    numBeams: intArg('num-beams', values['num-beams'], { min: 1 }) ?? 1,
+  };
   const dir = resolve(values.model ?? BUNDLED_MODEL_DIR);
   const quiet = values.quiet === true;
   const log = (line: string): void => { if (!quiet) process.stderr.write(`[builtin] ${line}\n`); };
-  try {
-    checkModelDir(dir, values.model === undefined);
-    let loaded;
+  checkModelDir(dir, values.model === undefined);
+  const { model, processor } = loadModelDir(dir);
+  const f = model.config.flamingo;
+  if (processor.tokenizer.imageTokenId !== f.media_token_id || processor.tokenizer.eocTokenId !== f.eoc_token_id) {
+    throw new BuiltinSuiteError(`${dir}: tokenizer.json's <image>/<|endofchunk|> ids (${processor.tokenizer.imageTokenId}/${processor.tokenizer.eocTokenId}) differ from config.json's (${f.media_token_id}/${f.eoc_token_id})`);
+  }
+  let classes: SuiteOptions['classes'] = null;
+  if (existsSync(join(dir, 'meta.json'))) {
+    let meta;
     try {
-      loaded = loadModelDir(dir);
+      meta = readBundledMeta(dir);
     } catch (e) {
-      // generate.ts reports a tokenizer/model mismatch as a plain Error: still a model-directory problem.
-      if (e instanceof Error && e.constructor === Error) throw new BuiltinSuiteError(e.message);
+      if (e instanceof SyntaxError) throw new BuiltinSuiteError(`${join(dir, 'meta.json')}: not valid JSON (${e.message})`);
       throw e;
     }
-    const { model, processor } = loaded;
-    const f = model.config.flamingo;
-    if (processor.tokenizer.imageTokenId !== f.media_token_id || processor.tokenizer.eocTokenId !== f.eoc_token_id) {
-      throw new BuiltinSuiteError(`${dir}: tokenizer.json's <image>/<|endofchunk|> ids (${processor.tokenizer.imageTokenId}/${processor.tokenizer.eocTokenId}) differ from config.json's (${f.media_token_id}/${f.eoc_token_id})`);
+    const ok = (xs: unknown): xs is number[] => Array.isArray(xs) && xs.every((x) => Number.isInteger(x) && x >= 0 && x < 10);
+    if (!ok(meta.seen_classes) || !ok(meta.heldout_classes)) {
+      throw new BuiltinSuiteError(`${join(dir, 'meta.json')}: seen_classes and heldout_classes must be lists of Fashion-MNIST class indices 0..9`);
     }
-    let classes: SuiteOptions['classes'] = null;
-    if (existsSync(join(dir, 'meta.json'))) {
-      let meta;
-      try {
-        meta = readBundledMeta(dir);
-      } catch (e) {
-        if (e instanceof SyntaxError) throw new BuiltinSuiteError(`${join(dir, 'meta.json')}: not valid JSON (${e.message})`);
-        throw e;
-      }
-      const ok = (xs: unknown): xs is number[] => Array.isArray(xs) && xs.every((x) => Number.isInteger(x) && x >= 0 && x < 10);
-      if (!ok(meta.seen_classes) || !ok(meta.heldout_classes)) {
-        throw new BuiltinSuiteError(`${join(dir, 'meta.json')}: seen_classes and heldout_classes must be lists of Fashion-MNIST class indices 0..9`);
-      }
-      classes = { seen: meta.seen_classes, heldout: meta.heldout_classes };
-    }
-    log(`model ${dir} (${(model.numParameters() / 1e6).toFixed(2)}M parameters)${values.quick ? ', quick' : ''}`);
-    const { report, prompts, outputs } = runSuite(model, processor, tokenizerCodec(processor.tokenizer), basename(dir), {
-      quick: values.quick === true, seed: cfg.seed, items: cfg.items, numBeams: cfg.numBeams, tuxpaintDir: values.tuxpaint, classes, onLog: log,
-    });
-    const outDir = resolve(values.out ?? join('runs', 'builtin'));
-    mkdirSync(outDir, { recursive: true });
-    writeFileSync(join(outDir, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
-    writeFileSync(join(outDir, 'prompts.json'), `${JSON.stringify(prompts, null, 2)}\n`);
-    writeFileSync(join(outDir, 'outputs.json'), `${JSON.stringify(outputs, null, 2)}\n`);
-    writeFileSync(join(outDir, 'score_vs_shots.svg'), suiteSvg(report));
-    if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-    else process.stdout.write(`${suiteTable(report)}results ${join(outDir, 'results.json')}; picture ${join(outDir, 'score_vs_shots.svg')}\n`);
-    return 0;
-  } catch (e) {
-    const known = [BuiltinSuiteError, CheckpointError, ConfigError, TokenizerError, MediaError, SelectionError, ImageDecodeError, FlamingoInputError, ProcessorError];
-    if (known.some((C) => e instanceof C)) {
-      process.stderr.write(`flamingo eval --suite builtin: ${(e as Error).message}\n`);
-      return 1;
-    }
-    throw e;
+    classes = { seen: meta.seen_classes, heldout: meta.heldout_classes };
   }
+  log(`model ${dir} (${(model.numParameters() / 1e6).toFixed(2)}M parameters)${values.quick ? ', quick' : ''}`);
+  const { report, prompts, outputs } = runSuite(model, processor, tokenizerCodec(processor.tokenizer), basename(dir), {
+    quick: values.quick === true, seed: cfg.seed, items: cfg.items, numBeams: cfg.numBeams, tuxpaintDir: values.tuxpaint, classes, onLog: log,
+  });
+  const outDir = resolve(values.out ?? join('runs', 'builtin'));
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(outDir, 'prompts.json'), `${JSON.stringify(prompts, null, 2)}\n`);
+  writeFileSync(join(outDir, 'outputs.json'), `${JSON.stringify(outputs, null, 2)}\n`);
+  writeFileSync(join(outDir, 'score_vs_shots.svg'), suiteSvg(report));
+  if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+  else process.stdout.write(`${suiteTable(report)}results ${join(outDir, 'results.json')}; picture ${join(outDir, 'score_vs_shots.svg')}\n`);
+  return 0;
 }

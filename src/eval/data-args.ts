@@ -12,17 +12,17 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import {
-  DatasetError, loadHatefulMemes, loadKarpathyCaptions, loadMsrvttQa, loadVqaDataset,
+  EvalDatasetError, loadHatefulMemes, loadKarpathyCaptions, loadMsrvttQa, loadVqaDataset,
   type EvalDataset, type LoadOptions, type VqaDatasetName,
 } from './datasets/index.ts';
+import { FlamingoError } from '../errors.ts';
 
 export const TASKS = ['coco', 'flickr30k', 'vqav2', 'okvqa', 'textvqa', 'vizwiz', 'hateful_memes', 'msrvtt_qa'] as const;
 export type TaskName = (typeof TASKS)[number];
 
-export class DataArgsError extends Error {
+export class DataArgsError extends FlamingoError {
   constructor(message: string) {
     super(message);
-    this.name = 'DataArgsError';
   }
 }
 
@@ -138,5 +138,5 @@ export function loadTaskData(task: TaskName, values: readonly string[], opts: Lo
 }
 
 export function isDatasetError(e: unknown): boolean {
-  return e instanceof DatasetError || e instanceof DataArgsError;
+  return e instanceof EvalDatasetError || e instanceof DataArgsError;
 }

@@ -4,6 +4,7 @@
  * FormatError naming the file and the offending entry, so the CLI can print it without a trace.
  */
 import { readFileSync } from 'node:fs';
+import { FlamingoError } from '../errors.ts';
 
 /** Ids are compared like Python dict keys: 42 and "42" are different ids. */
 export type Id = number | string;
@@ -17,10 +18,9 @@ export interface EntryRef {
   readonly unit?: 'entry' | 'line';
 }
 
-export class FormatError extends Error {
+export class FormatError extends FlamingoError {
   constructor(readonly file: string, detail: string, readonly entry?: EntryRef) {
     super(`${file}: ${entry ? `${describeEntry(entry)}: ` : ''}${detail}`);
-    this.name = 'FormatError';
   }
 }
 

@@ -9,11 +9,11 @@ import { Tensor, noGrad, reshape } from '../engine/index.ts';
 import { preprocessClip, ImageDecodeError } from '../data/image.ts';
 import type { Flamingo } from '../model/flamingo.ts';
 import type { MediaRef } from './datasets/types.ts';
+import { FlamingoError } from '../errors.ts';
 
-export class MediaError extends Error {
+export class MediaError extends FlamingoError {
   constructor(readonly file: string, detail: string) {
     super(`${file}: ${detail}`);
-    this.name = 'MediaError';
   }
 }
 

@@ -15,13 +15,13 @@ import { Rng } from '../engine/rng.ts';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import type { Flamingo } from '../model/flamingo.ts';
 import type { EvalItem } from './datasets/types.ts';
+import { FlamingoError } from '../errors.ts';
 
 export type SelectionMethod = 'random' | 'rices';
 
-export class SelectionError extends Error {
+export class SelectionError extends FlamingoError {
   constructor(message: string) {
     super(message);
-    this.name = 'SelectionError';
   }
 }
 

@@ -11,11 +11,11 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Id, ScoringSpec } from './datasets/types.ts';
 import type { MediaStats } from './media.ts';
 import type { RunHeader, TrialRun } from './evaluate.ts';
+import { FlamingoError } from '../errors.ts';
 
-export class ShardError extends Error {
+export class ShardError extends FlamingoError {
   constructor(message: string) {
     super(message);
-    this.name = 'ShardError';
   }
 }
 

@@ -21,6 +21,7 @@ import type { EvalItem, MediaRef, TaskKind } from './datasets/types.ts';
 import { HATEFUL_MEMES_CLASSES, buildPrompt, effectiveShots, type FewShotPrompt } from './prompts.ts';
 import { type RicesIndex, type SelectionMethod, SelectionError, querySet, randomBatchDemos, randomDemos } from './selection.ts';
 import type { MediaEncoder } from './media.ts';
+import { FlamingoError } from '../errors.ts';
 
 /** The text side the runner needs; BpeTokenizer fits via `tokenizerCodec`. */
 export interface TextCodec {
@@ -85,10 +86,9 @@ export interface EvalContext {
   media: MediaEncoder;
 }
 
-export class EvalRunError extends Error {
+export class EvalRunError extends FlamingoError {
   constructor(message: string) {
     super(message);
-    this.name = 'EvalRunError';
   }
 }
 

@@ -14,16 +14,16 @@ import { validateFlamingoConfig, type FlamingoConfig } from '../model/config.ts'
 import { checkModelSize } from '../model/size.ts';
 import { type PackedWeight, type WeightDType, allocPacked, blocksPerRow, dequantizeRow, parseWeightDType } from '../engine/quant.ts';
 import { linearWeightNames, packRowsInto, storedDType } from '../nn/quantize.ts';
+import { FlamingoError } from '../errors.ts';
 
 export interface WeightEntry {
   shape: readonly number[];
   data: Float32Array;
 }
 
-export class CheckpointError extends Error {
+export class CheckpointError extends FlamingoError {
   constructor(message: string) {
     super(message);
-    this.name = 'CheckpointError';
   }
 }
 

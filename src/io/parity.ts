@@ -18,11 +18,11 @@ import { Flamingo, positionIds } from '../model/flamingo.ts';
 import { generate } from '../model/generate.ts';
 import { validateResampler, validateVision, validateXAttn, validateFlamingoConfig } from '../model/config.ts';
 import type { Module } from '../nn/module.ts';
+import { FlamingoError } from '../errors.ts';
 
-export class ParityCaseError extends Error {
+export class ParityCaseError extends FlamingoError {
   constructor(dir: string, message: string) {
     super(`${dir}: ${message}`);
-    this.name = 'ParityCaseError';
   }
 }
 

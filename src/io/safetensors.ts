@@ -17,6 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { constants as bufferConstants } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
+import { FlamingoError } from '../errors.ts';
 
 /** dtypes readable and writable here. The first seven are the ones flamingo-ts produces; the rest are read cheaply. */
 export type SafeDType = 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'U8' | 'BOOL' | 'F64' | 'I8' | 'I16' | 'U16';
@@ -37,13 +38,12 @@ export interface TensorToWrite {
   data: TensorData;
 }
 
-export class SafetensorsError extends Error {
+export class SafetensorsError extends FlamingoError {
   readonly file: string;
   readonly tensor: string | undefined;
 
   constructor(file: string, message: string, tensor?: string, options?: { cause?: unknown }) {
     super(`safetensors ${file}${tensor !== undefined ? ` [tensor '${tensor}']` : ''}: ${message}`, options);
-    this.name = 'SafetensorsError';
     this.file = file;
     this.tensor = tensor;
   }

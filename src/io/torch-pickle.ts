@@ -20,13 +20,13 @@ import * as zlib from 'node:zlib';
 import {
   halfBitsToFloat32Array, readFileOnce, type SafeDType, type TensorData,
 } from './safetensors.ts';
+import { FlamingoError } from '../errors.ts';
 
-export class TorchCheckpointError extends Error {
+export class TorchCheckpointError extends FlamingoError {
   readonly file: string;
 
   constructor(file: string, message: string, options?: { cause?: unknown }) {
     super(`torch checkpoint ${file}: ${message}`, options);
-    this.name = 'TorchCheckpointError';
     this.file = file;
   }
 }

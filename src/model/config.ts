@@ -2,6 +2,7 @@
  * Model configuration: plain JSON-serialisable objects whose field names are those of OpenFlamingo /
  * open_clip / Hugging Face (and of the parity fixtures' case.json), validated with clear messages.
  */
+import { FlamingoError } from '../errors.ts';
 
 export interface VisionConfig {
   image_size: number;
@@ -81,10 +82,9 @@ export interface FlamingoConfig {
   flamingo: FlamingoTokensConfig;
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends FlamingoError {
   constructor(message: string) {
     super(message);
-    this.name = 'ConfigError';
   }
 }
 

@@ -18,11 +18,11 @@ import { VisionTransformer } from './vit.ts';
 import { PerceiverResampler } from './resampler.ts';
 import { GatedCrossAttentionBlock, textTime, type MediaKV, type XAttnTrace } from './gated-xattn.ts';
 import { createLanguageModel, type DecoderLM, type KVCache } from './lm/index.ts';
+import { FlamingoError } from '../errors.ts';
 
-export class FlamingoInputError extends Error {
+export class FlamingoInputError extends FlamingoError {
   constructor(message: string) {
     super(message);
-    this.name = 'FlamingoInputError';
   }
 }
 

@@ -4,11 +4,11 @@
  * requiresGrad = true; frozen ones get no gradient buffers and keep no activations.
  */
 import { Tensor, fmtShape } from '../engine/tensor.ts';
+import { FlamingoError } from '../errors.ts';
 
-export class StateDictError extends Error {
+export class StateDictError extends FlamingoError {
   constructor(message: string) {
     super(message);
-    this.name = 'StateDictError';
   }
 }
 

@@ -14,11 +14,11 @@ import type { Module } from '../nn/module.ts';
 import type { AdamW } from './optim.ts';
 import type { RngState } from '../engine/rng.ts';
 import type { Cursor } from '../data/datasets/types.ts';
+import { FlamingoError } from '../errors.ts';
 
-export class CheckpointError extends Error {
+export class TrainCheckpointError extends FlamingoError {
   constructor(where: string, detail: string) {
     super(`checkpoint ${where}: ${detail}`);
-    this.name = 'CheckpointError';
   }
 }
 
@@ -190,6 +190,6 @@ export function loadCheckpoint(dir: string, st: CheckpointState, model: Module, 
     model.loadStateDict(weights);
     optimizer.loadStateTensors(moments, st.step);
   } catch (e) {
-    throw new CheckpointError(join(dir, st.weightsFile), (e as Error).message);
+    throw new TrainCheckpointError(join(dir, st.weightsFile), (e as Error).message);
   }
 }

@@ -16,11 +16,11 @@ import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.t
 import { MetricsLog, writeLossCurve, type StepMetrics } from './metrics.ts';
 import { ProgressBar } from './progress.ts';
 import type { OptimConfig } from './config.ts';
+import { FlamingoError } from '../errors.ts';
 
-export class TrainingError extends Error {
+export class TrainingError extends FlamingoError {
   constructor(stage: string, detail: string) {
     super(`train ${stage}: ${detail}`);
-    this.name = 'TrainingError';
   }
 }
 

@@ -4,11 +4,11 @@
  */
 import type { RgbImage } from '../image.ts';
 import { Rng } from '../../engine/rng.ts';
+import { FlamingoError } from '../../errors.ts';
 
-export class DatasetError extends Error {
+export class DatasetError extends FlamingoError {
   constructor(where: string, detail: string) {
     super(`dataset ${where}: ${detail}`);
-    this.name = 'DatasetError';
   }
 }
 

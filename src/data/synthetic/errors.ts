@@ -1,7 +1,7 @@
 /** Errors raised by the synthetic world; the message names the file, the operation and the offending values. */
-export class SyntheticDataError extends Error {
+import { FlamingoError } from '../../errors.ts';
+export class SyntheticDataError extends FlamingoError {
   constructor(op: string, detail: string) {
     super(`synthetic/${op}: ${detail}`);
-    this.name = 'SyntheticDataError';
   }
 }

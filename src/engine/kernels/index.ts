@@ -10,15 +10,15 @@
 import { createNativeKernels, NativeKernelsUnavailableError } from './native.ts';
 import { createTsKernels } from './ts.ts';
 import type { Kernels } from './types.ts';
+import { FlamingoError } from '../../errors.ts';
 
 export type { Kernels } from './types.ts';
 export { NativeKernelsUnavailableError, NativeKernelArgumentError } from './native.ts';
 
 /** FLAMINGO_KERNELS has a value other than native / typescript. */
-export class KernelBackendConfigError extends Error {
+export class KernelBackendConfigError extends FlamingoError {
   constructor(value: string) {
     super(`FLAMINGO_KERNELS must be 'native' or 'typescript', got '${value}'`);
-    this.name = 'KernelBackendConfigError';
   }
 }
 

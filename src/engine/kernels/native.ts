@@ -12,21 +12,20 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Activation, GemmBatch, Kernels } from './types.ts';
 import type { PackedWeight } from '../quant.ts';
+import { FlamingoError } from '../../errors.ts';
 
 /** The addon could not be loaded (not built, wrong platform, missing libopenblas …). */
-export class NativeKernelsUnavailableError extends Error {
+export class NativeKernelsUnavailableError extends FlamingoError {
   constructor(readonly reason: string, options?: { cause?: unknown }) {
     super(`flamingo-ts native kernels unavailable: ${reason}`, options);
-    this.name = 'NativeKernelsUnavailableError';
   }
 }
 
 /** A native kernel was called with sizes its buffers cannot hold, or with a wrong argument type. */
-export class NativeKernelArgumentError extends RangeError {
+export class NativeKernelArgumentError extends FlamingoError {
   readonly code = 'ERR_FLAMINGO_KERNEL_ARGS';
   constructor(message: string) {
     super(message);
-    this.name = 'NativeKernelArgumentError';
   }
 }
 

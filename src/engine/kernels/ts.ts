@@ -8,12 +8,12 @@
  */
 import type { Activation, GemmBatch, Kernels } from './types.ts';
 import { type PackedWeight, blocksPerRow, dequantizeRow, quantize } from '../quant.ts';
+import { FlamingoError } from '../../errors.ts';
 
 /** Misuse of a kernel (buffer too small, bad dimension): names the kernel and the sizes. */
-export class TsKernelError extends Error {
+export class TsKernelError extends FlamingoError {
   constructor(kernel: string, message: string) {
     super(`kernels/ts ${kernel}: ${message}`);
-    this.name = 'TsKernelError';
   }
 }
 

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { loadImage } from '../../data/image.ts';
 import { VIDEO_EXTENSIONS, decodeVideoSync, isVideoFile, listFrameFiles, sampleFrames } from '../../data/video.ts';
 import { FormatError, readJsonFile } from '../formats.ts';
-import { DatasetError, type Id, type LoadOptions, type MediaRef, type SkippedItem } from './types.ts';
+import { EvalDatasetError, type Id, type LoadOptions, type MediaRef, type SkippedItem } from './types.ts';
 
 export type Obj = Record<string, unknown>;
 
@@ -17,14 +17,14 @@ export function readJson(file: string): unknown {
   try {
     return readJsonFile(file);
   } catch (e) {
-    if (e instanceof FormatError) throw new DatasetError(file, e.message.slice(file.length + 2));
+    if (e instanceof FormatError) throw new EvalDatasetError(file, e.message.slice(file.length + 2));
     throw e;
   }
 }
 
 export function field<T>(file: string, where: string, o: Obj, name: string, check: (v: unknown) => v is T, what: string): T {
   const v = o[name];
-  if (!check(v)) throw new DatasetError(file, `${where}: field "${name}" must be ${what}, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`);
+  if (!check(v)) throw new EvalDatasetError(file, `${where}: field "${name}" must be ${what}, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`);
   return v;
 }
 
@@ -103,7 +103,7 @@ export function checkMedia<T extends { id: Id; media: MediaRef }>(
       continue;
     }
     if (!opts.skipInvalid) {
-      throw new DatasetError(bad.file, `${bad.reason} (media of ${split} item ${JSON.stringify(it.id)} listed in ${source}; pass --skip-invalid to skip such items)`);
+      throw new EvalDatasetError(bad.file, `${bad.reason} (media of ${split} item ${JSON.stringify(it.id)} listed in ${source}; pass --skip-invalid to skip such items)`);
     }
     skipped.push({ split, id: it.id, file: bad.file, reason: bad.reason });
   }
@@ -118,14 +118,14 @@ export function formatPattern(pattern: string, id: Id): string {
     used = true;
     if (conv === 'd') {
       const n = typeof id === 'number' ? id : Number(id);
-      if (!Number.isInteger(n)) throw new DatasetError(pattern, `image id ${JSON.stringify(id)} is not an integer but the pattern uses %d`);
+      if (!Number.isInteger(n)) throw new EvalDatasetError(pattern, `image id ${JSON.stringify(id)} is not an integer but the pattern uses %d`);
       const s = String(Math.abs(n));
       const w = width ? Number(width) : 0;
       return (n < 0 ? '-' : '') + s.padStart(Math.max(0, w - (n < 0 ? 1 : 0)), zero ? '0' : ' ');
     }
     return String(id).padStart(width ? Number(width) : 0, ' ');
   });
-  if (!used) throw new DatasetError(pattern, 'image name pattern has no %d or %s placeholder');
+  if (!used) throw new EvalDatasetError(pattern, 'image name pattern has no %d or %s placeholder');
   return out;
 }
 

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { readJsonlFile, FormatError } from '../formats.ts';
-import { DatasetError, type ClassificationItem, type EvalDataset, type LoadOptions, type SkippedItem } from './types.ts';
+import { EvalDatasetError, type ClassificationItem, type EvalDataset, type LoadOptions, type SkippedItem } from './types.ts';
 import { checkMedia, field, imageRef, isId, isObject, isString } from './common.ts';
 
 export interface HatefulMemesOptions extends LoadOptions {
@@ -25,26 +25,26 @@ function readSplit(file: string, opts: HatefulMemesOptions): ClassificationItem[
   try {
     lines = readJsonlFile(file);
   } catch (e) {
-    if (e instanceof FormatError) throw new DatasetError(file, e.message.slice(file.length + 2));
+    if (e instanceof FormatError) throw new EvalDatasetError(file, e.message.slice(file.length + 2));
     throw e;
   }
   const imgDir = opts.images ?? join(opts.root, 'img');
   const ids = new Set<string>();
   const items = lines.map(({ line, value }) => {
     const where = `line ${line}`;
-    if (!isObject(value)) throw new DatasetError(file, `${where} must be a JSON object`);
+    if (!isObject(value)) throw new EvalDatasetError(file, `${where} must be a JSON object`);
     const id = field(file, where, value, 'id', isId, 'an integer or string id');
     const img = field(file, where, value, 'img', isString, 'a string');
     const text = field(file, where, value, 'text', isString, 'a string');
     const label = value.label;
-    if (label !== 0 && label !== 1) throw new DatasetError(file, `${where}: field "label" must be 0 or 1, got ${JSON.stringify(label)}`);
-    if (ids.has(JSON.stringify(id))) throw new DatasetError(file, `${where}: duplicate id ${JSON.stringify(id)}`);
+    if (label !== 0 && label !== 1) throw new EvalDatasetError(file, `${where}: field "label" must be 0 or 1, got ${JSON.stringify(label)}`);
+    if (ids.has(JSON.stringify(id))) throw new EvalDatasetError(file, `${where}: duplicate id ${JSON.stringify(id)}`);
     ids.add(JSON.stringify(id));
     const rel = join(opts.root, img);
     const path = existsSync(rel) ? rel : join(imgDir, basename(img));
     return { kind: 'classification', id, media: imageRef(path), text, label } satisfies ClassificationItem;
   });
-  if (items.length === 0) throw new DatasetError(file, 'no entries');
+  if (items.length === 0) throw new EvalDatasetError(file, 'no entries');
   return items;
 }
 

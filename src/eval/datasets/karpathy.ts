@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { DatasetError, type CaptionItem, type EvalDataset, type EvalItem, type LoadOptions, type SkippedItem } from './types.ts';
+import { EvalDatasetError, type CaptionItem, type EvalDataset, type EvalItem, type LoadOptions, type SkippedItem } from './types.ts';
 import { checkMedia, field, imageRef, isArray, isId, isObject, isString, readJson, writeJson } from './common.ts';
 
 export interface KarpathyOptions extends LoadOptions {
@@ -34,7 +34,7 @@ function imagePath(root: string, filepath: string | undefined, filename: string)
 export function loadKarpathyCaptions(opts: KarpathyOptions): EvalDataset {
   const file = opts.annotations;
   const data = readJson(file);
-  if (!isObject(data) || !Array.isArray(data.images)) throw new DatasetError(file, 'expected an object with an "images" array (Karpathy split format)');
+  if (!isObject(data) || !Array.isArray(data.images)) throw new EvalDatasetError(file, 'expected an object with an "images" array (Karpathy split format)');
   const supportSplit = opts.supportSplit ?? 'train';
   const querySplit = opts.querySplit ?? 'test';
   const support: CaptionItem[] = [];
@@ -42,25 +42,25 @@ export function loadKarpathyCaptions(opts: KarpathyOptions): EvalDataset {
   const seen = new Set<string>();
   data.images.forEach((raw, i) => {
     const where = `images[${i}]`;
-    if (!isObject(raw)) throw new DatasetError(file, `${where} must be an object`);
+    if (!isObject(raw)) throw new EvalDatasetError(file, `${where} must be an object`);
     const filename = field(file, where, raw, 'filename', isString, 'a string');
     const split = field(file, where, raw, 'split', isString, 'a string');
     const filepath = raw.filepath === undefined ? undefined : field(file, where, raw, 'filepath', isString, 'a string');
     const sentences = field(file, where, raw, 'sentences', isArray, 'an array');
     const captions = sentences.map((s, j) => {
-      if (!isObject(s) || typeof s.raw !== 'string') throw new DatasetError(file, `${where}.sentences[${j}] must be an object with a string "raw"`);
+      if (!isObject(s) || typeof s.raw !== 'string') throw new EvalDatasetError(file, `${where}.sentences[${j}] must be an object with a string "raw"`);
       return s.raw;
     });
     if (split !== supportSplit && split !== querySplit) return;
-    if (captions.length === 0) throw new DatasetError(file, `${where} (${filename}) has no sentences`);
+    if (captions.length === 0) throw new EvalDatasetError(file, `${where} (${filename}) has no sentences`);
     const id = opts.dataset === 'coco' ? field(file, where, raw, 'cocoid', isId, 'an integer id') : filename.split('.')[0]!;
     const key = `${split}:${String(id)}`;
-    if (seen.has(key)) throw new DatasetError(file, `${where}: image id ${JSON.stringify(id)} appears twice in split "${split}"`);
+    if (seen.has(key)) throw new EvalDatasetError(file, `${where}: image id ${JSON.stringify(id)} appears twice in split "${split}"`);
     seen.add(key);
     const item: CaptionItem = { kind: 'captioning', id, media: imageRef(imagePath(opts.images, filepath, filename)), captions };
     (split === querySplit ? query : support).push(item);
   });
-  if (query.length === 0) throw new DatasetError(file, `no images in split "${querySplit}"`);
+  if (query.length === 0) throw new EvalDatasetError(file, `no images in split "${querySplit}"`);
   const skipped: SkippedItem[] = [];
   const q = checkMedia(query, 'query', opts, skipped, file);
   const s = checkMedia(support, 'support', opts, skipped, file);

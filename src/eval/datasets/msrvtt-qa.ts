@@ -10,7 +10,7 @@
  * leave-one-out subsets) exactly 100 · [normalised prediction == normalised answer].
  */
 import { join } from 'node:path';
-import { DatasetError, type EvalDataset, type EvalItem, type Id, type LoadOptions, type SkippedItem, type VqaItem } from './types.ts';
+import { EvalDatasetError, type EvalDataset, type EvalItem, type Id, type LoadOptions, type SkippedItem, type VqaItem } from './types.ts';
 import { checkMedia, field, isArray, isObject, isString, readJson, videoRef, writeJson } from './common.ts';
 import { vqaStyleFiles } from './vqa.ts';
 
@@ -31,26 +31,26 @@ function videoName(file: string, where: string, o: Record<string, unknown>): str
   const v = o.video_id;
   if (typeof v === 'number' && Number.isSafeInteger(v)) return `video${v}`;
   if (typeof v === 'string' && v.length > 0) return /^\d+$/.test(v) ? `video${v}` : v;
-  throw new DatasetError(file, `${where}: needs "video_id" (integer) or "video" (folder name), got ${JSON.stringify(o.video_id ?? o.video)}`);
+  throw new EvalDatasetError(file, `${where}: needs "video_id" (integer) or "video" (folder name), got ${JSON.stringify(o.video_id ?? o.video)}`);
 }
 
 function readSplit(file: string, opts: MsrvttQaOptions): (VqaItem & { video: string })[] {
   const data = readJson(file);
-  if (!isArray(data)) throw new DatasetError(file, 'expected a JSON array of {video_id, question, answer}');
+  if (!isArray(data)) throw new EvalDatasetError(file, 'expected a JSON array of {video_id, question, answer}');
   const frames = opts.frames ?? DEFAULT_FRAMES;
   const ids = new Set<string>();
   const items = data.map((raw, i) => {
     const where = `entry ${i}`;
-    if (!isObject(raw)) throw new DatasetError(file, `${where} must be an object`);
+    if (!isObject(raw)) throw new EvalDatasetError(file, `${where} must be an object`);
     const question = field(file, where, raw, 'question', isString, 'a string');
     const answer = field(file, where, raw, 'answer', isString, 'a string');
     const video = videoName(file, where, raw);
     const id: Id = typeof raw.id === 'number' || typeof raw.id === 'string' ? raw.id : i;
-    if (ids.has(JSON.stringify(id))) throw new DatasetError(file, `${where}: duplicate id ${JSON.stringify(id)}`);
+    if (ids.has(JSON.stringify(id))) throw new EvalDatasetError(file, `${where}: duplicate id ${JSON.stringify(id)}`);
     ids.add(JSON.stringify(id));
     return { kind: 'video_qa' as const, id, media: videoRef(opts.videos, video, frames), question, answers: [answer], video };
   });
-  if (items.length === 0) throw new DatasetError(file, 'no questions');
+  if (items.length === 0) throw new EvalDatasetError(file, 'no questions');
   return items;
 }
 

@@ -6,16 +6,16 @@
  */
 import type { RgbImage } from '../../data/image.ts';
 import type { Id } from '../formats.ts';
+import { FlamingoError } from '../../errors.ts';
 
 export type { Id };
 
 /** The task a dataset is evaluated as; it picks the prompt template, decoding and metric. */
 export type TaskKind = 'captioning' | 'vqa' | 'classification' | 'video_qa';
 
-export class DatasetError extends Error {
+export class EvalDatasetError extends FlamingoError {
   constructor(readonly file: string, detail: string) {
     super(`${file}: ${detail}`);
-    this.name = 'DatasetError';
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { readVqaAnnotations, readVqaQuestions, FormatError } from '../formats.ts';
-import { DatasetError, type EvalDataset, type Id, type LoadOptions, type SkippedItem, type VqaItem } from './types.ts';
+import { EvalDatasetError, type EvalDataset, type Id, type LoadOptions, type SkippedItem, type VqaItem } from './types.ts';
 import { checkMedia, formatPattern, imageRef } from './common.ts';
 
 export type VqaDatasetName = 'vqav2' | 'okvqa' | 'textvqa' | 'vizwiz';
@@ -39,7 +39,7 @@ export function defaultImagePattern(dataset: VqaDatasetName, split: 'support' | 
 }
 
 function rethrow(e: unknown): never {
-  if (e instanceof FormatError) throw new DatasetError(e.file, e.message.slice(e.file.length + 2));
+  if (e instanceof FormatError) throw new EvalDatasetError(e.file, e.message.slice(e.file.length + 2));
   throw e;
 }
 
@@ -57,11 +57,11 @@ function loadSplit(opts: VqaOptions, split: 'support' | 'query'): VqaItem[] {
   const items: VqaItem[] = [];
   for (const q of questions.values()) {
     const ann = annotations.get(q.questionId);
-    if (!ann) throw new DatasetError(files.annotations, `no annotation for question_id ${JSON.stringify(q.questionId)} of ${files.questions}`);
+    if (!ann) throw new EvalDatasetError(files.annotations, `no annotation for question_id ${JSON.stringify(q.questionId)} of ${files.questions}`);
     const path = join(files.images, formatPattern(pattern, q.imageId));
     items.push({ kind: 'vqa', id: q.questionId, media: imageRef(path), question: q.question, answers: ann.answers });
   }
-  if (items.length === 0) throw new DatasetError(files.questions, 'no questions');
+  if (items.length === 0) throw new EvalDatasetError(files.questions, 'no questions');
   return items;
 }
 

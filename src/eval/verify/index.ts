@@ -7,13 +7,13 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { VERIFY_KINDS } from './kinds.ts';
 import type { VerifyKind, VerifyResult } from './types.ts';
+import { FlamingoError } from '../../errors.ts';
 
 export type { VerifyKind, VerifyOutput, VerifyResult } from './types.ts';
 
-export class VerifyPathError extends Error {
+export class VerifyPathError extends FlamingoError {
   constructor(path: string, message: string) {
     super(`${path}: ${message}`);
-    this.name = 'VerifyPathError';
   }
 }
 
