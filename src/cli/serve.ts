@@ -4,9 +4,8 @@
  * Options: --max-batch N (rows decoded together, 32), --max-queue N (64), --timeout MS (60000),
  * --max-new-tokens N (64), --log (fastify request log).
  */
-import { parseArgs } from 'node:util';
 import { startServer } from '../serve/app.ts';
-import { numberOption } from './generate.ts';
+import { intArg, parseOptions } from './args.ts';
 
 const OPTIONS = {
   model: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, 'max-batch': { type: 'string' },
@@ -17,19 +16,11 @@ const OPTIONS = {
 const USAGE = 'usage: flamingo serve [--model DIR] [--host 127.0.0.1] [--port 8080] [--max-batch 32] [--max-queue 64] [--timeout 60000] [--max-new-tokens 64] [--log]\n';
 
 export async function run(args: string[]): Promise<number> {
-  let v: ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS; strict: true }>>['values'];
+  const { values: v } = parseOptions(args, OPTIONS);
+  if (v.help) { process.stdout.write(USAGE); return 0; }
   const ints: Record<string, number | undefined> = {};
-  try {
-    ({ values: v } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }));
-    if (v.help) { process.stdout.write(USAGE); return 0; }
-    for (const k of ['port', 'max-batch', 'max-queue', 'timeout', 'max-new-tokens'] as const) {
-      const n = numberOption(k, v[k]);
-      if (n !== undefined && (!Number.isInteger(n) || n < (k === 'port' ? 0 : 1) || n > (k === 'port' ? 65535 : 1e9))) throw new Error(`--${k} must be an integer${k === 'port' ? ' in 0..65535' : ' ≥ 1'}, got ${v[k]}`);
-      ints[k] = n;
-    }
-  } catch (e) {
-    process.stderr.write(`flamingo serve: ${(e as Error).message}\n${USAGE}`);
-    return 2;
+  for (const k of ['port', 'max-batch', 'max-queue', 'timeout', 'max-new-tokens'] as const) {
+    ints[k] = k === 'port' ? intArg(k, v[k], { min: 0, max: 65535 }) : intArg(k, v[k], { min: 1, max: 1e9 });
   }
   const limits: Record<string, number> = {};
   if (ints['max-queue'] !== undefined) limits.maxQueue = ints['max-queue'];

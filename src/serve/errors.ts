@@ -2,7 +2,9 @@
  * Errors the server answers with: each carries its HTTP status and an OpenAI-style `type`, and is
  * sent as `{ "error": { "message", "type", "param", "code" } }` (the body OpenAI clients parse).
  */
-export class ServeError extends Error {
+import { FlamingoError } from '../errors.ts';
+
+export class ServeError extends FlamingoError {
   constructor(
     readonly status: number,
     message: string,
@@ -12,7 +14,6 @@ export class ServeError extends Error {
     readonly retryAfter?: number,
   ) {
     super(message);
-    this.name = new.target.name;
   }
 }
 

@@ -4,11 +4,11 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ServeError, errorBody } from './errors.ts';
+import { FlamingoError } from '../errors.ts';
 
-export class ClientGoneError extends Error {
+export class ClientGoneError extends FlamingoError {
   constructor() {
     super('the client closed the connection');
-    this.name = 'ClientGoneError';
   }
 }
 
