@@ -18,7 +18,11 @@ import { decodeVideo, decodeVideoSync, findOnPath, probeVideoSync, VideoError } 
 import { framesForModel, loadMedia } from '../src/data/video.ts';
 import { encodePng, makeImage } from '../src/data/image.ts';
 import { loadTaskData } from '../src/eval/data-args.ts';
-import { run as generateCli } from '../src/cli/generate.ts';
+import { main } from '../src/cli/main.ts';
+import { capture } from './eval-helpers.ts';
+
+// through the CLI's entry point, which turns errors into one line and an exit code
+const generateCli = (a: string[]): Promise<number> => main(['generate', ...a]);
 
 const HAVE_FFMPEG = findOnPath('ffmpeg') !== null && findOnPath('ffprobe') !== null;
 const skip = HAVE_FFMPEG ? false : 'ffmpeg is not installed (scripts/setup.sh installs it)';
@@ -147,29 +151,14 @@ describe('entry points', { skip }, () => {
   test('flamingo generate takes an image and a video in one prompt', async () => {
     const png = join(dir, 'shirt.png');
     writeFileSync(png, encodePng(makeImage(28, 28, new Uint8Array(28 * 28 * 3).fill(200))));
-    const out: string[] = [];
-    const write = process.stdout.write.bind(process.stdout);
-    process.stdout.write = ((s: string) => { out.push(s); return true; }) as typeof process.stdout.write;
-    let code: number;
-    try {
-      code = await generateCli(['--model', 'models/flamingo-fmnist', '--prompt', '<image>Output:a shirt<|endofchunk|><image>Output:', '--images', `${png},${clip('mp4')}`, '--max-new-tokens', '4', '--num-beams', '1', '--json']);
-    } finally {
-      process.stdout.write = write;
-    }
-    assert.equal(code, 0);
-    const res = JSON.parse(out.join('')) as { text: string; ids: number[] };
+    const ok = await capture(generateCli, ['--model', 'models/flamingo-fmnist', '--prompt', '<image>Output:a shirt<|endofchunk|><image>Output:', '--images', `${png},${clip('mp4')}`, '--max-new-tokens', '4', '--num-beams', '1', '--json']);
+    assert.equal(ok.code, 0, ok.stderr);
+    const res = JSON.parse(ok.stdout) as { text: string; ids: number[] };
     assert.ok(res.ids.length >= 1 && res.ids.length <= 4);
     // A wrong count of markers is a usage error, not a crash.
-    const errs: string[] = [];
-    const ew = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((s: string) => { errs.push(s); return true; }) as typeof process.stderr.write;
-    try {
-      code = await generateCli(['--model', 'models/flamingo-fmnist', '--prompt', '<image>Output:', '--images', `${png},${clip('mp4')}`]);
-    } finally {
-      process.stderr.write = ew;
-    }
-    assert.equal(code, 2);
-    assert.match(errs.join(''), /1 <image> marker\(s\) but 2 image\/video file\(s\)/);
+    const bad = await capture(generateCli, ['--model', 'models/flamingo-fmnist', '--prompt', '<image>Output:', '--images', `${png},${clip('mp4')}`]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /1 <image> marker\(s\) but 2 image\/video file\(s\)/);
   });
 
   test('MSRVTT-QA reads video files (video7010.mp4) as well as frame folders', () => {

@@ -12,11 +12,11 @@ import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { delimiter, extname, join } from 'node:path';
 import { makeImage, type RgbImage } from './image.ts';
+import { FlamingoError } from '../errors.ts';
 
-export class VideoError extends Error {
+export class VideoError extends FlamingoError {
   constructor(readonly file: string, detail: string) {
     super(`video ${file}: ${detail}`);
-    this.name = 'VideoError';
   }
 }
 
