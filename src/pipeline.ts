@@ -20,12 +20,12 @@ import { BatchDecoder } from './model/batch-decode.ts';
 import type { Flamingo } from './model/flamingo.ts';
 import { generate as generateTokens, scoreContinuations } from './model/generate.ts';
 import { intTensor, Tensor } from './engine/tensor.ts';
+import { FlamingoError } from './errors.ts';
 
 /** A wrong prompt part or option given to the pipeline. */
-export class PipelineInputError extends Error {
+export class PipelineInputError extends FlamingoError {
   constructor(message: string) {
     super(message);
-    this.name = 'PipelineInputError';
   }
 }
 
