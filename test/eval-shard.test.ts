@@ -8,11 +8,14 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run as evalRun } from '../src/cli/eval.ts';
+import { main } from '../src/cli/main.ts';
 import { encodePng, makeImage } from '../src/data/image.ts';
 import { Rng } from '../src/engine/rng.ts';
 import { parseShard, shardRange } from '../src/eval/shard.ts';
 import { capture, saveModelDir, tinyModel, tinyTokenizer } from './eval-helpers.ts';
+
+// through the CLI's entry point, which turns errors into one line and an exit code
+const evalRun = (a: string[]): Promise<number> => main(['eval', ...a]);
 
 const tmp = mkdtempSync(join(tmpdir(), 'flamingo-eval-shard-'));
 after(() => { if (!process.env.KEEP_TMP) rmSync(tmp, { recursive: true, force: true }); });
