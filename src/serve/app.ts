@@ -24,7 +24,7 @@ export interface ServeOptions {
   limits?: Partial<ServeLimits>;
   /** Most rows decoded together (default 32). */
   maxBatchRows?: number;
-  /** Wait at most this long for more requests before a batch starts (ms, default 25). */
+  /** Wait at most this long for more requests before a batch starts (ms, default 30). */
   batchWindowMs?: number;
   /** fastify's logger (default off). */
   logger?: boolean;
@@ -52,7 +52,7 @@ export async function createContext(opts: ServeOptions): Promise<ServeContext> {
   const tokenizer = BpeTokenizer.fromHuggingFace(readFileSync(tokFile, 'utf8'));
   const limits = resolveLimits(opts.limits ?? {});
   const engine = await InferenceEngine.start({
-    modelDir, maxBatchRows: opts.maxBatchRows ?? 32, batchWindowMs: opts.batchWindowMs ?? 25,
+    modelDir, maxBatchRows: opts.maxBatchRows ?? 32, batchWindowMs: opts.batchWindowMs ?? 30,
     maxQueue: limits.maxQueue, requestTimeoutMs: limits.requestTimeoutMs,
   });
   const metrics = newMetrics(engine);

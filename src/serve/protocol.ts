@@ -99,6 +99,6 @@ export interface WorkerOptions {
   modelDir: string;
   /** Most rows (choices) decoded together in one batch. */
   maxBatchRows: number;
-  /** Wait up to this long for more requests (until none arrived for 3 ms) before starting a batch. */
+  /** Wait up to this long for more requests (until none arrived for 8 ms) before starting a batch. */
   batchWindowMs: number;
 }
