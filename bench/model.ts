@@ -20,7 +20,7 @@ import { Tensor } from '../src/engine/tensor.ts';
 import { Rng } from '../src/engine/rng.ts';
 import { backend } from '../src/engine/backend.ts';
 import { Flamingo } from '../src/model/flamingo.ts';
-import type { FlamingoConfig } from '../src/model/config.ts';
+import type { FlamingoConfig, LMConfig } from '../src/model/config.ts';
 import { generate, prefill } from '../src/model/generate.ts';
 import { AdamW } from '../src/train/optim.ts';
 import { type WeightDType, allocPacked, parseWeightDType } from '../src/engine/quant.ts';
@@ -105,7 +105,8 @@ export function trainFlops(cfg: FlamingoConfig, w: Workload): number {
   const nGated = Math.floor(cfg.lm.num_layers / cfg.flamingo.cross_attn_every_n_layers);
   const gated = nGated * (lin(B * L, x.dim, xi) + lin(N * n, x.dim_visual, 2 * xi) + lin(B * L, xi, x.dim) + attn(B * x.heads, L, T * n, x.dim_head) + 2 * lin(B * L, x.dim, x.dim * x.ff_mult));
   // LM: frozen weights but gradients flow to the embeddings → forward + dX ≈ 2× (attention core 3×)
-  const m = cfg.lm;
+  if (cfg.lm.family !== undefined && cfg.lm.family !== 'llama') throw new Error(`bench/model.ts: FLOP estimate is for the llama family, not ${cfg.lm.family}`);
+  const m = cfg.lm as LMConfig;
   const hd = m.hidden_size / m.num_heads;
   const kv = m.num_key_value_heads * hd;
   const lmLin = m.num_layers * (lin(B * L, m.hidden_size, m.hidden_size) * 2 + lin(B * L, m.hidden_size, kv) * 2 + 3 * lin(B * L, m.hidden_size, m.intermediate_size)) + lin(B * L, m.hidden_size, m.vocab_size);

@@ -25,6 +25,7 @@ const cases: OpCase[] = [
   { name: 'mul (same tensor twice)', make: (r) => { const a = randTensor(r, [5]); return { f: (x) => E.mul(x, x), inputs: [a] }; } },
   { name: 'div', make: (r) => { const b = randTensor(r, [4]); b.f32.forEach((v, i) => { b.f32[i] = 1.5 + Math.abs(v); }); return { f: E.div, inputs: [randTensor(r, [3, 4]), b] }; } },
   { name: 'affine', make: (r) => ({ f: (x) => E.affine(x, 1.7, 0.3), inputs: [randTensor(r, [6])] }) },
+  { name: 'clamp', make: (r) => { const a = randTensor(r, [13]); a.f32.forEach((v, i) => { a.f32[i] = Math.abs(Math.abs(v) - 0.5) < 0.05 ? v + 0.2 : v; }); return { f: (x) => E.clamp(x, -0.5, 0.5), inputs: [a] }; } },
   { name: 'exp', make: (r) => ({ f: E.exp, inputs: [randTensor(r, [6], 0.5)] }) },
   { name: 'log', make: (r) => { const a = randTensor(r, [6]); a.f32.forEach((v, i) => { a.f32[i] = 1 + Math.abs(v); }); return { f: E.log, inputs: [a] }; } },
   ...(['gelu', 'gelu_tanh', 'quick_gelu', 'silu', 'tanh', 'sigmoid'] as const).map((k) => ({

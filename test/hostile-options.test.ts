@@ -8,17 +8,18 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Flamingo } from '../src/model/flamingo.ts';
-import { ConfigError, validateFlamingoConfig, type FlamingoConfig } from '../src/model/config.ts';
+import { ConfigError, validateFlamingoConfig, type FlamingoConfig, type LMConfig } from '../src/model/config.ts';
 import { checkModelSize, modelSize, MAX_TENSOR_ELEMENTS } from '../src/model/size.ts';
 import { generate, type GenerationConfig } from '../src/model/generate.ts';
 import { GenerationOptionError, MAX_BEAMS, MAX_NEW_TOKENS_UNBOUNDED, validateGenerationConfig } from '../src/model/generation-options.ts';
 import { intTensor } from '../src/engine/tensor.ts';
 import { REPO } from './helpers/child-usage.ts';
 
-const bundled = (): FlamingoConfig => JSON.parse(readFileSync(join(REPO, 'models/flamingo-fmnist/config.json'), 'utf8')) as FlamingoConfig;
+type LlamaFlamingoConfig = FlamingoConfig & { lm: LMConfig };
+const bundled = (): LlamaFlamingoConfig => JSON.parse(readFileSync(join(REPO, 'models/flamingo-fmnist/config.json'), 'utf8')) as LlamaFlamingoConfig;
 
 test('modelSize is a tight lower bound of the parameters the model really allocates', () => {
-  const variants: [string, (c: FlamingoConfig) => void][] = [
+  const variants: [string, (c: LlamaFlamingoConfig) => void][] = [
     ['bundled', () => {}],
     ['grouped-query, untied, gated every 2nd layer', (c) => { c.lm.num_key_value_heads = 2; c.lm.tie_word_embeddings = false; c.flamingo.cross_attn_every_n_layers = 2; }],
     ['wide MLPs, media embeddings', (c) => { c.lm.intermediate_size = 512; c.vision.mlp_ratio = 4; c.resampler.max_num_media = 4; c.xattn.ff_mult = 4; }],

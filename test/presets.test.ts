@@ -17,10 +17,31 @@ test('analytic parameter count equals the built model', () => {
   assert.equal(countParameters(cfg), new Flamingo(cfg).numParameters());
 });
 
+test('release presets: families, every-n and OpenFlamingo token ids', () => {
+  const expect: Record<string, [string, number, number, number, number, number]> = {
+    // family, every, eoc, media, pad, vocab rows
+    'openflamingo-3b-vitl-mpt1b': ['mosaic_gpt', 1, 50277, 50278, 50279, 50280],
+    'openflamingo-3b-vitl-mpt1b-langinstruct': ['mosaic_gpt', 1, 50277, 50278, 50279, 50280],
+    'openflamingo-4b-vitl-rpj3b': ['gpt_neox', 2, 50277, 50278, 50279, 50280],
+    'openflamingo-4b-vitl-rpj3b-langinstruct': ['gpt_neox', 2, 50277, 50278, 50279, 50280],
+    'openflamingo-9b-vitl-mpt7b': ['mpt', 4, 50277, 50278, 50279, 50280],
+    'openflamingo-9b': ['llama', 4, 32000, 32001, 32002, 32003],
+  };
+  for (const [n, [fam, every, eoc, media, pad, rows]] of Object.entries(expect)) {
+    const c = getPreset(n);
+    assert.deepEqual([c.lm.family, c.flamingo.cross_attn_every_n_layers, c.flamingo.eoc_token_id, c.flamingo.media_token_id, c.flamingo.pad_token_id, c.lm.vocab_size], [fam, every, eoc, media, pad, rows], n);
+    assert.equal(c.vision.ln_post_on_tokens, false, n);
+    assert.equal(c.vision.width, 1024, n);
+  }
+  // no preset name suggests a release that its LM family cannot load
+  for (const n of Object.keys(PRESETS)) if (n.startsWith('openflamingo')) assert.ok(n in expect, n);
+});
+
 test('published sizes are in the right range', () => {
   const b = (n: string) => countParameters(getPreset(n)) / 1e9;
-  assert.ok(b('openflamingo-3b') > 2.5 && b('openflamingo-3b') < 3.8, `3B: ${b('openflamingo-3b')}`);
-  assert.ok(b('openflamingo-9b') > 8 && b('openflamingo-9b') < 10.5, `9B: ${b('openflamingo-9b')}`);
+  for (const [n, lo, hi] of [['openflamingo-3b-vitl-mpt1b', 2.5, 3.4], ['openflamingo-4b-vitl-rpj3b', 3.0, 4.5], ['openflamingo-9b-vitl-mpt7b', 8, 9.5], ['openflamingo-9b', 8, 9.5], ['llama-standin-3b', 2.5, 3.8], ['llama-standin-9b', 8, 10.5]] as const) {
+    assert.ok(b(n) > lo && b(n) < hi, `${n}: ${b(n)}`);
+  }
   assert.ok(b('flamingo-80b') > 70 && b('flamingo-80b') < 95, `80B: ${b('flamingo-80b')}`);
 });
 

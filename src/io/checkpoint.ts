@@ -46,25 +46,29 @@ export function readWeights(path: string): Map<string, WeightEntry> {
 }
 
 /**
- * Canonical OpenFlamingo name for a checkpoint key. Real checkpoints also hold each LM block under
- * FlamingoLayer aliases; those map onto the canonical names (and duplicates are dropped after a check).
+ * Canonical name for a checkpoint key. Real OpenFlamingo checkpoints hold each LM block under
+ * FlamingoLayer aliases: `lang_encoder.<layers>.{i}.gated_cross_attn_layer.*` (the gated block
+ * before layer i), `lang_encoder.<layers>.{i}.decoder_layer.*` and `lang_encoder.old_decoder_blocks.{i}.*`
+ * (the decoder layer itself), where `<layers>` is the LM family's layer prefix (`model.layers`,
+ * `transformer.blocks`, `gpt_neox.layers`).
  */
-export function canonicalName(name: string): string {
-  let m = /^lang_encoder\.model\.layers\.(\d+)\.gated_cross_attn_layer\.(.*)$/.exec(name);
+export function canonicalName(name: string, layersPrefix = 'model.layers'): string {
+  const lp = layersPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  let m = new RegExp(`^lang_encoder\\.${lp}\\.(\\d+)\\.gated_cross_attn_layer\\.(.*)$`).exec(name);
   if (m) return `lang_encoder.gated_cross_attn_layers.${m[1]}.${m[2]}`;
-  m = /^lang_encoder\.model\.layers\.(\d+)\.decoder_layer\.(.*)$/.exec(name);
-  if (m) return `lang_encoder.model.layers.${m[1]}.${m[2]}`;
+  m = new RegExp(`^lang_encoder\\.${lp}\\.(\\d+)\\.decoder_layer\\.(.*)$`).exec(name);
+  if (m) return `lang_encoder.${layersPrefix}.${m[1]}.${m[2]}`;
   m = /^lang_encoder\.old_decoder_blocks\.(\d+)\.(.*)$/.exec(name);
-  if (m) return `lang_encoder.model.layers.${m[1]}.${m[2]}`;
+  if (m) return `lang_encoder.${layersPrefix}.${m[1]}.${m[2]}`;
   return name;
 }
 
 /** Map a raw state dict to canonical names; aliases of the same tensor must agree in shape. */
-export function canonicalize(raw: Map<string, WeightEntry>, prefix = ''): Map<string, WeightEntry> {
+export function canonicalize(raw: Map<string, WeightEntry>, prefix = '', layersPrefix = 'model.layers'): Map<string, WeightEntry> {
   const out = new Map<string, WeightEntry>();
   for (const [name0, w] of raw) {
     if (prefix && !name0.startsWith(prefix)) continue;
-    const name = canonicalName(prefix ? name0.slice(prefix.length) : name0);
+    const name = canonicalName(prefix ? name0.slice(prefix.length) : name0, layersPrefix);
     const prev = out.get(name);
     if (prev) {
       const same = prev.shape.length === w.shape.length && prev.shape.every((d, i) => d === w.shape[i]);

@@ -5,7 +5,7 @@
  * compares every output: floats within atol + rtol·|want|, integers exactly.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Tensor } from '../engine/tensor.ts';
 import { noGrad, reshape } from '../engine/index.ts';
 import { Rng } from '../engine/rng.ts';
@@ -16,7 +16,8 @@ import { PerceiverResampler } from '../model/resampler.ts';
 import { GatedCrossAttentionBlock, textTime } from '../model/gated-xattn.ts';
 import { Flamingo, positionIds } from '../model/flamingo.ts';
 import { generate } from '../model/generate.ts';
-import { validateResampler, validateVision, validateXAttn, validateFlamingoConfig } from '../model/config.ts';
+import { validateResampler, validateVision, validateXAttn, validateFlamingoConfig, type FlamingoTokensConfig } from '../model/config.ts';
+import { loadRelease } from './release.ts';
 import type { Module } from '../nn/module.ts';
 import { FlamingoError } from '../errors.ts';
 
@@ -51,6 +52,39 @@ interface CaseJson {
   kind: string;
   config: Record<string, Record<string, unknown>>;
   tolerance?: { rtol?: number; atol?: number };
+  comparison?: string;
+  /** Real-layout cases (parity-real): the three sources, inputs and expected outputs. */
+  files?: {
+    open_clip: { weights: string; config?: string | null };
+    lm: { config: string; weights: string[]; index?: string | null };
+    openflamingo_checkpoint: string;
+    inputs?: string;
+    expected?: string;
+  };
+}
+
+/** A whole-model case's Flamingo: from weights.safetensors, or from the three real-layout sources. */
+function flamingoForCase(dir: string, c: CaseJson): Flamingo {
+  if (!c.files) {
+    const model = new Flamingo(validateFlamingoConfig(c.config));
+    load(model, loadState(readSafetensors(join(dir, 'weights.safetensors'))));
+    return model;
+  }
+  const f = c.files;
+  const lmConfig = join(dir, f.lm.config);
+  return loadRelease({
+    openClip: join(dir, f.open_clip.weights),
+    openClipConfig: f.open_clip.config ? join(dir, f.open_clip.config) : null,
+    lmDir: dirname(lmConfig),
+    lmWeights: f.lm.weights.map((w) => join(dir, w)),
+    lmIndex: f.lm.index ? join(dir, f.lm.index) : null,
+    checkpoint: join(dir, f.openflamingo_checkpoint),
+  }, {
+    vision: validateVision(c.config.vision!),
+    resampler: validateResampler(c.config.resampler!),
+    xattn: validateXAttn(c.config.xattn!),
+    flamingo: c.config.flamingo as unknown as FlamingoTokensConfig & { tokenizer_len?: number },
+  }).model;
 }
 
 /** Case directories under each path (a path that is itself a case counts), sorted. */
@@ -127,9 +161,10 @@ export function runParityCase(dir: string): CaseResult {
     kind = c.kind;
     const rtol = c.tolerance?.rtol ?? 1e-4;
     const atol = c.tolerance?.atol ?? 1e-4;
-    const weights = loadState(readSafetensors(join(dir, 'weights.safetensors')));
-    const inputs = readSafetensors(join(dir, 'inputs.safetensors'));
-    const expected = readSafetensors(join(dir, 'expected.safetensors'));
+    const component = c.kind === 'vit' || c.kind === 'resampler' || c.kind === 'xattn';
+    const weights = component ? loadState(readSafetensors(join(dir, 'weights.safetensors'))) : new Map<string, WeightEntry>();
+    const inputs = readSafetensors(join(dir, c.files?.inputs ?? 'inputs.safetensors'));
+    const expected = readSafetensors(join(dir, c.files?.expected ?? 'expected.safetensors'));
     const outputs: OutputResult[] = [];
     const cmpF = (n: string, got: Tensor, where?: (i: number) => boolean): void => {
       const want = f32(expected, n);
@@ -173,8 +208,7 @@ export function runParityCase(dir: string): CaseResult {
           break;
         }
         case 'flamingo_logits': {
-          const model = new Flamingo(validateFlamingoConfig(c.config));
-          load(model, weights);
+          const model = flamingoForCase(dir, c);
           const visionX = f32(inputs, 'vision_x');
           const ids = i32(inputs, 'input_ids');
           const mask = i32(inputs, 'attention_mask');
@@ -192,8 +226,7 @@ export function runParityCase(dir: string): CaseResult {
           break;
         }
         case 'flamingo_generate': {
-          const model = new Flamingo(validateFlamingoConfig(c.config));
-          load(model, weights);
+          const model = flamingoForCase(dir, c);
           const gen = c.config.generation as { max_new_tokens: number; strategy?: string; stop_at_eoc?: boolean; num_beams?: number };
           if (gen.strategy !== undefined && gen.strategy !== 'greedy') throw new ParityCaseError(dir, `generation strategy '${gen.strategy}' is not a parity strategy`);
           const visionX = f32(inputs, 'vision_x');
@@ -204,8 +237,24 @@ export function runParityCase(dir: string): CaseResult {
           cmpI('generated_ids', out.generatedIds);
           if (expected.has('sequences')) cmpI('sequences', out.sequences);
           if (expected.has('step_logits') && out.stepLogits) {
-            // compare only the steps both produced (rows that stopped continue with pad)
-            cmpF('step_logits', out.stepLogits);
+            // With stop_at_eoc a row that produced eoc continues with pad: its later logits are not
+            // compared (case comparison text: step_logits only for rows still generating).
+            const wantIds = i32(expected, 'generated_ids');
+            const [B, S] = wantIds.shape as [number, number];
+            const V = out.stepLogits.shape[2]!;
+            const n = out.stepLogits.shape[1]!;
+            const eoc = (c.config.flamingo as { eoc_token_id: number }).eoc_token_id;
+            const live = new Uint8Array(B * n).fill(1);
+            if (gen.stop_at_eoc) {
+              for (let b = 0; b < B; b++) {
+                let stopped = false;
+                for (let k = 0; k < n; k++) {
+                  live[b * n + k] = stopped ? 0 : 1;
+                  if (k < S && wantIds.i32[b * S + k] === eoc) stopped = true;
+                }
+              }
+            }
+            cmpF('step_logits', out.stepLogits, (i) => live[Math.floor(i / V)] === 1);
           }
           if (expected.has('media')) cmpF('media', media);
           break;

@@ -189,7 +189,7 @@ export function halfBitsToFloat32Array(src: Uint16Array, kind: 'F16' | 'BF16'): 
 // ---------------------------------------------------------------------------------------------------------------
 // Reading
 
-interface ParsedEntry extends TensorEntry {
+export interface ParsedEntry extends TensorEntry {
   /** absolute byte offset of the tensor in the file buffer */
   start: number;
 }
@@ -225,7 +225,7 @@ function safeProduct(dims: number[]): number | undefined {
   return n;
 }
 
-function parseHeader(file: string, json: unknown, dataLength: number, dataStart: number): {
+export function parseHeader(file: string, json: unknown, dataLength: number, dataStart: number): {
   metadata: Record<string, string>;
   entries: Map<string, ParsedEntry>;
 } {

@@ -16,6 +16,7 @@
  * compressed ratio of zip entries. Each exceeded budget is a TorchCheckpointError naming the file and the budget.
  * The legacy (pre-1.6, non-zip) format and TorchScript archives are refused.
  */
+import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import {
   halfBitsToFloat32Array, readFileOnce, type SafeDType, type TensorData,
@@ -67,7 +68,16 @@ function u64(file: string, buf: Buffer, off: number): number {
   return Number(v);
 }
 
-function readZipDirectory(file: string, buf: Buffer): Map<string, ZipEntry> {
+/** Thrown by readZipDirectory when the central directory starts before the window held in memory. */
+class ZipWindowTooSmall extends Error {
+  constructor(readonly need: number) { super(`zip directory starts at ${need}`); }
+}
+
+/**
+ * Parse the central directory. `buf` holds the bytes [base, base + buf.length) of a file of `total`
+ * bytes that ends with the window (base 0 = the whole file).
+ */
+function readZipDirectory(file: string, buf: Buffer, base = 0, total = buf.length): Map<string, ZipEntry> {
   const fail = (msg: string): never => { throw new TorchCheckpointError(file, `bad zip: ${msg}`); };
   // The end-of-central-directory record sits at the end, followed by a comment of at most 65535 bytes.
   let eocd = -1;
@@ -81,13 +91,17 @@ function readZipDirectory(file: string, buf: Buffer): Map<string, ZipEntry> {
   if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) {
     const loc = eocd - 20;
     if (loc < 0 || buf.readUInt32LE(loc) !== SIG_EOCD64_LOCATOR) fail('zip64 locator missing');
-    const rec = u64(file, buf, loc + 8);
+    const recAbs = u64(file, buf, loc + 8);
+    if (recAbs < base && recAbs >= 0) throw new ZipWindowTooSmall(recAbs);
+    const rec = recAbs - base;
     if (rec + 56 > buf.length || buf.readUInt32LE(rec) !== SIG_EOCD64) fail('zip64 end record missing');
     count = u64(file, buf, rec + 32);
     cdSize = u64(file, buf, rec + 40);
     cdOffset = u64(file, buf, rec + 48);
   }
-  if (cdOffset + cdSize > buf.length) fail(`central directory [${cdOffset}, +${cdSize}) outside the ${buf.length}-byte file`);
+  if (cdOffset + cdSize > total) fail(`central directory [${cdOffset}, +${cdSize}) outside the ${total}-byte file (truncated?)`);
+  if (cdOffset < base) throw new ZipWindowTooSmall(cdOffset);
+  cdOffset -= base;
   const entries = new Map<string, ZipEntry>();
   let p = cdOffset;
   for (let i = 0; i < count; i++) {
@@ -195,7 +209,22 @@ interface Storage {
   key: string;
   dtype: SafeDType;
   numel: number;
-  data: TensorData;
+  /** Absent for a lazily indexed checkpoint: the bytes stay in the file at `fileOffset`. */
+  data?: TensorData;
+  fileOffset?: number;
+}
+
+/**
+ * A tensor of a lazily indexed checkpoint: where its elements are in the file (storage `fileOffset`,
+ * element `offset`, `strides`), read on demand with readTorchTensorInto.
+ */
+export class TorchTensorRef {
+  constructor(
+    readonly file: string, readonly dtype: SafeDType, readonly shape: number[], readonly strides: number[],
+    readonly offset: number, readonly storageKey: string, readonly storageNumel: number, readonly fileOffset: number,
+  ) {}
+
+  get numel(): number { return this.shape.reduce((a, b) => a * b, 1); }
 }
 
 class Tensor implements TorchTensor {
@@ -310,7 +339,7 @@ function describe(v: unknown): string {
 }
 
 /** Build a tensor from a storage: a zero-copy view when the layout is C-contiguous, else a contiguous copy. */
-function rebuildTensor(budget: Budget, storage: unknown, offset: unknown, size: unknown, stride: unknown): Tensor {
+function rebuildTensor(budget: Budget, storage: unknown, offset: unknown, size: unknown, stride: unknown): Tensor | TorchTensorRef {
   const { file } = budget;
   const fail = (msg: string): never => { throw new TorchCheckpointError(file, `_rebuild_tensor_v2: ${msg}`); };
   if (!isStorage(storage)) fail(`expected a storage, got ${describe(storage)}`);
@@ -326,24 +355,28 @@ function rebuildTensor(budget: Budget, storage: unknown, offset: unknown, size: 
   let numel = 1;
   for (const d of shape) numel *= d;
   if (!Number.isSafeInteger(numel)) fail(`size [${shape.join(', ')}] overflows`);
-  if (numel === 0) return new Tensor(st.dtype, shape.slice(), new ARRAY_FOR[st.dtype](0));
-  let maxIndex = off;
-  for (let k = 0; k < shape.length; k++) maxIndex += (shape[k]! - 1) * strides[k]!;
-  if (maxIndex >= st.numel) {
-    fail(`size [${shape.join(', ')}] stride [${strides.join(', ')}] offset ${off} reaches element ${maxIndex} `
-      + `of storage '${st.key}' which has ${st.numel}`);
+  if (numel > 0) {
+    let maxIndex = off;
+    for (let k = 0; k < shape.length; k++) maxIndex += (shape[k]! - 1) * strides[k]!;
+    if (maxIndex >= st.numel) {
+      fail(`size [${shape.join(', ')}] stride [${strides.join(', ')}] offset ${off} reaches element ${maxIndex} `
+        + `of storage '${st.key}' which has ${st.numel}`);
+    }
   }
+  if (st.data === undefined) return new TorchTensorRef(file, st.dtype, shape.slice(), strides.slice(), off, st.key, st.numel, st.fileOffset!);
+  if (numel === 0) return new Tensor(st.dtype, shape.slice(), new ARRAY_FOR[st.dtype](0));
   let contiguous = true;
   for (let k = shape.length - 1, expect = 1; k >= 0; k--) {
     if (shape[k] !== 1 && strides[k] !== expect) { contiguous = false; break; }
     expect *= shape[k]!;
   }
-  if (contiguous) return new Tensor(st.dtype, shape.slice(), st.data.subarray(off, off + numel));
+  const data = st.data;
+  if (contiguous) return new Tensor(st.dtype, shape.slice(), data.subarray(off, off + numel));
   // Counted over all tensors: twelve stride-0 expansions of one element must not add up to gigabytes.
   spend(budget, numel * ITEM[st.dtype], `materialising tensor of size [${shape.join(', ')}] stride [${strides.join(', ')}] `
     + `from storage '${st.key}' of ${st.numel} elements`);
   // Strided (e.g. a saved transpose): gather in C order with an odometer over the multi-index.
-  const src = st.data as unknown as { [i: number]: number | bigint };
+  const src = data as unknown as { [i: number]: number | bigint };
   const out = new ARRAY_FOR[st.dtype](numel);
   const dst = out as unknown as { [i: number]: number | bigint };
   const idx = new Array<number>(shape.length).fill(0);
@@ -379,7 +412,7 @@ function makeGlobals(budget: Budget): Map<string, PyCallable | StorageType> {
     return rebuildTensor(budget, a[0], a[1], a[2], a[3]);
   });
   add('torch._utils._rebuild_parameter', (a) => {
-    if (!(a[0] instanceof Tensor)) throw new TorchCheckpointError(file, `_rebuild_parameter: expected a tensor, got ${describe(a[0])}`);
+    if (!(a[0] instanceof Tensor) && !(a[0] instanceof TorchTensorRef)) throw new TorchCheckpointError(file, `_rebuild_parameter: expected a tensor, got ${describe(a[0])}`);
     return a[0];
   });
   for (const [name, dtype] of Object.entries(STORAGE_TYPES)) g.set(`torch.${name}`, new StorageType(`torch.${name}`, dtype));
@@ -769,4 +802,105 @@ export function torchTensorToInt32(t: TorchTensor): Int32Array {
     throw new TypeError(`torchTensorToInt32: tensor dtype ${t.dtype} is floating point`);
   }
   return t.data instanceof Int32Array ? t.data : Int32Array.from(t.data as ArrayLike<number>);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Lazy index: tensor metadata only, bytes read on demand (loading a model without a second copy).
+
+function readAt(fd: number, file: string, pos: number, len: number): Buffer {
+  const b = Buffer.allocUnsafe(len);
+  let off = 0;
+  while (off < len) {
+    const got = fs.readSync(fd, b, off, len - off, pos + off);
+    if (got === 0) throw new TorchCheckpointError(file, `unexpected end of file at byte ${pos + off} (truncated?)`);
+    off += got;
+  }
+  return b;
+}
+
+/** Absolute file offset of a stored zip entry's data (its local header is read from the file). */
+function entryDataStart(fd: number, file: string, e: ZipEntry): number {
+  const h = readAt(fd, file, e.localOffset, 30);
+  if (h.readUInt32LE(0) !== SIG_LOCAL) throw new TorchCheckpointError(file, `zip entry '${e.name}': local header missing`);
+  return e.localOffset + 30 + h.readUInt16LE(26) + h.readUInt16LE(28);
+}
+
+/**
+ * Index the tensors of a torch zip checkpoint without reading their bytes: name -> TorchTensorRef. The
+ * pickle is read and interpreted as by readTorchCheckpoint (same flattening of nested dicts).
+ */
+export function indexTorchCheckpoint(file: string): Map<string, TorchTensorRef> {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    throw new TorchCheckpointError(file, `cannot open: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size < 22) throw new TorchCheckpointError(file, `file is ${size} bytes: not a zip archive (truncated?)`);
+    const head = readAt(fd, file, 0, 4);
+    if (head[0] === 0x80 && head[1]! <= 5) throw new TorchCheckpointError(file, 'legacy (pre-1.6, non-zip) torch.save format is not supported; re-save with a current PyTorch');
+    if (head.readUInt32LE(0) !== SIG_LOCAL) throw new TorchCheckpointError(file, 'not a zip file (torch.save zip format expected)');
+    let base = Math.max(0, size - (1 << 20));
+    let entries: Map<string, ZipEntry>;
+    for (;;) {
+      try {
+        entries = readZipDirectory(file, readAt(fd, file, base, size - base), base, size);
+        break;
+      } catch (e) {
+        if (!(e instanceof ZipWindowTooSmall) || e.need >= base) throw e;
+        base = e.need;
+      }
+    }
+    const pkls = [...entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
+    if (pkls.length !== 1) throw new TorchCheckpointError(file, `expected exactly one '<archive>/data.pkl', found ${pkls.length}`);
+    const prefix = pkls[0]!.slice(0, -'data.pkl'.length);
+    const pklEntry = entries.get(pkls[0]!)!;
+    const pklStart = entryDataStart(fd, file, pklEntry);
+    const pklBuf = readAt(fd, file, pklStart, pklEntry.compressedSize);
+    // zipEntryData wants the local header in front: rebuild a tiny view with it
+    const pklData = pklEntry.method === 0 ? pklBuf : zipEntryData(file, Buffer.concat([readAt(fd, file, pklEntry.localOffset, pklStart - pklEntry.localOffset), pklBuf]), { ...pklEntry, localOffset: 0 }, true, makeBudget(file, size));
+    const storages = new Map<string, Storage>();
+    // budgets bound what the pickle may materialise; tensors here are references, read later
+    const budget = makeBudget(file, size);
+    const ctx: PickleContext = {
+      file,
+      budget,
+      allowUnknownGlobals: false,
+      loadStorage(type, key, numel) {
+        const cached = storages.get(key);
+        if (cached) return cached;
+        const e = entries.get(`${prefix}data/${key}`);
+        if (!e) throw new TorchCheckpointError(file, `storage record '${prefix}data/${key}' is missing`);
+        if (e.method !== 0) throw new TorchCheckpointError(file, `storage '${key}' is compressed; torch.save stores storages uncompressed`);
+        const item = ITEM[type.dtype];
+        if (e.size !== numel * item) throw new TorchCheckpointError(file, `storage '${key}' (${type.qualname}) has ${e.size} bytes, expected ${numel} x ${item}`);
+        const start = entryDataStart(fd, file, e);
+        if (start + e.size > size) throw new TorchCheckpointError(file, `storage '${key}' [${start}, +${e.size}) runs past the end of the ${size}-byte file (truncated?)`);
+        const st: Storage = { kind: 'storage', key, dtype: type.dtype, numel, fileOffset: start };
+        storages.set(key, st);
+        return st;
+      },
+    };
+    let root = unpickle(pklData, ctx);
+    if (!(root instanceof PyDict)) throw new TorchCheckpointError(file, `top-level object is ${describe(root)}, expected a dict / state_dict`);
+    for (const key of ['state_dict', 'model_state_dict']) {
+      const inner = root.get(key);
+      if (inner instanceof PyDict) { root = inner; break; }
+    }
+    const out = new Map<string, TorchTensorRef>();
+    const walk = (d: PyDict, pre: string): void => {
+      for (const [k, v] of d) {
+        if (typeof k !== 'string' && typeof k !== 'number') continue;
+        const name = `${pre}${k}`;
+        if (v instanceof TorchTensorRef) out.set(name, v);
+        else if (v instanceof PyDict) walk(v, `${name}.`);
+      }
+    };
+    walk(root as PyDict, '');
+    return out;
+  } finally {
+    fs.closeSync(fd);
+  }
 }

@@ -2,7 +2,8 @@
  * Model configuration: plain JSON-serialisable objects whose field names are those of OpenFlamingo /
  * open_clip / Hugging Face (and of the parity fixtures' case.json), validated with clear messages.
  */
-import { FlamingoError } from '../errors.ts';
+import { ConfigError } from './config-error.ts';
+import { getLMFamily } from './lm/registry.ts';
 
 export interface VisionConfig {
   image_size: number;
@@ -50,20 +51,35 @@ export interface XAttnConfig {
   ln_eps: number;
 }
 
-export interface LMConfig {
-  /** LM family; only 'llama' is implemented (add a file under model/lm/ for others). */
-  family?: 'llama';
+/** What every LM family's config has (the rest is the family's own; see src/model/lm/). */
+export interface LMConfigBase {
+  /** LM family (src/model/lm/registry.ts); default 'llama'. */
+  family?: string;
+  /** Rows of the input embedding: the Flamingo vocabulary (OpenFlamingo: len(tokenizer)). */
   vocab_size: number;
   hidden_size: number;
-  intermediate_size: number;
   num_layers: number;
+  tie_word_embeddings: boolean;
+  /** Longest sequence the model accepts (prompt + generated). */
+  max_position_embeddings?: number;
+}
+
+/** LLaMA family (Hugging Face LlamaForCausalLM). */
+export interface LMConfig extends LMConfigBase {
+  family?: 'llama';
+  intermediate_size: number;
   num_heads: number;
   num_key_value_heads: number;
   rms_norm_eps: number;
   rope_theta: number;
-  tie_word_embeddings: boolean;
-  /** Longest sequence the model accepts (prompt + generated). */
-  max_position_embeddings?: number;
+}
+
+export type AnyLMConfig = LMConfig | HFLMConfig;
+
+/** Families configured by their Hugging Face config.json, kept verbatim under `hf` (its own vocab_size included). */
+export interface HFLMConfig extends LMConfigBase {
+  family: string;
+  hf: Record<string, unknown>;
 }
 
 export interface FlamingoTokensConfig {
@@ -78,15 +94,11 @@ export interface FlamingoConfig {
   vision: VisionConfig;
   resampler: ResamplerConfig;
   xattn: XAttnConfig;
-  lm: LMConfig;
+  lm: AnyLMConfig;
   flamingo: FlamingoTokensConfig;
 }
 
-export class ConfigError extends FlamingoError {
-  constructor(message: string) {
-    super(message);
-  }
-}
+export { ConfigError };
 
 function posInt(where: string, obj: Record<string, unknown>, key: string): void {
   const v = obj[key];
@@ -132,12 +144,19 @@ export function validateXAttn(v: Record<string, unknown>, where = 'xattn'): XAtt
   return v as unknown as XAttnConfig;
 }
 
+/** Validate the `lm` section with its family's rules. */
+export function validateAnyLM(v: Record<string, unknown>, where = 'lm'): AnyLMConfig {
+  if (v.family !== undefined && typeof v.family !== 'string') throw new ConfigError(`${where}.family must be a string`);
+  return getLMFamily(v.family as string | undefined, `${where}.family`).validate(v, where) as AnyLMConfig;
+}
+
+/** LLaMA-family `lm` section. */
 export function validateLM(v: Record<string, unknown>, where = 'lm'): LMConfig {
   for (const k of ['vocab_size', 'hidden_size', 'intermediate_size', 'num_layers', 'num_heads', 'num_key_value_heads']) posInt(where, v, k);
   posNum(where, v, 'rms_norm_eps');
   posNum(where, v, 'rope_theta');
   const c = v as unknown as LMConfig;
-  if (c.family !== undefined && c.family !== 'llama') throw new ConfigError(`${where}.family '${c.family}' is not implemented (available: llama)`);
+  if (c.family !== undefined && c.family !== 'llama') throw new ConfigError(`${where}.family '${c.family}' is not llama`);
   if (c.hidden_size % c.num_heads !== 0) throw new ConfigError(`${where}.hidden_size ${c.hidden_size} is not divisible by num_heads ${c.num_heads}`);
   if ((c.hidden_size / c.num_heads) % 2 !== 0) throw new ConfigError(`${where}: head dim must be even for rotary embeddings`);
   if (c.num_heads % c.num_key_value_heads !== 0) throw new ConfigError(`${where}.num_heads must be a multiple of num_key_value_heads`);
@@ -151,7 +170,7 @@ export function validateFlamingoConfig(cfg: unknown): FlamingoConfig {
   const vision = validateVision(section(cfg, 'vision'));
   const resampler = validateResampler(section(cfg, 'resampler'));
   const xattn = validateXAttn(section(cfg, 'xattn'));
-  const lm = validateLM(section(cfg, 'lm'));
+  const lm = validateAnyLM(section(cfg, 'lm'));
   const f = section(cfg, 'flamingo');
   posInt('flamingo', f, 'cross_attn_every_n_layers');
   for (const k of ['media_token_id', 'eoc_token_id', 'pad_token_id', 'eos_token_id']) {

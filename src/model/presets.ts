@@ -1,16 +1,21 @@
 /**
- * Configuration presets: tiny sizes for tests and demos, the OpenFlamingo releases, and the paper's
+ * Configuration presets: tiny sizes for tests and demos, the released OpenFlamingo models (exact
+ * dimensions, LM family, token ids), LLaMA-style stand-ins of their sizes, and the paper's
  * Flamingo-3B/9B/80B dimensions (Alayrac et al. 2022, Appendix B, Table 4).
  *
+ * The release presets describe the architecture only; the weights come from the release's three
+ * sources (`flamingo convert`, or `--open-clip/--lm/--checkpoint`, see the README). Their LM
+ * sections hold the language model's Hugging Face config.json as published.
+ *
  * Stand-ins, stated plainly:
- * - LM: only the LLaMA family is implemented as a file (src/model/lm/). OpenFlamingo's MPT-1B,
- *   RedPajama-3B (GPT-NeoX) and MPT-7B and the paper's Chinchilla LMs are given as LLaMA-style decoders
- *   of the same width, depth, heads and vocabulary; their intermediate sizes match the original MLPs in
- *   parameter count. Real MPT/NeoX checkpoints need their LM-family file before they load.
+ * - `llama-standin-*`: LLaMA-family decoders of the widths, depths and head counts of the
+ *   OpenFlamingo LMs (MLP widths chosen to match their parameter counts); for benchmarks and
+ *   experiments, they load no released weights.
  * - Vision (paper presets): NFNet-F6 is not implemented; a CLIP ViT of the resampler's width (1536)
  *   stands in. The paper's feed-forwards use squared ReLU; ours use GELU (OpenFlamingo's choice).
  */
-import type { FlamingoConfig, VisionConfig, ResamplerConfig } from './config.ts';
+import type { AnyLMConfig, FlamingoConfig, HFLMConfig, LMConfig, VisionConfig, ResamplerConfig } from './config.ts';
+import { getLMFamily } from './lm/registry.ts';
 
 export interface Preset {
   description: string;
@@ -28,19 +33,70 @@ const OF_RESAMPLER: ResamplerConfig = {
   dim: 1024, depth: 6, dim_head: 64, heads: 8, num_latents: 64, max_num_media: null, max_num_frames: null, ff_mult: 4, ln_eps: 1e-5,
 };
 
-function openFlamingo(lm: { hidden: number; layers: number; heads: number; intermediate: number; vocab: number }, every: number): FlamingoConfig {
+/** OpenFlamingo's token ids for a base tokenizer of `base` entries without a pad token: <|endofchunk|>, <image>, <PAD>. */
+function ofTokens(base: number, every: number): FlamingoConfig['flamingo'] {
+  return { cross_attn_every_n_layers: every, eoc_token_id: base, media_token_id: base + 1, pad_token_id: base + 2 };
+}
+
+function openFlamingoRelease(lm: AnyLMConfig, every: number, base: number): FlamingoConfig {
   return {
     vision: CLIP_VIT_L14,
     resampler: OF_RESAMPLER,
-    xattn: { dim: lm.hidden, dim_visual: 1024, dim_head: 64, heads: 8, ff_mult: 4, only_attend_immediate_media: true, ln_eps: 1e-5 },
-    lm: {
-      family: 'llama', vocab_size: lm.vocab, hidden_size: lm.hidden, intermediate_size: lm.intermediate, num_layers: lm.layers,
-      num_heads: lm.heads, num_key_value_heads: lm.heads, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: false,
-      max_position_embeddings: 2048,
-    },
-    // OpenFlamingo adds <|endofchunk|> and <image> at the end of the tokenizer's vocabulary
-    flamingo: { cross_attn_every_n_layers: every, media_token_id: lm.vocab - 2, eoc_token_id: lm.vocab - 1, pad_token_id: 0 },
+    xattn: { dim: lm.hidden_size, dim_visual: 1024, dim_head: 64, heads: 8, ff_mult: 4, only_attend_immediate_media: true, ln_eps: 1e-5 },
+    lm,
+    flamingo: ofTokens(base, every),
   };
+}
+
+/** The `lm` section of an HF-configured family from its published config.json, resized to `vocab` rows. */
+function hfLM(family: string, hf: Record<string, unknown>, vocab: number): HFLMConfig {
+  return getLMFamily(family).fromHF(hf, `${family} preset`, vocab) as HFLMConfig;
+}
+
+/** GPT-NeoX-20B tokenizer: 50277 entries; OpenFlamingo adds three (tokenizer_len 50280). */
+const NEOX_TOKENIZER = 50277;
+
+/** anas-awadalla/mpt-1b-redpajama-200b (and -dolly) config.json, as published (April 2023 MosaicGPT). */
+const MPT_1B_REDPAJAMA: Record<string, unknown> = {
+  architectures: ['MosaicGPT'], model_type: 'mosaic_gpt', d_model: 2048, n_heads: 16, n_layers: 24, mlp_ratio: 4, max_seq_len: 2048,
+  vocab_size: 50432, alibi: true, alibi_bias_max: 8, attn_qk_ln: true, attn_clip_qkv: null, attn_impl: 'torch', attn_pdrop: 0,
+  attn_uses_sequence_id: false, softmax_scale: null, logit_scale: null, no_bias: true, low_precision_layernorm: true, prefix_lm: false,
+  emb_pdrop: 0, resid_pdrop: 0, embedding_fraction: 1.0, init_device: 'cpu', tokenizer_name: 'EleutherAI/gpt-neox-20b', use_cache: false,
+  auto_map: { AutoConfig: 'configuration_mosaic_gpt.MosaicGPTConfig', AutoModelForCausalLM: 'mosaic_gpt.MosaicGPT' },
+};
+
+/** anas-awadalla/mpt-7b config.json (llm-foundry MPT). */
+const MPT_7B: Record<string, unknown> = {
+  architectures: ['MPTForCausalLM'], model_type: 'mpt', d_model: 4096, n_heads: 32, n_layers: 32, expansion_ratio: 4, max_seq_len: 2048,
+  vocab_size: 50432, no_bias: true, norm_type: 'low_precision_layernorm', logit_scale: null, learned_pos_emb: true, emb_pdrop: 0,
+  resid_pdrop: 0, embedding_fraction: 1.0, init_device: 'cpu', use_cache: false, verbose: 0,
+  attn_config: {
+    alibi: true, alibi_bias_max: 8, attn_impl: 'torch', attn_pdrop: 0, attn_type: 'multihead_attention', attn_uses_sequence_id: false,
+    clip_qkv: null, prefix_lm: false, qk_ln: false, softmax_scale: null,
+  },
+  auto_map: { AutoConfig: 'configuration_mpt.MPTConfig', AutoModelForCausalLM: 'modeling_mpt.MPTForCausalLM' },
+};
+
+/** togethercomputer/RedPajama-INCITE-Base-3B-v1 (and -Instruct-3B-v1) config.json. */
+const REDPAJAMA_3B: Record<string, unknown> = {
+  architectures: ['GPTNeoXForCausalLM'], model_type: 'gpt_neox', hidden_size: 2560, num_attention_heads: 32, num_hidden_layers: 32,
+  intermediate_size: 10240, hidden_act: 'gelu', rotary_pct: 1.0, rotary_emb_base: 10000, use_parallel_residual: false,
+  layer_norm_eps: 1e-5, max_position_embeddings: 2048, vocab_size: 50432, tie_word_embeddings: false, bos_token_id: 0, eos_token_id: 0,
+  initializer_range: 0.02, use_cache: true, torch_dtype: 'float16',
+};
+
+/** LLaMA-7B (OpenFlamingo v1): tokenizer of 32000 entries + <|endofchunk|>, <image>, <PAD>. */
+const LLAMA_7B: LMConfig = {
+  family: 'llama', vocab_size: 32003, hidden_size: 4096, intermediate_size: 11008, num_layers: 32, num_heads: 32, num_key_value_heads: 32,
+  rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: false, max_position_embeddings: 2048,
+};
+
+function llamaStandin(lm: { hidden: number; layers: number; heads: number; intermediate: number; vocab: number }, every: number): FlamingoConfig {
+  return openFlamingoRelease({
+    family: 'llama', vocab_size: lm.vocab, hidden_size: lm.hidden, intermediate_size: lm.intermediate, num_layers: lm.layers,
+    num_heads: lm.heads, num_key_value_heads: lm.heads, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: false,
+    max_position_embeddings: 2048,
+  }, every, lm.vocab - 3);
 }
 
 function paperFlamingo(lm: { hidden: number; layers: number; heads: number }, every: number): FlamingoConfig {
@@ -69,21 +125,41 @@ export const PRESETS: Record<string, Preset> = {
       flamingo: { cross_attn_every_n_layers: 2, media_token_id: 97, eoc_token_id: 98, pad_token_id: 0 },
     },
   },
-  'openflamingo-3b': {
-    description: 'OpenFlamingo-3B (CLIP ViT-L/14 + MPT-1B, xattn every layer); LM as a LLaMA-style stand-in of MPT-1B\'s sizes.',
-    config: openFlamingo({ hidden: 2048, layers: 24, heads: 16, intermediate: 5632, vocab: 50280 }, 1),
+  'openflamingo-3b-vitl-mpt1b': {
+    description: 'OpenFlamingo-3B (openflamingo/OpenFlamingo-3B-vitl-mpt1b): CLIP ViT-L/14 + MosaicGPT mpt-1b-redpajama-200b, xattn before every layer.',
+    config: openFlamingoRelease(hfLM('mosaic_gpt', MPT_1B_REDPAJAMA, NEOX_TOKENIZER + 3), 1, NEOX_TOKENIZER),
   },
-  'openflamingo-4b': {
-    description: 'OpenFlamingo-4B (CLIP ViT-L/14 + RedPajama-INCITE-3B, xattn every 2 layers); LM as a LLaMA-style stand-in.',
-    config: openFlamingo({ hidden: 2560, layers: 32, heads: 32, intermediate: 6912, vocab: 50434 }, 2),
+  'openflamingo-3b-vitl-mpt1b-langinstruct': {
+    description: 'OpenFlamingo-3B-Instruct (openflamingo/OpenFlamingo-3B-vitl-mpt1b-langinstruct): as OpenFlamingo-3B with mpt-1b-redpajama-200b-dolly.',
+    config: openFlamingoRelease(hfLM('mosaic_gpt', MPT_1B_REDPAJAMA, NEOX_TOKENIZER + 3), 1, NEOX_TOKENIZER),
+  },
+  'openflamingo-4b-vitl-rpj3b': {
+    description: 'OpenFlamingo-4B (openflamingo/OpenFlamingo-4B-vitl-rpj3b): CLIP ViT-L/14 + GPT-NeoX RedPajama-INCITE-Base-3B-v1, xattn every 2 layers.',
+    config: openFlamingoRelease(hfLM('gpt_neox', REDPAJAMA_3B, NEOX_TOKENIZER + 3), 2, NEOX_TOKENIZER),
+  },
+  'openflamingo-4b-vitl-rpj3b-langinstruct': {
+    description: 'OpenFlamingo-4B-Instruct (openflamingo/OpenFlamingo-4B-vitl-rpj3b-langinstruct): as OpenFlamingo-4B with RedPajama-INCITE-Instruct-3B-v1.',
+    config: openFlamingoRelease(hfLM('gpt_neox', REDPAJAMA_3B, NEOX_TOKENIZER + 3), 2, NEOX_TOKENIZER),
+  },
+  'openflamingo-9b-vitl-mpt7b': {
+    description: 'OpenFlamingo-9B (openflamingo/OpenFlamingo-9B-vitl-mpt7b): CLIP ViT-L/14 + llm-foundry MPT-7B, xattn every 4 layers.',
+    config: openFlamingoRelease(hfLM('mpt', MPT_7B, NEOX_TOKENIZER + 3), 4, NEOX_TOKENIZER),
   },
   'openflamingo-9b': {
-    description: 'OpenFlamingo-9B (CLIP ViT-L/14 + MPT-7B, xattn every 4 layers); LM as a LLaMA-style stand-in.',
-    config: openFlamingo({ hidden: 4096, layers: 32, heads: 32, intermediate: 11008, vocab: 50434 }, 4),
+    description: 'OpenFlamingo v1 9B (openflamingo/OpenFlamingo-9B, deprecated): CLIP ViT-L/14 + LLaMA-7B, xattn every 4 layers.',
+    config: openFlamingoRelease(LLAMA_7B, 4, 32000),
   },
-  'openflamingo-9b-v1': {
-    description: 'OpenFlamingo v1 9B (CLIP ViT-L/14 + LLaMA-7B, xattn every 4 layers): the LLaMA LM is real, not a stand-in.',
-    config: openFlamingo({ hidden: 4096, layers: 32, heads: 32, intermediate: 11008, vocab: 32002 }, 4),
+  'llama-standin-3b': {
+    description: 'LLaMA-style decoder of MPT-1B\'s width, depth and heads in the OpenFlamingo-3B layout (no released weights load into it).',
+    config: llamaStandin({ hidden: 2048, layers: 24, heads: 16, intermediate: 5632, vocab: 50280 }, 1),
+  },
+  'llama-standin-4b': {
+    description: 'LLaMA-style decoder of RedPajama-3B\'s sizes in the OpenFlamingo-4B layout (no released weights load into it).',
+    config: llamaStandin({ hidden: 2560, layers: 32, heads: 32, intermediate: 6912, vocab: 50280 }, 2),
+  },
+  'llama-standin-9b': {
+    description: 'LLaMA-style decoder of MPT-7B\'s sizes in the OpenFlamingo-9B layout (no released weights load into it).',
+    config: llamaStandin({ hidden: 4096, layers: 32, heads: 32, intermediate: 11008, vocab: 50280 }, 4),
   },
   'flamingo-3b': {
     description: 'Paper Flamingo-3B dimensions: 1.4B frozen LM (24 layers, width 2048), GATED XATTN-DENSE before every layer; NFNet-F6 replaced by a CLIP ViT stand-in.',
@@ -121,9 +197,6 @@ export function countParameters(c: FlamingoConfig): number {
   const xi = x.heads * x.dim_head;
   const nG = Math.floor(c.lm.num_layers / c.flamingo.cross_attn_every_n_layers);
   const gated = nG * (2 * x.dim + x.dim * xi + 2 * x.dim_visual * xi + xi * x.dim + 1 + 2 * x.dim + 2 * x.dim * x.dim * x.ff_mult + 1);
-  const m = c.lm;
-  const hd = m.hidden_size / m.num_heads;
-  const lm = m.vocab_size * m.hidden_size * (m.tie_word_embeddings ? 1 : 2) + m.hidden_size
-    + m.num_layers * (2 * m.hidden_size + 2 * m.hidden_size * m.hidden_size + 2 * m.hidden_size * m.num_key_value_heads * hd + 3 * m.hidden_size * m.intermediate_size);
+  const lm = getLMFamily(c.lm.family).countParameters(c.lm);
   return vit + res + gated + lm;
 }

@@ -6,7 +6,8 @@
  * a clear error instead of minutes of allocation or a raw RangeError.
  */
 import * as os from 'node:os';
-import { ConfigError, type FlamingoConfig } from './config.ts';
+import { ConfigError, type FlamingoConfig, type LMConfig } from './config.ts';
+import { getLMFamily } from './lm/registry.ts';
 
 export interface ModelSize {
   /** Lower bound on the number of parameters (exact up to norms, biases and gates). */
@@ -45,13 +46,21 @@ export function modelSize(cfg: FlamingoConfig): ModelSize {
   const xattn = gatedBlocks * (2 * t(x.dim * xInner, 'cross-attention q/out') + 2 * t(x.dim_visual * xInner, 'cross-attention kv')
     + 2 * t(x.dim * x.dim * x.ff_mult, 'cross-attention feed-forward'));
 
-  const l = cfg.lm;
-  const D = l.hidden_size;
-  const kv = l.num_key_value_heads * (D / l.num_heads);
-  const mlpMatrices = (l.family ?? 'llama') === 'llama' ? 3 : 2; // SwiGLU has gate, up and down
-  const lm = t(l.vocab_size * D, 'lm embedding (lm.vocab_size x lm.hidden_size)') * (l.tie_word_embeddings ? 1 : 2)
-    + l.num_layers * (2 * t(D * D, 'lm attention (lm.hidden_size²)') + 2 * t(D * kv, 'lm key/value projection')
-      + mlpMatrices * t(D * l.intermediate_size, 'lm MLP (lm.hidden_size x lm.intermediate_size)'));
+  const l0 = cfg.lm;
+  const D = l0.hidden_size;
+  let lm: number;
+  if ((l0.family ?? 'llama') === 'llama') {
+    const l = l0 as LMConfig;
+    const kv = l.num_key_value_heads * (D / l.num_heads);
+    lm = t(l.vocab_size * D, 'lm embedding (lm.vocab_size x lm.hidden_size)') * (l.tie_word_embeddings ? 1 : 2)
+      + l.num_layers * (2 * t(D * D, 'lm attention (lm.hidden_size²)') + 2 * t(D * kv, 'lm key/value projection')
+        + 3 * t(D * l.intermediate_size, 'lm MLP (lm.hidden_size x lm.intermediate_size)')); // SwiGLU: gate, up and down
+  } else {
+    // families configured by their HF config.json: the family's exact count; the embedding is the largest tensor
+    t(l0.vocab_size * D, 'lm embedding (lm.vocab_size x lm.hidden_size)');
+    t(3 * D * D, 'lm attention (lm.hidden_size² x 3)');
+    lm = getLMFamily(l0.family).countParameters(l0);
+  }
   return { parameters: vision + resampler + xattn + lm, parts: { vision, resampler, xattn, lm }, largest };
 }
 
@@ -77,7 +86,7 @@ const gib = (b: number): string => `${(b / 2 ** 30).toFixed(1)} GiB`;
 function sizeFields(cfg: FlamingoConfig, part: keyof ModelSize['parts']): string {
   const l = cfg.lm;
   switch (part) {
-    case 'lm': return `lm.num_layers ${l.num_layers}, lm.hidden_size ${l.hidden_size}, lm.intermediate_size ${l.intermediate_size}, lm.vocab_size ${l.vocab_size}`;
+    case 'lm': return `lm.num_layers ${l.num_layers}, lm.hidden_size ${l.hidden_size}, ${'intermediate_size' in l ? `lm.intermediate_size ${l.intermediate_size}` : `lm.family ${l.family}`}, lm.vocab_size ${l.vocab_size}`;
     case 'vision': return `vision.layers ${cfg.vision.layers}, vision.width ${cfg.vision.width}, vision.mlp_ratio ${cfg.vision.mlp_ratio}`;
     case 'resampler': return `resampler.depth ${cfg.resampler.depth}, resampler.dim ${cfg.resampler.dim}, resampler.heads x dim_head ${cfg.resampler.heads} x ${cfg.resampler.dim_head}`;
     case 'xattn': return `xattn.dim ${cfg.xattn.dim}, xattn.ff_mult ${cfg.xattn.ff_mult}, xattn.heads x dim_head ${cfg.xattn.heads} x ${cfg.xattn.dim_head}, lm.num_layers ${l.num_layers}`;

@@ -118,6 +118,22 @@ export function affine(x: Tensor, s: number, c = 0): Tensor {
   });
 }
 
+/**
+ * min(max(x, lo), hi) (MPT's clip_qkv). The gradient passes where lo < x < hi, as torch.clamp's does
+ * (at the bounds themselves it is 0 here; torch passes it there, a measure-zero difference).
+ */
+export function clamp(x: Tensor, lo: number, hi: number): Tensor {
+  if (!(lo <= hi)) throw new ShapeError('clamp', `lower bound ${lo} is above upper bound ${hi}`);
+  const X = x.f32;
+  const out = new Float32Array(X.length);
+  for (let i = 0; i < X.length; i++) { const v = X[i]!; out[i] = v < lo ? lo : v > hi ? hi : v; }
+  return record(new Tensor(out, x.shape), 'clamp', [x], (g) => {
+    const d = new Float32Array(g.length);
+    for (let i = 0; i < g.length; i++) { const v = X[i]!; d[i] = v > lo && v < hi ? g[i]! : 0; }
+    accumulateGrad(x, d);
+  });
+}
+
 export function scale(x: Tensor, s: number): Tensor {
   return affine(x, s, 0);
 }

@@ -1,17 +1,13 @@
-/** LM family registry: config.family → implementation. */
+/** LM construction through the family registry (registry.ts): config.family → implementation. */
 import type { Rng } from '../../engine/rng.ts';
-import { ConfigError, type LMConfig } from '../config.ts';
-import { LlamaForCausalLM } from './llama.ts';
+import type { LMConfigBase } from '../config.ts';
+import { getLMFamily } from './registry.ts';
 import type { DecoderLM } from './types.ts';
 
-export function createLanguageModel(cfg: LMConfig, rng: Rng): DecoderLM {
-  const family = cfg.family ?? 'llama';
-  switch (family) {
-    case 'llama':
-      return new LlamaForCausalLM(cfg, rng);
-    default:
-      throw new ConfigError(`unknown LM family '${String(family)}'`);
-  }
+export function createLanguageModel(cfg: LMConfigBase, rng: Rng): DecoderLM {
+  return getLMFamily(cfg.family).create(cfg, rng);
 }
 
+export { getLMFamily, lmFamilies, familyForModelType } from './registry.ts';
+export type { LMFamily } from './family.ts';
 export type { DecoderLM, KVCache, LayerContext } from './types.ts';

@@ -10,7 +10,9 @@ import { add, attention, concat, embedding, indexSelect, intTensor, linear, perm
 import type { Rng } from '../../engine/rng.ts';
 import { Module } from '../../nn/module.ts';
 import { Embedding, Linear, RMSNorm } from '../../nn/layers.ts';
-import type { LMConfig } from '../config.ts';
+import { validateLM, type LMConfig, type LMConfigBase } from '../config.ts';
+import { ConfigError } from '../config-error.ts';
+import type { LMFamily } from './family.ts';
 import { mergeHeads } from '../heads.ts';
 import type { DecoderLM, KVCache, LayerContext } from './types.ts';
 
@@ -160,3 +162,45 @@ export class LlamaForCausalLM extends Module implements DecoderLM {
     return { keys: new Array(this.config.num_layers).fill(null), values: new Array(this.config.num_layers).fill(null) };
   }
 }
+
+const num = (hf: Record<string, unknown>, file: string, key: string, dflt?: number): number => {
+  const v = hf[key] ?? dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${file}: '${key}' must be a number, got ${JSON.stringify(hf[key])}`);
+  return v;
+};
+
+export const llamaFamily: LMFamily = {
+  name: 'llama',
+  hfModelTypes: ['llama'],
+  layersPrefix: 'model.layers',
+  inputEmbedding: 'model.embed_tokens.weight',
+  outputEmbedding: (cfg) => (cfg.tie_word_embeddings ? null : 'lm_head.weight'),
+  validate: (raw, where) => validateLM(raw, where),
+  fromHF(hf, file, vocabSize) {
+    if (hf.model_type !== 'llama') throw new ConfigError(`${file}: model_type '${String(hf.model_type)}' is not llama`);
+    const heads = num(hf, file, 'num_attention_heads');
+    return validateLM({
+      family: 'llama', vocab_size: vocabSize, hidden_size: num(hf, file, 'hidden_size'), intermediate_size: num(hf, file, 'intermediate_size'),
+      num_layers: num(hf, file, 'num_hidden_layers'), num_heads: heads, num_key_value_heads: num(hf, file, 'num_key_value_heads', heads),
+      rms_norm_eps: num(hf, file, 'rms_norm_eps', 1e-6), rope_theta: num(hf, file, 'rope_theta', 10000),
+      tie_word_embeddings: hf.tie_word_embeddings === true, max_position_embeddings: num(hf, file, 'max_position_embeddings', 2048),
+    }, file);
+  },
+  toHF(c0) {
+    const c = c0 as LMConfig;
+    return {
+      architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: c.vocab_size, hidden_size: c.hidden_size,
+      intermediate_size: c.intermediate_size, num_hidden_layers: c.num_layers, num_attention_heads: c.num_heads,
+      num_key_value_heads: c.num_key_value_heads, rms_norm_eps: c.rms_norm_eps, rope_theta: c.rope_theta, hidden_act: 'silu',
+      tie_word_embeddings: c.tie_word_embeddings, max_position_embeddings: c.max_position_embeddings ?? 2048, torch_dtype: 'float32',
+    };
+  },
+  create: (cfg, rng) => new LlamaForCausalLM(cfg as LMConfig, rng),
+  countParameters(c0: LMConfigBase) {
+    const m = c0 as LMConfig;
+    const hd = m.hidden_size / m.num_heads;
+    return m.vocab_size * m.hidden_size * (m.tie_word_embeddings ? 1 : 2) + m.hidden_size
+      + m.num_layers * (2 * m.hidden_size + 2 * m.hidden_size * m.hidden_size + 2 * m.hidden_size * m.num_key_value_heads * hd + 3 * m.hidden_size * m.intermediate_size);
+  },
+  isBuffer: (name) => /\.rotary_emb\.inv_freq$/.test(name),
+};

@@ -5,7 +5,7 @@
  */
 import type { Tensor } from '../../engine/tensor.ts';
 import type { Module } from '../../nn/module.ts';
-import type { LMConfig } from '../config.ts';
+import type { LMConfigBase } from '../config.ts';
 
 /** Keys and values of past positions, per layer: (B, H_kv, L_past, D). */
 export interface KVCache {
@@ -25,7 +25,7 @@ export interface LayerContext {
 }
 
 export interface DecoderLM extends Module {
-  readonly config: LMConfig;
+  readonly config: LMConfigBase;
   readonly numLayers: number;
   readonly hiddenSize: number;
   /** The input embedding table (trainable in Flamingo for the new <image>/<|endofchunk|> rows). */
