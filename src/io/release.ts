@@ -58,11 +58,13 @@ export interface ReleaseConfigOverrides {
 }
 
 /**
- * Per-tensor load hook: fill `param` from `read` (which reads the source tensor's leading
- * `dest.length` elements as float32 into `dest`). The default reads straight into param's storage;
- * a low-precision loader converts here instead.
+ * Per-tensor load hook: fill `param` (C order) from its source. `read(dest, offset)` reads source
+ * elements [offset, offset + dest.length) as float32 into dest; `available` elements exist (fewer
+ * than param.size only for an embedding whose LM file has fewer rows than the tokenizer: the rest
+ * keep their initial values). The default reads straight into param's float32 storage; a
+ * low-precision loader converts here, chunk by chunk, instead.
  */
-export type TensorLoadHook = (name: string, param: Tensor, read: (dest: Float32Array) => void) => void;
+export type TensorLoadHook = (name: string, param: Tensor, read: (dest: Float32Array, offset?: number) => void, available: number) => void;
 
 export interface ReleaseLoadOptions extends ReleaseConfigOverrides {
   onTensor?: TensorLoadHook;
@@ -295,7 +297,8 @@ export function loadRelease(files: ReleaseFiles, opts: ReleaseLoadOptions = {}):
     const config = validateFlamingoConfig({ vision, resampler, xattn, lm: lmCfg, flamingo: tokens });
     log(`release: ${family.name} LM (${lm.configFile}), tokenizer_len ${tokenizerLen}, xattn before layers [${gated.join(', ')}]`);
 
-    const model = new Flamingo(config);
+    // a skeleton: every parameter is overwritten below (or the load fails before any is read)
+    const model = new Flamingo(config, 0, { init: false });
     model.setTrainingMode('none');
     const params = new Map(model.namedParameters());
     const plan = new Map<string, PlanEntry>();
@@ -337,10 +340,11 @@ export function loadRelease(files: ReleaseFiles, opts: ReleaseLoadOptions = {}):
         + list('missing', missing) + list('unexpected', unexpected) + list('mis-shaped', mismatched));
     }
 
-    const hook: TensorLoadHook = opts.onTensor ?? ((_n, param, read) => read(param.f32));
+    const hook: TensorLoadHook = opts.onTensor ?? ((_n, param, read, available) => read(param.f32.subarray(0, available)));
     for (const [target, { source, name }] of plan) {
       const p = params.get(target)!;
-      hook(target, p, (dest) => source.readInto(name, dest.length > 0 && resized.has(target) ? dest.subarray(0, Math.min(dest.length, source.info(name)!.shape.reduce((a, b) => a * b, 1))) : dest));
+      const available = Math.min(p.size, source.info(name)!.shape.reduce((a, b) => a * b, 1));
+      hook(target, p, (dest, offset = 0) => source.readInto(name, dest, offset), available);
     }
     log(`release: ${plan.size} tensors from ${sources.length} files`);
     return { model, config, tokenizer: tok };

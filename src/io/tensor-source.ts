@@ -18,10 +18,10 @@ export interface TensorSource {
   names(): string[];
   info(name: string): TensorInfo | undefined;
   /**
-   * Read the first `dest.length` elements (C order) of tensor `name` as float32 into dest (a prefix:
-   * e.g. the first rows of an embedding being resized).
+   * Read elements [offset, offset + dest.length) (C order) of tensor `name` as float32 into dest
+   * (a part: e.g. the first rows of an embedding being resized, or one chunk of rows).
    */
-  readInto(name: string, dest: Float32Array): void;
+  readInto(name: string, dest: Float32Array, offset?: number): void;
   close(): void;
 }
 
@@ -120,12 +120,12 @@ class SafetensorsSource implements TensorSource {
   names(): string[] { return [...this.entries.keys()]; }
   info(name: string): TensorInfo | undefined { return this.entries.get(name); }
 
-  readInto(name: string, dest: Float32Array): void {
+  readInto(name: string, dest: Float32Array, offset = 0): void {
     const e = this.entries.get(name);
     if (!e) throw new TensorSourceError(this.file, `no tensor '${name}'`);
-    if (dest.length > numelOf(e.shape)) throw new TensorSourceError(this.file, `tensor '${name}' has ${numelOf(e.shape)} elements, ${dest.length} requested`);
+    if (offset + dest.length > numelOf(e.shape)) throw new TensorSourceError(this.file, `tensor '${name}' has ${numelOf(e.shape)} elements, [${offset}, ${offset + dest.length}) requested`);
     if (this.fd === null) throw new TensorSourceError(this.file, 'already closed');
-    readConverted(this.fd, this.file, e.dtype, e.start, dest);
+    readConverted(this.fd, this.file, e.dtype, e.start + offset * ITEM[e.dtype], dest);
   }
 
   close(): void {
@@ -144,12 +144,12 @@ class TorchSource implements TensorSource {
   names(): string[] { return [...this.refs.keys()]; }
   info(name: string): TensorInfo | undefined { return this.refs.get(name); }
 
-  readInto(name: string, dest: Float32Array): void {
+  readInto(name: string, dest: Float32Array, offset = 0): void {
     const r = this.refs.get(name);
     if (!r) throw new TensorSourceError(this.file, `no tensor '${name}'`);
     if (this.fd === null) throw new TensorSourceError(this.file, 'already closed');
     const numel = r.numel;
-    if (dest.length > numel) throw new TensorSourceError(this.file, `tensor '${name}' has ${numel} elements, ${dest.length} requested`);
+    if (offset + dest.length > numel) throw new TensorSourceError(this.file, `tensor '${name}' has ${numel} elements, [${offset}, ${offset + dest.length}) requested`);
     if (dest.length === 0) return;
     const item = ITEM[r.dtype];
     let contiguous = true;
@@ -158,7 +158,7 @@ class TorchSource implements TensorSource {
       expect *= r.shape[k]!;
     }
     if (contiguous) {
-      readConverted(this.fd, this.file, r.dtype, r.fileOffset + r.offset * item, dest);
+      readConverted(this.fd, this.file, r.dtype, r.fileOffset + (r.offset + offset) * item, dest);
       return;
     }
     // strided (a saved view): read the storage span it covers, then gather in C order
@@ -168,8 +168,8 @@ class TorchSource implements TensorSource {
     readConverted(this.fd, this.file, r.dtype, r.fileOffset + r.offset * item, span);
     const idx = new Array<number>(r.shape.length).fill(0);
     let s = 0;
-    for (let j = 0; j < dest.length; j++) {
-      dest[j] = span[s]!;
+    for (let j = 0; j < offset + dest.length; j++) {
+      if (j >= offset) dest[j - offset] = span[s]!;
       for (let k = r.shape.length - 1; k >= 0; k--) {
         if (++idx[k]! < r.shape[k]!) { s += r.strides[k]!; break; }
         s -= (r.shape[k]! - 1) * r.strides[k]!;
