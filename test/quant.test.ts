@@ -19,7 +19,7 @@ import { Linear } from '../src/nn/layers.ts';
 import { Module } from '../src/nn/module.ts';
 import { linearWeightNames, modelBytes, packMatrix, quantizeFrozen, storedDType } from '../src/nn/quantize.ts';
 import { Flamingo } from '../src/model/flamingo.ts';
-import type { FlamingoConfig } from '../src/model/config.ts';
+import type { FlamingoConfig, LMConfig } from '../src/model/config.ts';
 import { AdamW } from '../src/train/optim.ts';
 import { mkdtempSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -395,7 +395,7 @@ function quantizeFrozenTrainable(m: Module): void {
   t.pack(packMatrix(t.f32, t.shape[0]!, t.shape[1]!, 'int8'));
 }
 
-const TINY: FlamingoConfig = {
+const TINY: FlamingoConfig & { lm: LMConfig } = {
   vision: { image_size: 16, patch_size: 8, width: 32, layers: 1, heads: 2, mlp_ratio: 2, output_dim: 8, act: 'quick_gelu', ln_eps: 1e-5, ln_post_on_tokens: true },
   resampler: { dim: 32, depth: 1, dim_head: 8, heads: 2, num_latents: 4, max_num_media: null, max_num_frames: null, ff_mult: 2, ln_eps: 1e-5 },
   xattn: { dim: 32, dim_visual: 32, dim_head: 8, heads: 2, ff_mult: 2, only_attend_immediate_media: true, ln_eps: 1e-5 },
