@@ -14,6 +14,7 @@
  * the missing / unexpected / mis-shaped tensors with their files. Weights are then read one tensor at
  * a time straight into the model's parameters (no second copy), through one per-tensor hook.
  */
+import { FlamingoError } from '../errors.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Tensor } from '../engine/tensor.ts';
@@ -26,10 +27,9 @@ import { familyForModelType, lmFamilies, type LMFamily } from '../model/lm/index
 import { canonicalName } from './checkpoint.ts';
 import { openTensorSource, type TensorSource } from './tensor-source.ts';
 
-export class ReleaseLoadError extends Error {
+export class ReleaseLoadError extends FlamingoError {
   constructor(message: string) {
     super(message);
-    this.name = 'ReleaseLoadError';
   }
 }
 

@@ -4,6 +4,7 @@
  * are read when asked for, so loading a model never holds a second copy of its weights. F16 / BF16 /
  * F64 / integer tensors are converted to float32 in bounded chunks.
  */
+import { FlamingoError } from '../errors.ts';
 import * as fs from 'node:fs';
 import { parseHeader, halfBitsToFloat32Array, SafetensorsError, MAX_HEADER_BYTES, type SafeDType } from './safetensors.ts';
 import { indexTorchCheckpoint, TorchCheckpointError, type TorchTensorRef } from './torch-pickle.ts';
@@ -25,10 +26,9 @@ export interface TensorSource {
   close(): void;
 }
 
-export class TensorSourceError extends Error {
+export class TensorSourceError extends FlamingoError {
   constructor(readonly file: string, message: string) {
     super(`${file}: ${message}`);
-    this.name = 'TensorSourceError';
   }
 }
 
