@@ -3,7 +3,6 @@
  * kind that claims it (see types.ts). A directory with a case.json is a case; one claimed by a
  * kind's `claimsDir` is a fixture of that kind; any other directory is searched recursively.
  */
-import { FlamingoError } from '../../errors.ts';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { VERIFY_KINDS } from './kinds.ts';
