@@ -5,8 +5,7 @@
  */
 // High level
 export { pipeline, FlamingoPipeline, PipelineInputError, type PromptPart, type ImageSource, type PipelineGenerateOptions } from './pipeline.ts';
-export { BUNDLED_MODEL_DIR } from './cli/demo.ts';
-export { loadModelDir } from './cli/generate.ts';
+export { loadPretrained, readModelMeta, BUNDLED_MODEL_DIR, PretrainedError, type Pretrained, type LoadPretrainedOptions, type PretrainedSource, type ModelMeta } from './pretrained/index.ts';
 
 // Model
 export { Flamingo, FlamingoInputError, type FlamingoState, type ForwardOptions } from './model/flamingo.ts';

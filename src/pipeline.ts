@@ -11,8 +11,7 @@
  * yields text as tokens are produced (beam search knows its answer only at the end).
  */
 import { setImmediate as tick } from 'node:timers/promises';
-import { BUNDLED_MODEL_DIR } from './cli/demo.ts';
-import { loadModelDir } from './cli/generate.ts';
+import { BUNDLED_MODEL_DIR, loadPretrained } from './pretrained/index.ts';
 import { decodeImage, loadImage, type RgbImage } from './data/image.ts';
 import type { FlamingoProcessor } from './data/processor.ts';
 import { TextStream } from './data/text-stream.ts';
@@ -147,6 +146,6 @@ function toRgb(src: ImageSource, i: number): RgbImage {
 
 /** Load a model directory (config.json, weights.safetensors, tokenizer.json); the bundled model by default. */
 export async function pipeline(modelDir: string = BUNDLED_MODEL_DIR): Promise<FlamingoPipeline> {
-  const { model, processor } = loadModelDir(modelDir);
+  const { model, processor } = loadPretrained(modelDir);
   return new FlamingoPipeline(model, processor);
 }

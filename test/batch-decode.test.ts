@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { loadModelDir } from '../src/cli/generate.ts';
+import { loadPretrained } from '../src/pretrained/index.ts';
 import { generate } from '../src/model/generate.ts';
 import { BatchDecoder, type DecodeRow } from '../src/model/batch-decode.ts';
 import { makeImage } from '../src/data/image.ts';
@@ -9,7 +9,7 @@ import { intTensor } from '../src/engine/tensor.ts';
 import { Tensor } from '../src/engine/tensor.ts';
 
 const DIR = fileURLToPath(new URL('../models/flamingo-fmnist', import.meta.url));
-const { model, processor } = loadModelDir(DIR);
+const { model, processor } = loadPretrained(DIR);
 const S = model.config.vision.image_size;
 
 function image(seed: number) {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { startServer } from '../src/serve/app.ts';
-import { loadModelDir } from '../src/cli/generate.ts';
+import { loadPretrained } from '../src/pretrained/index.ts';
 import { generate } from '../src/model/generate.ts';
 import { encodeMediaItems } from '../src/model/media.ts';
 import { decodeImage, encodePng } from '../src/data/image.ts';
@@ -72,7 +72,7 @@ test('API: tokens stream with the attention the model records for them', async (
   const done = rest[rest.length - 1];
   assert.equal(done.type, 'done');
   // the same answer and the same numbers as the model in this process
-  const { model, processor } = loadModelDir(DIR);
+  const { model, processor } = loadPretrained(DIR);
   const ids = processor.encodeText(PROMPT);
   const media = encodeMediaItems(model, IMGS.map((b) => [processor.preprocessImage(decodeImage(new Uint8Array(b), 'x'))]));
   const want = generate(model, { inputIds: intTensor(ids, [1, ids.length]), media }, { maxNewTokens: 8, recordAttention: true });

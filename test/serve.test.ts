@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { PNG } from 'pngjs';
 import { startServer } from '../src/serve/app.ts';
-import { loadModelDir } from '../src/cli/generate.ts';
+import { loadPretrained } from '../src/pretrained/index.ts';
 import { generate, scoreContinuations } from '../src/model/generate.ts';
 import { decodeImage } from '../src/data/image.ts';
 import { intTensor, Tensor } from '../src/engine/tensor.ts';
@@ -45,7 +45,7 @@ async function post(path: string, body: unknown, headers: Record<string, string>
 }
 
 /** What the model itself gives for a prompt (same process, no server). */
-const local = loadModelDir(DIR);
+const local = loadPretrained(DIR);
 function direct(prompt: string, images: Buffer[], maxNewTokens: number, numBeams = 1): number[] {
   const S = local.model.config.vision.image_size;
   const px = images.map((b) => local.processor.preprocessImage(decodeImage(new Uint8Array(b), 'x')));

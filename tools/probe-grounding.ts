@@ -4,10 +4,9 @@
  * and count how often the true one has the highest likelihood — with the gated blocks on and with every gate
  * set to 0 (the frozen LM alone: the text prior). Captioning and VQA can only rise with shots on a model whose
  * "on" column is well above the "off" one.
- *   node --import tsx scripts/probe-grounding.ts [model dir] [--json]
+ *   node --import tsx tools/probe-grounding.ts [model dir] [--json]
  */
-import { join } from 'node:path';
-import { loadModelDir } from '../src/cli/generate.ts';
+import { BUNDLED_MODEL_DIR, loadPretrained } from '../src/pretrained/index.ts';
 import { scoreContinuations } from '../src/model/generate.ts';
 import { Rng } from '../src/engine/rng.ts';
 import { resolveConfig } from '../src/data/synthetic/config.ts';
@@ -16,12 +15,12 @@ import { renderScene } from '../src/data/synthetic/render.ts';
 import { BACKGROUND_NAMES, COLOUR_NAMES, SHAPES } from '../src/data/synthetic/vocab.ts';
 
 const args = process.argv.slice(2);
-const dir = args.find((a) => !a.startsWith('--')) ?? join('models', 'flamingo-fmnist');
+const dir = args.find((a) => !a.startsWith('--')) ?? BUNDLED_MODEL_DIR;
 const SCENES = 60;
 type Attr = 'colour' | 'shape' | 'background';
 const VALUES: Record<Attr, readonly string[]> = { colour: COLOUR_NAMES, shape: SHAPES, background: BACKGROUND_NAMES };
 
-const { model, processor } = loadModelDir(dir);
+const { model, processor } = loadPretrained(dir);
 
 function probe(): Record<Attr, number> {
   const tok = processor.tokenizer;

@@ -8,10 +8,9 @@
  *    the suite do); how often the greedy answer is one word, and how often it is right, per question kind.
  * Image examples carry everything the text-only ones do, so a model that does worse with them cannot gain
  * from shots; one that ignores the examples' answer form cannot either.
- *   node --import tsx scripts/probe-icl.ts [model dir] [--json]
+ *   node --import tsx tools/probe-icl.ts [model dir] [--json]
  */
-import { join } from 'node:path';
-import { loadModelDir } from '../src/cli/generate.ts';
+import { BUNDLED_MODEL_DIR, loadPretrained } from '../src/pretrained/index.ts';
 import { generate, scoreContinuations } from '../src/model/generate.ts';
 import { Rng } from '../src/engine/rng.ts';
 import { resolveConfig } from '../src/data/synthetic/config.ts';
@@ -23,13 +22,13 @@ import { SUITE_CAPTION_STYLE } from '../src/eval/builtin.ts';
 import { captionPrompt, EOC_TOKEN, IMAGE_TOKEN, vqaPrompt } from '../src/eval/prompts.ts';
 
 const args = process.argv.slice(2);
-const dir = args.find((a) => !a.startsWith('--')) ?? join('models', 'flamingo-fmnist');
+const dir = args.find((a) => !a.startsWith('--')) ?? BUNDLED_MODEL_DIR;
 const CAPTION_QUERIES = 60;
 const CAPTION_SHOTS = [0, 2, 4, 8];
 const ANSWER_QUERIES = 20;
 const ANSWER_SHOTS = 8;
 
-const { model, processor } = loadModelDir(dir);
+const { model, processor } = loadPretrained(dir);
 const S = model.config.vision.image_size;
 const world = resolveConfig({ imageSize: S });
 const render = (s: Scene): RgbImage => renderScene(s, S, { supersample: world.supersample });

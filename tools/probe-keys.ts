@@ -5,19 +5,18 @@
  *   - what each gated block writes at the `<image>` token of `This is a<image>` (output minus input),
  * on the seen and the held-out Fashion-MNIST classes (meta.json). Compare with the suite's fast-binding
  * accuracy: features that separate classes but binding that does not point at the LM's binding circuit.
- *   node --import tsx scripts/probe-keys.ts [model dir] [--json]
+ *   node --import tsx tools/probe-keys.ts [model dir] [--json]
  */
-import { join } from 'node:path';
-import { loadModelDir } from '../src/cli/generate.ts';
-import { fashionClasses, readBundledMeta } from '../src/cli/demo.ts';
+import { BUNDLED_MODEL_DIR, loadPretrained, PretrainedError } from '../src/pretrained/index.ts';
+import { fashionMnistByClass } from '../src/data/fashion-mnist.ts';
 import { noGrad, sub } from '../src/engine/index.ts';
 import { Tensor } from '../src/engine/tensor.ts';
 import { Rng } from '../src/engine/rng.ts';
 
 const args = process.argv.slice(2);
-const dir = args.find((a) => !a.startsWith('--')) ?? join('models', 'flamingo-fmnist');
-const meta = readBundledMeta(dir);
-const { model, processor } = loadModelDir(dir);
+const dir = args.find((a) => !a.startsWith('--')) ?? BUNDLED_MODEL_DIR;
+const { model, processor, meta } = loadPretrained(dir);
+if (!meta) throw new PretrainedError(`${dir} has no meta.json (the seen / held-out class split)`);
 const PER_CLASS = 60;
 const EPISODES = 400;
 
@@ -27,7 +26,7 @@ function features(classes: number[]): Features[] {
   const out: Features[] = [];
   const S = model.config.vision.image_size;
   noGrad(() => {
-    for (const [ci, c] of fashionClasses(classes, PER_CLASS).entries()) {
+    for (const [ci, c] of fashionMnistByClass(classes, PER_CLASS).entries()) {
       for (const im of c.images) {
         const byName: Record<string, Float32Array> = {};
         const tokens = model.encodeImages(new Tensor(processor.preprocessImage(im), [1, 3, S, S]));

@@ -4,45 +4,17 @@
  * in Flamingo training), prints the prompt, the generated answer and the truth, then a table of
  * fast-binding accuracy by shots on seen and held-out classes.
  */
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Rng } from '../engine/rng.ts';
 import { noGrad } from '../engine/index.ts';
 import { backend } from '../engine/backend.ts';
 import { generate } from '../model/generate.ts';
-import { loadModelDir } from './generate.ts';
+import { BUNDLED_MODEL_DIR, BUNDLED_MODEL_HINT, loadPretrained, PretrainedError } from '../pretrained/index.ts';
 import { intArg, parseOptions } from './args.ts';
-import { CheckpointError } from '../io/checkpoint.ts';
-import { bindingEpisode, evaluateBinding, firstWord, type BindingClass } from '../eval/fast-binding.ts';
-import { DatasetMissingError, fashionMnistAvailable, fashionMnistImage, loadFashionMnist, FASHION_MNIST_CLASSES } from '../data/fashion-mnist.ts';
+import { bindingEpisode, evaluateBinding, firstWord } from '../eval/fast-binding.ts';
+import { fashionMnistByClass } from '../data/fashion-mnist.ts';
 import { encodePng, makeImage, type RgbImage } from '../data/image.ts';
-
-export const BUNDLED_MODEL_DIR = fileURLToPath(new URL('../../models/flamingo-fmnist', import.meta.url));
-
-export interface BundledMeta {
-  seen_classes: number[];
-  heldout_classes: number[];
-  [k: string]: unknown;
-}
-
-export function readBundledMeta(dir: string): BundledMeta {
-  const f = join(dir, 'meta.json');
-  if (!existsSync(f)) throw new CheckpointError(`${dir} has no meta.json (seen / held-out class split)`);
-  return JSON.parse(readFileSync(f, 'utf8')) as BundledMeta;
-}
-
-/** Fashion-MNIST test images grouped by class (the first `perClass` of each). */
-export function fashionClasses(ids: number[], perClass: number): BindingClass[] {
-  if (!fashionMnistAvailable()) throw new DatasetMissingError('Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist');
-  const ds = loadFashionMnist({ split: 'test' });
-  const out: BindingClass[] = ids.map((c) => ({ id: FASHION_MNIST_CLASSES[c]!, images: [] }));
-  for (let i = 0; i < ds.n && out.some((c) => c.images.length < perClass); i++) {
-    const k = ids.indexOf(ds.labels[i]!);
-    if (k >= 0 && out[k]!.images.length < perClass) out[k]!.images.push(fashionMnistImage(ds, i));
-  }
-  return out;
-}
 
 /** Side-by-side strip of images (for a picture of the prompt). */
 function strip(images: RgbImage[]): RgbImage {
@@ -68,12 +40,12 @@ export async function run(args: string[]): Promise<number> {
   const seed = intArg('seed', values.seed) ?? 2024;
   const episodes = intArg('episodes', values.episodes, { min: 1 }) ?? 60;
   const t0 = performance.now();
-  const { model, processor } = loadModelDir(dir);
-  const meta = readBundledMeta(dir);
+  const { model, processor, meta } = loadPretrained(dir, { hint: values.model === undefined ? BUNDLED_MODEL_HINT : undefined });
+  if (!meta) throw new PretrainedError(`${dir} has no meta.json (the seen / held-out Fashion-MNIST class split the demo needs)`);
   process.stdout.write(`flamingo-ts demo — model ${dir} (${(model.numParameters() / 1e6).toFixed(2)}M parameters), kernels: ${backend().description}\n\n`);
 
-  const held = fashionClasses(meta.heldout_classes, 200);
-  const seen = fashionClasses(meta.seen_classes, 200);
+  const held = fashionMnistByClass(meta.heldout_classes, 200);
+  const seen = fashionMnistByClass(meta.seen_classes, 200);
   noGrad(() => {
     // 1. one prompt, shown in full
     const ep = bindingEpisode(new Rng(seed), held, 5, 1);

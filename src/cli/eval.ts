@@ -3,17 +3,14 @@
  * (OpenFlamingo protocol), or `--suite builtin` (delegated to src/eval/builtin.ts when present).
  * Exit codes: 0 success, 1 data/model error, 2 usage error.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
-import { BpeTokenizer } from '../data/tokenizer.ts';
-import { CheckpointError, loadFlamingo } from '../io/checkpoint.ts';
-import type { Flamingo } from '../model/flamingo.ts';
+import { basename, resolve } from 'node:path';
+import { loadPretrained } from '../pretrained/index.ts';
 import { TASKS, type TaskName, loadTaskData } from '../eval/data-args.ts';
 import { evaluateDataset, evaluateShard, type EvaluateOutput } from '../eval/evaluate.ts';
 import { mergeShards } from '../eval/merge.ts';
 import { parseShard, type Shard } from '../eval/shard.ts';
 import { tokenizerCodec } from '../eval/tasks.ts';
-import { runBuiltinSuite } from '../eval/builtin.ts';
+import { runBuiltinSuite } from './eval-suite.ts';
 import { framesForModel } from '../data/video.ts';
 import { UsageError } from '../errors.ts';
 import { choiceArg, intArg, intListArg, numberArg, parseOptions } from './args.ts';
@@ -79,26 +76,6 @@ function fmtTime(s: number): string {
   const m = Math.floor((t % 3600) / 60);
   const sec = t % 60;
   return `${h > 0 ? `${h}:` : ''}${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}`;
-}
-
-function loadModelDir(dir: string): { model: Flamingo; tokenizer: BpeTokenizer } {
-  const tokFile = join(dir, 'tokenizer.json');
-  if (!existsSync(tokFile)) throw new CheckpointError(`no tokenizer.json in ${dir}`);
-  const tokenizer = BpeTokenizer.fromHuggingFace(readFileSync(tokFile, 'utf8'));
-  const model = loadFlamingo(dir);
-  model.setTrainingMode('none');
-  const f = model.config.flamingo;
-  const pairs: [string, number, number][] = [
-    ['<image>', tokenizer.imageTokenId, f.media_token_id],
-    ['<|endofchunk|>', tokenizer.eocTokenId, f.eoc_token_id],
-  ];
-  for (const [name, t, m] of pairs) {
-    if (t !== m) throw new CheckpointError(`${tokFile}: ${name} has id ${t} but config.json says ${m}`);
-  }
-  if (tokenizer.vocabSize > model.config.lm.vocab_size) {
-    throw new CheckpointError(`${tokFile}: ${tokenizer.vocabSize} tokens but the model's vocabulary has ${model.config.lm.vocab_size}`);
-  }
-  return { model, tokenizer };
 }
 
 function printSummary(out: EvaluateOutput, json: boolean): void {
@@ -176,7 +153,7 @@ export async function run(args: string[]): Promise<number> {
     frames: intArg('frames', values.frames, { min: 1 }), generation, skipInvalid: values['skip-invalid'] === true,
     demoMode, shard, cacheDir: values['cache-dir'], quiet: values.quiet === true, json: values.json === true,
   };
-  const { model, tokenizer } = loadModelDir(cfg.modelDir);
+  const { model, tokenizer } = loadPretrained(cfg.modelDir);
   const dataset = loadTaskData(cfg.task, cfg.data, { skipInvalid: cfg.skipInvalid, frames: cfg.frames ?? framesForModel(model.config.resampler) });
   const bar = new ProgressBar(process.stderr, !cfg.quiet);
   const options = {

@@ -5,31 +5,13 @@
  * frames; videos are sampled to --frames frames (default: the model's resampler.max_num_frames, else 8).
  * Options: --max-new-tokens N (20), --num-beams N (3), --length-penalty X, --sample [--temperature T --top-k K --top-p P --seed S], --json.
  */
-import { join, resolve } from 'node:path';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { loadFlamingo, CheckpointError } from '../io/checkpoint.ts';
-import { BpeTokenizer } from '../data/tokenizer.ts';
-import { FlamingoProcessor } from '../data/processor.ts';
 import { framesForModel, loadMedia } from '../data/video.ts';
 import { generate } from '../model/generate.ts';
 import { encodeMediaItems } from '../model/media.ts';
 import { intTensor } from '../engine/tensor.ts';
+import { loadPretrained } from '../pretrained/index.ts';
 import { UsageError } from '../errors.ts';
 import { intArg, numberArg, parseOptions } from './args.ts';
-
-/** Load a model directory: config.json + weights.safetensors + tokenizer.json. */
-export function loadModelDir(dir: string): { model: ReturnType<typeof loadFlamingo>; processor: FlamingoProcessor } {
-  if (!existsSync(dir)) throw new CheckpointError(`model directory ${dir}${dir === resolve(dir) ? '' : ` (resolved to ${resolve(dir)})`} does not exist`);
-  if (!statSync(dir).isDirectory()) throw new CheckpointError(`model path ${dir} is not a directory`);
-  if (!existsSync(join(dir, 'tokenizer.json'))) throw new CheckpointError(`model directory ${dir} has no tokenizer.json`);
-  const tokenizer = BpeTokenizer.fromHuggingFace(readFileSync(join(dir, 'tokenizer.json'), 'utf8'));
-  const model = loadFlamingo(dir);
-  if (tokenizer.vocabSize > model.config.lm.vocab_size) {
-    throw new CheckpointError(`${dir}: tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${model.config.lm.vocab_size}`);
-  }
-  model.setTrainingMode('none');
-  return { model, processor: new FlamingoProcessor(tokenizer, { imageSize: model.config.vision.image_size, maxLength: model.config.lm.max_position_embeddings }) };
-}
 
 const OPTIONS = {
   model: { type: 'string' }, prompt: { type: 'string' }, images: { type: 'string' }, 'max-new-tokens': { type: 'string' },
@@ -52,7 +34,7 @@ export async function run(args: string[]): Promise<number> {
   const topP = numberArg('top-p', v['top-p']);
   const seed = intArg('seed', v.seed) ?? 0;
   const framesArg = intArg('frames', v.frames, { min: 1 });
-  const { model, processor } = loadModelDir(v.model);
+  const { model, processor } = loadPretrained(v.model);
   const frames = framesArg ?? framesForModel(model.config.resampler);
   const media = (v.images ?? '').split(',').filter((p) => p.length > 0).map((p) => loadMedia(p, frames).map((im) => processor.preprocessImage(im)));
   const ids = processor.encodeText(v.prompt);

@@ -25,11 +25,7 @@ export class IdxFormatError extends FlamingoError {
   }
 }
 
-export class DatasetMissingError extends FlamingoError {
-  constructor(detail: string) {
-    super(detail);
-  }
-}
+export class DatasetMissingError extends FlamingoError {}
 
 export interface IdxArray {
   dims: number[];
@@ -106,4 +102,16 @@ export function fashionMnistImage(ds: FashionMnist, i: number): RgbImage {
   if (!Number.isInteger(i) || i < 0 || i >= ds.n) throw new RangeError(`fashionMnistImage: index ${i} outside 0..${ds.n - 1}`);
   const px = ds.width * ds.height;
   return grayToRgb(ds.images.subarray(i * px, (i + 1) * px), ds.width, ds.height);
+}
+
+/** The first `perClass` test images of each class in `ids`, grouped by class (named by FASHION_MNIST_CLASSES). */
+export function fashionMnistByClass(ids: readonly number[], perClass: number, dir: string = FASHION_MNIST_DIR): { id: string; images: RgbImage[] }[] {
+  if (!fashionMnistAvailable(dir)) throw new DatasetMissingError(`Fashion-MNIST is not installed in ${dir}`, { hint: 'apt-get install dataset-fashion-mnist' });
+  const ds = loadFashionMnist({ split: 'test', dir });
+  const out = ids.map((c) => ({ id: FASHION_MNIST_CLASSES[c]!, images: [] as RgbImage[] }));
+  for (let i = 0; i < ds.n && out.some((c) => c.images.length < perClass); i++) {
+    const k = ids.indexOf(ds.labels[i]!);
+    if (k >= 0 && out[k]!.images.length < perClass) out[k]!.images.push(fashionMnistImage(ds, i));
+  }
+  return out;
 }

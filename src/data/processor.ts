@@ -9,11 +9,7 @@ import type { BpeTokenizer } from './tokenizer.ts';
 import { type RgbImage, preprocessClip, type NormalizeOptions } from './image.ts';
 import { FlamingoError } from '../errors.ts';
 
-export class ProcessorError extends FlamingoError {
-  constructor(message: string) {
-    super(message);
-  }
-}
+export class ProcessorError extends FlamingoError {}
 
 export interface ProcessorConfig {
   imageSize: number;

@@ -8,17 +8,13 @@
  * deterministic in --seed: data, demonstrations and decoding (greedy unless --num-beams > 1).
  * See docs/EVAL.md.
  */
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
 import { Rng } from '../engine/rng.ts';
 import { noGrad } from '../engine/index.ts';
 import { FlamingoInputError, type Flamingo } from '../model/flamingo.ts';
 import { generate } from '../model/generate.ts';
 import { ProcessorError, type FlamingoProcessor } from '../data/processor.ts';
 import { loadImage, type RgbImage } from '../data/image.ts';
-import { loadModelDir } from '../cli/generate.ts';
-import { BUNDLED_MODEL_DIR, fashionClasses, readBundledMeta } from '../cli/demo.ts';
-import { fashionMnistAvailable } from '../data/fashion-mnist.ts';
+import { fashionMnistAvailable, fashionMnistByClass } from '../data/fashion-mnist.ts';
 import { TuxpaintMissingError, loadTuxpaint } from '../data/tuxpaint.ts';
 import {
   balancedQuestion, captionInStyle, formatDocument, renderScene, resolveConfig, sampleSceneWith, sampleVideo,
@@ -29,11 +25,10 @@ import type { NameInventory } from '../data/synthetic/inventories.ts';
 import type { CaptionItem, EvalItem, MediaRef, TaskKind, VqaItem } from './datasets/types.ts';
 import { MediaEncoder, MediaError } from './media.ts';
 import { EOC_TOKEN, IMAGE_TOKEN } from './prompts.ts';
-import { type EvalContext, type ResultEntry, type TextCodec, leftPad, runTrial, tokenizerCodec } from './tasks.ts';
+import { type EvalContext, type ResultEntry, type TextCodec, leftPad, runTrial } from './tasks.ts';
 import { evaluateCaptions, ptbTokenize, vqaAccuracy } from './metrics/index.ts';
 import { scoreVsShotsSvg } from './report.ts';
 import { FlamingoError } from '../errors.ts';
-import { intArg, parseOptions } from '../cli/args.ts';
 
 export const BUILTIN_TASKS = [
   'fast_binding_seen', 'fast_binding_heldout', 'captioning', 'vqa', 'captioning_tuxpaint', 'format', 'video_qa',
@@ -516,7 +511,7 @@ export function runSuite(
       }
       const maxShots = Math.max(...plan.shots[task]);
       // Enough images per class that episodes rarely reuse one.
-      timed(task, () => fastBinding(ctx, task, fashionClasses([...ids!], Math.max(40, 4 * (maxShots + 1)))));
+      timed(task, () => fastBinding(ctx, task, fashionMnistByClass([...ids!], Math.max(40, 4 * (maxShots + 1)))));
     }
     // (b) synthetic captioning and VQA, Tux Paint captioning.
     timed('captioning', () => protocolTask(ctx, 'captioning', 'captioning',
@@ -591,84 +586,4 @@ export function suiteTable(report: SuiteReport): string {
   }
   lines.push(`${report.seconds.toFixed(1)} s`);
   return `${lines.join('\n')}\n`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// CLI
-
-const USAGE = `usage: flamingo eval --suite builtin [--model DIR] [--json] [--quick] [--out DIR] [options]
-
-  --model <dir>        model directory: config.json, weights.safetensors, tokenizer.json and meta.json
-                       (seen_classes / heldout_classes for fast binding); default: the bundled model
-  --json               print one JSON object {model, tasks: [{task, metric, shots: {k: score}}], seconds}
-  --quick              fewer items and shot counts (well under a minute)
-  --out <dir>          results.json, prompts.json, outputs.json and score_vs_shots.svg (default runs/builtin)
-  --seed <n>           data, demonstrations and episodes (default 0)
-  --items <n>          queries (episodes) per shot count for every task
-  --num-beams <n>      beam width for captioning / VQA / video QA (default 1 = greedy)
-  --tuxpaint <dir>     Tux Paint stamps folder (default: scripts/fetch-tuxpaint.sh's cache)
-  --quiet              no progress lines on stderr
-`;
-
-/** Check the model directory up front so a wrong path gives one clear message. */
-export function checkModelDir(dir: string, isDefault: boolean): void {
-  const hint = isDefault ? { hint: 'the bundled model: train it first (npm run train:bundled), or pass --model DIR' } : {};
-  if (!existsSync(dir)) throw new BuiltinSuiteError(`model directory ${dir} does not exist`, hint);
-  if (!statSync(dir).isDirectory()) throw new BuiltinSuiteError(`--model ${dir} is not a directory`);
-  const missing = ['config.json', 'weights.safetensors', 'tokenizer.json'].filter((f) => !existsSync(join(dir, f)));
-  if (missing.length > 0) throw new BuiltinSuiteError(`model directory ${dir} has no ${missing.join(', ')}`, hint);
-}
-
-export async function runBuiltinSuite(args: string[]): Promise<number> {
-  const { values } = parseOptions(args, {
-    model: { type: 'string' }, json: { type: 'boolean' }, quick: { type: 'boolean' }, out: { type: 'string' },
-    seed: { type: 'string' }, items: { type: 'string' }, 'num-beams': { type: 'string' }, tuxpaint: { type: 'string' },
-    quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-  });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const cfg = {
-    seed: intArg('seed', values.seed) ?? 0,
-    items: intArg('items', values.items, { min: 1 }),
-    numBeams: intArg('num-beams', values['num-beams'], { min: 1 }) ?? 1,
-  };
-  const dir = resolve(values.model ?? BUNDLED_MODEL_DIR);
-  const quiet = values.quiet === true;
-  const log = (line: string): void => { if (!quiet) process.stderr.write(`[builtin] ${line}\n`); };
-  checkModelDir(dir, values.model === undefined);
-  const { model, processor } = loadModelDir(dir);
-  const f = model.config.flamingo;
-  if (processor.tokenizer.imageTokenId !== f.media_token_id || processor.tokenizer.eocTokenId !== f.eoc_token_id) {
-    throw new BuiltinSuiteError(`${dir}: tokenizer.json's <image>/<|endofchunk|> ids (${processor.tokenizer.imageTokenId}/${processor.tokenizer.eocTokenId}) differ from config.json's (${f.media_token_id}/${f.eoc_token_id})`);
-  }
-  let classes: SuiteOptions['classes'] = null;
-  if (existsSync(join(dir, 'meta.json'))) {
-    let meta;
-    try {
-      meta = readBundledMeta(dir);
-    } catch (e) {
-      if (e instanceof SyntaxError) throw new BuiltinSuiteError(`${join(dir, 'meta.json')}: not valid JSON (${e.message})`);
-      throw e;
-    }
-    const ok = (xs: unknown): xs is number[] => Array.isArray(xs) && xs.every((x) => Number.isInteger(x) && x >= 0 && x < 10);
-    if (!ok(meta.seen_classes) || !ok(meta.heldout_classes)) {
-      throw new BuiltinSuiteError(`${join(dir, 'meta.json')}: seen_classes and heldout_classes must be lists of Fashion-MNIST class indices 0..9`);
-    }
-    classes = { seen: meta.seen_classes, heldout: meta.heldout_classes };
-  }
-  log(`model ${dir} (${(model.numParameters() / 1e6).toFixed(2)}M parameters)${values.quick ? ', quick' : ''}`);
-  const { report, prompts, outputs } = runSuite(model, processor, tokenizerCodec(processor.tokenizer), basename(dir), {
-    quick: values.quick === true, seed: cfg.seed, items: cfg.items, numBeams: cfg.numBeams, tuxpaintDir: values.tuxpaint, classes, onLog: log,
-  });
-  const outDir = resolve(values.out ?? join('runs', 'builtin'));
-  mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(join(outDir, 'prompts.json'), `${JSON.stringify(prompts, null, 2)}\n`);
-  writeFileSync(join(outDir, 'outputs.json'), `${JSON.stringify(outputs, null, 2)}\n`);
-  writeFileSync(join(outDir, 'score_vs_shots.svg'), suiteSvg(report));
-  if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-  else process.stdout.write(`${suiteTable(report)}results ${join(outDir, 'results.json')}; picture ${join(outDir, 'score_vs_shots.svg')}\n`);
-  return 0;
 }

@@ -20,11 +20,7 @@ import { FlamingoError } from '../errors.ts';
 export const TASKS = ['coco', 'flickr30k', 'vqav2', 'okvqa', 'textvqa', 'vizwiz', 'hateful_memes', 'msrvtt_qa'] as const;
 export type TaskName = (typeof TASKS)[number];
 
-export class DataArgsError extends FlamingoError {
-  constructor(message: string) {
-    super(message);
-  }
-}
+export class DataArgsError extends FlamingoError {}
 
 interface Parsed {
   dir: string | null;

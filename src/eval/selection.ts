@@ -19,11 +19,7 @@ import { FlamingoError } from '../errors.ts';
 
 export type SelectionMethod = 'random' | 'rices';
 
-export class SelectionError extends FlamingoError {
-  constructor(message: string) {
-    super(message);
-  }
-}
+export class SelectionError extends FlamingoError {}
 
 /** Indices of `k` support items for one query; items sharing the query's media key are excluded. */
 export function randomDemos(support: readonly EvalItem[], k: number, seed: number, query: EvalItem): number[] {

@@ -86,11 +86,7 @@ export interface EvalContext {
   media: MediaEncoder;
 }
 
-export class EvalRunError extends FlamingoError {
-  constructor(message: string) {
-    super(message);
-  }
-}
+export class EvalRunError extends FlamingoError {}
 
 /** Demonstrations (support items in prompt order) for each query of a trial. */
 export function selectDemos(

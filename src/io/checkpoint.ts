@@ -21,11 +21,7 @@ export interface WeightEntry {
   data: Float32Array;
 }
 
-export class CheckpointError extends FlamingoError {
-  constructor(message: string) {
-    super(message);
-  }
-}
+export class CheckpointError extends FlamingoError {}
 
 /** Read every tensor of a checkpoint file as float32 (F16/BF16/F64 converted). */
 export function readWeights(path: string): Map<string, WeightEntry> {

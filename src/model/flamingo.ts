@@ -20,11 +20,7 @@ import { GatedCrossAttentionBlock, textTime, type MediaKV, type XAttnTrace } fro
 import { createLanguageModel, type DecoderLM, type KVCache } from './lm/index.ts';
 import { FlamingoError } from '../errors.ts';
 
-export class FlamingoInputError extends FlamingoError {
-  constructor(message: string) {
-    super(message);
-  }
-}
+export class FlamingoInputError extends FlamingoError {}
 
 /** The language side: the LM's own parameters mounted at this level plus the gated blocks. */
 export class LanguageEncoder extends Module {

@@ -6,11 +6,7 @@
 import { Tensor, fmtShape } from '../engine/tensor.ts';
 import { FlamingoError } from '../errors.ts';
 
-export class StateDictError extends FlamingoError {
-  constructor(message: string) {
-    super(message);
-  }
-}
+export class StateDictError extends FlamingoError {}
 
 export interface LoadReport {
   missing: string[];

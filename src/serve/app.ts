@@ -16,7 +16,7 @@ import { ClientGoneError } from './http.ts';
 import { resolveLimits, type ServeLimits } from './limits.ts';
 import { Metrics } from './metrics.ts';
 import { ROUTES } from './routes/index.ts';
-import { BUNDLED_MODEL_DIR } from '../cli/demo.ts';
+import { BUNDLED_MODEL_DIR } from '../pretrained/index.ts';
 
 export interface ServeOptions {
   /** Model directory (default: the bundled model). */

@@ -7,7 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { setPriority } from 'node:os';
 import { setImmediate as tick } from 'node:timers/promises';
-import { loadModelDir } from '../cli/generate.ts';
+import { loadPretrained } from '../pretrained/index.ts';
 import { decodeImage, ImageDecodeError, ImageShapeError, makeImage } from '../data/image.ts';
 import { BatchDecoder, type DecodeRow } from '../model/batch-decode.ts';
 import { generate, scoreContinuations } from '../model/generate.ts';
@@ -30,7 +30,7 @@ const port = parentPort!;
 const opts = workerData as WorkerOptions;
 const post = (m: FromWorker): void => port.postMessage(m);
 
-const { model, processor } = loadModelDir(opts.modelDir);
+const { model, processor } = loadPretrained(opts.modelDir);
 const S = model.config.vision.image_size;
 
 const inbox: Job[] = [];

@@ -4,12 +4,12 @@
  * (src/data/synthetic/inventories.ts), on the seen and held-out classes of meta.json, plus the LM alone
  * (gates at 0) on the same episodes in text, with a word for each image (`This is a red NAME.`). Beside each
  * accuracy: the share of answers that are another name of the prompt (matching failed, copying worked).
- *   node --import tsx scripts/probe-names.ts [model dir] [--episodes N] [--shots 1,3] [--inventories a,b] [--json]
+ *   node --import tsx tools/probe-names.ts [model dir] [--episodes N] [--shots 1,3] [--inventories a,b] [--json]
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadModelDir } from '../src/cli/generate.ts';
-import { fashionClasses, readBundledMeta } from '../src/cli/demo.ts';
+import { loadPretrained, PretrainedError } from '../src/pretrained/index.ts';
+import { fashionMnistByClass } from '../src/data/fashion-mnist.ts';
 import { noGrad } from '../src/engine/index.ts';
 import { Rng } from '../src/engine/rng.ts';
 import { generate } from '../src/model/generate.ts';
@@ -26,10 +26,10 @@ const episodes = Number(values.episodes ?? 40);
 const shots = (values.shots ?? '1').split(',').map(Number);
 const inventories = (values.inventories ?? NAME_INVENTORIES.filter((i) => i !== 'training').join(',')).split(',');
 for (const i of inventories) if (!isNameInventory(i)) throw new Error(`unknown inventory ${i} (${NAME_INVENTORIES.join(', ')})`);
-const meta = readBundledMeta(dir);
-const { model, processor } = loadModelDir(dir);
-const seen = fashionClasses(meta.seen_classes, 40);
-const held = fashionClasses(meta.heldout_classes, 40);
+const { model, processor, meta } = loadPretrained(dir);
+if (!meta) throw new PretrainedError(`${dir} has no meta.json (the seen / held-out class split)`);
+const seen = fashionMnistByClass(meta.seen_classes, 40);
+const held = fashionMnistByClass(meta.heldout_classes, 40);
 
 /** The LM alone on text episodes: w words as keys, k shots each, the query a repeated word. */
 function textBinding(inventory: NameInventory, k: number, n: number, seed: number): { acc: number; other: number; examples: string[] } {
