@@ -9,7 +9,11 @@ import { isParseArgsError, UsageError } from '../errors.ts';
 type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
 
 /** `node:util` parseArgs, strict, with its errors turned into `UsageError`s. */
-export function parseOptions<O extends OptionSpec>(args: string[], options: O, allowPositionals = false) {
+export function parseOptions<O extends OptionSpec>(
+  args: string[],
+  options: O,
+  allowPositionals = false,
+): ReturnType<typeof parseArgs<{ args: string[]; options: O; strict: true; allowPositionals: boolean }>> {
   try {
     return parseArgs({ args, options, strict: true, allowPositionals });
   } catch (e) {
