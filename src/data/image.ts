@@ -1,43 +1,52 @@
 /**
- * Still images: decode PNG/JPEG into 8-bit RGB, resize/crop like CLIP's torchvision pipeline, and turn
- * the result into a normalised CHW float tensor.
+ * Still images: decode PNG/JPEG (header first, within limits), resize/crop exactly as Pillow does,
+ * and turn the result into a normalised CHW float tensor.
  *
- * Alpha: PNGs with transparency (palette tRNS, gray+alpha, RGBA) are composited onto white by default,
- * because Tux Paint stamps and similar cut-outs are drawn on a transparent background and white is what
- * a person sees; `{ alpha: 'drop' }` keeps the raw colour channels instead.
+ * `decodeImage` / `loadImage` are the one entry point for image bytes (CLI, evaluation, datasets,
+ * the HTTP server's uploads): they refuse files whose header announces more than `ImageLimits`
+ * before allocating pixel memory, treat short or truncated data as an error, and read files of
+ * bounded size only.
  *
- * Resampling follows Pillow's convolution resize (what torchvision uses on PIL images): separable,
- * half-pixel centres, the kernel widened by the downscale factor (antialiasing), bicubic a = -0.5,
- * horizontal pass then vertical pass rounded to 8 bits in between, with Pillow's 22-bit fixed-point
- * weights, so outputs are byte-identical to Pillow's (checked against Pillow 9.4 on random images).
+ * The RGB image they return carries the decoded image in its own Pillow mode (`source`), so a
+ * model whose preprocessing resizes "as opened" (open_clip in OpenFlamingo's evaluation) can do
+ * so. Default RGB conversion ('white') composites transparency onto white, the convention this
+ * project's own models were trained with; `{ alpha: 'drop' }` is Pillow's `convert("RGB")`.
  */
-import { readFileSync } from 'node:fs';
+import { openSync, readSync, fstatSync, closeSync } from 'node:fs';
 import { PNG } from 'pngjs';
-import jpeg from 'jpeg-js';
 import { FlamingoError } from '../errors.ts';
+import {
+  ImageDecodeError, ImageTooLargeError, convertToRgb, modeChannels, resolveLimits,
+  type DecodedImage, type ImageLimits,
+} from './image-format.ts';
+import { decodePng } from './png.ts';
+import { decodeJpeg } from './jpeg.ts';
+import { resample8, resizeDecoded, type ResampleFilter } from './resample.ts';
+import { LEGACY_PREPROCESS, type PreprocessConfig } from '../model/preprocess-config.ts';
+
+export { ImageDecodeError, ImageTooLargeError, ImageLimitError, DEFAULT_IMAGE_LIMITS, convertToRgb } from './image-format.ts';
+export type { DecodedImage, ImageLimits, PilMode } from './image-format.ts';
+export { resizeDecoded } from './resample.ts';
+export type { ResampleFilter } from './resample.ts';
 
 export interface RgbImage {
   width: number;
   height: number;
   /** Row-major, 3 bytes per pixel (R, G, B); length width * height * 3. */
   data: Uint8Array;
+  /** The image as decoded from its file, in the file's own mode (absent for generated images). */
+  source?: DecodedImage;
 }
 
 export type AlphaMode = 'white' | 'drop';
-export type ResampleFilter = 'bicubic' | 'bilinear';
 
 export interface DecodeOptions {
-  /** How to remove transparency (default 'white'). */
+  /** How to remove transparency (default 'white'; 'drop' is Pillow's convert("RGB")). */
   alpha?: AlphaMode;
-}
-
-export class ImageDecodeError extends FlamingoError {
-  constructor(
-    readonly file: string,
-    detail: string,
-  ) {
-    super(`cannot decode image ${file}: ${detail}`);
-  }
+  /** Size limits checked against the header (defaults: DEFAULT_IMAGE_LIMITS). */
+  limits?: Partial<ImageLimits>;
+  /** Name used in error messages (default 'image'). */
+  name?: string;
 }
 
 export class ImageShapeError extends FlamingoError {
@@ -46,10 +55,8 @@ export class ImageShapeError extends FlamingoError {
   }
 }
 
-export const CLIP_MEAN: readonly [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
-export const CLIP_STD: readonly [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
-
-const MAX_PIXELS = 100_000_000; // refuse absurd headers instead of allocating gigabytes
+export const CLIP_MEAN: readonly [number, number, number] = LEGACY_PREPROCESS.mean;
+export const CLIP_STD: readonly [number, number, number] = LEGACY_PREPROCESS.std;
 
 export function makeImage(width: number, height: number, data?: Uint8Array): RgbImage {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
@@ -64,8 +71,7 @@ export function makeImage(width: number, height: number, data?: Uint8Array): Rgb
 
 // ---------------------------------------------------------------------------------------- decode
 
-function sniff(bytes: Uint8Array): 'png' | 'jpeg' | string {
-  const b = bytes;
+function sniff(b: Uint8Array): 'png' | 'jpeg' | string {
   if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47 && b[4] === 0x0d && b[5] === 0x0a && b[6] === 0x1a && b[7] === 0x0a) return 'png';
   if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
   const head = String.fromCharCode(...b.subarray(0, 12));
@@ -76,62 +82,96 @@ function sniff(bytes: Uint8Array): 'png' | 'jpeg' | string {
   return 'unknown';
 }
 
-/** RGBA → RGB, compositing on white or dropping alpha. */
-function fromRgba(rgba: Uint8Array, width: number, height: number, alpha: AlphaMode): RgbImage {
-  const out = new Uint8Array(width * height * 3);
-  for (let p = 0, q = 0; p < rgba.length; p += 4, q += 3) {
-    const a = rgba[p + 3]!;
-    if (alpha === 'drop' || a === 255) {
-      out[q] = rgba[p]!;
-      out[q + 1] = rgba[p + 1]!;
-      out[q + 2] = rgba[p + 2]!;
-    } else {
-      const bg = 255 * (255 - a);
-      out[q] = Math.round((rgba[p]! * a + bg) / 255);
-      out[q + 1] = Math.round((rgba[p + 1]! * a + bg) / 255);
-      out[q + 2] = Math.round((rgba[p + 2]! * a + bg) / 255);
-    }
-  }
-  return { width, height, data: out };
+function unsupported(name: string, kind: string): ImageDecodeError {
+  return new ImageDecodeError(name, kind === 'unknown' ? 'not a PNG or JPEG (unrecognised magic bytes)' : `${kind} is not supported (PNG and JPEG only)`);
 }
 
-/** Decode PNG (any colour type / bit depth pngjs reads) or JPEG (baseline, progressive), by magic bytes. */
-export function decodeImage(bytes: Uint8Array, name: string, options: DecodeOptions = {}): RgbImage {
-  const alpha = options.alpha ?? 'white';
+function splitArgs(nameOrOptions: string | DecodeOptions, options: DecodeOptions): DecodeOptions & { name: string } {
+  const o = typeof nameOrOptions === 'string' ? { ...options, name: nameOrOptions } : { ...nameOrOptions, ...options };
+  return { ...o, name: o.name ?? 'image' };
+}
+
+/**
+ * Decode PNG or JPEG bytes (by magic bytes) in the file's own Pillow mode. Every decoder reads the
+ * header first and refuses, before allocating, what exceeds `limits`.
+ */
+export function decodeImageRaw(bytes: Uint8Array, nameOrOptions: string | DecodeOptions = {}, options: DecodeOptions = {}): DecodedImage {
+  const o = splitArgs(nameOrOptions, options);
+  const limits = resolveLimits(o.limits);
+  if (bytes.length > limits.maxBytes) throw new ImageTooLargeError(o.name, `${bytes.length} bytes, more than the limit of ${limits.maxBytes} (maxBytes)`);
   const kind = sniff(bytes);
-  if (kind === 'png') {
-    let png: { width: number; height: number; data: Buffer };
-    try {
-      png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-    } catch (e) {
-      throw new ImageDecodeError(name, `corrupt PNG (${(e as Error).message})`);
-    }
-    if (png.width * png.height > MAX_PIXELS) throw new ImageDecodeError(name, `PNG is ${png.width}x${png.height}, too large`);
-    return fromRgba(png.data, png.width, png.height, alpha);
-  }
-  if (kind === 'jpeg') {
-    let img: { width: number; height: number; data: Uint8Array };
-    try {
-      img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false, maxResolutionInMP: MAX_PIXELS / 1e6, maxMemoryUsageInMB: 2048 });
-    } catch (e) {
-      throw new ImageDecodeError(name, `corrupt or unsupported JPEG (${(e as Error).message ?? String(e)})`);
-    }
-    if (!img.width || !img.height || img.data.length !== img.width * img.height * 3) {
-      throw new ImageDecodeError(name, 'JPEG decoded to an empty or inconsistent buffer');
-    }
-    return { width: img.width, height: img.height, data: img.data };
-  }
-  throw new ImageDecodeError(name, kind === 'unknown' ? 'not a PNG or JPEG (unrecognised magic bytes)' : `${kind} is not supported (PNG and JPEG only)`);
+  if (kind === 'png') return decodePng(bytes, o.name, limits);
+  if (kind === 'jpeg') return decodeJpeg(bytes, o.name, limits);
+  throw unsupported(o.name, kind);
 }
 
-export function loadImage(path: string, options: DecodeOptions = {}): RgbImage {
-  let bytes: Buffer;
+/**
+ * Decode PNG or JPEG bytes to 8-bit RGB (the decoded image stays attached as `source`).
+ * `decodeImage(bytes, { name, limits, alpha })` or `decodeImage(bytes, name, options)`.
+ */
+export function decodeImage(bytes: Uint8Array, nameOrOptions: string | DecodeOptions = {}, options: DecodeOptions = {}): RgbImage {
+  const o = splitArgs(nameOrOptions, options);
+  const source = decodeImageRaw(bytes, o);
+  return { width: source.width, height: source.height, data: convertToRgb(source, o.alpha === 'drop' ? 'pillow' : 'white'), source };
+}
+
+/**
+ * Read an image file without trusting it: its size is checked against `maxBytes` (also for pipes
+ * and devices, which are read in chunks up to the limit), and a file whose first bytes are not a
+ * PNG or JPEG signature is refused before the rest is read (`/dev/zero` fails at once).
+ */
+export function readImageFile(path: string, limits: Partial<ImageLimits> = {}): Uint8Array {
+  const lim = resolveLimits(limits);
+  let fd: number;
   try {
-    bytes = readFileSync(path);
+    fd = openSync(path, 'r');
   } catch (e) {
     throw new ImageDecodeError(path, `cannot read file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  return decodeImage(bytes, path, options);
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw new ImageDecodeError(path, 'is a directory, not an image file');
+    if (st.isFile() && st.size > lim.maxBytes) throw new ImageTooLargeError(path, `file is ${st.size} bytes, more than the limit of ${lim.maxBytes} (maxBytes)`);
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const head = Buffer.alloc(16);
+    const got = readFull(fd, head, path);
+    const kind = sniff(head.subarray(0, got));
+    if (kind !== 'png' && kind !== 'jpeg') throw unsupported(path, got === 0 ? 'unknown' : kind);
+    chunks.push(head.subarray(0, got));
+    total = got;
+    for (;;) {
+      const want = Math.min(1 << 20, lim.maxBytes + 1 - total);
+      if (want <= 0) throw new ImageTooLargeError(path, `more than the limit of ${lim.maxBytes} bytes (maxBytes)`);
+      const buf = Buffer.alloc(want);
+      const n = readFull(fd, buf, path);
+      if (n === 0) break;
+      chunks.push(buf.subarray(0, n));
+      total += n;
+    }
+    return Buffer.concat(chunks, total);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readFull(fd: number, buf: Buffer, path: string): number {
+  let off = 0;
+  while (off < buf.length) {
+    let n: number;
+    try {
+      n = readSync(fd, buf, off, buf.length - off, null);
+    } catch (e) {
+      throw new ImageDecodeError(path, `cannot read file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    if (n === 0) break;
+    off += n;
+  }
+  return off;
+}
+
+export function loadImage(path: string, options: DecodeOptions = {}): RgbImage {
+  return decodeImage(readImageFile(path, options.limits), { ...options, name: path });
 }
 
 /** Write an RGB image as an 8-bit RGB PNG. */
@@ -162,118 +202,24 @@ export function grayToRgb(gray: Uint8Array, width: number, height: number): RgbI
 
 // ---------------------------------------------------------------------------------------- resize
 
-const FILTERS: Record<ResampleFilter, { support: number; fn: (x: number) => number }> = {
-  bilinear: {
-    support: 1,
-    fn: (x) => {
-      const a = Math.abs(x);
-      return a < 1 ? 1 - a : 0;
-    },
-  },
-  bicubic: {
-    support: 2,
-    fn: (x) => {
-      const a = -0.5;
-      const t = Math.abs(x);
-      if (t < 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
-      if (t < 2) return (((t - 5) * t + 8) * t - 4) * a;
-      return 0;
-    },
-  },
-};
-
-const PRECISION_BITS = 22; // Pillow: 32 - 8 - 2
-const ONE = 2 ** PRECISION_BITS;
-const HALF = 2 ** (PRECISION_BITS - 1);
-
-/** Per output index: first input index and normalised weights as Pillow's fixed-point integers. */
-function coefficients(inSize: number, outSize: number, filter: ResampleFilter): { start: Int32Array; weights: Int32Array[] } {
-  const { support: baseSupport, fn } = FILTERS[filter];
-  const scale = inSize / outSize;
-  const filterScale = Math.max(scale, 1); // widen the kernel when shrinking (antialias)
-  const support = baseSupport * filterScale;
-  const start = new Int32Array(outSize);
-  const weights: Int32Array[] = [];
-  for (let o = 0; o < outSize; o++) {
-    const center = (o + 0.5) * scale;
-    const lo = Math.max(Math.trunc(center - support + 0.5), 0);
-    const hi = Math.min(Math.trunc(center + support + 0.5), inSize);
-    const w = new Float64Array(Math.max(hi - lo, 1));
-    let sum = 0;
-    for (let i = lo; i < hi; i++) {
-      const v = fn((i - center + 0.5) / filterScale);
-      w[i - lo] = v;
-      sum += v;
-    }
-    const fixed = new Int32Array(w.length);
-    for (let k = 0; k < w.length; k++) {
-      const v = (sum !== 0 ? w[k]! / sum : w[k]!) * ONE;
-      fixed[k] = Math.trunc(v < 0 ? v - 0.5 : v + 0.5);
-    }
-    start[o] = lo;
-    weights.push(fixed);
-  }
-  return { start, weights };
-}
-
-/** Fixed-point accumulator (which started at HALF, for rounding) → clamped byte. */
-const clamp8 = (acc: number): number => {
-  const v = Math.floor(acc / ONE);
-  return v <= 0 ? 0 : v >= 255 ? 255 : v;
-};
-
-/** Resize to exactly width x height. */
+/** Resize to exactly width x height (Pillow's `Image.resize` on an RGB image, byte for byte). */
 export function resize(img: RgbImage, width: number, height: number, filter: ResampleFilter = 'bicubic'): RgbImage {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
     throw new ImageShapeError('resize', `target size ${width}x${height} is not positive integers`);
   }
-  let cur = img;
-  if (width !== img.width) {
-    const { start, weights } = coefficients(img.width, width, filter);
-    const out = new Uint8Array(width * img.height * 3);
-    for (let y = 0; y < img.height; y++) {
-      const row = y * img.width * 3;
-      for (let x = 0; x < width; x++) {
-        const w = weights[x]!;
-        const s = start[x]!;
-        let r = HALF, g = HALF, b = HALF;
-        for (let k = 0; k < w.length; k++) {
-          const p = row + (s + k) * 3;
-          r += w[k]! * cur.data[p]!;
-          g += w[k]! * cur.data[p + 1]!;
-          b += w[k]! * cur.data[p + 2]!;
-        }
-        const q = (y * width + x) * 3;
-        out[q] = clamp8(r);
-        out[q + 1] = clamp8(g);
-        out[q + 2] = clamp8(b);
-      }
-    }
-    cur = { width, height: img.height, data: out };
-  }
-  if (height !== cur.height) {
-    const { start, weights } = coefficients(cur.height, height, filter);
-    const stride = width * 3;
-    const out = new Uint8Array(width * height * 3);
-    for (let y = 0; y < height; y++) {
-      const w = weights[y]!;
-      const s = start[y]!;
-      for (let c = 0; c < stride; c++) {
-        let v = HALF;
-        for (let k = 0; k < w.length; k++) v += w[k]! * cur.data[(s + k) * stride + c]!;
-        out[y * stride + c] = clamp8(v);
-      }
-    }
-    cur = { width, height, data: out };
-  }
-  return cur === img ? { width, height, data: img.data.slice() } : cur;
+  return { width, height, data: resample8(img.data, img.width, img.height, 3, width, height, filter) };
+}
+
+/** torchvision's Resize(int) target: the shorter side becomes `size`, the longer is scaled and truncated. */
+export function shorterSideSize(w: number, h: number, size: number): [number, number] {
+  if (w <= h) return [size, Math.max(1, Math.trunc((size * h) / w))];
+  return [Math.max(1, Math.trunc((size * w) / h)), size];
 }
 
 /** torchvision Resize(int): the shorter side becomes `size`, the longer one is scaled and truncated. */
 export function resizeShorterSide(img: RgbImage, size: number, filter: ResampleFilter): RgbImage {
-  const { width: w, height: h } = img;
-  if (w <= h) return resize(img, size, Math.max(1, Math.trunc((size * h) / w)), filter);
-  return resize(img, Math.max(1, Math.trunc((size * w) / h)), size, filter);
+  const [w, h] = shorterSideSize(img.width, img.height, size);
+  return resize(img, w, h, filter);
 }
 
 export const resizeBicubic = (img: RgbImage, size: number): RgbImage => resizeShorterSide(img, size, 'bicubic');
@@ -356,6 +302,43 @@ export function toCHWFloat(img: RgbImage, options: NormalizeOptions = {}): Float
 /** CLIP eval transform: bicubic shorter side → size, centre crop size×size, normalise. Shape (3, size, size). */
 export function preprocessClip(img: RgbImage, size = 224, options: NormalizeOptions = {}): Float32Array {
   return toCHWFloat(centerCrop(resizeBicubic(img, size), size), options);
+}
+
+/** Crop a decoded image in its own mode (torchvision's CenterCrop offsets; outside the image is 0). */
+export function cropDecoded(img: DecodedImage, left: number, top: number, width: number, height: number): DecodedImage {
+  const ch = modeChannels(img.mode);
+  const data = new (img.data.constructor as new (n: number) => Uint8Array | Int32Array)(width * height * ch);
+  for (let y = 0; y < height; y++) {
+    const sy = top + y;
+    if (sy < 0 || sy >= img.height) continue;
+    for (let x = 0; x < width; x++) {
+      const sx = left + x;
+      if (sx < 0 || sx >= img.width) continue;
+      for (let c = 0; c < ch; c++) data[(y * width + x) * ch + c] = img.data[(sy * img.width + sx) * ch + c]!;
+    }
+  }
+  return { ...img, width, height, data };
+}
+
+/** The 8-bit RGB crop (size x size) a preprocessing config produces, before normalisation. */
+export function preprocessToRgb(img: RgbImage, size: number, cfg: PreprocessConfig = LEGACY_PREPROCESS): RgbImage {
+  const src = img.source;
+  const rgb = cfg.rgb === 'white' ? 'white' : 'pillow';
+  if (src && cfg.order === 'as_opened') {
+    const [w, h] = shorterSideSize(src.width, src.height, size);
+    const resized = resizeDecoded(src, w, h, cfg.resize);
+    const c = cropDecoded(resized, roundHalfEven((w - size) / 2), roundHalfEven((h - size) / 2), size, size);
+    return { width: size, height: size, data: convertToRgb(c, rgb) };
+  }
+  // RGB first. 'white' is what decodeImage returns by default, so the RGB pixels are used as given
+  // (the project's own models were trained on exactly these); 'pillow' re-converts the source.
+  const base: RgbImage = src && rgb === 'pillow' ? { width: src.width, height: src.height, data: convertToRgb(src, 'pillow') } : img;
+  return centerCrop(resizeShorterSide(base, size, cfg.resize), size);
+}
+
+/** A model's image preprocessing (its config's `preprocess`, default LEGACY_PREPROCESS): (3, size, size) floats. */
+export function preprocessImage(img: RgbImage, size: number, cfg: PreprocessConfig = LEGACY_PREPROCESS): Float32Array {
+  return toCHWFloat(preprocessToRgb(img, size, cfg), { mean: cfg.mean, std: cfg.std });
 }
 
 // ---------------------------------------------------------------------------------------- augmentation

@@ -6,13 +6,16 @@
  */
 import { Tensor } from '../engine/tensor.ts';
 import type { BpeTokenizer } from './tokenizer.ts';
-import { type RgbImage, preprocessClip, type NormalizeOptions } from './image.ts';
+import { type RgbImage, preprocessClip, preprocessImage, type NormalizeOptions } from './image.ts';
+import type { PreprocessConfig } from '../model/preprocess-config.ts';
 import { FlamingoError } from '../errors.ts';
 
 export class ProcessorError extends FlamingoError {}
 
 export interface ProcessorConfig {
   imageSize: number;
+  /** The model's image preprocessing (its config's `preprocess`); when absent, the legacy CLIP transform with `normalize`. */
+  preprocess?: PreprocessConfig;
   normalize?: NormalizeOptions;
   /** 'left' for generation/scoring (default), 'right' for training. */
   padding?: 'left' | 'right';
@@ -32,8 +35,9 @@ export interface BatchEncoding {
 export class FlamingoProcessor {
   constructor(readonly tokenizer: BpeTokenizer, readonly config: ProcessorConfig) {}
 
-  /** Pixels (3, S, S) for one image (CLIP resize + center crop + normalise). */
+  /** Pixels (3, S, S) for one image (CLIP resize + center crop + normalise, as the model's config says). */
   preprocessImage(img: RgbImage): Float32Array {
+    if (this.config.preprocess) return preprocessImage(img, this.config.imageSize, this.config.preprocess);
     return preprocessClip(img, this.config.imageSize, this.config.normalize);
   }
 

@@ -6,7 +6,7 @@
  * runs per batch with the real positions.
  */
 import { Tensor, noGrad, reshape } from '../engine/index.ts';
-import { preprocessClip, ImageDecodeError } from '../data/image.ts';
+import { preprocessImage, ImageDecodeError } from '../data/image.ts';
 import type { Flamingo } from '../model/flamingo.ts';
 import type { MediaRef } from './datasets/types.ts';
 import { FlamingoError } from '../errors.ts';
@@ -50,7 +50,8 @@ export class MediaEncoder {
       throw new MediaError(ref.files[0] ?? ref.key, (e as Error).message);
     }
     if (images.length === 0) throw new MediaError(ref.files[0] ?? ref.key, 'media has no frames');
-    return images.map((im) => preprocessClip(im, S));
+    // The model's own preprocessing (config `preprocess`; absent = the legacy transform it was trained with).
+    return images.map((im) => preprocessImage(im, S, this.model.config.preprocess));
   }
 
   /** Encode the refs not yet cached. */

@@ -4,6 +4,7 @@
  */
 import { ConfigError } from './config-error.ts';
 import { getLMFamily } from './lm/registry.ts';
+import { validatePreprocess, type PreprocessConfig } from './preprocess-config.ts';
 
 export interface VisionConfig {
   image_size: number;
@@ -96,6 +97,8 @@ export interface FlamingoConfig {
   xattn: XAttnConfig;
   lm: AnyLMConfig;
   flamingo: FlamingoTokensConfig;
+  /** Image preprocessing the model was trained with; absent means LEGACY_PREPROCESS. */
+  preprocess?: PreprocessConfig;
 }
 
 export { ConfigError };
@@ -183,7 +186,11 @@ export function validateFlamingoConfig(cfg: unknown): FlamingoConfig {
   if (resampler.dim !== vision.width) throw new ConfigError(`resampler.dim ${resampler.dim} must equal vision.width ${vision.width} (the resampler reads ViT tokens)`);
   if (xattn.dim_visual !== resampler.dim) throw new ConfigError(`xattn.dim_visual ${xattn.dim_visual} must equal resampler.dim ${resampler.dim}`);
   if (xattn.dim !== lm.hidden_size) throw new ConfigError(`xattn.dim ${xattn.dim} must equal lm.hidden_size ${lm.hidden_size}`);
-  return { vision, resampler, xattn, lm, flamingo: f as unknown as FlamingoTokensConfig };
+  const pre = (cfg as Record<string, unknown>).preprocess;
+  return {
+    vision, resampler, xattn, lm, flamingo: f as unknown as FlamingoTokensConfig,
+    ...(pre !== undefined ? { preprocess: validatePreprocess(pre) } : {}),
+  };
 }
 
 /** Indices of decoder layers preceded by a gated cross-attention block: (i + 1) % every === 0. */
