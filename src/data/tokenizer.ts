@@ -1,15 +1,28 @@
 /**
- * Byte-level BPE tokenizer (GPT-2 family), compatible with Hugging Face `tokenizer.json` files.
+ * Byte-level BPE tokenizer (GPT-2 family) that reads and writes Hugging Face `tokenizer.json` files
+ * and encodes / decodes exactly as Hugging Face's Rust `tokenizers` library does.
  *
- * Pipeline: split out special tokens literally → pre-tokenise with the GPT-2 regex → map each
- * piece's UTF-8 bytes to printable stand-in characters (so every byte is a symbol and nothing is
- * ever unknown) → apply merges in rank order. Decoding reverses the byte map and UTF-8-decodes.
+ * Encoding: cut out the added tokens that are not normalised (raw text) → NFC-normalise each
+ * remaining piece (Unicode 9.0 data, like the Rust crate) → cut out the normalised added tokens →
+ * pre-tokenise with the GPT-2 regex (Unicode White_Space as `\s`) → map each piece's UTF-8 bytes to
+ * printable stand-in characters → apply merges in rank order.
+ * Decoding: ids in neither vocabulary are dropped, special tokens optionally skipped, every token
+ * turned back into bytes (tokens outside the byte alphabet contribute their own UTF-8), and the
+ * byte stream decoded as UTF-8 with U+FFFD for each maximal invalid sequence.
  *
- * Round trip: `decode(encode(s)) === s` for every well-formed JS string. Lone UTF-16 surrogates
- * cannot be expressed in UTF-8, so they come back as U+FFFD (out of scope by design).
+ * Why not @huggingface/tokenizers (0.2.0): it pre-tokenises with JavaScript's `\s`, normalises
+ * with current Unicode data and throws on an empty decode, so it differs from the Rust library on
+ * some texts (see test/fixtures/shared/tokenizers/README.md).
+ *
+ * Round trip: `decode(encode(s)) === s` for well-formed text without a normaliser. Lone UTF-16
+ * surrogates cannot be expressed in UTF-8, so they come back as U+FFFD.
  */
 import { trainBpe } from './bpe-train.ts';
 import { FlamingoError } from '../errors.ts';
+import { AddedTokenMatcher, nfcUnicode9, preTokenize, type AddedToken } from './tokenizer-text.ts';
+
+export { preTokenize, nfcUnicode9 } from './tokenizer-text.ts';
+export type { AddedToken } from './tokenizer-text.ts';
 
 export class TokenizerError extends FlamingoError {
   constructor(message: string) {
@@ -54,13 +67,15 @@ export interface EncodeOptions {
 export interface DecodeOptions {
   /** Drop special tokens from the output (default false). */
   skipSpecial?: boolean;
+  /**
+   * transformers' `clean_up_tokenization_spaces` (default false, as the `tokenizers` library):
+   * " ." → ".", " ?" → "?", " !" → "!", " ," → ",", " ' " → "'", " n't" → "n't", " 'm", " 's", " 've", " 're".
+   */
+  cleanUpSpaces?: boolean;
 }
 
-interface AddedToken {
-  id: number;
-  content: string;
-  special: boolean;
-}
+/** Text normaliser of a tokenizer.json (only what byte-level BPE files use). */
+export type NormalizerKind = 'none' | 'nfc';
 
 // ---------------------------------------------------------------------------------------------
 // Byte-level alphabet (GPT-2): printable Latin-1 bytes stand for themselves, the other 68 bytes
@@ -87,7 +102,8 @@ const { byteToChar: BYTE_TO_CHAR, charToByte: CHAR_TO_BYTE } = buildByteMaps();
 export const BYTE_ALPHABET: readonly string[] = BYTE_TO_CHAR;
 
 const utf8Encoder = new TextEncoder();
-const utf8Decoder = new TextDecoder('utf-8');
+// ignoreBOM keeps a leading U+FEFF (Rust's from_utf8_lossy does not strip it).
+const utf8Decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /** UTF-8 bytes of `text` as byte-level symbols. */
 export function toByteLevel(text: string): string {
@@ -108,15 +124,6 @@ export function fromByteLevel(symbols: string): string {
   return utf8Decoder.decode(bytes.subarray(0, n));
 }
 
-// GPT-2's pre-tokenisation: contractions, optional-space + letters / numbers / other symbols,
-// whitespace not followed by non-space (so " word" keeps its space), remaining whitespace.
-const PRETOKENIZE = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
-
-/** Split text into pre-token pieces (plain strings, not yet byte-mapped). Pieces concatenate to `text`. */
-export function preTokenize(text: string): string[] {
-  return text.match(PRETOKENIZE) ?? [];
-}
-
 // ---------------------------------------------------------------------------------------------
 
 const PAIR_SHIFT = 2 ** 21;
@@ -127,6 +134,10 @@ function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+const CLEAN_UP: [string, string][] = [
+  [' .', '.'], [' ?', '?'], [' !', '!'], [' ,', ','], [" ' ", "'"], [" n't", "n't"], [" 'm", "'m"], [" 's", "'s"], [" 've", "'ve"], [" 're", "'re"],
+];
+
 export class BpeTokenizer {
   private readonly vocab = new Map<string, number>();
   private readonly idToTok: string[] = [];
@@ -136,22 +147,26 @@ export class BpeTokenizer {
   private readonly byteIds: number[];
   private readonly added: AddedToken[] = [];
   private readonly addedByContent = new Map<string, AddedToken>();
-  private addedRegex: RegExp | null = null;
+  private readonly addedById = new Map<number, AddedToken>();
+  /** Matchers for [raw, normalised] added tokens, with and without the special ones; rebuilt when tokens are added. */
+  private matchers: { raw: AddedTokenMatcher; norm: AddedTokenMatcher; rawPlain: AddedTokenMatcher; normPlain: AddedTokenMatcher } | null = null;
   private readonly cache = new Map<string, number[]>();
   private readonly names: SpecialTokenNames;
   private readonly addPrefixSpace: boolean;
   private readonly ignoreMerges: boolean;
+  readonly normalizer: NormalizerKind;
 
   private constructor(
     vocab: Map<string, number>,
     merges: [string, string][],
     added: AddedToken[],
     names: SpecialTokenNames,
-    opts: { addPrefixSpace?: boolean; ignoreMerges?: boolean } = {},
+    opts: { addPrefixSpace?: boolean; ignoreMerges?: boolean; normalizer?: NormalizerKind } = {},
   ) {
     this.names = names;
     this.addPrefixSpace = opts.addPrefixSpace ?? false;
     this.ignoreMerges = opts.ignoreMerges ?? false;
+    this.normalizer = opts.normalizer ?? 'none';
     for (const [tok, id] of vocab) {
       if (!Number.isInteger(id) || id < 0 || id >= MAX_VOCAB) throw new TokenizerError(`vocab entry ${JSON.stringify(tok)} has invalid id ${id}`);
       if (this.idToTok[id] !== undefined) throw new TokenizerError(`vocab id ${id} used by both ${JSON.stringify(this.idToTok[id])} and ${JSON.stringify(tok)}`);
@@ -160,8 +175,11 @@ export class BpeTokenizer {
     }
     this.byteIds = BYTE_TO_CHAR.map((c, b) => {
       const id = vocab.get(c);
-      if (id === undefined) throw new TokenizerError(`vocab lacks the byte-level symbol for byte 0x${b.toString(16)} (${JSON.stringify(c)}); not a byte-level BPE vocab`);
-      return id;
+      // Bytes that never occur in UTF-8 (0xC0, 0xC1, 0xF5..0xFF) may be absent, as in GPT-NeoX's vocab.
+      if (id === undefined && !(b === 0xc0 || b === 0xc1 || b >= 0xf5)) {
+        throw new TokenizerError(`vocab lacks the byte-level symbol for byte 0x${b.toString(16)} (${JSON.stringify(c)}); not a byte-level BPE vocab`);
+      }
+      return id ?? -1;
     });
     merges.forEach(([a, b], rank) => {
       const ia = vocab.get(a);
@@ -220,7 +238,7 @@ export class BpeTokenizer {
       }
       vocab.set(t, specials.length + i);
     });
-    const added = specials.map((content, id) => ({ id, content, special: true }));
+    const added = specials.map((content, id) => specialToken(id, content));
     return new BpeTokenizer(vocab, merges, added, names);
   }
 
@@ -242,9 +260,10 @@ export class BpeTokenizer {
     if (model.type !== undefined && model.type !== 'BPE') throw new TokenizerError(`tokenizer.json: model.type ${JSON.stringify(model.type)} is not supported (only "BPE")`);
     if (!isRecord(model.vocab)) throw new TokenizerError('tokenizer.json: model.vocab must be an object of token → id');
     if (!Array.isArray(model.merges)) throw new TokenizerError('tokenizer.json: model.merges must be an array');
-    for (const key of ['continuing_subword_prefix', 'end_of_word_suffix'] as const) {
+    for (const key of ['continuing_subword_prefix', 'end_of_word_suffix', 'dropout', 'byte_fallback'] as const) {
       if (model[key]) throw new TokenizerError(`tokenizer.json: model.${key} is not supported for byte-level BPE`);
     }
+    const normalizer = readNormalizer(doc.normalizer);
     const preTok = findByteLevel(doc.pre_tokenizer, 'pre_tokenizer');
     findByteLevel(doc.decoder, 'decoder');
 
@@ -269,7 +288,13 @@ export class BpeTokenizer {
         if (!isRecord(t) || typeof t.id !== 'number' || typeof t.content !== 'string') {
           throw new TokenizerError(`tokenizer.json: bad added_tokens entry ${JSON.stringify(t)}`);
         }
-        added.push({ id: t.id, content: t.content, special: t.special === true });
+        const special = t.special === true;
+        added.push({
+          id: t.id, content: t.content, special,
+          // Hugging Face's defaults when a flag is absent: special tokens are not normalised.
+          normalized: typeof t.normalized === 'boolean' ? t.normalized : !special,
+          lstrip: t.lstrip === true, rstrip: t.rstrip === true, singleWord: t.single_word === true,
+        });
       }
     }
     const names = { ...DEFAULT_SPECIAL_TOKENS, ...stripUndefined(options.specialTokens ?? {}) };
@@ -285,6 +310,7 @@ export class BpeTokenizer {
     return new BpeTokenizer(modelVocab, merges, added, names, {
       addPrefixSpace: preTok.add_prefix_space === true,
       ignoreMerges: model.ignore_merges === true,
+      normalizer,
     });
   }
 
@@ -300,16 +326,16 @@ export class BpeTokenizer {
       version: '1.0',
       truncation: null,
       padding: null,
-      added_tokens: this.added.map((t) => ({
+      added_tokens: [...this.added].sort((a, b) => a.id - b.id).map((t) => ({
         id: t.id,
         content: t.content,
-        single_word: false,
-        lstrip: false,
-        rstrip: false,
-        normalized: false,
+        single_word: t.singleWord,
+        lstrip: t.lstrip,
+        rstrip: t.rstrip,
+        normalized: t.normalized,
         special: t.special,
       })),
-      normalizer: null,
+      normalizer: this.normalizer === 'nfc' ? { type: 'NFC' } : null,
       pre_tokenizer: byteLevel,
       post_processor: { ...byteLevel, trim_offsets: false },
       decoder: byteLevel,
@@ -329,20 +355,33 @@ export class BpeTokenizer {
     };
   }
 
-  /** Add special tokens (e.g. `<image>` to a GPT-2 vocab); existing ones are left as they are. Returns their ids. */
+  /**
+   * Add special tokens as transformers' `add_special_tokens` does (e.g. OpenFlamingo's `<image>`):
+   * a token already added keeps its id (and becomes special), one in the vocabulary takes that id,
+   * a new one takes the id after the largest. Returns their ids.
+   */
   addSpecialTokens(tokens: string[]): number[] {
     return tokens.map((content) => {
       const have = this.addedByContent.get(content);
-      if (have) return have.id;
+      if (have) {
+        have.special = true;
+        this.matchers = null;
+        return have.id;
+      }
       const inVocab = this.vocab.get(content);
       const id = inVocab ?? this.idToTok.length;
       if (inVocab === undefined) {
         this.vocab.set(content, id);
         this.idToTok[id] = content;
       }
-      this.registerAdded({ id, content, special: true });
+      this.registerAdded(specialToken(id, content));
       return id;
     });
+  }
+
+  /** Added tokens (copies), in id order. */
+  getAddedTokens(): AddedToken[] {
+    return [...this.added].sort((a, b) => a.id - b.id).map((t) => ({ ...t }));
   }
 
   // ------------------------------------------------------------------------------ queries
@@ -377,46 +416,42 @@ export class BpeTokenizer {
     return this.idToTok[id];
   }
   isSpecial(id: number): boolean {
-    return this.added.some((t) => t.id === id && t.special);
+    return this.addedById.get(id)?.special === true;
   }
 
   // ------------------------------------------------------------------------------ encode/decode
 
   encode(text: string, options: EncodeOptions = {}): number[] {
     const ids: number[] = [];
-    const parseSpecial = options.parseSpecial ?? true;
-    if (parseSpecial && this.addedRegex) {
-      let last = 0;
-      for (const m of text.matchAll(this.addedRegex)) {
-        this.encodeOrdinary(text.slice(last, m.index), ids);
-        ids.push(this.addedByContent.get(m[0])!.id);
-        last = m.index! + m[0].length;
+    const m = this.getMatchers();
+    const special = options.parseSpecial ?? true;
+    // Raw pass: added tokens with normalized=false are found in the text as given.
+    for (const raw of (special ? m.raw : m.rawPlain).split(text)) {
+      if (raw.id !== undefined) { ids.push(raw.id); continue; }
+      // Each remaining piece is normalised on its own, then searched for the normalised added tokens.
+      const norm = this.normalizer === 'nfc' ? nfcUnicode9(raw.text) : raw.text;
+      for (const piece of (special ? m.norm : m.normPlain).split(norm)) {
+        if (piece.id !== undefined) ids.push(piece.id);
+        else this.encodeOrdinary(piece.text, ids);
       }
-      this.encodeOrdinary(text.slice(last), ids);
-    } else {
-      this.encodeOrdinary(text, ids);
     }
     if (options.addSpecial) ids.push(this.eosTokenId);
     return ids;
   }
 
   decode(ids: readonly number[], options: DecodeOptions = {}): string {
-    let out = '';
-    let pending = '';
+    const bytes: number[] = [];
     for (const id of ids) {
-      const tok = this.idToTok[id];
-      if (tok === undefined) throw new TokenizerError(`decode: id ${id} is outside the vocab (size ${this.vocabSize})`);
-      const added = this.addedByContent.get(tok);
-      if (added && added.id === id) {
-        // Added tokens are literal text, not byte symbols: flush the byte run first.
-        out += fromByteLevel(pending);
-        pending = '';
-        if (!(options.skipSpecial && added.special)) out += tok;
-      } else {
-        pending += tok;
-      }
+      // Added tokens by their content, then the model vocabulary; ids in neither are dropped.
+      const added = this.addedById.get(id);
+      const tok = added ? added.content : this.idToTok[id];
+      if (tok === undefined) continue;
+      if (options.skipSpecial && (added ?? this.addedByContent.get(tok))?.special) continue;
+      pushTokenBytes(tok, bytes);
     }
-    return out + fromByteLevel(pending);
+    let text = utf8Decoder.decode(new Uint8Array(bytes));
+    if (options.cleanUpSpaces) for (const [a, b] of CLEAN_UP) text = text.split(a).join(b);
+    return text;
   }
 
   // ------------------------------------------------------------------------------ internals
@@ -435,9 +470,22 @@ export class BpeTokenizer {
     if (!this.vocab.has(t.content)) this.vocab.set(t.content, t.id);
     this.added.push(t);
     this.addedByContent.set(t.content, t);
-    // Longest first so that e.g. "<|endofchunk|>" wins over a shorter token that is its prefix.
-    const alts = [...this.addedByContent.keys()].sort((a, b) => b.length - a.length || (a < b ? -1 : 1)).map(escapeRegex);
-    this.addedRegex = new RegExp(alts.join('|'), 'g');
+    this.addedById.set(t.id, t);
+    this.matchers = null;
+  }
+
+  private getMatchers(): NonNullable<BpeTokenizer['matchers']> {
+    if (!this.matchers) {
+      const raw = this.added.filter((t) => !t.normalized);
+      const norm = this.added.filter((t) => t.normalized);
+      this.matchers = {
+        raw: new AddedTokenMatcher(raw),
+        norm: new AddedTokenMatcher(norm),
+        rawPlain: new AddedTokenMatcher(raw.filter((t) => !t.special)),
+        normPlain: new AddedTokenMatcher(norm.filter((t) => !t.special)),
+      };
+    }
+    return this.matchers;
   }
 
   private encodeOrdinary(text: string, out: number[]): void {
@@ -465,10 +513,13 @@ export class BpeTokenizer {
       const whole = this.vocab.get(word);
       if (whole !== undefined && !this.addedByContent.has(word)) return [whole];
     }
-    const n = word.length;
-    const id = new Int32Array(n);
-    for (let i = 0; i < n; i++) id[i] = this.byteIds[CHAR_TO_BYTE.get(word[i]!)!]!;
-    if (n < 2) return Array.from(id);
+    const id = new Int32Array(word.length);
+    let n = 0;
+    for (let i = 0; i < word.length; i++) {
+      const v = this.byteIds[CHAR_TO_BYTE.get(word[i]!)!]!;
+      if (v >= 0) id[n++] = v; // a symbol missing from the vocab is dropped (no unk token), as Hugging Face does
+    }
+    if (n < 2) return Array.from(id.subarray(0, n));
     const prev = new Int32Array(n);
     const next = new Int32Array(n);
     const alive = new Uint8Array(n).fill(1);
@@ -542,6 +593,34 @@ class NumberMinHeap {
     }
     return top;
   }
+}
+
+function specialToken(id: number, content: string): AddedToken {
+  return { id, content, special: true, normalized: false, lstrip: false, rstrip: false, singleWord: false };
+}
+
+/** A token's bytes for the ByteLevel decoder: its byte symbols, or its own UTF-8 if any character is not one. */
+function pushTokenBytes(tok: string, out: number[]): void {
+  const start = out.length;
+  for (const ch of tok) {
+    const b = CHAR_TO_BYTE.get(ch);
+    if (b === undefined) {
+      out.length = start;
+      for (const u of utf8Encoder.encode(tok)) out.push(u);
+      return;
+    }
+    out.push(b);
+  }
+}
+
+function readNormalizer(node: unknown): NormalizerKind {
+  if (node === null || node === undefined) return 'none';
+  if (isRecord(node) && node.type === 'NFC') return 'nfc';
+  if (isRecord(node) && node.type === 'Sequence' && Array.isArray(node.normalizers)) {
+    const kinds = node.normalizers.map(readNormalizer).filter((k) => k !== 'none');
+    if (kinds.length <= 1) return kinds[0] ?? 'none';
+  }
+  throw new TokenizerError(`tokenizer.json: normalizer ${JSON.stringify(node).slice(0, 80)} is not supported (only NFC or none)`);
 }
 
 function isRecord(x: unknown): x is Record<string, unknown> {
