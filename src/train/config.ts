@@ -3,6 +3,7 @@
  * validated with messages that name the field. Vocabulary size and special-token ids come from the tokenizer;
  * derived widths (resampler.dim = vision.width, xattn.dim = lm.hidden_size, …) are filled in here.
  */
+import { validatePreprocess, type PreprocessConfig } from '../model/preprocess-config.ts';
 import { createHash } from 'node:crypto';
 import {
   ConfigError, validateFlamingoConfig, validateLM, validateVision,
@@ -100,6 +101,8 @@ export interface ModelSpec {
   resampler: Omit<ResamplerConfig, 'dim'>;
   xattn: Omit<XAttnConfig, 'dim' | 'dim_visual'>;
   cross_attn_every_n_layers: number;
+  /** Image preprocessing written into the model's config (absent: the legacy transform). Training always converts to RGB first. */
+  preprocess?: PreprocessConfig;
 }
 
 export interface TokenizerSpec {
@@ -236,6 +239,7 @@ export function resolveTrainConfig(raw: unknown): TrainConfig {
   if (te.width % te.heads !== 0) fail('model.text_encoder.width', `${te.width} is not divisible by heads ${te.heads}`);
   validateLM({ ...c.model.lm, vocab_size: 1 } as unknown as Record<string, unknown>, 'model.lm');
   posInt('model.cross_attn_every_n_layers', c.model.cross_attn_every_n_layers);
+  if (c.model.preprocess !== undefined) c.model.preprocess = validatePreprocess(c.model.preprocess, 'model.preprocess');
   for (const s of STAGES) c.stages[s] = validateStage(s, c.stages[s]) as never;
   if (typeof c.stages.flamingo.train_embeddings !== 'boolean') fail('stages.flamingo.train_embeddings', 'must be a boolean');
   for (const k of ['vision_weights', 'lm_weights', 'init_weights'] as const) {
@@ -281,6 +285,7 @@ export function flamingoConfig(c: TrainConfig, tok: BpeTokenizer): FlamingoConfi
       pad_token_id: tok.padTokenId,
       eos_token_id: tok.eosTokenId,
     },
+    ...(m.preprocess ? { preprocess: m.preprocess } : {}),
   });
 }
 

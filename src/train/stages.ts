@@ -18,7 +18,7 @@ import { canonicalize, readWeights, type WeightEntry } from '../io/checkpoint.ts
 import type { Module } from '../nn/module.ts';
 import { Flamingo } from '../model/flamingo.ts';
 import { createLanguageModel, type DecoderLM } from '../model/lm/index.ts';
-import { preprocessClip } from '../data/image.ts';
+import { preprocessClip, preprocessImage } from '../data/image.ts';
 import { FlamingoProcessor } from '../data/processor.ts';
 import type { BpeTokenizer } from '../data/tokenizer.ts';
 import { buildSample, collateSamples, docPlainText, docToText, makeLabels, sourceFromSpec, type DocSource, type RawDoc } from '../data/datasets/index.ts';
@@ -136,7 +136,9 @@ export function trainContrastive(cfg: TrainConfig, opts: StageOptions): StageRes
       const media = doc.chunks.find((c) => c.kind !== 'text');
       if (!media) throw new TrainingError('contrastive', `document ${doc.key} of ${ds.name} has no image`);
       const img = media.kind === 'image' ? media.image() : media.kind === 'video' ? media.frames[0]!() : null;
-      pixels.set(preprocessClip(img!, S), b * 3 * S * S);
+      // Training converts to RGB first (OpenFlamingo's training loader), whatever order evaluation uses.
+      const pre = cfg.model.preprocess;
+      pixels.set(pre ? preprocessImage(img!, S, { ...pre, order: 'rgb_first' }) : preprocessClip(img!, S), b * 3 * S * S);
       // the text tower pools at the end-of-text token, so it is always kept
       return [...tok.encode(docPlainText(doc), { parseSpecial: false }).slice(0, maxText - 1), eos];
     });
@@ -349,7 +351,7 @@ export function trainFlamingo(cfg: TrainConfig, opts: FlamingoStageOptions): Sta
   const simWeight = stage.feature_similarity ?? 0;
   const micro: MicroStep = (ds, docs) => {
     const d = cfgOf(stage, ds.name);
-    const so = { maxImages: d.max_images, maxTokens: Math.min(d.max_tokens, maxPos), imageSize: cfg.model.vision.image_size, videoFrames: d.video_frames, appendEos: d.append_eos };
+    const so = { maxImages: d.max_images, maxTokens: Math.min(d.max_tokens, maxPos), imageSize: cfg.model.vision.image_size, videoFrames: d.video_frames, appendEos: d.append_eos, preprocess: cfg.model.preprocess };
     const batch = collateSamples(processor, docs.map((doc: RawDoc) => buildSample(tok, doc, so)));
     const aux = simWeight > 0 && batch.visionX && batch.visionX.shape[2] === 1 ? imageSimilarity(model, batch.inputIds, batch.visionX, stage.feature_similarity_layers ?? 'first') : null;
     const logits = model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, ...(aux ? { media: aux.media, onGated: aux.tap } : { visionX: batch.visionX }) });

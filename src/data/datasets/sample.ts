@@ -5,7 +5,8 @@
  * marker, and the sequence is cut at `maxTokens`; a marker left with none of its text after the cut is dropped.
  */
 import type { BpeTokenizer } from '../tokenizer.ts';
-import { preprocessClip, type NormalizeOptions, type RgbImage } from '../image.ts';
+import { preprocessClip, preprocessImage, type NormalizeOptions, type RgbImage } from '../image.ts';
+import type { PreprocessConfig } from '../../model/preprocess-config.ts';
 import { sampleFrames } from '../video.ts';
 import { DatasetError, type RawDoc, type Sample, type LazyImage } from './types.ts';
 
@@ -17,6 +18,11 @@ export interface SampleOptions {
   /** Model input resolution S; media become (3, S, S) CLIP-normalised pixels. */
   imageSize: number;
   normalize?: NormalizeOptions;
+  /**
+   * The model's image preprocessing (config `preprocess`). Training always converts to RGB first,
+   * as OpenFlamingo's training loader does, whatever order the config gives for evaluation.
+   */
+  preprocess?: PreprocessConfig;
   /** Frames per video item; longer clips are thinned evenly, shorter ones repeat their last frame. */
   videoFrames?: number;
   /** Append the eos token after the document (as OpenFlamingo does for LAION pairs). Default false. */
@@ -54,6 +60,7 @@ export function docToText(tok: BpeTokenizer, doc: RawDoc): { text: string; media
 }
 
 function pixelsOf(img: RgbImage, o: SampleOptions): Float32Array {
+  if (o.preprocess) return preprocessImage(img, o.imageSize, { ...o.preprocess, order: 'rgb_first' });
   return preprocessClip(img, o.imageSize, o.normalize);
 }
 

@@ -7,7 +7,8 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { BpeTokenizer } from '../../data/tokenizer.ts';
+import type { BpeTokenizer } from '../../data/tokenizer.ts';
+import { loadTokenizerDir } from '../../data/tokenizer-files.ts';
 import type { VerifyKind, VerifyOutput, VerifyResult } from './types.ts';
 
 const CASE_FILES = ['cases.jsonl', 'decode_cases.jsonl'];
@@ -24,17 +25,9 @@ function caseDirFor(dir: string): string | null {
   return null;
 }
 
-/** Load a tokenizer directory the way OpenFlamingo's factory does (adds <|endofchunk|>, <image>, and <PAD> when there is no pad token). */
+/** A tokenizer directory loaded the way OpenFlamingo's factory does (its tokens added). */
 export function loadOpenFlamingoTokenizer(dir: string): BpeTokenizer {
-  const cfgFile = join(dir, 'tokenizer_config.json');
-  const cfg = existsSync(cfgFile) ? JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown> : {};
-  const name = (v: unknown): string | undefined => (typeof v === 'string' ? v : typeof v === 'object' && v !== null && typeof (v as { content?: unknown }).content === 'string' ? (v as { content: string }).content : undefined);
-  const pad = name(cfg.pad_token) ?? '<PAD>';
-  const eos = name(cfg.eos_token) ?? '<|endoftext|>';
-  const tok = BpeTokenizer.fromHuggingFace(readFileSync(join(dir, 'tokenizer.json'), 'utf8'), { specialTokens: { pad, eos } });
-  tok.addSpecialTokens(['<|endofchunk|>', '<image>']);
-  tok.addSpecialTokens([pad]);
-  return tok;
+  return loadTokenizerDir(dir, { openFlamingo: true }).tokenizer;
 }
 
 interface TokCase {
