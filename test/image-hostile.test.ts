@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,16 +14,21 @@ import { ImageDecodeError, ImageTooLargeError, decodeImage, loadImage, readImage
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const IMAGE_TS = join(ROOT, 'src', 'data', 'image.ts');
+const PRE_TS = join(ROOT, 'src', 'model', 'preprocess-config.ts');
 const MB = 1024 * 1024;
 
 interface ChildResult { status: number | null; error: string | null; maxRssMB: number; ok: boolean; stderr: string }
 
 /** loadImage(path) in a fresh Node process; reports the error message and the process's peak RSS. */
-function decodeInChild(path: string, limits: object = {}): ChildResult {
+function decodeInChild(path: string, limits: object = {}, preprocess = false): ChildResult {
   const code = `
-    const { loadImage } = await import(${JSON.stringify(IMAGE_TS)});
+    const { loadImage, preprocessImage } = await import(${JSON.stringify(IMAGE_TS)});
+    const { OPEN_CLIP_EVAL_PREPROCESS } = await import(${JSON.stringify(PRE_TS)});
     let error = null;
-    try { loadImage(${JSON.stringify(path)}, { limits: ${JSON.stringify(limits)} }); } catch (e) { error = e.name + ': ' + e.message; }
+    try {
+      const img = loadImage(${JSON.stringify(path)}, { limits: ${JSON.stringify(limits)} });
+      if (${preprocess}) for (const order of ['as_opened', 'rgb_first']) preprocessImage(img, 224, { ...OPEN_CLIP_EVAL_PREPROCESS, order });
+    } catch (e) { error = e.name + ': ' + e.message; }
     process.stdout.write(JSON.stringify({ error, maxRss: process.resourceUsage().maxRSS }));`;
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
   const out = r.status === 0 ? JSON.parse(r.stdout) as { error: string | null; maxRss: number } : { error: null, maxRss: 0 };
@@ -129,4 +134,25 @@ test('animated PNG announcing more frames than maxFrames is refused', () => {
   const png = pngFromRows(1, 1, 8, 0, [new Uint8Array([3])], [pngChunk('acTL', actl)]);
   assert.throws(() => decodeImage(png, 'anim.png'), /anim\.png: animated PNG announces 5000 frames, more than the limit of 1000 \(maxFrames\)/);
   assert.equal(decodeImage(png, { name: 'anim.png', limits: { maxFrames: 5000 } }).data[0], 3);
+});
+
+test('truncated or doubled JPEG data is an error, never a partly filled image', () => {
+  const jpg = readFileSync(join(ROOT, 'test', 'fixtures', 'shared', 'preprocess', 'jpeg_real_progressive_420', 'input.jpg'));
+  for (const cut of [0.3, 0.6, 0.95, 1 - 2 / jpg.length]) {
+    assert.throws(() => decodeImage(jpg.subarray(0, Math.floor(jpg.length * cut)), 'cut.jpg'), (e: unknown) => e instanceof ImageDecodeError && /cut\.jpg: JPEG is truncated/.test(e.message), `cut at ${cut}`);
+  }
+  // A second frame header (e.g. a larger one hidden after the first) is refused.
+  const sof = jpg.indexOf(Buffer.from([0xff, 0xc2]));
+  const len = jpg.readUInt16BE(sof + 2);
+  const doubled = Buffer.concat([jpg.subarray(0, sof + 2 + len), jpg.subarray(sof, sof + 2 + len), jpg.subarray(sof + 2 + len)]);
+  assert.throws(() => decodeImage(doubled, 'two.jpg'), /two\.jpg: more than one frame header/);
+});
+
+test('a 1 x 40000 image is preprocessed without materialising its 224 x 8960000 resize', () => {
+  const rows = Array.from({ length: 40000 }, (_, y) => new Uint8Array([y % 251, (y * 7) % 256, 9]));
+  const path = file('thin.png', pngFromRows(1, 40000, 8, 2, rows));
+  const r = decodeInChild(path, {}, true);
+  assert.ok(r.ok, r.stderr);
+  assert.equal(r.error, null);
+  assert.ok(r.maxRssMB - baselineMB < 64, `peak RSS ${r.maxRssMB.toFixed(0)} MB vs baseline ${baselineMB.toFixed(0)} MB`);
 });

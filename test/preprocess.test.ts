@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deflateSync } from 'node:zlib';
 import { pngChunk, pngFromRows } from './helpers/png-craft.ts';
-import { convertToRgb, decodeImage, decodeImageRaw, preprocessImage, preprocessToRgb, resizeDecoded, type DecodedImage } from '../src/data/image.ts';
+import { convertToRgb, cropDecoded, decodeImage, decodeImageRaw, preprocessImage, preprocessToRgb, resizeDecoded, type DecodedImage } from '../src/data/image.ts';
 import { runPreprocessCase } from '../src/eval/verify/preprocess.ts';
 import { LEGACY_PREPROCESS, OPEN_CLIP_EVAL_PREPROCESS, validatePreprocess } from '../src/model/preprocess-config.ts';
 import { validateFlamingoConfig } from '../src/model/config.ts';
@@ -22,8 +22,9 @@ for (const name of manifest.cases) {
     const c = JSON.parse(readFileSync(join(dir, 'case.json'), 'utf8')) as Record<string, unknown> & { format: string };
     const r = runPreprocessCase(dir, c);
     assert.ok(r.pass, JSON.stringify(r.outputs));
-    // PNG decoding and the whole transform on PNG are exact to float32 rounding (Pillow bit for bit).
-    if (c.format === 'PNG') assert.ok(r.maxAbsError! < 1e-6, `PNG case max abs ${r.maxAbsError}`);
+    // Decoding (PNG, and JPEG as libjpeg-turbo) and the transform are Pillow's bit for bit: only float32 rounding remains.
+    assert.ok(r.maxAbsError! < 1e-6, `max abs ${r.maxAbsError}`);
+    assert.equal(r.outputs[0]!.maxAbsError, 0, 'decoded pixels identical');
   });
 }
 
@@ -107,4 +108,28 @@ test('preprocess config: validated with named errors; legacy default equals the 
   const release = preprocessToRgb(img, 32, OPEN_CLIP_EVAL_PREPROCESS);
   assert.notDeepEqual(legacy.data, release.data);
   assert.equal(preprocessImage(img, 32).length, 3 * 32 * 32);
+});
+
+test('resizing only a region equals cropping the full resize, in every mode', () => {
+  let seed = 12345;
+  const rand = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  const modes: [DecodedImage['mode'], number][] = [['RGB', 3], ['L', 1], ['LA', 2], ['RGBA', 4], ['P', 1], ['I', 1], ['CMYK', 4]];
+  for (const [mode, ch] of modes) {
+    for (let trial = 0; trial < 4; trial++) {
+      const w = 3 + rand(40), h = 3 + rand(40);
+      const n = w * h * ch;
+      const data = mode === 'I' ? Int32Array.from({ length: n }, () => rand(70000) - 1000) : Uint8Array.from({ length: n }, () => rand(256));
+      const img: DecodedImage = { format: 'PNG', mode, width: w, height: h, data, ...(mode === 'P' ? { palette: new Uint8Array(768) } : {}) };
+      const ow = 1 + rand(60), oh = 1 + rand(60);
+      const region = { left: rand(ow), top: rand(oh), width: 0, height: 0 };
+      region.width = 1 + rand(ow - region.left);
+      region.height = 1 + rand(oh - region.top);
+      const full = resizeDecoded(img, ow, oh, 'bicubic');
+      const part = resizeDecoded(img, ow, oh, 'bicubic', region);
+      assert.deepEqual(part.data, cropDecoded(full, region.left, region.top, region.width, region.height).data, `${mode} ${w}x${h} -> ${ow}x${oh} ${JSON.stringify(region)}`);
+    }
+  }
 });

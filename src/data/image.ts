@@ -320,20 +320,24 @@ export function cropDecoded(img: DecodedImage, left: number, top: number, width:
   return { ...img, width, height, data };
 }
 
-/** The 8-bit RGB crop (size x size) a preprocessing config produces, before normalisation. */
+/**
+ * The 8-bit RGB crop (size x size) a preprocessing config produces, before normalisation: the
+ * shorter side resized to `size`, then the centre crop. Only the crop is computed (identical to
+ * cropping the full resize), so a 1 x 40000 image does not become a 224 x 8960000 one in memory.
+ */
 export function preprocessToRgb(img: RgbImage, size: number, cfg: PreprocessConfig = LEGACY_PREPROCESS): RgbImage {
   const src = img.source;
   const rgb = cfg.rgb === 'white' ? 'white' : 'pillow';
+  const dims = src ?? img;
+  const [w, h] = shorterSideSize(dims.width, dims.height, size);
+  const region = { left: roundHalfEven((w - size) / 2), top: roundHalfEven((h - size) / 2), width: size, height: size };
   if (src && cfg.order === 'as_opened') {
-    const [w, h] = shorterSideSize(src.width, src.height, size);
-    const resized = resizeDecoded(src, w, h, cfg.resize);
-    const c = cropDecoded(resized, roundHalfEven((w - size) / 2), roundHalfEven((h - size) / 2), size, size);
-    return { width: size, height: size, data: convertToRgb(c, rgb) };
+    return { width: size, height: size, data: convertToRgb(resizeDecoded(src, w, h, cfg.resize, region), rgb) };
   }
   // RGB first. 'white' is what decodeImage returns by default, so the RGB pixels are used as given
   // (the project's own models were trained on exactly these); 'pillow' re-converts the source.
   const base: RgbImage = src && rgb === 'pillow' ? { width: src.width, height: src.height, data: convertToRgb(src, 'pillow') } : img;
-  return centerCrop(resizeShorterSide(base, size, cfg.resize), size);
+  return { width: size, height: size, data: resample8(base.data, base.width, base.height, 3, w, h, cfg.resize, region) };
 }
 
 /** A model's image preprocessing (its config's `preprocess`, default LEGACY_PREPROCESS): (3, size, size) floats. */

@@ -1,15 +1,11 @@
 /**
- * JPEG decoding: the markers up to the frame header are read here first (size, components,
- * Adobe marker) so that oversized files are refused before jpeg-js allocates; jpeg-js then
- * decodes the pixels.
- *
- * Known deviation from Pillow (libjpeg-turbo): jpeg-js replicates subsampled chroma instead of
- * interpolating it, truncates in its colour conversion and uses another IDCT, so decoded pixels
- * differ by a few levels (measured in test/fixtures/shared/preprocess/README.md), and CMYK files
- * come out as RGB (jpeg-js converts them itself), so their resize runs on RGB.
+ * JPEG decoding: the markers up to the frame header are read here first (size, components) so that
+ * oversized files are refused before anything is allocated; jpeg-decode.ts then decodes the pixels
+ * as libjpeg-turbo does by default (what Pillow returns). EXIF orientation is not applied, as
+ * `Image.open` does not.
  */
-import jpeg from 'jpeg-js';
 import { ImageDecodeError, checkDimensions, type DecodedImage, type ImageLimits } from './image-format.ts';
+import { JpegFormatError, decodeJpegExact, type JpegPixels } from './jpeg-decode.ts';
 
 export interface JpegHeader {
   width: number;
@@ -57,37 +53,17 @@ export function readJpegHeader(bytes: Uint8Array, name: string): JpegHeader {
   }
 }
 
-/** Decode a JPEG into mode "L" (one component) or "RGB" (three, or four converted by jpeg-js). */
+/** Decode a JPEG into mode "L", "RGB" or "CMYK" (Adobe polarity), exactly as Pillow (libjpeg-turbo defaults). */
 export function decodeJpeg(bytes: Uint8Array, name: string, limits: ImageLimits): DecodedImage {
   const h = readJpegHeader(bytes, name);
   checkDimensions(name, 'JPEG', h.width, h.height, limits);
-  // libjpeg (hence Pillow) refuses a file that ends before its EOI marker; so do we.
-  if (!hasEndMarker(bytes)) throw new ImageDecodeError(name, 'JPEG is truncated (no end-of-image marker)');
-  let img: { width: number; height: number; data: Uint8Array };
+  let px: JpegPixels;
   try {
-    img = jpeg.decode(bytes, {
-      useTArray: true, formatAsRGBA: false, tolerantDecoding: false,
-      maxResolutionInMP: limits.maxPixels / 1e6,
-      // Coefficients (2 bytes per sample, per component) plus the output: a generous cap from the checked header.
-      maxMemoryUsageInMB: Math.ceil((h.width * h.height * (h.components * 4 + 8)) / 2 ** 20) + 16,
-    });
+    px = decodeJpegExact(bytes, limits.maxPixels);
   } catch (e) {
-    throw new ImageDecodeError(name, `corrupt, truncated or unsupported JPEG (${(e as Error).message ?? String(e)})`);
+    if (e instanceof JpegFormatError) throw new ImageDecodeError(name, e.message);
+    throw e;
   }
-  if (img.width !== h.width || img.height !== h.height || img.data.length !== img.width * img.height * 3) {
-    throw new ImageDecodeError(name, 'JPEG decoded to an inconsistent buffer');
-  }
-  if (h.components === 1) {
-    const gray = new Uint8Array(img.width * img.height);
-    for (let i = 0; i < gray.length; i++) gray[i] = img.data[3 * i]!;
-    return { format: 'JPEG', mode: 'L', width: img.width, height: img.height, data: gray };
-  }
-  return { format: 'JPEG', mode: 'RGB', width: img.width, height: img.height, data: img.data };
-}
-
-/** An EOI marker (FF D9) somewhere in the last 64 KiB: encoders may append a little trailing data after it. */
-function hasEndMarker(bytes: Uint8Array): boolean {
-  const from = Math.max(1, bytes.length - 65536);
-  for (let i = bytes.length - 1; i >= from; i--) if (bytes[i] === 0xd9 && bytes[i - 1] === 0xff) return true;
-  return false;
+  const mode = px.channels === 1 ? 'L' : px.channels === 3 ? 'RGB' : 'CMYK';
+  return { format: 'JPEG', mode, width: px.width, height: px.height, data: px.data };
 }

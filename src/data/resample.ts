@@ -45,29 +45,30 @@ interface Coefficients {
   ksize: number;
 }
 
-function coefficients(inSize: number, outSize: number, filter: ResampleFilter): Coefficients {
+/** Weights of output indices [from, from + n) of a pass from `inSize` to `outSize` samples. */
+function coefficients(inSize: number, outSize: number, filter: ResampleFilter, from = 0, n = outSize): Coefficients {
   const { support: base, fn } = FILTERS[filter];
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
   const support = base * filterScale;
   const ksize = Math.ceil(support) * 2 + 1;
   const ss = 1 / filterScale; // Pillow multiplies by the reciprocal; dividing differs in the last bit
-  const start = new Int32Array(outSize);
-  const count = new Int32Array(outSize);
-  const weights = new Float64Array(outSize * ksize);
-  for (let o = 0; o < outSize; o++) {
-    const center = (o + 0.5) * scale;
+  const start = new Int32Array(n);
+  const count = new Int32Array(n);
+  const weights = new Float64Array(n * ksize);
+  for (let j = 0; j < n; j++) {
+    const center = (from + j + 0.5) * scale;
     const lo = Math.max(Math.trunc(center - support + 0.5), 0);
-    const n = Math.min(Math.trunc(center + support + 0.5), inSize) - lo;
+    const len = Math.min(Math.trunc(center + support + 0.5), inSize) - lo;
     let sum = 0;
-    for (let k = 0; k < n; k++) {
+    for (let k = 0; k < len; k++) {
       const w = fn((k + lo - center + 0.5) * ss);
-      weights[o * ksize + k] = w;
+      weights[j * ksize + k] = w;
       sum += w;
     }
-    if (sum !== 0) for (let k = 0; k < n; k++) weights[o * ksize + k] /= sum;
-    start[o] = lo;
-    count[o] = Math.max(n, 0);
+    if (sum !== 0) for (let k = 0; k < len; k++) weights[j * ksize + k] /= sum;
+    start[j] = lo;
+    count[j] = Math.max(len, 0);
   }
   return { start, count, weights, ksize };
 }
@@ -87,90 +88,129 @@ const clip8 = (acc: number): number => {
   return v <= 0 ? 0 : v >= 255 ? 255 : v;
 };
 
+const roundAway = (v: number): number => Math.trunc(v >= 0 ? v + 0.5 : v - 0.5);
+
+/** Part of the output of a resize: columns [left, left + width), rows [top, top + height). */
+export interface Region { left: number; top: number; width: number; height: number }
+
 /**
- * One separable pass over interleaved 8-bit samples. `axis` 0 resizes rows (width), 1 columns (height).
+ * Separable resize of interleaved samples (8-bit: Pillow's fixed point with rounding between the
+ * passes; 32-bit "I": double weights, each pass rounded half away from zero). Only `region` of the
+ * output is computed, from the input rows it needs: each output sample depends on its own window
+ * only, so the result equals cropping Pillow's full output, without allocating it.
  */
-function pass8(src: Uint8Array, w: number, h: number, ch: number, out: number, axis: 0 | 1, filter: ResampleFilter): Uint8Array {
-  const inSize = axis === 0 ? w : h;
-  const c = coefficients(inSize, out, filter);
-  const k = fixedPoint(c);
-  const ow = axis === 0 ? out : w;
-  const oh = axis === 0 ? h : out;
-  const dst = new Uint8Array(ow * oh * ch);
-  if (axis === 0) {
-    for (let y = 0; y < h; y++) {
-      const row = y * w * ch;
-      for (let x = 0; x < out; x++) {
-        const s = c.start[x]!, n = c.count[x]!, kb = x * c.ksize;
+function resampleSeparable<T extends Uint8Array | Int32Array>(
+  src: T, w: number, h: number, ch: number, outW: number, outH: number, filter: ResampleFilter, region: Region,
+): T {
+  const is8 = src instanceof Uint8Array;
+  const make = (n: number): T => (is8 ? new Uint8Array(n) : new Int32Array(n)) as T;
+  const rw = region.width;
+  const rh = region.height;
+  // Rows of the horizontal pass's output the vertical pass reads.
+  const vc = outH !== h ? coefficients(h, outH, filter, region.top, rh) : null;
+  let rowLo = region.top;
+  let rowHi = region.top + rh;
+  if (vc) {
+    rowLo = Infinity;
+    rowHi = 0;
+    for (let j = 0; j < rh; j++) {
+      rowLo = Math.min(rowLo, vc.start[j]!);
+      rowHi = Math.max(rowHi, vc.start[j]! + vc.count[j]!);
+    }
+    if (rowHi <= rowLo) rowLo = rowHi = 0;
+  }
+  const rows = rowHi - rowLo;
+  // Horizontal pass (only if the width changes): rows [rowLo, rowHi), output columns of the region.
+  const inter = make(rw * rows * ch);
+  if (outW !== w) {
+    const hc = coefficients(w, outW, filter, region.left, rw);
+    const k8 = is8 ? fixedPoint(hc) : null;
+    for (let y = 0; y < rows; y++) {
+      const row = (rowLo + y) * w * ch;
+      for (let x = 0; x < rw; x++) {
+        const s = hc.start[x]!, n = hc.count[x]!, kb = x * hc.ksize;
         for (let b = 0; b < ch; b++) {
-          let acc = HALF;
-          for (let i = 0; i < n; i++) acc += src[row + (s + i) * ch + b]! * k[kb + i]!;
-          dst[(y * out + x) * ch + b] = clip8(acc);
+          const o = (y * rw + x) * ch + b;
+          if (k8) {
+            let acc = HALF;
+            for (let i = 0; i < n; i++) acc += src[row + (s + i) * ch + b]! * k8[kb + i]!;
+            inter[o] = clip8(acc);
+          } else {
+            let acc = 0;
+            for (let i = 0; i < n; i++) acc += src[row + (s + i) * ch + b]! * hc.weights[kb + i]!;
+            inter[o] = roundAway(acc);
+          }
         }
       }
     }
   } else {
-    const stride = w * ch;
-    for (let y = 0; y < out; y++) {
-      const s = c.start[y]!, n = c.count[y]!, kb = y * c.ksize;
-      for (let p = 0; p < stride; p++) {
+    for (let y = 0; y < rows; y++) {
+      const from = ((rowLo + y) * w + region.left) * ch;
+      inter.set(src.subarray(from, from + rw * ch), y * rw * ch);
+    }
+  }
+  if (!vc) return inter;
+  // Vertical pass over the region's rows.
+  const out = make(rw * rh * ch);
+  const stride = rw * ch;
+  const k8 = is8 ? fixedPoint(vc) : null;
+  for (let j = 0; j < rh; j++) {
+    const s = vc.start[j]! - rowLo, n = vc.count[j]!, kb = j * vc.ksize;
+    for (let p = 0; p < stride; p++) {
+      if (k8) {
         let acc = HALF;
-        for (let i = 0; i < n; i++) acc += src[(s + i) * stride + p]! * k[kb + i]!;
-        dst[y * stride + p] = clip8(acc);
+        for (let i = 0; i < n; i++) acc += inter[(s + i) * stride + p]! * k8[kb + i]!;
+        out[j * stride + p] = clip8(acc);
+      } else {
+        let acc = 0;
+        for (let i = 0; i < n; i++) acc += inter[(s + i) * stride + p]! * vc.weights[kb + i]!;
+        out[j * stride + p] = roundAway(acc);
       }
     }
   }
-  return dst;
+  return out;
 }
 
-const roundAway = (v: number): number => Math.trunc(v >= 0 ? v + 0.5 : v - 0.5);
+const fullRegion = (w: number, h: number): Region => ({ left: 0, top: 0, width: w, height: h });
 
-function pass32(src: Int32Array, w: number, h: number, out: number, axis: 0 | 1, filter: ResampleFilter): Int32Array {
-  const c = coefficients(axis === 0 ? w : h, out, filter);
-  const ow = axis === 0 ? out : w;
-  const oh = axis === 0 ? h : out;
-  const dst = new Int32Array(ow * oh);
-  for (let y = 0; y < oh; y++) {
-    for (let x = 0; x < ow; x++) {
-      const o = axis === 0 ? x : y;
-      const s = c.start[o]!, n = c.count[o]!, kb = o * c.ksize;
-      let acc = 0;
-      for (let i = 0; i < n; i++) acc += (axis === 0 ? src[y * w + s + i]! : src[(s + i) * w + x]!) * c.weights[kb + i]!;
-      dst[y * ow + x] = roundAway(acc);
-    }
+function checkRegion(r: Region, outW: number, outH: number): void {
+  if (!(r.left >= 0 && r.top >= 0 && r.width > 0 && r.height > 0 && r.left + r.width <= outW && r.top + r.height <= outH)) {
+    throw new RangeError(`resize region ${r.width}x${r.height}+${r.left}+${r.top} is not inside the ${outW}x${outH} output`);
   }
-  return dst;
 }
 
-/** Separable convolution resize of interleaved 8-bit samples (Pillow's 8bpc path). */
-export function resample8(src: Uint8Array, w: number, h: number, ch: number, outW: number, outH: number, filter: ResampleFilter): Uint8Array {
-  let cur = src;
-  if (outW !== w) cur = pass8(cur, w, h, ch, outW, 0, filter);
-  if (outH !== h) cur = pass8(cur, outW, h, ch, outH, 1, filter);
-  return cur === src ? src.slice() : cur;
+/** Separable convolution resize of interleaved 8-bit samples (Pillow's 8bpc path), optionally only a region of the output. */
+export function resample8(src: Uint8Array, w: number, h: number, ch: number, outW: number, outH: number, filter: ResampleFilter, region?: Region): Uint8Array {
+  const r = region ?? fullRegion(outW, outH);
+  checkRegion(r, outW, outH);
+  if (outW === w && outH === h && !region) return src.slice();
+  return resampleSeparable(src, w, h, ch, outW, outH, filter, r);
 }
 
 /** Pillow's nearest-neighbour scaling: source index trunc(pos), pos starting at scale/2 and stepping by scale. */
-function nearestIndex(inSize: number, outSize: number): Int32Array {
-  const idx = new Int32Array(outSize);
+function nearestIndex(inSize: number, outSize: number, from: number, n: number): Int32Array {
+  const idx = new Int32Array(n);
   const scale = inSize / outSize;
   let pos = scale / 2;
-  for (let i = 0; i < outSize; i++) {
-    idx[i] = Math.min(Math.trunc(pos), inSize - 1);
+  // The repeated addition is part of the semantics (it decides ties), so it is replayed from 0.
+  for (let i = 0; i < from + n; i++) {
+    if (i >= from) idx[i - from] = Math.min(Math.trunc(pos), inSize - 1);
     pos += scale;
   }
   return idx;
 }
 
-export function resampleNearest<T extends Uint8Array | Int32Array>(src: T, w: number, h: number, ch: number, outW: number, outH: number): T {
-  const xi = nearestIndex(w, outW);
-  const yi = nearestIndex(h, outH);
-  const dst = new (src.constructor as new (n: number) => T)(outW * outH * ch);
-  for (let y = 0; y < outH; y++) {
+export function resampleNearest<T extends Uint8Array | Int32Array>(src: T, w: number, h: number, ch: number, outW: number, outH: number, region?: Region): T {
+  const r = region ?? fullRegion(outW, outH);
+  checkRegion(r, outW, outH);
+  const xi = nearestIndex(w, outW, r.left, r.width);
+  const yi = nearestIndex(h, outH, r.top, r.height);
+  const dst = new (src.constructor as new (n: number) => T)(r.width * r.height * ch);
+  for (let y = 0; y < r.height; y++) {
     const row = yi[y]! * w;
-    for (let x = 0; x < outW; x++) {
+    for (let x = 0; x < r.width; x++) {
       const s = (row + xi[x]!) * ch;
-      const d = (y * outW + x) * ch;
+      const d = (y * r.width + x) * ch;
       for (let b = 0; b < ch; b++) dst[d + b] = src[s + b]!;
     }
   }
@@ -182,19 +222,22 @@ const muldiv255 = (a: number, b: number): number => {
   return ((t >> 8) + t) >> 8;
 };
 
-/** `Image.resize(size, filter)` on an image in its own mode. The palette and transparency travel along. */
-export function resizeDecoded(img: DecodedImage, width: number, height: number, filter: ResampleFilter = 'bicubic'): DecodedImage {
+/**
+ * `Image.resize((width, height), filter)` on an image in its own mode, optionally computing only
+ * `region` of the result (then the returned image is region-sized). Palette and transparency travel along.
+ */
+export function resizeDecoded(img: DecodedImage, width: number, height: number, filter: ResampleFilter = 'bicubic', region?: Region): DecodedImage {
   const { mode, width: w, height: h } = img;
   const ch = modeChannels(mode);
-  const base = { ...img, width, height };
-  if (width === w && height === h) return { ...base, data: img.data.slice() };
-  if (mode === 'P' || mode === '1') return { ...base, data: resampleNearest(img.data as Uint8Array, w, h, ch, width, height) };
-  if (mode === 'I') {
-    let cur = img.data as Int32Array;
-    if (width !== w) cur = pass32(cur, w, h, width, 0, filter);
-    if (height !== h) cur = pass32(cur, width, h, height, 1, filter);
-    return { ...base, data: cur };
+  const r = region ?? fullRegion(width, height);
+  checkRegion(r, width, height);
+  const base = { ...img, width: r.width, height: r.height };
+  if (width === w && height === h) {
+    // Pillow copies an image whose size does not change; the region is a plain crop.
+    return { ...base, data: resampleNearest(img.data, w, h, ch, w, h, r) };
   }
+  if (mode === 'P' || mode === '1') return { ...base, data: resampleNearest(img.data as Uint8Array, w, h, ch, width, height, r) };
+  if (mode === 'I') return { ...base, data: resampleSeparable(img.data as Int32Array, w, h, 1, width, height, filter, r) };
   const src = img.data as Uint8Array;
   if (mode === 'RGBA' || mode === 'LA') {
     // Premultiply ("RGBa"/"La") so colours under transparent pixels do not bleed into visible ones.
@@ -204,7 +247,7 @@ export function resizeDecoded(img: DecodedImage, width: number, height: number, 
       for (let b = 0; b < ch - 1; b++) pre[p + b] = muldiv255(src[p + b]!, a);
       pre[p + ch - 1] = a;
     }
-    const out = resample8(pre, w, h, ch, width, height, filter);
+    const out = resampleSeparable(pre, w, h, ch, width, height, filter, r);
     for (let p = 0; p < out.length; p += ch) {
       const a = out[p + ch - 1]!;
       if (a === 0 || a === 255) continue;
@@ -212,5 +255,5 @@ export function resizeDecoded(img: DecodedImage, width: number, height: number, 
     }
     return { ...base, data: out };
   }
-  return { ...base, data: resample8(src, w, h, ch, width, height, filter) };
+  return { ...base, data: resampleSeparable(src, w, h, ch, width, height, filter, r) };
 }
