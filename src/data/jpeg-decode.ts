@@ -610,11 +610,13 @@ function toPixels(comps: Component[], width: number, height: number, maxH: numbe
   const px = width * height;
   if (n === 1) return { width, height, channels: 1, data: planes[0]! };
   const out = new Uint8Array(px * n);
-  // libjpeg's colour space guess: Adobe transform flag, else JFIF / component ids.
+  // libjpeg's colour space guess (default_decompress_parms): for 3 components JFIF means YCbCr, then
+  // the Adobe transform flag (0 = RGB), then component ids 'R','G','B'; for 4 components an Adobe
+  // transform other than 0 means YCCK, anything else CMYK.
   const ids = comps.map((c) => c.id).join(',');
   const transform = n === 3
-    ? adobe !== null ? adobe !== 0 : jfif ? true : ids !== '82,71,66'
-    : adobe !== null && adobe === 2;
+    ? jfif ? true : adobe !== null ? adobe !== 0 : ids !== '82,71,66'
+    : adobe !== null && adobe !== 0;
   const [p0, p1, p2] = planes as [Uint8Array, Uint8Array, Uint8Array];
   for (let i = 0; i < px; i++) {
     let a = p0[i]!, b = p1[i]!, c = p2[i]!;
