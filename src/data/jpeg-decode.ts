@@ -8,8 +8,10 @@
  * The caller has already checked the header against the limits; this module allocates only what
  * the frame header implies and treats data that ends before the image is complete as an error.
  */
+import { FlamingoError } from '../errors.ts';
 
-export class JpegFormatError extends Error {}
+/** Malformed JPEG data; jpeg.ts reports it as an ImageDecodeError naming the file. */
+export class JpegFormatError extends FlamingoError {}
 
 const ZIGZAG = new Int32Array([
   0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21,

@@ -5,6 +5,7 @@
  * `tolerance.decoded_rgb` and the tensor is within `tolerance.pixel_values_from_file` of at least one
  * of the case's `targets` (both max and mean absolute difference).
  */
+import { FlamingoError } from '../../errors.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { readSafetensors, type SafetensorsFile } from '../../io/safetensors.ts';
@@ -16,7 +17,7 @@ interface Tol { max_abs: number; mean_abs: number }
 
 function tolerance(c: Record<string, unknown>, key: string): Tol {
   const t = (c.tolerance as Record<string, unknown> | undefined)?.[key] as Partial<Tol> | undefined;
-  if (!t || typeof t.max_abs !== 'number' || typeof t.mean_abs !== 'number') throw new Error(`case.json: tolerance.${key} needs max_abs and mean_abs`);
+  if (!t || typeof t.max_abs !== 'number' || typeof t.mean_abs !== 'number') throw new FlamingoError(`case.json: tolerance.${key} needs max_abs and mean_abs`);
   return t as Tol;
 }
 
@@ -52,7 +53,7 @@ function expectedTarget(st: SafetensorsFile, name: string, cfg: PreprocessConfig
     }
     return out;
   }
-  throw new Error(`expected.safetensors has no tensor for target '${name}'`);
+  throw new FlamingoError(`expected.safetensors has no tensor for target '${name}'`);
 }
 
 /** The transform constants: the fixture's manifest.json (next to the case) when present, else open_clip's. */
@@ -72,7 +73,7 @@ function configFor(dir: string): { size: number; cfg: PreprocessConfig } {
 export function runPreprocessCase(dir: string, c: Record<string, unknown>): VerifyResult {
   const name = typeof c.name === 'string' ? c.name : basename(dir);
   const input = typeof c.input === 'string' ? c.input : null;
-  if (!input) throw new Error('case.json: missing "input"');
+  if (!input) throw new FlamingoError('case.json: missing "input"');
   const st = readSafetensors(join(dir, 'expected.safetensors'));
   const { size, cfg } = configFor(dir);
   const img = decodeImage(readFileSync(join(dir, input)), { name: join(dir, input), alpha: 'drop' });

@@ -5,6 +5,7 @@
  * sibling directory whose name it extends. OpenFlamingo's tokens are added as its factory does
  * (adding them again to a file that has them changes nothing). One result per tokenizer and case.
  */
+import { FlamingoError } from '../../errors.ts';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { BpeTokenizer } from '../../data/tokenizer.ts';
@@ -51,7 +52,7 @@ function check(name: string, got: unknown, want: unknown): VerifyOutput {
 
 export function runTokenizerDir(dir: string): VerifyResult[] {
   const caseDir = caseDirFor(dir);
-  if (!caseDir) throw new Error(`no ${CASE_FILES.join(' or ')} for this tokenizer (here or in a sibling directory)`);
+  if (!caseDir) throw new FlamingoError(`no ${CASE_FILES.join(' or ')} for this tokenizer (here or in a sibling directory)`);
   const tok = loadOpenFlamingoTokenizer(dir);
   const tokName = basename(dir);
   const results: VerifyResult[] = [];
