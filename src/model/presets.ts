@@ -14,6 +14,7 @@
  * - Vision (paper presets): NFNet-F6 is not implemented; a CLIP ViT of the resampler's width (1536)
  *   stands in. The paper's feed-forwards use squared ReLU; ours use GELU (OpenFlamingo's choice).
  */
+import { OPEN_CLIP_EVAL_PREPROCESS } from './preprocess-config.ts';
 import type { AnyLMConfig, FlamingoConfig, HFLMConfig, LMConfig, VisionConfig, ResamplerConfig } from './config.ts';
 import { getLMFamily } from './lm/registry.ts';
 
@@ -45,6 +46,8 @@ function openFlamingoRelease(lm: AnyLMConfig, every: number, base: number): Flam
     xattn: { dim: lm.hidden_size, dim_visual: 1024, dim_head: 64, heads: 8, ff_mult: 4, only_attend_immediate_media: true, ln_eps: 1e-5 },
     lm,
     flamingo: ofTokens(base, every),
+    // open_clip's validation transform as OpenFlamingo's evaluation applies it (resize in the file's own mode).
+    preprocess: { ...OPEN_CLIP_EVAL_PREPROCESS, mean: [...OPEN_CLIP_EVAL_PREPROCESS.mean], std: [...OPEN_CLIP_EVAL_PREPROCESS.std] },
   };
 }
 
