@@ -76,7 +76,7 @@ export function loadPretrained(location: string, options: LoadPretrainedOptions 
     throw new PretrainedError(`${location}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${cfg.lm.vocab_size}`);
   }
   model.setTrainingMode('none');
-  const processor = new FlamingoProcessor(tokenizer, { imageSize: cfg.vision.image_size, maxLength: cfg.lm.max_position_embeddings });
+  const processor = new FlamingoProcessor(tokenizer, { imageSize: cfg.vision.image_size, maxLength: cfg.lm.max_position_embeddings, preprocess: cfg.preprocess });
   options.log?.(`model ${location} (${source.name}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters)`);
   return { model, tokenizer, processor, location, source: source.name, meta: readModelMeta(location) };
 }

@@ -61,7 +61,7 @@ export async function createContext(opts: ServeOptions): Promise<ServeContext> {
     if (r.queueMs !== undefined) metrics.observe('flamingo_job_queue_seconds', r.queueMs / 1000);
     if (r.batchRows !== undefined) metrics.observe('flamingo_batch_rows', r.batchRows);
   };
-  const processor = new FlamingoProcessor(tokenizer, { imageSize: config.vision.image_size, maxLength: config.lm.max_position_embeddings });
+  const processor = new FlamingoProcessor(tokenizer, { imageSize: config.vision.image_size, maxLength: config.lm.max_position_embeddings, preprocess: config.preprocess });
   return { engine, processor, config, modelId: basename(modelDir), modelDir, limits, metrics };
 }
 
