@@ -9,12 +9,13 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
 import { PickleBytes, torchZip } from './helpers/torch-zip.ts';
+import { buildHostileCheckpoints } from './helpers/hostile-files.ts';
 import { REPO, runNode } from './helpers/child-usage.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hostile-readers-'));
 const READER = path.join(REPO, 'test/helpers/read-weights.ts');
+const cases = buildHostileCheckpoints(dir);
 
 function write(name: string, bytes: Uint8Array): string {
   const f = path.join(dir, name);
@@ -22,76 +23,15 @@ function write(name: string, bytes: Uint8Array): string {
   return f;
 }
 
-function safetensors(header: string): Buffer {
-  const h = Buffer.from(header, 'utf8');
-  const n = Buffer.alloc(8);
-  n.writeBigUInt64LE(BigInt(h.length));
-  return Buffer.concat([n, h]);
-}
-
-const nested = (depth: number, inner: string): string => '['.repeat(depth) + inner + ']'.repeat(depth);
-
-/** name -> [file, expected message] */
-const cases: [string, string, RegExp][] = [];
-const add = (name: string, bytes: Uint8Array, expect: RegExp): void => { cases.push([name, write(name, bytes), expect]); };
-
-// 2M empty dicts in a list: a 2 MB pickle (within the ratio exemption) that would build 2M JS objects.
-add('dicts-2m.pt', torchZip(new PickleBytes().raw(0x80, 2, 0x5d, 0x28).repeat([0x7d], 2_000_000).raw(0x65, 0x2e).bytes(), {}, { deflate: ['data.pkl'] }),
-  /more than 500000 pickle values \(budgets\.maxObjects\)/);
-// The issue's 20M empty dicts in a ~20 KB file: refused from the declared sizes, before inflating.
-add('dicts-20m.pt', torchZip(new PickleBytes().raw(0x80, 2, 0x5d, 0x28).repeat([0x7d], 20_000_000).raw(0x65, 0x2e).bytes(), {}, { deflate: ['data.pkl'] }),
-  /zip entry 'archive\/data\.pkl': declares 20000006 bytes inflated from \d+ .*budgets\.maxCompressionRatio/);
-// 12 stride-0 tensors of 8192x8192 over a 1-element storage: 3 GiB if each were allowed its own cap.
-{
-  const p = new PickleBytes().raw(0x80, 2).global('collections', 'OrderedDict').raw(0x29, 0x52, 0x28);
-  for (let i = 0; i < 12; i++) p.str(`t${i}`).tensor('0', 1, [8192, 8192], [0, 0]);
-  add('stride0.pt', torchZip(p.raw(0x75, 0x2e).bytes(), { 0: new Uint8Array(4) }),
-    /materialising tensor of size \[8192, 8192\] stride \[0, 0\] .*over the budget of \d+ \(budgets\.maxMaterializedBytes/);
-}
-// 10M MARKs in ~10 KB.
-add('marks.pt', torchZip(new PickleBytes().raw(0x80, 2).repeat([0x28], 10_000_000).raw(0x2e).bytes(), {}, { deflate: ['data.pkl'] }),
-  /more than 1000 nested MARKs \(budgets\.maxDepth\)/);
-// A storage of 64 MiB of zeros deflated to ~64 KB (ratio ~1000).
-{
-  const zeros = zlib.deflateRawSync(Buffer.alloc(64 << 20));
-  const pkl = new PickleBytes().raw(0x80, 2, 0x7d, 0x28).str('w').tensor('0', 16 << 20, [16 << 20], [1]).raw(0x75, 0x2e).bytes();
-  add('ratio.pt', torchZip(pkl, {}, { predeflated: { 'data/0': [zeros, 64 << 20] } }), /'archive\/data\/0': declares 67108864 bytes inflated .*ratio \d+, budget 64/);
-  // The same stream declaring 1 MiB: inflation stops at the declared size instead of trusting the stream.
-  const pkl2 = new PickleBytes().raw(0x80, 2, 0x7d, 0x28).str('w').tensor('0', 1 << 18, [1 << 18], [1]).raw(0x75, 0x2e).bytes();
-  add('lying-size.pt', torchZip(pkl2, {}, { predeflated: { 'data/0': [zeros, 1 << 20] } }), /'archive\/data\/0': inflate failed/);
-}
-// A dict that contains itself (366 bytes in the issue; here: {} PUT0 'a' GET0 SETITEM).
-add('cycle.pt', torchZip(new PickleBytes().raw(0x80, 2, 0x7d, 0x71, 0, 0x8c, 1, 0x61, 0x68, 0, 0x73, 0x2e).bytes()),
-  /dict\(1 items\) contains itself \(a reference cycle\)/);
-// 200k nested dicts, written with MARK/SETITEMS as Python's pickler does...
-add('nested-marks.pt', torchZip(new PickleBytes().raw(0x80, 2).repeat([0x7d, 0x28, 0x8c, 1, 0x61], 200_000).repeat([0x7d], 1).repeat([0x75], 200_000).raw(0x2e).bytes(), {}, { deflate: ['data.pkl'] }),
-  /more than 1000 nested MARKs/);
-// ...and without any MARK: each new dict is memoised, stored into the previous one, and fetched back.
-{
-  const step = [0x8c, 1, 0x61, 0x7d, 0x72, 1, 0, 0, 0, 0x73, 0x30, 0x6a, 1, 0, 0, 0]; // 'a' {} PUT1 SETITEM POP GET1
-  const p = new PickleBytes().raw(0x80, 2, 0x7d, 0x72, 0, 0, 0, 0).repeat(step, 200_000).raw(0x30, 0x6a, 0, 0, 0, 0, 0x2e);
-  add('nested-memo.pt', torchZip(p.bytes(), {}, { deflate: ['data.pkl'] }), /objects nested deeper than 1000 levels \(budgets\.maxDepth\)/);
-}
-// 60 levels of dicts each holding the next one twice: 2^60 dotted names if flattened naively.
-{
-  const p = new PickleBytes().raw(0x80, 2, 0x7d);
-  for (let i = 0; i < 60; i++) p.raw(0x71, 1, 0x30, 0x7d, 0x28, 0x8c, 1, 0x61, 0x68, 1, 0x8c, 1, 0x62, 0x68, 1, 0x75);
-  add('diamonds.pt', torchZip(p.raw(0x2e).bytes()), /more than 500000 names in the state dict/);
-}
-// safetensors: a shape and a __metadata__ value nested 200k deep.
-add('deep-shape.safetensors', safetensors(`{"x":{"dtype":"F32","shape":${nested(200_000, '1')},"data_offsets":[0,0]}}`),
-  /header JSON is nested deeper than 8 levels/);
-add('deep-metadata.safetensors', safetensors(`{"__metadata__":{"k":${nested(200_000, '"v"')}}}`), /header JSON is nested deeper than 8 levels/);
-
 test('hostile checkpoints end in one clear error naming the file and budget, fast and in bounded memory', () => {
-  const sizes = cases.map(([, f]) => fs.statSync(f).size);
+  const sizes = cases.map((c) => fs.statSync(c.file).size);
   assert.ok(sizes.every((s) => s < 4 << 20), `crafted files are small: ${sizes.join(', ')}`);
-  const r = runNode(READER, cases.map(([, f]) => f));
+  const r = runNode(READER, cases.map((c) => c.file));
   assert.equal(r.code, 0, r.stderr);
   const results = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { file: string; ok: boolean; ours: boolean; name: string; message: string; lines: number; ms: number });
   assert.equal(results.length, cases.length);
   results.forEach((res, i) => {
-    const [name, file, expect] = cases[i]!;
+    const { name, file, expect } = cases[i]!;
     assert.equal(res.ok, false, `${name} must be refused`);
     assert.ok(res.ours, `${name}: ${res.name}: ${res.message}`);
     assert.match(res.message, expect, name);
