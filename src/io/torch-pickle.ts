@@ -256,6 +256,11 @@ export interface TorchBudgets {
   maxDepth?: number;
   /** Inflated / compressed size of a deflated zip entry (entries under 16 MiB inflated are exempt). Default 64. */
   maxCompressionRatio?: number;
+  /**
+   * Size of data.pkl. References (memo puts, DUP, APPEND of an existing value) create no new value but still cost
+   * memory per opcode, so the pickle itself is bounded. Default 16 MiB (a 1000-tensor state dict pickles to ~200 KB).
+   */
+  maxPickleBytes?: number;
 }
 
 export const DEFAULT_TORCH_BUDGETS = {
@@ -263,6 +268,7 @@ export const DEFAULT_TORCH_BUDGETS = {
   maxObjects: 500_000,
   maxDepth: 1000,
   maxCompressionRatio: 64,
+  maxPickleBytes: 16 * 1024 * 1024,
 } as const;
 
 /** Deflated entries that inflate to less than this are never refused for their ratio (zeros compress ~1000:1). */
@@ -275,6 +281,7 @@ interface Budget {
   maxObjects: number;
   maxDepth: number;
   maxRatio: number;
+  maxPickle: number;
 }
 
 function makeBudget(file: string, fileBytes: number, b: TorchBudgets = {}): Budget {
@@ -287,6 +294,7 @@ function makeBudget(file: string, fileBytes: number, b: TorchBudgets = {}): Budg
   check('maxObjects', b.maxObjects, 1);
   check('maxDepth', b.maxDepth, 1);
   check('maxCompressionRatio', b.maxCompressionRatio, 1);
+  check('maxPickleBytes', b.maxPickleBytes, 1);
   return {
     file,
     maxBytes: b.maxMaterializedBytes ?? DEFAULT_TORCH_BUDGETS.baseMaterializedBytes + 2 * fileBytes,
@@ -294,6 +302,7 @@ function makeBudget(file: string, fileBytes: number, b: TorchBudgets = {}): Budg
     maxObjects: b.maxObjects ?? DEFAULT_TORCH_BUDGETS.maxObjects,
     maxDepth: b.maxDepth ?? DEFAULT_TORCH_BUDGETS.maxDepth,
     maxRatio: b.maxCompressionRatio ?? DEFAULT_TORCH_BUDGETS.maxCompressionRatio,
+    maxPickle: b.maxPickleBytes ?? DEFAULT_TORCH_BUDGETS.maxPickleBytes,
   };
 }
 
@@ -740,7 +749,11 @@ export function readTorchObject(file: string, options: TorchReadOptions = {}): u
       return st;
     },
   };
-  return unpickle(zipEntryData(file, buf, entries.get(pkls[0]!)!, verifyCrc, budget), ctx);
+  const pkl = entries.get(pkls[0]!)!;
+  if (pkl.size > budget.maxPickle) {
+    throw new TorchCheckpointError(file, `'${pkl.name}' is ${pkl.size} bytes, over the budget of ${budget.maxPickle} (budgets.maxPickleBytes)`);
+  }
+  return unpickle(zipEntryData(file, buf, pkl, verifyCrc, budget), ctx);
 }
 
 /**
