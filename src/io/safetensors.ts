@@ -640,6 +640,7 @@ export class SafetensorsReader {
       if (headerLen > size - 8) throw new SafetensorsError(file, `header length ${headerLen} is larger than the ${size - 8} bytes after it (truncated file?)`);
       const hb = Buffer.alloc(headerLen);
       fs.readSync(fd, hb, 0, headerLen, 8);
+      checkHeaderShape(file, hb);
       let json: unknown;
       try {
         json = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(hb));

@@ -86,7 +86,9 @@ export class Flamingo extends Module {
   constructor(config: FlamingoConfig, seed = 0, opts: { init?: boolean } = {}) {
     super();
     this.config = validateFlamingoConfig(config);
-    checkModelSize(this.config); // before any parameter is allocated
+    // Before any parameter is allocated. A skeleton is filled by a loader in its own dtype (which checked the size
+    // with its bytes per parameter), so here only the least any dtype takes is assumed.
+    checkModelSize(this.config, { bytesPerParameter: opts.init === false ? 1 : 4 });
     const rng = opts.init === false ? new SkipInitRng() : new Rng(seed);
     this.vision_encoder = this.child('vision_encoder', new VisionTransformer(this.config.vision, rng.fork('vision')));
     this.perceiver = this.child('perceiver', new PerceiverResampler(this.config.resampler, rng.fork('perceiver')));

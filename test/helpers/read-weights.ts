@@ -1,16 +1,23 @@
 /**
  * Child-process entry for the hostile-input tests: read each checkpoint named on the command line (.pt/.bin with
- * the torch reader, anything else as safetensors) and print one JSON line per file: the outcome, the error's class
+ * the torch reader, anything else with both safetensors readers) and print one JSON line per file: the outcome, the error's class
  * and first message line, whether it is one of ours (a crash such as a RangeError is not), and the time it took.
  */
 import { readTorchCheckpoint, TorchCheckpointError } from '../../src/io/torch-pickle.ts';
-import { readSafetensors, SafetensorsError } from '../../src/io/safetensors.ts';
+import { readSafetensors, SafetensorsError, SafetensorsReader } from '../../src/io/safetensors.ts';
 
 for (const file of process.argv.slice(2)) {
   const t0 = performance.now();
   let line: Record<string, unknown>;
   try {
-    const n = /\.(pt|bin)$/.test(file) ? readTorchCheckpoint(file).size : readSafetensors(file).entries().length;
+    let n: number;
+    if (/\.(pt|bin)$/.test(file)) n = readTorchCheckpoint(file).size;
+    else {
+      // Both safetensors readers: the whole-file one and the positioned one the model loader uses.
+      const r = SafetensorsReader.open(file);
+      try { n = r.entries().length; } finally { r.close(); }
+      if (readSafetensors(file).entries().length !== n) throw new Error('the two safetensors readers disagree');
+    }
     line = { file, ok: true, tensors: n };
   } catch (e) {
     const err = e as Error;
