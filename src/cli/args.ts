@@ -17,7 +17,8 @@ export function parseOptions<O extends OptionSpec>(
   try {
     return parseArgs({ args, options, strict: true, allowPositionals });
   } catch (e) {
-    if (isParseArgsError(e)) throw new UsageError(e.message);
+    // parseArgs explains some errors over several lines; the CLI reports one.
+    if (isParseArgsError(e)) throw new UsageError(e.message.replace(/\s*\n\s*/g, ' '));
     throw e;
   }
 }

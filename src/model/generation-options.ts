@@ -4,10 +4,11 @@
  * within their ranges, token ids inside the model's vocabulary, and the beam count and new-token count bounded
  * (each beam holds its own KV cache, so an unbounded count is unbounded memory).
  */
-import { FlamingoInputError } from './flamingo.ts';
+import { UsageError } from '../errors.ts';
 import type { GenerationConfig } from './generate.ts';
 
-export class GenerationOptionError extends FlamingoInputError {}
+/** A bad option value is bad usage (exit code 2 on the command line). */
+export class GenerationOptionError extends UsageError {}
 
 /** Most beams accepted: beam search keeps numBeams KV caches and numBeams x 2 candidates per step. */
 export const MAX_BEAMS = 64;
