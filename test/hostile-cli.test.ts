@@ -38,8 +38,9 @@ function expectError(r: ChildRun, code: 1 | 2, re: RegExp, what: string): void {
 
 function bounded(r: ChildRun, what: string): void {
   assert.ok(r.peakRssMiB < 512, `${what}: peak RSS ${r.peakRssMiB.toFixed(0)} MiB`);
-  // A liveness bound under a loaded machine (the issue measured minutes); the 2 s target is measured by bench.
-  assert.ok(r.wallMs < 30_000, `${what}: took ${r.wallMs.toFixed(0)} ms`);
+  // CPU time, not wall time: the machine may be shared. A liveness bound (the issue measured minutes, and start-up
+  // alone is ~1 s); the 2 s target is measured by bench. A hang is killed by runNode's timeout.
+  assert.ok(r.cpuMs < 10_000, `${what}: ${r.cpuMs.toFixed(0)} ms of CPU`);
 }
 
 test('implausible model configs: one line, exit 1, before the model is built', () => {

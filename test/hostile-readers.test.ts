@@ -26,7 +26,7 @@ function write(name: string, bytes: Uint8Array): string {
 test('hostile checkpoints end in one clear error naming the file and budget, fast and in bounded memory', () => {
   const sizes = cases.map((c) => fs.statSync(c.file).size);
   assert.ok(sizes.every((s) => s < 4 << 20), `crafted files are small: ${sizes.join(', ')}`);
-  const r = runNode(READER, cases.map((c) => c.file));
+  const r = runNode(READER, cases.map((c) => c.file), { timeoutMs: 180_000 });
   assert.equal(r.code, 0, r.stderr);
   const results = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { file: string; ok: boolean; ours: boolean; name: string; message: string; lines: number; ms: number });
   assert.equal(results.length, cases.length);
@@ -37,9 +37,11 @@ test('hostile checkpoints end in one clear error naming the file and budget, fas
     assert.match(res.message, expect, name);
     assert.ok(res.message.includes(file), `${name}: the message names the file`);
     assert.equal(res.lines, 1, `${name}: one line`);
-    // A liveness bound (the issue measured 23-36 s); the 2 s target itself is measured by bench, not asserted here.
-    assert.ok(res.ms < 10_000, `${name} took ${res.ms.toFixed(0)} ms`);
+    // A liveness bound only (the issue measured 34 s for one of these); the 2 s target is measured by bench.
+    assert.ok(res.ms < 60_000, `${name} took ${res.ms.toFixed(0)} ms`);
   });
+  // CPU time does not grow with the machine's load: all files together, start-up included (~1 s).
+  assert.ok(r.cpuMs < 20_000, `${r.cpuMs.toFixed(0)} ms of CPU for all ${cases.length} files`);
   assert.ok(r.peakRssMiB < 512, `peak RSS ${r.peakRssMiB.toFixed(0)} MiB for all ${cases.length} files`);
 });
 
