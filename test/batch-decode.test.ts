@@ -84,3 +84,31 @@ test('bad rows are refused before any compute', () => {
   assert.throws(() => new BatchDecoder(model, []), /at least one row/);
   assert.throws(() => new BatchDecoder(model, [row('<image>x', 1), row('x', 0)]), /mixes prompts with and without images/);
 });
+
+test('rows that join a running batch give their single-row outputs, and the running rows keep theirs', () => {
+  const a = row('<image>Output: a dress.<|endofchunk|><image>Output:', 2, { maxNewTokens: 8, stopAtEoc: false });
+  const b = row('<image>This is a', 1, { maxNewTokens: 5, stopAtEoc: false }); // shorter prompt: padded on the left
+  const c = row('<image>This is a dax.<|endofchunk|><image>This is a blicket.<|endofchunk|><image>This is a', 3, { maxNewTokens: 6, stopAtEoc: false }); // longer: the batch is padded
+  const dec = new BatchDecoder(model, [a]);
+  const out: number[][] = [[], [], []];
+  for (const t of dec.step()) out[t.row]!.push(t.token);
+  for (const t of dec.step()) out[t.row]!.push(t.token);
+  const joined = dec.join([b, c]);
+  assert.ok(joined);
+  assert.deepEqual(joined.map((t) => t.row), [1, 2]);
+  for (const t of joined) out[t.row]!.push(t.token);
+  while (!dec.done) for (const t of dec.step()) out[t.row]!.push(t.token);
+  assert.deepEqual(out[0], single(a));
+  assert.deepEqual(out[1], single(b));
+  assert.deepEqual(out[2], single(c));
+  // a text-only row cannot join a batch with images; nor rows that would not fit the positions
+  const dec2 = new BatchDecoder(model, [a]);
+  dec2.step();
+  assert.equal(dec2.join([row('hello', 0)]), null);
+  const dec3 = new BatchDecoder(model, [{ ...a, maxNewTokens: 60 }]);
+  dec3.step();
+  const long = row('<image>' + 'word '.repeat(600), 1, { maxNewTokens: 7 });
+  long.ids = long.ids.slice(0, 500);
+  assert.equal(dec3.join([long]), null, 'a 500-token prompt cannot join rows that may still need 59 positions');
+  assert.ok(dec3.join([{ ...long, ids: long.ids.slice(0, 400) }]));
+});

@@ -72,7 +72,7 @@ test('the tarball holds the compiled library, its types, the native sources and 
   assert.ok(!('tsx' in pkg.dependencies), 'tsx is a development dependency only');
 });
 
-test('plain JavaScript imports the package, generates with the bundled model and streams', () => {
+test('plain JavaScript imports the package, generates with the bundled model, streams and serves', () => {
   writeFileSync(join(proj, 'plain.mjs'), `
 import { pipeline, FlamingoProcessor, generate, BatchDecoder, startServer } from 'flamingo-ts';
 const flamingo = await pipeline();
@@ -80,12 +80,20 @@ const prompt = [{ image: 'a.png' }, 'Output: a dress.<|endofchunk|>', { image: '
 const whole = await flamingo.generate(prompt, { maxNewTokens: 8 });
 let streamed = '';
 for await (const piece of flamingo.stream(prompt, { maxNewTokens: 8 })) streamed += piece;
-console.log(JSON.stringify({ whole, streamed, kinds: [typeof FlamingoProcessor, typeof generate, typeof BatchDecoder, typeof startServer] }));
+// the compiled server and its worker thread
+const server = await startServer({ port: 0 });
+const r = await fetch(server.url + '/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' },
+  body: JSON.stringify({ messages: [{ role: 'user', content: 'The shop sells' }], max_tokens: 4 }) });
+const chat = await r.json();
+await server.close();
+console.log(JSON.stringify({ whole, streamed, status: r.status, usage: chat.usage, kinds: [typeof FlamingoProcessor, typeof generate, typeof BatchDecoder, typeof startServer] }));
 `);
   const out = sh(process.execPath, ['plain.mjs'], proj);
   const line = JSON.parse(out.split('\n').find((l) => l.startsWith('{'))!);
   assert.ok(line.whole.length > 0);
   assert.equal(line.streamed, line.whole);
+  assert.equal(line.status, 200);
+  assert.ok(line.usage.completion_tokens >= 1 && line.usage.completion_tokens <= 4);
   assert.deepEqual(line.kinds, ['function', 'function', 'function', 'function']);
   assert.match(out, /kernels = /, 'the kernel backend is logged');
 });

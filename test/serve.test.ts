@@ -46,12 +46,12 @@ async function post(path: string, body: unknown, headers: Record<string, string>
 
 /** What the model itself gives for a prompt (same process, no server). */
 const local = loadPretrained(DIR);
-function direct(prompt: string, images: Buffer[], maxNewTokens: number, numBeams = 1): number[] {
+function direct(prompt: string, images: Buffer[], maxNewTokens: number, numBeams = 1, stopAtEoc = true): number[] {
   const S = local.model.config.vision.image_size;
   const px = images.map((b) => local.processor.preprocessImage(decodeImage(new Uint8Array(b), 'x')));
   const ids = local.processor.encodeText(prompt);
   const visionX = px.length ? new Tensor(Float32Array.from(px.flatMap((p) => Array.from(p))), [1, px.length, 1, 3, S, S]) : null;
-  return generate(local.model, { inputIds: intTensor(ids, [1, ids.length]), visionX }, { maxNewTokens, numBeams, strategy: numBeams > 1 ? 'beam' : 'greedy' }).generated[0]!;
+  return generate(local.model, { inputIds: intTensor(ids, [1, ids.length]), visionX }, { maxNewTokens, numBeams, strategy: numBeams > 1 ? 'beam' : 'greedy', stopAtEoc }).generated[0]!;
 }
 
 test('chat completion with the openai client: few-shot prompt with images, greedy answer and usage', async () => {
@@ -207,6 +207,35 @@ test('16 concurrent clients: no 5xx, every answer equals its answer alone, /heal
   // batching happened: some job ran in a batch of more than one row
   const big = /flamingo_batch_rows_bucket\{le="1"\} (\d+)\nflamingo_batch_rows_bucket\{le="2"\} \d+\n[^]*?flamingo_batch_rows_count (\d+)/.exec(metrics);
   assert.ok(big && Number(big[2]) > Number(big[1]), 'some jobs were batched');
+});
+
+test('a request arriving while a batch runs joins it; both get their own answers', async () => {
+  const rowsHist = async () => {
+    const m = await (await fetch(`${server.url}/metrics`)).text();
+    return { one: Number(/flamingo_batch_rows_bucket\{le="1"\} (\d+)/.exec(m)?.[1] ?? 0), count: Number(/flamingo_batch_rows_count (\d+)/.exec(m)?.[1] ?? 0) };
+  };
+  const before = await rowsHist();
+  const images = IMGS.slice(0, 2).map((b) => b.toString('base64'));
+  const res = await fetch(`${server.url}/v1/generate`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: FEW_SHOT_PROMPT, images, max_new_tokens: 48, stop_at_eoc: false, stream: true }),
+  });
+  const reader = res.body!.getReader();
+  let raw = new TextDecoder().decode((await reader.read()).value); // A is generating
+  const b = await post('/v1/generate', { prompt: '<image>This is a', images: [IMGS[2]!.toString('base64')], max_new_tokens: 6 });
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    raw += new TextDecoder().decode(value);
+  }
+  assert.equal(b.status, 200);
+  assert.deepEqual(b.json.choices[0].token_ids, direct('<image>This is a', [IMGS[2]!], 6));
+  const text = raw.split('\n\n').filter((l) => l.startsWith('data: {')).map((l) => JSON.parse(l.slice(6)))
+    .flatMap((c: any) => c.choices.map((x: any) => x.text)).join('');
+  assert.equal(text, local.processor.decode(direct(FEW_SHOT_PROMPT, IMGS.slice(0, 2), 48, 1, false)));
+  const after2 = await rowsHist();
+  assert.equal(after2.count - before.count, 2);
+  assert.equal(after2.one - before.one, 1, 'A started alone, B started in a batch of 2 (it joined A)');
 });
 
 test('a client that disconnects stops its generation', async () => {

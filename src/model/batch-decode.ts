@@ -8,8 +8,8 @@
  * (the attention mask keeps padding and other rows out). Prompts with images and text-only prompts
  * go in separate batches (see the constructor).
  */
-import { Tensor } from '../engine/tensor.ts';
-import { noGrad } from '../engine/index.ts';
+import { Tensor, zeros } from '../engine/tensor.ts';
+import { noGrad, concat } from '../engine/index.ts';
 import { Rng } from '../engine/rng.ts';
 import { type Flamingo, type FlamingoState, FlamingoInputError } from './flamingo.ts';
 import { argmax, sampleRow, selectStateRows, prefill, decodeStep, type GenerationConfig } from './generate.ts';
@@ -57,9 +57,14 @@ export class BatchDecoder {
   private pending: number[] = [];
   private finished = new Set<number>();
   readonly promptLength: number;
+  /** Rows given so far (constructor and join): the next joined row gets this index. */
+  private rowCount: number;
+  private readonly withImages: boolean;
 
   constructor(private readonly model: Flamingo, rows: DecodeRow[]) {
     if (rows.length === 0) throw new FlamingoInputError('BatchDecoder needs at least one row');
+    this.rowCount = rows.length;
+    this.withImages = rows.some((r) => r.pixels.length > 0);
     const cfg = model.config;
     const maxLen = cfg.lm.max_position_embeddings;
     const mid = cfg.flamingo.media_token_id;
@@ -110,6 +115,32 @@ export class BatchDecoder {
   /** Drop a row: it produces nothing more and leaves the batch at the next step. */
   cancel(row: number): void {
     this.cancelled.add(row);
+  }
+
+  /**
+   * Add rows to the running batch between steps (continuous batching): they are prefilled as a batch of
+   * their own, then their cache rows join this batch's, both left padded to the longer length (padding is
+   * masked, and positions count only real tokens, so no row's output changes). Returns the new rows'
+   * first tokens (their indices continue after the rows given before), or null when they cannot join:
+   * the batch has not started or is done, they differ in kind (images or text only), or the merged
+   * length would not leave every row its remaining max_new_tokens.
+   */
+  join(rows: DecodeRow[]): StepToken[] | null {
+    if (this.state === null || this.done || rows.length === 0) return null;
+    const other = new BatchDecoder(this.model, rows); // the constructor's checks
+    if (other.withImages !== this.withImages) return null;
+    const maxLen = this.model.config.lm.max_position_embeddings;
+    const L = Math.max(this.state.length, other.promptLength);
+    const need = Math.max(...this.live.map((l) => l.spec.maxNewTokens - l.produced), ...rows.map((r) => r.maxNewTokens));
+    if (maxLen !== undefined && L + need > maxLen) return null;
+    const first = other.step();
+    this.state = noGrad(() => mergeStates(this.state!, other.state!));
+    const offset = this.rowCount;
+    this.rowCount += rows.length;
+    this.live.push(...other.live.map((l) => ({ ...l, row: l.row + offset })));
+    this.pending.push(...other.pending);
+    for (const r of other.finished) this.finished.add(r + offset);
+    return first.map((t) => ({ ...t, row: t.row + offset }));
   }
 
   /** One decoding step (the first call also runs the prompt). Returns the new token of every live row. */
@@ -188,4 +219,43 @@ export class BatchDecoder {
     this.pending = keep.map((b) => this.pending[b]!);
     if (keep.length > 0) this.state = selectStateRows(this.state!, keep);
   }
+}
+
+/** (B, H, L, D) → (B, H, L + pad, D) with zeros on the left of the length axis. */
+function padLength(t: Tensor, pad: number): Tensor {
+  if (pad === 0) return t;
+  const [B, H, , D] = t.shape as [number, number, number, number];
+  return concat([zeros([B, H, pad, D]), t], 2);
+}
+
+/** Rows of b after rows of a, left padded to the longer length; media padded with filler slots. */
+function mergeStates(a: FlamingoState, b: FlamingoState): FlamingoState {
+  const L = Math.max(a.length, b.length);
+  const cat = (x: Tensor | null, y: Tensor | null, i: number): Tensor => {
+    if (!x || !y) throw new FlamingoInputError(`cannot merge batches: layer ${i} has no cached keys in one of them`);
+    return concat([padLength(x, L - a.length), padLength(y, L - b.length)], 0);
+  };
+  let media: Tensor | null = null;
+  if (a.media && b.media) {
+    const T = Math.max(a.media.shape[1]!, b.media.shape[1]!);
+    const fill = (m: Tensor): Tensor => {
+      const [B, t, n, D] = m.shape as [number, number, number, number];
+      return t === T ? m : concat([m, zeros([B, T - t, n, D])], 1);
+    };
+    media = concat([fill(a.media), fill(b.media)], 0);
+  } else if (a.media || b.media) {
+    throw new FlamingoInputError('cannot merge a batch with images and one without');
+  }
+  const mask = new Uint8Array((a.batch + b.batch) * L);
+  for (const [s, base] of [[a, 0], [b, a.batch]] as const) {
+    for (let r = 0; r < s.batch; r++) mask.set(s.mask.subarray(r * s.length, (r + 1) * s.length), (base + r) * L + L - s.length);
+  }
+  const mediaCount = new Int32Array(a.batch + b.batch);
+  mediaCount.set(a.mediaCount, 0);
+  mediaCount.set(b.mediaCount, a.batch);
+  return {
+    media,
+    cache: { keys: a.cache.keys.map((k, i) => cat(k, b.cache.keys[i] ?? null, i)), values: a.cache.values.map((v, i) => cat(v, b.cache.values[i] ?? null, i)) },
+    mask, length: L, batch: a.batch + b.batch, mediaCount, mediaKV: new Map(),
+  };
 }

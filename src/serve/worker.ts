@@ -1,7 +1,8 @@
 /**
  * The inference worker: owns the model, so decoding never blocks the server's event loop. Generation
  * jobs that arrive together are decoded as one batch (BatchDecoder: left padded, one KV-cache row per
- * choice, rows leave the batch when they finish); beam and score jobs run alone. Between decoding steps
+ * choice, rows leave the batch when they finish) and jobs that arrive while it runs join it between
+ * steps; beam and score jobs run alone. Between decoding steps
  * the worker yields to its event loop, which is where cancellations (client gone, timeout) arrive.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -9,7 +10,7 @@ import { setPriority } from 'node:os';
 import { setImmediate as tick } from 'node:timers/promises';
 import { loadPretrained } from '../pretrained/index.ts';
 import { decodeImage, ImageDecodeError, ImageShapeError, makeImage } from '../data/image.ts';
-import { BatchDecoder, type DecodeRow } from '../model/batch-decode.ts';
+import { BatchDecoder, type DecodeRow, type StepToken } from '../model/batch-decode.ts';
 import { generate, scoreContinuations } from '../model/generate.ts';
 import { FlamingoInputError } from '../model/flamingo.ts';
 import { encodeMediaItems } from '../model/media.ts';
@@ -127,10 +128,11 @@ function runSolo(job: Exclude<Job, GenerateJob | InspectJob>): void {
   post({ type: 'done', id: job.id, prefillMs: performance.now() - t0 });
 }
 
-async function runBatch(jobs: GenerateJob[]): Promise<void> {
+/** Decoder rows for jobs (n rows each, seeds seed + choice); a job whose images do not decode fails alone. */
+function rowsOf(jobs: GenerateJob[]): { rows: DecodeRow[]; owners: { job: GenerateJob; choice: number }[]; ok: GenerateJob[] } {
   const rows: DecodeRow[] = [];
-  const owner: { job: GenerateJob; choice: number }[] = [];
-  const live: GenerateJob[] = [];
+  const owners: { job: GenerateJob; choice: number }[] = [];
+  const ok: GenerateJob[] = [];
   for (const job of jobs) {
     let pixels: Float32Array[];
     try {
@@ -139,25 +141,49 @@ async function runBatch(jobs: GenerateJob[]): Promise<void> {
       fail(job.id, e);
       continue;
     }
-    live.push(job);
+    ok.push(job);
+    const o = job.options;
     for (let c = 0; c < job.n; c++) {
-      const o = job.options;
       rows.push({ ids: job.ids, pixels, maxNewTokens: o.maxNewTokens, sample: o.sample, temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed + c, stopAtEoc: o.stopAtEoc, stopTokens: o.stopTokens });
-      owner.push({ job, choice: c });
+      owners.push({ job, choice: c });
     }
   }
-  if (rows.length === 0) return;
-  for (const job of live) post({ type: 'started', id: job.id, batchRows: rows.length });
-  const dec = new BatchDecoder(model, rows);
-  const open = new Map(live.map((j) => [j.id, j.n]));
-  let prefillMs = 0;
-  while (!dec.done) {
-    for (const r of dec.liveRows) if (cancelled.has(owner[r]!.job.id)) dec.cancel(r);
-    const t0 = performance.now();
-    const step = dec.step();
-    if (prefillMs === 0) prefillMs = performance.now() - t0;
+  return { rows, owners, ok };
+}
+
+/** Queued generation jobs of the same kind (images or text only) whose rows fit in `room`; removed from the inbox. */
+function takeCompatible(withImages: boolean, room: number): GenerateJob[] {
+  const out: GenerateJob[] = [];
+  for (let i = 0; i < inbox.length;) {
+    const j = inbox[i]!;
+    if (j.kind === 'generate' && hasImages(j) === withImages && j.n <= room) {
+      out.push(j);
+      room -= j.n;
+      inbox.splice(i, 1);
+    } else {
+      i++;
+    }
+  }
+  return out;
+}
+
+/**
+ * Decode jobs as one batch; jobs of the same kind that arrive meanwhile join it between steps
+ * (BatchDecoder.join) instead of waiting for it to finish.
+ */
+async function runBatch(jobs: GenerateJob[]): Promise<void> {
+  const first = rowsOf(jobs);
+  if (first.rows.length === 0) return;
+  const withImages = first.ok.some(hasImages);
+  const owner = [...first.owners];
+  const open = new Map<number, number>();
+  const prefillMs = new Map<number, number>();
+  const start = (ok: GenerateJob[], rows: number): void => {
+    for (const job of ok) { open.set(job.id, job.n); post({ type: 'started', id: job.id, batchRows: rows }); }
+  };
+  const emit = (tokens: StepToken[]): void => {
     const byJob = new Map<number, TokenItem[]>();
-    for (const t of step) {
+    for (const t of tokens) {
       const { job, choice } = owner[t.row]!;
       if (!byJob.has(job.id)) byJob.set(job.id, []);
       byJob.get(job.id)!.push({ choice, token: t.token, finish: t.finish });
@@ -165,11 +191,58 @@ async function runBatch(jobs: GenerateJob[]): Promise<void> {
     }
     for (const [id, items] of byJob) {
       post({ type: 'tokens', id, items });
-      if (open.get(id) === 0) { post({ type: 'done', id, prefillMs }); open.delete(id); }
+      if (open.get(id) === 0) { post({ type: 'done', id, prefillMs: prefillMs.get(id) ?? 0 }); open.delete(id); }
     }
-    await tick(); // let cancellations and new jobs in
+  };
+  start(first.ok, first.rows.length);
+  try {
+    await decodeAll(first.rows, owner, emit, start, prefillMs, withImages, first.ok);
+  } catch (e) {
+    // every job still open in this batch (joined ones included) fails with the error; none waits for its timeout
+    for (const id of open.keys()) fail(id, e);
+    open.clear();
   }
-  for (const id of open.keys()) { post({ type: 'done', id, prefillMs }); cancelled.delete(id); }
+  for (const id of open.keys()) { post({ type: 'done', id, prefillMs: prefillMs.get(id) ?? 0 }); cancelled.delete(id); }
+}
+
+async function decodeAll(
+  rows: DecodeRow[], owner: { job: GenerateJob; choice: number }[], emit: (t: StepToken[]) => void,
+  start: (ok: GenerateJob[], rows: number) => void, prefillMs: Map<number, number>, withImages: boolean, firstJobs: GenerateJob[],
+): Promise<void> {
+  const dec = new BatchDecoder(model, rows);
+  let t0 = performance.now();
+  emit(dec.step());
+  for (const j of firstJobs) prefillMs.set(j.id, performance.now() - t0);
+  let joinable = true; // once jobs could not join (positions), later ones wait for the next batch
+  for (;;) {
+    await tick(); // let cancellations and new jobs in
+    for (const r of dec.liveRows) if (cancelled.has(owner[r]!.job.id)) dec.cancel(r);
+    if (dec.done) break;
+    const late = joinable ? takeCompatible(withImages, opts.maxBatchRows - dec.liveRows.length) : [];
+    if (late.length > 0) {
+      const more = rowsOf(late);
+      let joined: StepToken[] | null = null;
+      if (more.rows.length > 0) {
+        t0 = performance.now();
+        try {
+          joined = dec.join(more.rows);
+        } catch (e) {
+          for (const j of more.ok) fail(j.id, e);
+          joined = [];
+        }
+      }
+      if (joined === null) {
+        joinable = false;
+        inbox.unshift(...more.ok); // they start the next batch
+      } else if (more.ok.length > 0 && joined.length > 0) {
+        owner.push(...more.owners);
+        start(more.ok, dec.liveRows.length);
+        for (const j of more.ok) prefillMs.set(j.id, performance.now() - t0);
+        emit(joined);
+      }
+    }
+    emit(dec.step());
+  }
 }
 
 function hasImages(j: { images: Uint8Array[] }): boolean {
@@ -192,18 +265,7 @@ async function loop(): Promise<never> {
         runSolo(first);
         continue;
       }
-      const group: GenerateJob[] = [first];
-      let n = first.n;
-      for (let i = 0; i < inbox.length;) {
-        const j = inbox[i]!;
-        if (j.kind === 'generate' && hasImages(j) === hasImages(first) && n + j.n <= opts.maxBatchRows) {
-          group.push(j);
-          n += j.n;
-          inbox.splice(i, 1);
-        } else {
-          i++;
-        }
-      }
+      const group = [first, ...takeCompatible(hasImages(first), opts.maxBatchRows - first.n)];
       try {
         await runBatch(group);
       } catch (e) {

@@ -3,9 +3,10 @@
  * prompt: each image_url part becomes an <image> marker at its place, each assistant message ends with
  * <|endofchunk|>, so the earlier (user, assistant) turns are the few-shot examples and the last user
  * message is the query the model continues. System messages are plain text at their place.
- * Default temperature is 0 (greedy, as Flamingo's evaluations decode); temperature > 0 samples.
+ * Default temperature is 0 (greedy, as Flamingo's evaluations decode); temperature > 0 samples, from a
+ * fresh seed per request unless `seed` is given.
  */
-import { randomUUID } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RoutePlugin, ServeContext } from '../context.ts';
 import { asObject, bool, checkKeys, num, stopStrings, type Body } from '../fields.ts';
@@ -93,7 +94,8 @@ export const chatRoutes: RoutePlugin = (app, ctx) => {
       ids, images, n, stops: stopStrings(body), trimStart: true,
       options: {
         maxNewTokens: maxTokens, sample: temperature > 0, temperature, topP: topP < 1 ? topP : undefined,
-        seed: num(body, 'seed', 0, { int: true, min: 0, max: 2 ** 31 - 1 }), stopAtEoc: true, stopTokens: [],
+        // As with OpenAI, samples differ between calls unless the request fixes `seed`.
+        seed: num(body, 'seed', randomInt(2 ** 31 - 1), { int: true, min: 0, max: 2 ** 31 - 1 }), stopAtEoc: true, stopTokens: [],
       },
     };
     const id = `chatcmpl-${randomUUID()}`;
