@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { BpeTokenizer } from '../data/tokenizer.ts';
 import { FlamingoProcessor } from '../data/processor.ts';
-import { readFlamingoConfig } from '../io/checkpoint.ts';
+import { CheckpointError, readFlamingoConfig } from '../io/checkpoint.ts';
 import type { RoutePlugin, ServeContext } from './context.ts';
 import { InferenceEngine } from './engine.ts';
 import { ServeError, errorBody } from './errors.ts';
@@ -45,9 +45,9 @@ function newMetrics(engine: InferenceEngine): Metrics {
 /** Tokenizer + config on the event loop; the model itself is loaded by the worker. */
 export async function createContext(opts: ServeOptions): Promise<ServeContext> {
   const modelDir = resolve(opts.modelDir ?? BUNDLED_MODEL_DIR);
-  if (!existsSync(modelDir)) throw new Error(`model directory not found: ${modelDir}`);
+  if (!existsSync(modelDir)) throw new CheckpointError(`model directory not found: ${modelDir}`);
   const tokFile = `${modelDir}/tokenizer.json`;
-  if (!existsSync(tokFile)) throw new Error(`${modelDir} has no tokenizer.json`);
+  if (!existsSync(tokFile)) throw new CheckpointError(`${modelDir} has no tokenizer.json`);
   const config = readFlamingoConfig(modelDir);
   const tokenizer = BpeTokenizer.fromHuggingFace(readFileSync(tokFile, 'utf8'));
   const limits = resolveLimits(opts.limits ?? {});

@@ -2,6 +2,8 @@
  * What one request may ask of the server. Everything a client controls is bounded here, so no request
  * can make the server allocate or compute without bound; exceeding a limit is a 4xx naming it.
  */
+import { UsageError } from '../errors.ts';
+
 export interface ServeLimits {
   /** Whole request body (bytes); larger bodies get 413 before they are parsed. */
   maxRequestBytes: number;
@@ -43,8 +45,8 @@ export const DEFAULT_LIMITS: ServeLimits = {
 export function resolveLimits(overrides: Record<string, unknown> = {}): ServeLimits {
   const out: ServeLimits = { ...DEFAULT_LIMITS };
   for (const [k, v] of Object.entries(overrides)) {
-    if (!(k in DEFAULT_LIMITS)) throw new Error(`limits.${k}: unknown key (known: ${Object.keys(DEFAULT_LIMITS).join(', ')})`);
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new Error(`limits.${k}: must be an integer ≥ 1, got ${JSON.stringify(v)}`);
+    if (!(k in DEFAULT_LIMITS)) throw new UsageError(`limits.${k}: unknown key (known: ${Object.keys(DEFAULT_LIMITS).join(', ')})`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new UsageError(`limits.${k}: must be an integer ≥ 1, got ${JSON.stringify(v)}`);
     (out as unknown as Record<string, number>)[k] = v;
   }
   return out;

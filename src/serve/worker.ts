@@ -9,10 +9,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { setPriority } from 'node:os';
 import { setImmediate as tick } from 'node:timers/promises';
 import { loadPretrained } from '../pretrained/index.ts';
-import { decodeImage, ImageDecodeError, ImageShapeError, makeImage } from '../data/image.ts';
+import { decodeImage, makeImage } from '../data/image.ts';
+import { FlamingoError } from '../errors.ts';
 import { BatchDecoder, type DecodeRow, type StepToken } from '../model/batch-decode.ts';
 import { generate, scoreContinuations } from '../model/generate.ts';
-import { FlamingoInputError } from '../model/flamingo.ts';
 import { encodeMediaItems } from '../model/media.ts';
 import { intTensor, Tensor } from '../engine/tensor.ts';
 import { backend } from '../engine/backend.ts';
@@ -65,9 +65,9 @@ port.on('message', (m: ToWorker) => {
   wake?.();
 });
 
-/** Errors about the request's content (a corrupt image, a prompt the model cannot take) are the client's: 400. */
+/** The project's own errors are about the request's content (a corrupt image, a prompt the model cannot take): 400. */
 function statusOf(e: unknown): number {
-  return e instanceof ImageDecodeError || e instanceof ImageShapeError || e instanceof FlamingoInputError ? 400 : 500;
+  return e instanceof FlamingoError ? 400 : 500;
 }
 
 function fail(id: number, e: unknown): void {
