@@ -20,6 +20,8 @@ import { mosaicGptAlibiSlopes } from '../src/model/lm/mosaic_gpt.ts';
 import { countParameters } from '../src/model/presets.ts';
 import { findCases, runParityCase } from '../src/io/parity.ts';
 import { loadRelease, openFlamingoTokenizerInfo, type ReleaseFiles } from '../src/io/release.ts';
+import { exportRelease } from '../src/io/release-export.ts';
+import { loadFlamingo } from '../src/io/checkpoint.ts';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
 import { kernelSets } from './helpers/gradcheck.ts';
 
@@ -273,5 +275,39 @@ test('stop_at_eoc: step_logits are compared only for rows still generating', () 
     assert.equal(runParityCase(dir).pass, false);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+describe('export and convert round trips', () => {
+  const logitsOf = (model: Flamingo): Float32Array => {
+    const rng = new Rng(5);
+    const v = model.config.vision;
+    const vx = E.zeros([1, 2, 1, 3, v.image_size, v.image_size]);
+    rng.fillNormal(vx.f32);
+    const m = model.config.flamingo.media_token_id;
+    return E.noGrad(() => model.forward({ inputIds: new Tensor(Int32Array.from([5, m, 7, 9, m, 11, 13]), [1, 7]), visionX: vx })).f32;
+  };
+  for (const c of ['mosaic_gpt_flamingo_logits', 'mpt_flamingo_logits', 'gpt_neox_flamingo_generate']) {
+    test(`${c}: release → export → release, and → convert → model directory: identical logits`, async () => {
+      const tmp = mkdtempSync(join(tmpdir(), 'release-rt-'));
+      try {
+        const { model } = loadRelease(caseFiles(join(REAL, c)));
+        const want = logitsOf(model);
+        const r = exportRelease(model, join(tmp, 'exported'));
+        const again = loadRelease({ openClip: r.openClip, lmDir: r.lmDir, checkpoint: r.checkpoint });
+        // the exported HF config.json describes the resized embeddings (vocab_size = tokenizer_len rows)
+        const lmOf = (x: FlamingoConfig): unknown => ({ ...x, lm: { ...x.lm, hf: { ...(x.lm as HFLMConfig).hf, vocab_size: x.lm.vocab_size } } });
+        assert.deepEqual(lmOf(again.config), lmOf(model.config));
+        assert.equal((again.config.lm as HFLMConfig).hf.vocab_size, model.config.lm.vocab_size);
+        assert.deepEqual(logitsOf(again.model), want);
+        const f = caseFiles(join(REAL, c));
+        const { run } = await import('../src/cli/convert.ts');
+        const code = await run(['--open-clip', f.openClip, '--lm', f.lmDir, '--checkpoint', f.checkpoint, '--out', join(tmp, 'model')]);
+        assert.equal(code, 0);
+        assert.deepEqual(logitsOf(loadFlamingo(join(tmp, 'model'))), want);
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    });
   }
 });

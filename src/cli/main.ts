@@ -16,7 +16,9 @@ export function registerCommand(name: string, help: string, load: () => Promise<
 
 registerCommand('demo', 'the main job: few-shot fast binding on real Fashion-MNIST images with the bundled model', () => import('./demo.ts'));
 registerCommand('generate', 'few-shot generation from a model directory and images', () => import('./generate.ts'));
-registerCommand('verify', 'run parity cases (fixture directories) against the reference outputs', () => import('./verify.ts'));
+registerCommand('convert', 'a released OpenFlamingo\'s three sources (open_clip file, HF LM directory, checkpoint) → one model directory', () => import('./convert.ts'));
+registerCommand('export', 'a model directory → the three sources PyTorch OpenFlamingo loads', () => import('./export.ts'));
+registerCommand('verify', 'run fixture directories (parity, parity-real, …) against their expected outputs; --json: one line per case', () => import('./verify.ts'));
 registerCommand('score', 'score a results file against annotations (captioning | vqa | classification)', () => import('./score.ts'));
 registerCommand('train', 'train a Flamingo from a config: contrastive ViT, LM, then Flamingo stages', () => import('./train.ts'));
 registerCommand('serve', 'HTTP server: OpenAI-compatible chat completions, generate/score API, /healthz, /metrics', () => import('./serve.ts'));

@@ -1,0 +1,29 @@
+/**
+ * `flamingo export MODEL_DIR --out DIR`: a model directory → the three sources PyTorch OpenFlamingo
+ * loads (clip/open_clip_model.safetensors, lm/config.json + lm/model.safetensors + tokenizer files,
+ * openflamingo/checkpoint.safetensors); see src/io/release-export.ts and the README.
+ */
+import { parseArgs } from 'node:util';
+import { loadFlamingo } from '../io/checkpoint.ts';
+import { exportRelease } from '../io/release-export.ts';
+
+const USAGE = 'usage: flamingo export MODEL_DIR --out DIR\n';
+
+export async function run(args: string[]): Promise<number> {
+  let dir: string;
+  let out: string;
+  try {
+    const { values: v, positionals } = parseArgs({ args, options: { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: true });
+    if (v.help) { process.stdout.write(USAGE); return 0; }
+    if (positionals.length !== 1 || !v.out) throw new Error('one MODEL_DIR and --out are required');
+    dir = positionals[0]!;
+    out = v.out;
+  } catch (e) {
+    process.stderr.write(`flamingo export: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const model = loadFlamingo(dir);
+  const r = exportRelease(model, out, { tokenizerDir: dir });
+  process.stdout.write(`${JSON.stringify(r)}\n`);
+  return 0;
+}
