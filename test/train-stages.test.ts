@@ -376,3 +376,40 @@ test('progress bar: \\r redraw on a terminal, periodic lines otherwise, ETA from
   assert.equal(formatDuration(65), '1:05');
   assert.equal(formatDuration(NaN), '--:--');
 });
+
+test('strict configs: a typo in any section of a training or model config is an error naming its path', async () => {
+  const { resolveTrainConfig } = await import('../src/train/config.ts');
+  const { validateFlamingoConfig } = await import('../src/model/config.ts');
+  const train: [unknown, string][] = [
+    [{ sede: 1 }, 'sede'],
+    [{ tokenizer: { vocab_sise: 300 } }, 'tokenizer.vocab_sise'],
+    [{ tokenizer: { corpus: [{ source: { type: 'synthetic-text' }, doc: 3 }] } }, 'tokenizer.corpus[0].doc'],
+    [{ model: { vision: { widht: 64 } } }, 'model.vision.widht'],
+    [{ model: { text_encoder: { layer: 2 } } }, 'model.text_encoder.layer'],
+    [{ model: { lm: { vocab_size: 100 } } }, 'model.lm.vocab_size'],
+    [{ model: { resampler: { num_latent: 8 } } }, 'model.resampler.num_latent'],
+    [{ model: { xattn: { dim_visual: 64 } } }, 'model.xattn.dim_visual'],
+    [{ model: { cross_attn_every: 2 } }, 'model.cross_attn_every'],
+    [{ stages: { contrastive: { step: 3 } } }, 'stages.contrastive.step'],
+    [{ stages: { flamingo: { optim: { lr_sheduler: 'cosine' } } } }, 'stages.flamingo.optim.lr_sheduler'],
+    [{ stages: { lm: { datasets: [{ name: 'a', source: { type: 'synthetic-text' }, batchsize: 2 }] } } }, 'stages.lm.datasets[0].batchsize'],
+    [{ stages: { lm: { train_embeddings: true } } }, 'stages.lm.train_embeddings'],
+  ];
+  for (const [raw, path] of train) {
+    assert.throws(() => resolveTrainConfig(raw), (e: unknown) => e instanceof Error && e.message.includes(`${path}: unknown key`), path);
+  }
+  for (const f of ['bundled.json', 'bundled-reading.json', 'smoke.json']) {
+    const p = join(import.meta.dirname, '..', 'configs', f);
+    const { existsSync, readFileSync } = await import('node:fs');
+    if (existsSync(p)) resolveTrainConfig(JSON.parse(readFileSync(p, 'utf8')));
+  }
+  const { readFileSync } = await import('node:fs');
+  const model = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'models', 'flamingo-fmnist', 'config.json'), 'utf8'));
+  validateFlamingoConfig(model);
+  for (const [section, key] of [['vision', 'patchsize'], ['resampler', 'latents'], ['xattn', 'gate'], ['lm', 'rope_thetta'], ['flamingo', 'media_token']] as const) {
+    const bad = structuredClone(model);
+    bad[section][key] = 1;
+    assert.throws(() => validateFlamingoConfig(bad), new RegExp(`${section}\\.${key}: unknown key`));
+  }
+  assert.throws(() => validateFlamingoConfig({ ...model, generation: {} }), /^ConfigError: generation: unknown key|generation: unknown key/);
+});

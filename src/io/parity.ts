@@ -63,10 +63,17 @@ interface CaseJson {
   };
 }
 
+/** The model settings of a case's config: the fixture format adds `generation` and `flamingo.tokenizer_len`. */
+function modelConfig(config: CaseJson['config']): unknown {
+  const { generation: _g, ...model } = config as Record<string, unknown>;
+  const { tokenizer_len: _t, ...flamingo } = (model.flamingo ?? {}) as Record<string, unknown>;
+  return { ...model, flamingo };
+}
+
 /** A whole-model case's Flamingo: from weights.safetensors, or from the three real-layout sources. */
 function flamingoForCase(dir: string, c: CaseJson): Flamingo {
   if (!c.files) {
-    const model = new Flamingo(validateFlamingoConfig(c.config));
+    const model = new Flamingo(validateFlamingoConfig(modelConfig(c.config)));
     load(model, loadState(readSafetensors(join(dir, 'weights.safetensors'))));
     return model;
   }

@@ -103,6 +103,24 @@ export interface FlamingoConfig {
 
 export { ConfigError };
 
+// The keys each section may hold: a typo (or a field of another section) is an error naming its path, never ignored.
+export const VISION_KEYS = ['image_size', 'patch_size', 'width', 'layers', 'heads', 'mlp_ratio', 'output_dim', 'act', 'ln_eps', 'ln_post_on_tokens', 'tokens_include_cls'] as const;
+export const RESAMPLER_KEYS = ['dim', 'depth', 'dim_head', 'heads', 'num_latents', 'max_num_media', 'max_num_frames', 'ff_mult', 'ln_eps'] as const;
+export const XATTN_KEYS = ['dim', 'dim_visual', 'dim_head', 'heads', 'ff_mult', 'only_attend_immediate_media', 'ln_eps'] as const;
+export const LLAMA_LM_KEYS = [
+  'family', 'vocab_size', 'hidden_size', 'num_layers', 'tie_word_embeddings', 'max_position_embeddings',
+  'intermediate_size', 'num_heads', 'num_key_value_heads', 'rms_norm_eps', 'rope_theta',
+] as const;
+export const FLAMINGO_TOKEN_KEYS = ['cross_attn_every_n_layers', 'media_token_id', 'eoc_token_id', 'pad_token_id', 'eos_token_id'] as const;
+export const FLAMINGO_CONFIG_KEYS = ['vision', 'resampler', 'xattn', 'lm', 'flamingo', 'preprocess'] as const;
+
+/** Throws `<where>.<key>: unknown key` for the first key of `obj` not in `known`. */
+export function rejectUnknownKeys(obj: object, known: readonly string[], where: string): void {
+  for (const k of Object.keys(obj)) {
+    if (!known.includes(k)) throw new ConfigError(`${where ? `${where}.` : ''}${k}: unknown key (expected one of ${known.join(', ')})`);
+  }
+}
+
 function posInt(where: string, obj: Record<string, unknown>, key: string): void {
   const v = obj[key];
   if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ConfigError(`${where}.${key} must be a positive integer, got ${JSON.stringify(v)}`);
@@ -121,6 +139,7 @@ function section(cfg: unknown, key: string): Record<string, unknown> {
 }
 
 export function validateVision(v: Record<string, unknown>, where = 'vision'): VisionConfig {
+  rejectUnknownKeys(v, VISION_KEYS, where);
   for (const k of ['image_size', 'patch_size', 'width', 'layers', 'heads', 'output_dim']) posInt(where, v, k);
   posNum(where, v, 'mlp_ratio');
   posNum(where, v, 'ln_eps');
@@ -134,6 +153,7 @@ export function validateVision(v: Record<string, unknown>, where = 'vision'): Vi
 }
 
 export function validateResampler(v: Record<string, unknown>, where = 'resampler'): ResamplerConfig {
+  rejectUnknownKeys(v, RESAMPLER_KEYS, where);
   for (const k of ['dim', 'depth', 'dim_head', 'heads', 'num_latents', 'ff_mult']) posInt(where, v, k);
   posNum(where, v, 'ln_eps');
   for (const k of ['max_num_media', 'max_num_frames']) if (v[k] !== null && v[k] !== undefined) posInt(where, v, k);
@@ -141,6 +161,7 @@ export function validateResampler(v: Record<string, unknown>, where = 'resampler
 }
 
 export function validateXAttn(v: Record<string, unknown>, where = 'xattn'): XAttnConfig {
+  rejectUnknownKeys(v, XATTN_KEYS, where);
   for (const k of ['dim', 'dim_visual', 'dim_head', 'heads', 'ff_mult']) posInt(where, v, k);
   posNum(where, v, 'ln_eps');
   if (typeof v.only_attend_immediate_media !== 'boolean') throw new ConfigError(`${where}.only_attend_immediate_media must be a boolean`);
@@ -155,6 +176,7 @@ export function validateAnyLM(v: Record<string, unknown>, where = 'lm'): AnyLMCo
 
 /** LLaMA-family `lm` section. */
 export function validateLM(v: Record<string, unknown>, where = 'lm'): LMConfig {
+  rejectUnknownKeys(v, LLAMA_LM_KEYS, where);
   for (const k of ['vocab_size', 'hidden_size', 'intermediate_size', 'num_layers', 'num_heads', 'num_key_value_heads']) posInt(where, v, k);
   posNum(where, v, 'rms_norm_eps');
   posNum(where, v, 'rope_theta');
@@ -170,11 +192,13 @@ export function validateLM(v: Record<string, unknown>, where = 'lm'): LMConfig {
 
 /** Validate a whole Flamingo config (throws ConfigError naming the field). */
 export function validateFlamingoConfig(cfg: unknown): FlamingoConfig {
+  if (typeof cfg === 'object' && cfg !== null) rejectUnknownKeys(cfg, FLAMINGO_CONFIG_KEYS, '');
   const vision = validateVision(section(cfg, 'vision'));
   const resampler = validateResampler(section(cfg, 'resampler'));
   const xattn = validateXAttn(section(cfg, 'xattn'));
   const lm = validateAnyLM(section(cfg, 'lm'));
   const f = section(cfg, 'flamingo');
+  rejectUnknownKeys(f, FLAMINGO_TOKEN_KEYS, 'flamingo');
   posInt('flamingo', f, 'cross_attn_every_n_layers');
   for (const k of ['media_token_id', 'eoc_token_id', 'pad_token_id', 'eos_token_id']) {
     const v = f[k];

@@ -6,7 +6,8 @@
 import { validatePreprocess, type PreprocessConfig } from '../model/preprocess-config.ts';
 import { createHash } from 'node:crypto';
 import {
-  ConfigError, validateFlamingoConfig, validateLM, validateVision,
+  ConfigError, rejectUnknownKeys, validateFlamingoConfig, validateLM, validateVision,
+  LLAMA_LM_KEYS, RESAMPLER_KEYS, VISION_KEYS, XATTN_KEYS,
   type FlamingoConfig, type LMConfig, type ResamplerConfig, type VisionConfig, type XAttnConfig,
 } from '../model/config.ts';
 import type { SourceSpec } from '../data/datasets/spec.ts';
@@ -220,12 +221,64 @@ function validateStage(name: string, s: StageConfig): StageConfig {
   return { ...s, datasets };
 }
 
+/**
+ * The keys a training config may hold, section by section: a string list is an object's keys, `{ each }` a list
+ * of such objects, and a key mapped to null holds a value checked elsewhere (dataset sources by their type).
+ */
+type KeySchema = { [key: string]: KeySchema | { each: KeySchema } | null };
+const without = (keys: readonly string[], ...drop: string[]): KeySchema => Object.fromEntries(keys.filter((k) => !drop.includes(k)).map((k) => [k, null]));
+const OPTIM_SCHEMA = without(['lr', 'warmup_steps', 'schedule', 'min_lr_ratio', 'weight_decay', 'betas', 'eps', 'grad_clip', 'gate_lr_multiplier']);
+const DATASET_SCHEMA = without(['name', 'source', 'batch_size', 'weight', 'max_images', 'max_tokens', 'video_frames', 'append_eos', 'markers']);
+const STAGE_SCHEMA: KeySchema = {
+  ...without(['enabled', 'steps', 'log_every', 'checkpoint_every', 'keep_checkpoints']), optim: OPTIM_SCHEMA, datasets: { each: DATASET_SCHEMA },
+};
+const TRAIN_SCHEMA: KeySchema = {
+  seed: null, description: null,
+  tokenizer: { path: null, vocab_size: null, corpus: { each: { source: null, docs: null } } },
+  model: {
+    vision: without(VISION_KEYS),
+    text_encoder: without(['context_length', 'width', 'layers', 'heads', 'mlp_ratio']),
+    // vocab_size comes from the tokenizer; dim, dim_visual from the vision and LM widths
+    lm: without(LLAMA_LM_KEYS, 'vocab_size'),
+    resampler: without(RESAMPLER_KEYS, 'dim'),
+    xattn: without(XATTN_KEYS, 'dim', 'dim_visual'),
+    cross_attn_every_n_layers: null,
+  },
+  stages: {
+    contrastive: STAGE_SCHEMA,
+    lm: { ...STAGE_SCHEMA, init_weights: null },
+    flamingo: { ...STAGE_SCHEMA, ...without(['train_embeddings', 'vision_weights', 'lm_weights', 'init_weights', 'feature_similarity', 'feature_similarity_layers']) },
+  },
+};
+
+/** Every key of `raw` must be in `schema`, at every depth; the error names the path (`stages.lm.optim.lr_sheduler: unknown key`). */
+function checkKeys(raw: unknown, schema: KeySchema, where: string): void {
+  if (!isObj(raw)) return; // a wrong type is reported by the field's own check
+  rejectUnknownKeys(raw, Object.keys(schema), where);
+  for (const [k, sub] of Object.entries(schema)) {
+    const v = raw[k];
+    if (sub === null || v === undefined) continue;
+    const path = where ? `${where}.${k}` : k;
+    if ('each' in sub) {
+      const each = sub.each as KeySchema;
+      if (Array.isArray(v)) v.forEach((item, i) => checkKeys(item, each, `${path}[${i}]`));
+    } else {
+      checkKeys(v, sub, path);
+    }
+  }
+}
+
 /** Merge over the defaults and validate everything that does not depend on the tokenizer. */
 export function resolveTrainConfig(raw: unknown): TrainConfig {
   if (!isObj(raw)) throw new ConfigError('train config: top level must be a JSON object');
-  for (const k of Object.keys(raw)) if (!['seed', 'tokenizer', 'model', 'stages', 'description'].includes(k)) fail(k, 'is not a known field (seed, tokenizer, model, stages)');
-  const c = deepMerge(DEFAULT_TRAIN_CONFIG, raw);
   if (isObj(raw.stages)) for (const k of Object.keys(raw.stages)) if (!(STAGES as readonly string[]).includes(k)) fail(`stages.${k}`, `is not a stage (${STAGES.join(', ')})`);
+  try {
+    checkKeys(raw, TRAIN_SCHEMA, '');
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(`train config: ${e.message}`);
+    throw e;
+  }
+  const c = deepMerge(DEFAULT_TRAIN_CONFIG, raw);
   if (typeof c.seed !== 'number' || !Number.isFinite(c.seed)) fail('seed', 'must be a number');
   if (c.tokenizer.path === undefined) {
     posInt('tokenizer.vocab_size', c.tokenizer.vocab_size, 261);
