@@ -4,7 +4,7 @@
  * streaming pieces) and counts usage.
  */
 import type { ServeContext } from './context.ts';
-import type { SamplingOptions } from './protocol.ts';
+import type { MediaPayload, SamplingOptions } from './protocol.ts';
 import type { ImageBytes } from './images.ts';
 import { LimitError, RequestFieldError } from './errors.ts';
 import { TextStream } from '../data/text-stream.ts';
@@ -12,6 +12,8 @@ import { TextStream } from '../data/text-stream.ts';
 export interface GenerationRequest {
   ids: number[];
   images: ImageBytes[];
+  /** Set when the request has videos: all its media in order (then it runs alone as a media job, n = 1). */
+  media?: MediaPayload[];
   n: number;
   options: SamplingOptions;
   stops: string[];
@@ -61,7 +63,11 @@ export async function runGeneration(
   const onOuter = (): void => local.abort(signal.reason);
   signal.addEventListener('abort', onOuter, { once: true });
   try {
-    await ctx.engine.run({ kind: 'generate', ids: req.ids, images: req.images.map((i) => i.bytes), n: req.n, options: req.options }, {
+    const job = req.media
+      ? { kind: 'media' as const, record: false, ids: req.ids, media: req.media, options: req.options }
+      : { kind: 'generate' as const, ids: req.ids, images: req.images.map((i) => i.bytes), n: req.n, options: req.options };
+    if (req.media && req.n !== 1) throw new RequestFieldError('n', 'requests with videos return one answer (n = 1)');
+    await ctx.engine.run(job, {
       signal: local.signal,
       onTokens: (items) => {
         for (const it of items) {

@@ -50,23 +50,25 @@ export type MediaPayload =
   | { kind: 'video'; width: number; height: number; frames: Uint8Array[] };
 
 /**
- * One greedy or sampled answer that also records, for every token, the gated cross-attention's weight on
- * each media item and its strength per layer (the playground). Runs alone; media may be videos.
+ * One greedy or sampled answer whose media may be videos (frame counts differ per item), run alone.
+ * With `record` (the playground) it also reports, for every token, the gated cross-attention's weight
+ * on each media item and its strength per layer (inspect-* messages); without, plain `tokens` messages.
  */
-export interface InspectJob {
-  kind: 'inspect';
+export interface MediaJob {
+  kind: 'media';
   id: number;
   ids: number[];
   media: MediaPayload[];
   options: SamplingOptions;
+  record: boolean;
 }
 
-export type Job = GenerateJob | BeamJob | ScoreJob | InspectJob;
+export type Job = GenerateJob | BeamJob | ScoreJob | MediaJob;
 
 /** Per layer (in `layers` order): attention mass on each media item, and ‖tanh(α)·xattn‖ / ‖x‖. */
 export interface TokenAttentionMsg { weights: number[][]; strength: number[] }
 
-/** What an inspect job reports before its tokens: the gated layers, their gate values, frames per media item. */
+/** What a recording media job reports before its tokens: the gated layers, their gate values, frames per media item. */
 export interface InspectHeader {
   layers: number[];
   attnGates: number[];

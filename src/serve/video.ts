@@ -13,6 +13,7 @@ import { VideoError, decodeVideo } from '../data/ffmpeg.ts';
 import { framesForModel } from '../data/video.ts';
 import type { ServeContext } from './context.ts';
 import { LimitError, RequestFieldError } from './errors.ts';
+import { imageFromUrl, type ImageBytes } from './images.ts';
 import type { MediaPayload } from './protocol.ts';
 
 /** MIME type → file extension ffmpeg recognises. */
@@ -63,4 +64,21 @@ export async function decodeVideoPayload(video: { ext: string; bytes: Buffer }, 
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** One media item of a request before decoding: an image (checked) or a video (bytes to decode). */
+export type MediaPart = { kind: 'image'; image: ImageBytes } | { kind: 'video'; video: { ext: string; bytes: Buffer }; param: string };
+
+/** A data URL (or bare base64 image) as a media part; `param` names the field in errors. */
+export function mediaPart(url: unknown, param: string, ctx: ServeContext): MediaPart {
+  if (typeof url !== 'string') throw new RequestFieldError(param, 'must be a string (a data URL of an image or a video)');
+  const video = videoDataUrl(url, param, ctx);
+  return video ? { kind: 'video', video, param } : { kind: 'image', image: imageFromUrl(url, param, ctx.limits) };
+}
+
+/** Worker payloads for the parts, videos decoded one after another. */
+export async function decodeMediaParts(parts: readonly MediaPart[], ctx: ServeContext, signal?: AbortSignal): Promise<MediaPayload[]> {
+  const out: MediaPayload[] = [];
+  for (const p of parts) out.push(p.kind === 'image' ? { kind: 'image', bytes: p.image.bytes } : await decodeVideoPayload(p.video, p.param, ctx, signal));
+  return out;
 }

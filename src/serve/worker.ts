@@ -16,7 +16,7 @@ import { generate, scoreContinuations } from '../model/generate.ts';
 import { encodeMediaItems } from '../model/media.ts';
 import { intTensor, Tensor } from '../engine/tensor.ts';
 import { backend } from '../engine/backend.ts';
-import type { FromWorker, GenerateJob, InspectJob, Job, ToWorker, TokenItem, WorkerOptions } from './protocol.ts';
+import type { FromWorker, GenerateJob, MediaJob, Job, ToWorker, TokenItem, WorkerOptions } from './protocol.ts';
 
 // Linux sets nice values per thread: this lowers the priority of this thread only (and of the kernel
 // threads it starts when it loads the native addon), so the server's event loop gets a core first and
@@ -88,23 +88,36 @@ function visionX(pixels: Float32Array[]): Tensor | null {
 }
 
 /**
- * An inspect job (the playground): one answer, greedy or sampled, with the gated cross-attention recorded
- * per token and streamed as each token is chosen (generate's onToken runs inside the decoding loop, and
- * messages posted from here reach the server while the worker keeps computing).
+ * A media job: one answer, greedy or sampled, over images and videos (each item encoded with its own frame
+ * count), streamed as each token is chosen (generate's onToken runs inside the decoding loop, and messages
+ * posted from here reach the server while the worker keeps computing). With `record` (the playground) the
+ * gated cross-attention of every token goes along.
  */
-function runInspect(job: InspectJob): void {
+function runMediaJob(job: MediaJob): void {
   const t0 = performance.now();
   post({ type: 'started', id: job.id, batchRows: 1 });
   const items = job.media.map((m, i) => (m.kind === 'image'
     ? [processor.preprocessImage(decodeImage(m.bytes, `media ${i + 1}`))]
     : m.frames.map((f) => processor.preprocessImage(makeImage(m.width, m.height, f)))));
   const media = items.length > 0 ? encodeMediaItems(model, items) : null;
+  const o = job.options;
+  if (!job.record) {
+    generate(model, { inputIds: intTensor(job.ids, [1, job.ids.length]), media }, {
+      maxNewTokens: o.maxNewTokens, strategy: o.sample ? 'sample' : 'greedy', temperature: o.temperature, topK: o.topK, topP: o.topP,
+      seed: o.seed, stopAtEoc: o.stopAtEoc, stopTokens: o.stopTokens,
+      onToken: (e) => {
+        const stop = (o.stopAtEoc && e.token === model.config.flamingo.eoc_token_id) || o.stopTokens.includes(e.token);
+        post({ type: 'tokens', id: job.id, items: [{ choice: 0, token: e.token, finish: stop ? 'stop' : e.step === o.maxNewTokens - 1 ? 'length' : null }] });
+      },
+    });
+    post({ type: 'done', id: job.id, prefillMs: performance.now() - t0 });
+    return;
+  }
   const gated = [...model.lang_encoder.gated.entries()];
   post({
     type: 'inspect-header', id: job.id,
     header: { layers: gated.map(([i]) => i), attnGates: gated.map(([, g]) => Math.tanh(g.attn_gate.f32[0]!)), ffGates: gated.map(([, g]) => Math.tanh(g.ff_gate.f32[0]!)), frames: items.map((f) => f.length) },
   });
-  const o = job.options;
   const out = generate(model, { inputIds: intTensor(job.ids, [1, job.ids.length]), media }, {
     maxNewTokens: o.maxNewTokens, strategy: o.sample ? 'sample' : 'greedy', temperature: o.temperature, topK: o.topK, topP: o.topP,
     seed: o.seed, stopAtEoc: o.stopAtEoc, stopTokens: o.stopTokens, recordAttention: true,
@@ -114,7 +127,7 @@ function runInspect(job: InspectJob): void {
   post({ type: 'done', id: job.id, prefillMs: performance.now() - t0 });
 }
 
-function runSolo(job: Exclude<Job, GenerateJob | InspectJob>): void {
+function runSolo(job: Exclude<Job, GenerateJob | MediaJob>): void {
   const t0 = performance.now();
   post({ type: 'started', id: job.id, batchRows: 1 });
   const prompt = { inputIds: intTensor(job.ids, [1, job.ids.length]), visionX: visionX(pixelsOf(job)) };
@@ -257,8 +270,8 @@ async function loop(): Promise<never> {
     const first = inbox.shift();
     if (!first) continue;
     try {
-      if (first.kind === 'inspect') {
-        runInspect(first);
+      if (first.kind === 'media') {
+        runMediaJob(first);
         continue;
       }
       if (first.kind !== 'generate') {

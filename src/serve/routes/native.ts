@@ -1,6 +1,7 @@
 /**
  * The native API, in Flamingo's own terms:
- *   POST /v1/generate  { prompt (text with <image> markers), images: [data URL | base64], max_new_tokens,
+ *   POST /v1/generate  { prompt (text with <image> markers), images: [data URL | base64; data:video/… URLs are
+ *                        videos, decoded by ffmpeg to the model's frame count], max_new_tokens,
  *                        strategy: greedy | sample | beam, num_beams, length_penalty, temperature, top_k,
  *                        top_p, seed, n, stop, stop_at_eoc, stream }
  *   POST /v1/score     { prompt, images, candidates: [text] } → log-likelihood of each continuation
@@ -12,6 +13,7 @@ import type { RoutePlugin, ServeContext } from '../context.ts';
 import { asObject, bool, checkKeys, num, stopStrings, str, type Body } from '../fields.ts';
 import { LimitError, RequestFieldError } from '../errors.ts';
 import { imageFromUrl, type ImageBytes } from '../images.ts';
+import { decodeMediaParts, mediaPart, type MediaPart } from '../video.ts';
 import { checkLength, promptIds, runGeneration } from '../generation.ts';
 import { clientSignal, sse } from '../http.ts';
 
@@ -22,14 +24,24 @@ function imagesOf(body: Body, ctx: ServeContext): ImageBytes[] {
   return v.map((u, i) => imageFromUrl(u, `images[${i}]`, ctx.limits));
 }
 
+/** /v1/generate's media: images, and videos (data:video/…) decoded by ffmpeg; null when there is no video. */
+function generateMedia(body: Body, ctx: ServeContext): MediaPart[] | null {
+  const v = body.images ?? [];
+  if (!Array.isArray(v)) throw new RequestFieldError('images', 'must be an array of data URLs or base64 strings');
+  if (v.length > ctx.limits.maxImagesPerRequest) throw new LimitError('images', `${v.length} images is more than this server's limit of ${ctx.limits.maxImagesPerRequest} per request`);
+  const parts = v.map((u, i) => mediaPart(u, `images[${i}]`, ctx));
+  return parts.some((p) => p.kind === 'video') ? parts : null;
+}
+
 const GENERATE_KEYS = ['model', 'prompt', 'images', 'max_new_tokens', 'strategy', 'num_beams', 'length_penalty', 'temperature', 'top_k', 'top_p', 'seed', 'n', 'stop', 'stop_at_eoc', 'stream'];
 
 export const nativeRoutes: RoutePlugin = (app, ctx) => {
   app.post('/v1/generate', async (request: FastifyRequest, reply: FastifyReply) => {
     const body = asObject(request.body, 'body');
     checkKeys(body, GENERATE_KEYS, '');
-    const images = imagesOf(body, ctx);
-    const ids = promptIds(ctx, str(body, 'prompt'), images.length);
+    const videoParts = generateMedia(body, ctx);
+    const images = videoParts ? [] : imagesOf(body, ctx);
+    const ids = promptIds(ctx, str(body, 'prompt'), videoParts ? videoParts.length : images.length);
     const maxNew = num(body, 'max_new_tokens', 20, { int: true, min: 1, max: ctx.limits.maxNewTokens, limit: true });
     checkLength(ctx, ids.length, maxNew, 'max_new_tokens');
     const numBeams = num(body, 'num_beams', 1, { int: true, min: 1, max: ctx.limits.maxBeams, limit: true });
@@ -48,6 +60,8 @@ export const nativeRoutes: RoutePlugin = (app, ctx) => {
     const usage = (completion: number) => ({ prompt_tokens: ids.length, completion_tokens: completion, total_tokens: ids.length + completion });
     const signal = clientSignal(request, reply);
 
+    if (videoParts && strategy === 'beam') throw new RequestFieldError('strategy', 'requests with videos decode greedily or by sampling (not beam search)');
+    const media = videoParts ? await decodeMediaParts(videoParts, ctx, signal) : undefined;
     if (strategy === 'beam') {
       if (n !== 1 || stream || stops.length > 0) throw new RequestFieldError('strategy', 'beam search returns one answer: n, stream and stop are not available with it');
       const r = await ctx.engine.run({ kind: 'beam', ids, images: images.map((i) => i.bytes), options: { maxNewTokens: maxNew, numBeams, lengthPenalty, stopAtEoc, stopTokens: [] } }, { signal });
@@ -60,7 +74,7 @@ export const nativeRoutes: RoutePlugin = (app, ctx) => {
       };
     }
     const req = {
-      ids, images, n, stops, trimStart: false,
+      ids, images, media, n, stops, trimStart: false,
       options: { maxNewTokens: maxNew, sample: strategy === 'sample', temperature, topK: topK || undefined, topP: topP < 1 ? topP : undefined, seed, stopAtEoc, stopTokens: [] },
     };
     if (!stream) {

@@ -16,12 +16,11 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RoutePlugin, ServeContext } from '../context.ts';
 import { asObject, checkKeys, num, str } from '../fields.ts';
 import { LimitError, RequestFieldError } from '../errors.ts';
-import { imageFromUrl } from '../images.ts';
 import { checkLength, promptIds } from '../generation.ts';
 import { clientSignal, sse } from '../http.ts';
 import { TextStream } from '../../data/text-stream.ts';
 import type { MediaPayload } from '../protocol.ts';
-import { decodeVideoPayload, videoDataUrl } from '../video.ts';
+import { decodeMediaParts, mediaPart } from '../video.ts';
 import { encodePng } from '../../data/image.ts';
 import { FASHION_MNIST_CLASSES, fashionMnistAvailable, fashionMnistImage, loadFashionMnist } from '../../data/fashion-mnist.ts';
 
@@ -43,15 +42,7 @@ async function mediaOf(raw: unknown, ctx: ServeContext, signal: AbortSignal): Pr
   const list = raw ?? [];
   if (!Array.isArray(list)) throw new RequestFieldError('media', 'must be an array of data URLs (images or videos)');
   if (list.length > ctx.limits.maxImagesPerRequest) throw new LimitError('media', `${list.length} media items is more than this server's limit of ${ctx.limits.maxImagesPerRequest} per request`);
-  const out: MediaPayload[] = [];
-  for (let i = 0; i < list.length; i++) {
-    const param = `media[${i}]`;
-    const u = list[i];
-    if (typeof u !== 'string') throw new RequestFieldError(param, 'must be a data URL');
-    const video = videoDataUrl(u, param, ctx);
-    out.push(video ? await decodeVideoPayload(video, param, ctx, signal) : { kind: 'image', bytes: imageFromUrl(u, param, ctx.limits).bytes });
-  }
-  return out;
+  return decodeMediaParts(list.map((u, i) => mediaPart(u, `media[${i}]`, ctx)), ctx, signal);
 }
 
 let samples: { label: string; url: string }[] | null = null;
@@ -103,7 +94,7 @@ export const playgroundRoutes: RoutePlugin = (app, ctx) => {
     let index = 0;
     let finish: 'stop' | 'length' = 'length';
     try {
-      await ctx.engine.run({ kind: 'inspect', ids, media, options: { maxNewTokens: maxNew, sample: temperature > 0, temperature, seed, stopAtEoc: true, stopTokens: [] } }, {
+      await ctx.engine.run({ kind: 'media', record: true, ids, media, options: { maxNewTokens: maxNew, sample: temperature > 0, temperature, seed, stopAtEoc: true, stopTokens: [] } }, {
         signal,
         onInspectHeader: (h) => out.send({
           type: 'header', layers: h.layers, attn_gates: h.attnGates, ff_gates: h.ffGates, frames: h.frames,
