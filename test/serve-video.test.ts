@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { startServer } from '../src/serve/app.ts';
-import { loadModelDir } from '../src/cli/generate.ts';
+import { loadPretrained } from '../src/pretrained/index.ts';
 import { generate } from '../src/model/generate.ts';
 import { encodeMediaItems } from '../src/model/media.ts';
 import { decodeImage, encodePng, makeImage } from '../src/data/image.ts';
@@ -45,7 +45,7 @@ after(async () => {
 
 /** The model's own greedy answer for an image and the clip (frames decoded as the server does). */
 async function direct(maxNewTokens: number): Promise<number[]> {
-  const { model, processor } = loadModelDir(DIR);
+  const { model, processor } = loadPretrained(DIR);
   const S = model.config.vision.image_size;
   const frames = await decodeVideo(clip, { frames: model.config.resampler.max_num_frames ?? 8, size: S });
   const items = [[processor.preprocessImage(decodeImage(new Uint8Array(IMG), 'x'))], frames.map((f) => processor.preprocessImage(f))];
@@ -77,7 +77,7 @@ test('chat completions: video_url parts with the openai client, plain and stream
     { role: 'user', content: [{ type: 'video_url', video_url: { url: video } }, { type: 'text', text: 'Output:' }] },
   ];
   const want = await direct(6);
-  const { processor } = loadModelDir(DIR);
+  const { processor } = loadPretrained(DIR);
   const plain = await client.chat.completions.create({ model: 'flamingo-fmnist', messages, max_tokens: 6 });
   assert.equal(plain.choices[0]!.message.content, processor.decode(want).replace(/^\s+/, ''));
   assert.equal(plain.usage!.completion_tokens, want.length);
