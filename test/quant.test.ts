@@ -25,6 +25,8 @@ import { mkdtempSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadFlamingo, saveFlamingo } from '../src/io/checkpoint.ts';
+import { lowPrecisionStats, runParityCase } from '../src/io/parity.ts';
+import { run as runVerify } from '../src/cli/verify.ts';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from '../src/io/safetensors.ts';
 
 const ts = getTsKernels();
@@ -386,6 +388,46 @@ describe('quantised checkpoints', () => {
     writeSafetensors(join(dir2, 'weights.safetensors'), tensors, f.metadata);
     copyFileSync(join(dir, 'config.json'), join(dir2, 'config.json'));
     assert.throws(() => loadFlamingo(dir2), /'lang_encoder\.lm_head\.weight' is int8 but 'lang_encoder\.lm_head\.weight\.q8_scales' is missing/);
+  });
+});
+
+describe('verify in low precision', () => {
+  const PARITY = new URL('./fixtures/shared/parity/', import.meta.url).pathname;
+
+  test('lowPrecisionStats: cosine and argmax agreement over the selected rows', () => {
+    const want = Float32Array.from([1, 0, 0, 0, 1, 0, 0, 0, 1]);
+    const got = Float32Array.from([1, 0, 0, 0, 0.5, 1, 9, 9, 9]);
+    const st = lowPrecisionStats(got, want, 3, (r) => r < 2);
+    assert.equal(st.rows, 2);
+    assert.equal(st.top1, 0.5);
+    assert.ok(Math.abs(st.cosine - 1.5 / Math.sqrt(2 * 2.25)) < 1e-12);
+  });
+
+  test('flamingo verify --dtype int8 --json: one line per case with dtype, logits_cosine, top1_agreement', async () => {
+    const lines: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string) => { lines.push(chunk); return true; }) as typeof process.stdout.write;
+    let code: number;
+    try {
+      code = await runVerify(['--dtype', 'int8', '--json', join(PARITY, 'flamingo_logits'), join(PARITY, 'flamingo_generate')]);
+    } finally {
+      process.stdout.write = write;
+    }
+    assert.equal(code, 0);
+    const rows = lines.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(rows.map((r) => r.case), ['flamingo_logits', 'flamingo_generate']);
+    for (const r of rows) {
+      assert.equal(r.dtype, 'int8');
+      const c = r.logits_cosine as number;
+      assert.ok(c >= 0.995 && c < 1, `cosine ${c}: quantisation changes the logits a little`);
+      assert.ok((r.top1_agreement as number) >= 0.9);
+      assert.equal(r.pass, true);
+    }
+    // the fp32 verdict is unchanged: no low-precision fields
+    const r32 = runParityCase(join(PARITY, 'flamingo_logits'));
+    assert.equal(r32.lowPrecision, undefined);
+    assert.ok(r32.pass);
+    await assert.rejects(runVerify(['--dtype', 'fp8', PARITY]), /--dtype must be one of fp32, bf16, int8/);
   });
 });
 

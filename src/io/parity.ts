@@ -20,6 +20,8 @@ import { validateResampler, validateVision, validateXAttn, validateFlamingoConfi
 import { loadRelease } from './release.ts';
 import type { Module } from '../nn/module.ts';
 import { FlamingoError } from '../errors.ts';
+import type { WeightDType } from '../engine/quant.ts';
+import { quantizeFrozen } from '../nn/quantize.ts';
 
 export class ParityCaseError extends FlamingoError {
   constructor(dir: string, message: string) {
@@ -33,6 +35,31 @@ export interface OutputResult {
   pass: boolean;
   /** For integer outputs: number of mismatching elements. */
   mismatches?: number;
+  /** Low-precision runs: cosine similarity with the expected float output over the compared elements. */
+  cosine?: number;
+}
+
+/**
+ * A run in bf16 / int8: the accuracy of the primary output (logits, step logits, or a component's
+ * output) against the fp32 expectation. These replace the fp32 tolerance as the verdict:
+ * pass iff logitsCosine ≥ LOW_PRECISION_COSINE[dtype].
+ */
+export interface LowPrecisionResult {
+  dtype: WeightDType;
+  /** Cosine of the primary output with the expected fp32 values over the compared positions. */
+  logitsCosine: number;
+  /** Share of compared positions whose argmax agrees (logits cases; null for component cases). */
+  top1Agreement: number | null;
+  /** Positions compared (rows of the primary output). */
+  positions: number;
+}
+
+/** Cosine a low-precision run must reach (issue targets: bf16 rounds weights to 8 bits of mantissa, int8 to 7 bits a block). */
+export const LOW_PRECISION_COSINE: Record<Exclude<WeightDType, 'fp32'>, number> = { bf16: 0.9999, int8: 0.995 };
+
+export interface ParityOptions {
+  /** Storage of the frozen linear weights for this run (default fp32: the tolerance verdict). */
+  dtype?: WeightDType;
 }
 
 export interface CaseResult {
@@ -43,6 +70,8 @@ export interface CaseResult {
   maxAbsError: number;
   outputs: OutputResult[];
   error?: string;
+  /** Set for bf16 / int8 runs. */
+  lowPrecision?: LowPrecisionResult;
 }
 
 /** case.json `kind` values this module runs. */
@@ -71,10 +100,10 @@ function modelConfig(config: CaseJson['config']): unknown {
 }
 
 /** A whole-model case's Flamingo: from weights.safetensors, or from the three real-layout sources. */
-function flamingoForCase(dir: string, c: CaseJson): Flamingo {
+function flamingoForCase(dir: string, c: CaseJson, dtype: WeightDType): Flamingo {
   if (!c.files) {
     const model = new Flamingo(validateFlamingoConfig(modelConfig(c.config)));
-    load(model, loadState(readSafetensors(join(dir, 'weights.safetensors'))));
+    load(model, loadState(readSafetensors(join(dir, 'weights.safetensors'))), dtype);
     return model;
   }
   const f = c.files;
@@ -91,6 +120,7 @@ function flamingoForCase(dir: string, c: CaseJson): Flamingo {
     resampler: validateResampler(c.config.resampler!),
     xattn: validateXAttn(c.config.xattn!),
     flamingo: c.config.flamingo as unknown as FlamingoTokensConfig & { tokenizer_len?: number },
+    dtype,
   }).model;
 }
 
@@ -149,8 +179,44 @@ function compareInt(name: string, got: Int32Array, want: Int32Array): OutputResu
   return { name, maxAbsError: maxErr, pass: mism === 0, mismatches: mism };
 }
 
-function load(model: Module, weights: Map<string, WeightEntry>, prefix = ''): void {
+function load(model: Module, weights: Map<string, WeightEntry>, dtype: WeightDType, prefix = ''): void {
   model.loadStateDict(canonicalize(weights, prefix), { strict: true });
+  if (dtype !== 'fp32') {
+    // inference: every part frozen, every linear weight packed
+    model.setTrainable(false);
+    quantizeFrozen(model, dtype);
+  }
+}
+
+/**
+ * Cosine of got vs want over the rows (of `cols` values) where `row(i)` holds, and the share of
+ * those rows whose argmax agrees.
+ */
+export function lowPrecisionStats(got: Float32Array, want: Float32Array, cols: number, row: (r: number) => boolean = () => true): { cosine: number; top1: number; rows: number } {
+  let dot = 0;
+  let ng = 0;
+  let nw = 0;
+  let rows = 0;
+  let agree = 0;
+  const R = Math.floor(want.length / cols);
+  for (let r = 0; r < R; r++) {
+    if (!row(r)) continue;
+    rows++;
+    let ag = 0;
+    let aw = 0;
+    for (let j = 0; j < cols; j++) {
+      const a = got[r * cols + j]!;
+      const b = want[r * cols + j]!;
+      dot += a * b;
+      ng += a * a;
+      nw += b * b;
+      if (a > got[r * cols + ag]!) ag = j;
+      if (b > want[r * cols + aw]!) aw = j;
+    }
+    if (ag === aw) agree++;
+  }
+  const cosine = ng === 0 && nw === 0 ? 1 : dot / Math.sqrt(ng * nw);
+  return { cosine: Number.isFinite(cosine) ? cosine : 0, top1: rows ? agree / rows : 0, rows };
 }
 
 function expectShape(dir: string, t: Tensor, name: string, shape: readonly number[]): void {
@@ -160,8 +226,16 @@ function expectShape(dir: string, t: Tensor, name: string, shape: readonly numbe
 }
 
 /** Run one case directory. Never throws for a failing comparison; throws only for unreadable cases. */
-export function runParityCase(dir: string): CaseResult {
+export function runParityCase(dir: string, opts: ParityOptions = {}): CaseResult {
   const name = dir.split('/').filter(Boolean).pop() ?? dir;
+  const dtype = opts.dtype ?? 'fp32';
+  let low: LowPrecisionResult | undefined;
+  /** Records the primary output's accuracy in a low-precision run. */
+  const primary = (got: Float32Array, want: Float32Array, cols: number, logits: boolean, row?: (r: number) => boolean): void => {
+    if (dtype === 'fp32') return;
+    const st = lowPrecisionStats(got, want, cols, row);
+    low = { dtype, logitsCosine: st.cosine, top1Agreement: logits ? st.top1 : null, positions: st.rows };
+  };
   let kind = 'unknown';
   try {
     const c = JSON.parse(readFileSync(join(dir, 'case.json'), 'utf8')) as CaseJson;
@@ -188,26 +262,31 @@ export function runParityCase(dir: string): CaseResult {
       switch (c.kind) {
         case 'vit': {
           const m = new VisionTransformer(validateVision(c.config.vision!), rng);
-          load(m, weights);
+          load(m, weights, dtype);
           const out = m.forward(f32(inputs, 'pixel_values'));
           cmpF('pooled', out.pooled);
           cmpF('tokens', out.tokens);
+          primary(out.tokens.f32, f32(expected, 'tokens').f32, out.tokens.dim(-1), false);
           break;
         }
         case 'resampler': {
           const m = new PerceiverResampler(validateResampler(c.config.resampler!), rng);
-          load(m, weights);
-          cmpF('output', m.forward(f32(inputs, 'x')));
+          load(m, weights, dtype);
+          const y = m.forward(f32(inputs, 'x'));
+          cmpF('output', y);
+          primary(y.f32, f32(expected, 'output').f32, y.dim(-1), false);
           break;
         }
         case 'xattn': {
           const m = new GatedCrossAttentionBlock(validateXAttn(c.config.xattn!), rng);
-          load(m, weights);
+          load(m, weights, dtype);
           const x = f32(inputs, 'x');
           const media = f32(inputs, 'media');
           const loc = i32(inputs, 'media_locations');
           const [B, L] = loc.shape as [number, number];
-          cmpF('y', m.forward(x, media, textTime(loc.i32, B, L, false)));
+          const y = m.forward(x, media, textTime(loc.i32, B, L, false));
+          cmpF('y', y);
+          primary(y.f32, f32(expected, 'y').f32, y.dim(-1), false);
           if (inputs.has('x_cached')) {
             const xc = f32(inputs, 'x_cached');
             cmpF('y_cached', m.forward(xc, media, textTime(loc.i32, B, L, true, xc.shape[1]!)));
@@ -215,7 +294,7 @@ export function runParityCase(dir: string): CaseResult {
           break;
         }
         case 'flamingo_logits': {
-          const model = flamingoForCase(dir, c);
+          const model = flamingoForCase(dir, c, dtype);
           const visionX = f32(inputs, 'vision_x');
           const ids = i32(inputs, 'input_ids');
           const mask = i32(inputs, 'attention_mask');
@@ -224,6 +303,7 @@ export function runParityCase(dir: string): CaseResult {
           const logits = model.forward({ inputIds: ids, attentionMask: mask, media });
           const V = logits.shape[2]!;
           cmpF('logits', logits, (i) => mask.i32[Math.floor(i / V)] === 1);
+          primary(logits.f32, f32(expected, 'logits').f32, V, true, (r) => mask.i32[r] === 1);
           if (expected.has('vision_tokens')) {
             const tok = model.encodeImages(reshape(visionX, [B * T * F, C, H, W]));
             cmpF('vision_tokens', reshape(tok, [B, T, F, tok.shape[1]!, tok.shape[2]!]));
@@ -233,7 +313,7 @@ export function runParityCase(dir: string): CaseResult {
           break;
         }
         case 'flamingo_generate': {
-          const model = flamingoForCase(dir, c);
+          const model = flamingoForCase(dir, c, dtype);
           const gen = c.config.generation as { max_new_tokens: number; strategy?: string; stop_at_eoc?: boolean; num_beams?: number };
           if (gen.strategy !== undefined && gen.strategy !== 'greedy') throw new ParityCaseError(dir, `generation strategy '${gen.strategy}' is not a parity strategy`);
           const visionX = f32(inputs, 'vision_x');
@@ -262,6 +342,20 @@ export function runParityCase(dir: string): CaseResult {
               }
             }
             cmpF('step_logits', out.stepLogits, (i) => live[Math.floor(i / V)] === 1);
+            if (dtype !== 'fp32') {
+              // step logits are comparable while the generated prefix equals the expected one
+              const want = f32(expected, 'step_logits');
+              const wantIds = i32(expected, 'generated_ids').i32;
+              const gotIds = out.generatedIds.i32;
+              const [Bs, S, V] = want.shape as [number, number, number];
+              const sameUpTo = new Int32Array(Bs);
+              for (let b = 0; b < Bs; b++) {
+                let s = 0;
+                while (s < S && gotIds[b * S + s] === wantIds[b * S + s]) s++;
+                sameUpTo[b] = s; // step s (the first divergent one) still saw the same prefix
+              }
+              primary(out.stepLogits.f32, want.f32, V, true, (r) => r % S <= sameUpTo[Math.floor(r / S)]!);
+            }
           }
           if (expected.has('media')) cmpF('media', media);
           break;
@@ -270,8 +364,15 @@ export function runParityCase(dir: string): CaseResult {
           throw new ParityCaseError(dir, `unknown case kind '${c.kind}'`);
       }
     });
+    const maxAbsError = Math.max(0, ...outputs.map((o) => o.maxAbsError));
+    if (dtype !== 'fp32') {
+      const lp = low as LowPrecisionResult | undefined;
+      if (!lp) return { case: name, dir, kind, pass: false, maxAbsError, outputs, error: `no float output to compare in ${dtype}` };
+      const pass = lp.logitsCosine >= LOW_PRECISION_COSINE[dtype];
+      return { case: name, dir, kind, pass, maxAbsError, outputs, lowPrecision: lp };
+    }
     const pass = outputs.length > 0 && outputs.every((o) => o.pass);
-    return { case: name, dir, kind, pass, maxAbsError: Math.max(0, ...outputs.map((o) => o.maxAbsError)), outputs };
+    return { case: name, dir, kind, pass, maxAbsError, outputs };
   } catch (e) {
     return { case: name, dir, kind, pass: false, maxAbsError: Infinity, outputs: [], error: e instanceof Error ? e.message : String(e) };
   }

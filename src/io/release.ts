@@ -14,6 +14,8 @@
  * the missing / unexpected / mis-shaped tensors with their files. Weights are then read one tensor at
  * a time straight into the model's parameters (no second copy), through one per-tensor hook.
  */
+import { type WeightDType } from '../engine/quant.ts';
+import { packingLoadHook } from '../nn/quantize.ts';
 import { FlamingoError } from '../errors.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -68,6 +70,8 @@ export type TensorLoadHook = (name: string, param: Tensor, read: (dest: Float32A
 
 export interface ReleaseLoadOptions extends ReleaseConfigOverrides {
   onTensor?: TensorLoadHook;
+  /** Storage of the linear weights (bf16 / int8 packed as they are read; default fp32). Ignored with onTensor. */
+  dtype?: WeightDType;
   /** Progress / provenance lines (which files, how many tensors). */
   log?: (line: string) => void;
 }
@@ -340,7 +344,8 @@ export function loadRelease(files: ReleaseFiles, opts: ReleaseLoadOptions = {}):
         + list('missing', missing) + list('unexpected', unexpected) + list('mis-shaped', mismatched));
     }
 
-    const hook: TensorLoadHook = opts.onTensor ?? ((_n, param, read, available) => read(param.f32.subarray(0, available)));
+    const hook: TensorLoadHook = opts.onTensor
+      ?? (opts.dtype && opts.dtype !== 'fp32' ? packingLoadHook(model, opts.dtype) : ((_n, param, read, available) => read(param.f32.subarray(0, available))));
     for (const [target, { source, name }] of plan) {
       const p = params.get(target)!;
       const available = Math.min(p.size, source.info(name)!.shape.reduce((a, b) => a * b, 1));

@@ -92,3 +92,32 @@ export function storedDType(root: Module): WeightDType | 'mixed' {
   if (kinds.size > 1) return 'mixed';
   return [...kinds][0] as WeightDType;
 }
+
+/**
+ * A per-tensor load hook that packs (the shape of io/release.ts's TensorLoadHook): frozen linear
+ * weights are read 16 MB of rows at a time and packed into their final storage; every other tensor
+ * is read straight into its float32 storage. The float32 copy of a packed weight never exists.
+ */
+export function packingLoadHook(
+  root: Module, dtype: WeightDType,
+): (name: string, param: Tensor, read: (dest: Float32Array, offset?: number) => void, available: number) => void {
+  const names = linearWeightNames(root);
+  const chunk = new Float32Array(1 << 22);
+  return (name, param, read, available) => {
+    if (dtype === 'fp32' || !names.has(name) || param.requiresGrad || param.ndim !== 2 || available !== param.size) {
+      read(param.f32.subarray(0, available));
+      return;
+    }
+    const [rows, cols] = param.shape as [number, number];
+    const p = allocPacked(rows, cols, dtype);
+    const step = Math.max(1, Math.floor(chunk.length / Math.max(cols, 1)));
+    const buf = step * cols > chunk.length ? new Float32Array(step * cols) : chunk;
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const n = Math.min(step, rows - r0);
+      const dst = buf.subarray(0, n * cols);
+      read(dst, r0 * cols);
+      packRowsInto(p, r0, dst, n);
+    }
+    param.pack(p);
+  };
+}

@@ -6,10 +6,10 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { VERIFY_KINDS } from './kinds.ts';
-import type { VerifyKind, VerifyResult } from './types.ts';
 import { FlamingoError } from '../../errors.ts';
+import type { VerifyKind, VerifyOptions, VerifyResult } from './types.ts';
 
-export type { VerifyKind, VerifyOutput, VerifyResult } from './types.ts';
+export type { VerifyKind, VerifyOptions, VerifyOutput, VerifyResult } from './types.ts';
 
 export class VerifyPathError extends FlamingoError {
   constructor(path: string, message: string) {
@@ -60,7 +60,7 @@ export function findTargets(paths: string[], kinds: readonly VerifyKind[] = VERI
 }
 
 /** Run one target; a kind that throws yields one failing result carrying the message. */
-export async function runTarget(t: VerifyTarget): Promise<VerifyResult[]> {
+export async function runTarget(t: VerifyTarget, opts: VerifyOptions = {}): Promise<VerifyResult[]> {
   const caseName = basename(t.dir);
   const kindName = String(t.caseJson?.kind ?? t.kind?.name ?? 'unknown');
   if (!t.kind) {
@@ -68,7 +68,7 @@ export async function runTarget(t: VerifyTarget): Promise<VerifyResult[]> {
     return [{ case: caseName, dir: t.dir, kind: kindName, pass: false, outputs: [], error: `unknown case kind '${kindName}' (known: ${known})` }];
   }
   try {
-    return await t.kind.run(t.dir, t.caseJson);
+    return await t.kind.run(t.dir, t.caseJson, opts);
   } catch (e) {
     return [{ case: caseName, dir: t.dir, kind: kindName, pass: false, outputs: [], error: e instanceof Error ? e.message : String(e) }];
   }

@@ -5,11 +5,12 @@ import type { VerifyKind } from './types.ts';
 export const parityKind: VerifyKind = {
   name: 'parity',
   caseKinds: PARITY_KINDS,
-  run(dir) {
-    const r = runParityCase(dir);
+  run(dir, _caseJson, opts) {
+    const r = runParityCase(dir, { dtype: opts?.dtype });
     return Promise.resolve([{
       case: r.case, dir: r.dir, kind: r.kind, pass: r.pass, maxAbsError: r.maxAbsError,
       outputs: r.outputs, ...(r.error !== undefined ? { error: r.error } : {}),
+      ...(r.lowPrecision ? { lowPrecision: r.lowPrecision } : {}),
     }]);
   },
 };

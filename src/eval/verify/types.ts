@@ -4,6 +4,8 @@
  * their case.json, or by their files for fixture formats without one) and turns each into results.
  */
 
+import type { WeightDType } from '../../engine/quant.ts';
+
 /** One compared output of a case (or one sub-check, e.g. a tokenizer case). */
 export interface VerifyOutput {
   name: string;
@@ -26,6 +28,13 @@ export interface VerifyResult {
   outputs: VerifyOutput[];
   /** Set when the case could not be run at all (unreadable files, wrong layout, …). */
   error?: string;
+  /** Low-precision runs (--dtype bf16|int8): the verdict's numbers (see io/parity.ts). */
+  lowPrecision?: { dtype: string; logitsCosine: number; top1Agreement: number | null; positions: number };
+}
+
+export interface VerifyOptions {
+  /** Storage of the frozen linear weights (fp32 unless --dtype); kinds without weights ignore it. */
+  dtype?: WeightDType;
 }
 
 export interface VerifyKind {
@@ -36,5 +45,5 @@ export interface VerifyKind {
   /** For formats without a case.json per case: does this directory hold a fixture of this format? */
   claimsDir?(dir: string): boolean;
   /** Run everything in the directory. Failing comparisons are results, not exceptions. */
-  run(dir: string, caseJson: Record<string, unknown> | null): Promise<VerifyResult[]>;
+  run(dir: string, caseJson: Record<string, unknown> | null, opts?: VerifyOptions): Promise<VerifyResult[]>;
 }
