@@ -12,6 +12,7 @@
  */
 import { setImmediate as tick } from 'node:timers/promises';
 import { BUNDLED_MODEL_DIR, loadPretrained } from './pretrained/index.ts';
+import type { WeightDType } from './engine/quant.ts';
 import { decodeImage, loadImage, type RgbImage } from './data/image.ts';
 import type { FlamingoProcessor } from './data/processor.ts';
 import { TextStream } from './data/text-stream.ts';
@@ -145,7 +146,7 @@ function toRgb(src: ImageSource, i: number): RgbImage {
 }
 
 /** Load a model directory (config.json, weights.safetensors, tokenizer.json); the bundled model by default. */
-export async function pipeline(modelDir: string = BUNDLED_MODEL_DIR): Promise<FlamingoPipeline> {
-  const { model, processor } = loadPretrained(modelDir);
+export async function pipeline(modelDir: string = BUNDLED_MODEL_DIR, opts: { dtype?: WeightDType } = {}): Promise<FlamingoPipeline> {
+  const { model, processor } = loadPretrained(modelDir, { dtype: opts.dtype });
   return new FlamingoPipeline(model, processor);
 }

@@ -17,7 +17,7 @@ import {
 } from '../src/engine/quant.ts';
 import { Linear } from '../src/nn/layers.ts';
 import { Module } from '../src/nn/module.ts';
-import { linearWeightNames, modelBytes, packMatrix, quantizeFrozen, storedDType } from '../src/nn/quantize.ts';
+import { linearWeightNames, logWeights, modelBytes, packMatrix, quantizeFrozen, storedDType } from '../src/nn/quantize.ts';
 import { Flamingo } from '../src/model/flamingo.ts';
 import type { FlamingoConfig, LMConfig } from '../src/model/config.ts';
 import { AdamW } from '../src/train/optim.ts';
@@ -27,6 +27,8 @@ import { join } from 'node:path';
 import { loadFlamingo, saveFlamingo } from '../src/io/checkpoint.ts';
 import { lowPrecisionStats, runParityCase } from '../src/io/parity.ts';
 import { run as runVerify } from '../src/cli/verify.ts';
+import { run as runGenerate } from '../src/cli/generate.ts';
+import { BUNDLED_MODEL_DIR, loadPretrained } from '../src/pretrained/index.ts';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from '../src/io/safetensors.ts';
 
 const ts = getTsKernels();
@@ -428,6 +430,33 @@ describe('verify in low precision', () => {
     assert.equal(r32.lowPrecision, undefined);
     assert.ok(r32.pass);
     await assert.rejects(runVerify(['--dtype', 'fp8', PARITY]), /--dtype must be one of fp32, bf16, int8/);
+  });
+});
+
+describe('--dtype on the commands', () => {
+  test('the bundled model loads packed for generation and still answers; a bad --dtype is a usage error', async () => {
+    const errs: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string) => { errs.push(chunk); return true; }) as typeof process.stderr.write;
+    let fp: ReturnType<typeof loadPretrained>;
+    let q: ReturnType<typeof loadPretrained>;
+    try {
+      fp = loadPretrained(BUNDLED_MODEL_DIR);
+      q = loadPretrained(BUNDLED_MODEL_DIR, { dtype: 'int8' });
+      logWeights(q.model, 'test');
+      await assert.rejects(runGenerate(['--model', BUNDLED_MODEL_DIR, '--prompt', 'x', '--dtype', 'int4']), /--dtype must be one of fp32, bf16, int8, got "int4"/);
+    } finally {
+      process.stderr.write = write;
+    }
+    assert.ok(errs.some((l) => /weights int8 \(\d+ MB\); kernels /.test(l)), 'the dtype in use is logged');
+    assert.equal(storedDType(fp.model), 'fp32');
+    assert.equal(storedDType(q.model), 'int8');
+    assert.ok(modelBytes(q.model) < 0.5 * modelBytes(fp.model));
+    const ids = fp.processor.encodeText('The');
+    const a = E.noGrad(() => fp.model.forward({ inputIds: new Tensor(Int32Array.from(ids), [1, ids.length]) })).f32;
+    const b = E.noGrad(() => q.model.forward({ inputIds: new Tensor(Int32Array.from(ids), [1, ids.length]) })).f32;
+    const st = lowPrecisionStats(b, a, q.model.config.lm.vocab_size);
+    assert.ok(st.cosine > 0.99, `int8 logits cosine ${st.cosine}`);
   });
 });
 

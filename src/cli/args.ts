@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { isParseArgsError, UsageError } from '../errors.ts';
+import { type WeightDType, WEIGHT_DTYPES, isWeightDType } from '../engine/quant.ts';
 
 type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
 
@@ -58,4 +59,11 @@ export function choiceArg<T extends string>(name: string, v: string | undefined,
   if (v === undefined) return undefined;
   if (!(choices as readonly string[]).includes(v)) throw new UsageError(`--${name} must be ${choices.join(' or ')}, got '${v}'`);
   return v as T;
+}
+
+/** --dtype: storage of the linear weights (fp32 | bf16 | int8; engine/quant.ts). */
+export function dtypeArg(v: string | undefined): WeightDType | undefined {
+  if (v === undefined) return undefined;
+  if (!isWeightDType(v)) throw new UsageError(`--dtype must be one of ${WEIGHT_DTYPES.join(', ')}, got "${v}"`);
+  return v;
 }

@@ -13,7 +13,8 @@ import { tokenizerCodec } from '../eval/tasks.ts';
 import { runBuiltinSuite } from './eval-suite.ts';
 import { framesForModel } from '../data/video.ts';
 import { UsageError } from '../errors.ts';
-import { choiceArg, intArg, intListArg, numberArg, parseOptions } from './args.ts';
+import { choiceArg, dtypeArg, intArg, intListArg, numberArg, parseOptions } from './args.ts';
+import { logWeights } from '../nn/quantize.ts';
 
 const USAGE = `usage: flamingo eval --model <dir> --task <task> --data <dir | key=path ...> --out <dir> [options]
        flamingo eval merge <shard dir>... --out <dir> [--quiet] [--json]
@@ -41,6 +42,7 @@ const USAGE = `usage: flamingo eval --model <dir> --task <task> --data <dir | ke
                        \`flamingo eval merge\` on the n folders writes what a single run writes (docs/EVAL.md)
   --skip-invalid       skip (and count) items whose image is missing or unreadable instead of failing
   --cache-dir <dir>    RICES feature cache (default <out>/cache)
+  --dtype <t>          fp32 | bf16 | int8: storage of the linear weights (packed at load; default as saved)
   --quiet              no progress bar        --json   print the summary as one JSON line
 `;
 
@@ -118,7 +120,7 @@ export async function run(args: string[]): Promise<number> {
     'max-items': { type: 'string' }, 'batch-size': { type: 'string' }, 'query-set-size': { type: 'string' },
     'num-beams': { type: 'string' }, 'max-new-tokens': { type: 'string' }, 'length-penalty': { type: 'string' },
     frames: { type: 'string' }, shard: { type: 'string' }, 'demo-mode': { type: 'string' }, 'skip-invalid': { type: 'boolean' }, 'cache-dir': { type: 'string' },
-    quiet: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    dtype: { type: 'string' }, quiet: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
     process.stdout.write(USAGE);
@@ -153,7 +155,8 @@ export async function run(args: string[]): Promise<number> {
     frames: intArg('frames', values.frames, { min: 1 }), generation, skipInvalid: values['skip-invalid'] === true,
     demoMode, shard, cacheDir: values['cache-dir'], quiet: values.quiet === true, json: values.json === true,
   };
-  const { model, tokenizer } = loadPretrained(cfg.modelDir);
+  const { model, tokenizer } = loadPretrained(cfg.modelDir, { dtype: dtypeArg(values.dtype) });
+  logWeights(model, 'flamingo eval');
   const dataset = loadTaskData(cfg.task, cfg.data, { skipInvalid: cfg.skipInvalid, frames: cfg.frames ?? framesForModel(model.config.resampler) });
   const bar = new ProgressBar(process.stderr, !cfg.quiet);
   const options = {

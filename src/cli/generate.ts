@@ -13,20 +13,21 @@ import { intTensor } from '../engine/tensor.ts';
 import { loadPretrained } from '../pretrained/index.ts';
 import { RELEASE_OPTIONS, releaseFiles, loadReleaseWithProcessor } from './model-sources.ts';
 import { UsageError } from '../errors.ts';
-import { intArg, numberArg, parseOptions } from './args.ts';
+import { dtypeArg, intArg, numberArg, parseOptions } from './args.ts';
+import { logWeights, quantizeFrozen } from '../nn/quantize.ts';
 import { readPrompt } from './prompt-input.ts';
 
 const OPTIONS = {
   ...RELEASE_OPTIONS,
   model: { type: 'string' }, prompt: { type: 'string' }, 'prompt-file': { type: 'string' }, images: { type: 'string' }, 'max-new-tokens': { type: 'string' },
   'num-beams': { type: 'string' }, 'length-penalty': { type: 'string' }, sample: { type: 'boolean' }, temperature: { type: 'string' },
-  'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' }, frames: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  'top-k': { type: 'string' }, 'top-p': { type: 'string' }, seed: { type: 'string' }, frames: { type: 'string' }, dtype: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
 } as const;
 
 export async function run(args: string[]): Promise<number> {
   const { values: v } = parseOptions(args, OPTIONS);
   if (v.help) {
-    process.stdout.write('usage: flamingo generate (--model DIR | --open-clip FILE --lm DIR --checkpoint FILE) (--prompt TEXT | --prompt-file PATH|-) [--images a.png,clip.mp4,frames-dir] [--frames N] [--max-new-tokens 20] [--num-beams 3] [--sample --temperature 1 --top-k 0 --top-p 1 --seed 0] [--json]\n');
+    process.stdout.write('usage: flamingo generate (--model DIR | --open-clip FILE --lm DIR --checkpoint FILE) (--prompt TEXT | --prompt-file PATH|-) [--images a.png,clip.mp4,frames-dir] [--frames N] [--max-new-tokens 20] [--num-beams 3] [--sample --temperature 1 --top-k 0 --top-p 1 --seed 0] [--dtype fp32|bf16|int8] [--json]\n');
     return 0;
   }
   const files = releaseFiles(v);
@@ -42,7 +43,10 @@ export async function run(args: string[]): Promise<number> {
   const topP = numberArg('top-p', v['top-p']);
   const seed = intArg('seed', v.seed) ?? 0;
   const framesArg = intArg('frames', v.frames, { min: 1 });
-  const { model, processor } = files ? loadReleaseWithProcessor(files) : loadPretrained(v.model!);
+  const dtype = dtypeArg(v.dtype);
+  const { model, processor } = files ? loadReleaseWithProcessor(files) : loadPretrained(v.model!, { dtype });
+  if (files && dtype) quantizeFrozen(model, dtype); // release files: packed after loading (inference mode: every part frozen)
+  logWeights(model, 'flamingo generate');
   const frames = framesArg ?? framesForModel(model.config.resampler);
   const media = (v.images ?? '').split(',').filter((p) => p.length > 0).map((p) => loadMedia(p, frames).map((im) => processor.preprocessImage(im)));
   const ids = processor.encodeText(prompt);

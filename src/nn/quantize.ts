@@ -121,3 +121,8 @@ export function packingLoadHook(
     param.pack(p);
   };
 }
+
+/** One stderr line saying how the weights are stored (no silent choice of dtype). */
+export function logWeights(root: Module, who: string): void {
+  process.stderr.write(`${who}: weights ${storedDType(root)} (${(modelBytes(root) / 2 ** 20).toFixed(0)} MB); kernels ${backend().description}\n`);
+}

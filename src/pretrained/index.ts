@@ -7,6 +7,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { storedDType } from '../nn/quantize.ts';
 import { FlamingoProcessor } from '../data/processor.ts';
 import { UsageError } from '../errors.ts';
 import { SOURCES } from './sources.ts';
@@ -77,6 +78,6 @@ export function loadPretrained(location: string, options: LoadPretrainedOptions 
   }
   model.setTrainingMode('none');
   const processor = new FlamingoProcessor(tokenizer, { imageSize: cfg.vision.image_size, maxLength: cfg.lm.max_position_embeddings, preprocess: cfg.preprocess });
-  options.log?.(`model ${location} (${source.name}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters)`);
+  options.log?.(`model ${location} (${source.name}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters, weights ${storedDType(model)})`);
   return { model, tokenizer, processor, location, source: source.name, meta: readModelMeta(location) };
 }

@@ -17,8 +17,8 @@ export const modelDirSource: PretrainedSource = {
     const missing = MODEL_DIR_FILES.filter((f) => !existsSync(join(dir, f)));
     return missing.length === 0 ? null : `has no ${missing.join(', ')}`;
   },
-  load(dir) {
+  load(dir, options) {
     const tokenizer = BpeTokenizer.fromHuggingFace(readFileSync(join(dir, 'tokenizer.json'), 'utf8'));
-    return { model: loadFlamingo(dir), tokenizer };
+    return { model: loadFlamingo(dir, 'weights.safetensors', { dtype: options.dtype }), tokenizer };
   },
 };

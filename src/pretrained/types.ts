@@ -7,6 +7,7 @@ import type { Flamingo } from '../model/flamingo.ts';
 import type { BpeTokenizer } from '../data/tokenizer.ts';
 import type { FlamingoProcessor } from '../data/processor.ts';
 import { FlamingoError } from '../errors.ts';
+import type { WeightDType } from '../engine/quant.ts';
 
 /** A model location that does not exist or that no source can read, or a model and tokenizer that disagree. */
 export class PretrainedError extends FlamingoError {}
@@ -18,6 +19,8 @@ export interface LoadPretrainedOptions {
   hint?: string;
   /** Progress lines (which source, parameter count); nothing is logged without it. */
   log?: (line: string) => void;
+  /** Storage of the linear weights: fp32, bf16 or int8 (packed at load, tensor by tensor; default: as saved). */
+  dtype?: WeightDType;
   // Options that change how weights are held (dtype, mmap …) belong here; every source receives them.
 }
 
