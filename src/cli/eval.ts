@@ -14,7 +14,7 @@ import { runBuiltinSuite } from './eval-suite.ts';
 import { framesForModel } from '../data/video.ts';
 import { UsageError } from '../errors.ts';
 import { choiceArg, dtypeArg, intArg, intListArg, numberArg, parseOptions } from './args.ts';
-import { logWeights } from '../nn/quantize.ts';
+import { logWeights, storedDType } from '../nn/quantize.ts';
 
 const USAGE = `usage: flamingo eval --model <dir> --task <task> --data <dir | key=path ...> --out <dir> [options]
        flamingo eval merge <shard dir>... --out <dir> [--quiet] [--json]
@@ -156,7 +156,7 @@ export async function run(args: string[]): Promise<number> {
     demoMode, shard, cacheDir: values['cache-dir'], quiet: values.quiet === true, json: values.json === true,
   };
   const { model, tokenizer } = loadPretrained(cfg.modelDir, { dtype: dtypeArg(values.dtype) });
-  logWeights(model, 'flamingo eval');
+  if (storedDType(model) !== 'fp32') logWeights(model, 'flamingo eval'); // the default fp32 adds no line
   const dataset = loadTaskData(cfg.task, cfg.data, { skipInvalid: cfg.skipInvalid, frames: cfg.frames ?? framesForModel(model.config.resampler) });
   const bar = new ProgressBar(process.stderr, !cfg.quiet);
   const options = {

@@ -14,7 +14,7 @@ import { loadPretrained } from '../pretrained/index.ts';
 import { RELEASE_OPTIONS, releaseFiles, loadReleaseWithProcessor } from './model-sources.ts';
 import { UsageError } from '../errors.ts';
 import { dtypeArg, intArg, numberArg, parseOptions } from './args.ts';
-import { logWeights, quantizeFrozen } from '../nn/quantize.ts';
+import { logWeights, quantizeFrozen, storedDType } from '../nn/quantize.ts';
 import { readPrompt } from './prompt-input.ts';
 
 const OPTIONS = {
@@ -46,7 +46,7 @@ export async function run(args: string[]): Promise<number> {
   const dtype = dtypeArg(v.dtype);
   const { model, processor } = files ? loadReleaseWithProcessor(files) : loadPretrained(v.model!, { dtype });
   if (files && dtype) quantizeFrozen(model, dtype); // release files: packed after loading (inference mode: every part frozen)
-  logWeights(model, 'flamingo generate');
+  if (storedDType(model) !== 'fp32') logWeights(model, 'flamingo generate'); // the default fp32 adds no line
   const frames = framesArg ?? framesForModel(model.config.resampler);
   const media = (v.images ?? '').split(',').filter((p) => p.length > 0).map((p) => loadMedia(p, frames).map((im) => processor.preprocessImage(im)));
   const ids = processor.encodeText(prompt);
