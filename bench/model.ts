@@ -1,5 +1,6 @@
 /**
  * `npm run bench -- model --config tiny|small|openflamingo3b|openflamingo9b [--dtype fp32|bf16|int8] [--json] [--repeats N]`
+ * `npm run bench -- model --config NAME --against "CMD" [--pairs N] [--timeout-s S] [--json]`
  *
  * Runs the configs and workloads of bench/configs/configs.json (a copy of ../shared/bench/configs.json) with random weights: a training step
  * (ViT frozen under noGrad; perceiver, gated blocks and LM input embeddings trainable; next-token CE
@@ -12,6 +13,16 @@
  * a product does not depend on the values). With a train workload the trainable parts stay fp32
  * (frozen ones packed); without one everything is frozen (inference) and every linear weight is
  * packed. load_ms is the time to build (and fill, and pack) the model.
+ *
+ * --against CMD alternates this bench (a fresh process each time, same flags) with the shell command
+ * CMD, which must print the same JSON object (the PyTorch baseline's worker does), for N pairs
+ * (default 3), and prints each shared numeric figure's per-pair ratios ours / theirs and their median
+ * (bench/lib/against.ts).
+ *
+ * --profile runs the timed train steps once more under the engine's profiler and adds `profile` to
+ * the JSON (and a table on stderr): forward and backward time per op kind, kernel time (GEMM by size
+ * class, with GFLOP/s), time outside kernels, GC pauses, page faults and kernel CPU time
+ * (bench/lib/profile.ts). --train-only skips prefill and decode.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +36,9 @@ import { generate, prefill } from '../src/model/generate.ts';
 import { AdamW } from '../src/train/optim.ts';
 import { type WeightDType, allocPacked, parseWeightDType } from '../src/engine/quant.ts';
 import { linearWeightNames, modelBytes, packRowsInto } from '../src/nn/quantize.ts';
+import { AgainstError, formatReport, runPairs } from './lib/against.ts';
+import { formatProfile, profileSteps } from './lib/profile.ts';
+import type { Phase } from '../src/engine/profile.ts';
 
 interface Workload {
   batch_size: number;
@@ -164,7 +178,41 @@ export function buildQuantized(cfg: FlamingoConfig, dtype: Exclude<WeightDType, 
   return model;
 }
 
+/** Value of `--flag V`; throws when the flag is last. */
+function flagValue(args: readonly string[], flag: string): string | undefined {
+  const i = args.indexOf(flag);
+  if (i < 0) return undefined;
+  const v = args[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new AgainstError(`bench model: ${flag} needs a value`);
+  return v;
+}
+
+/** `--against CMD`: this bench (same flags, in a child process) against CMD, N alternating pairs. */
+async function runAgainst(args: string[]): Promise<void> {
+  const json = args.includes('--json');
+  const cmd = flagValue(args, '--against')!;
+  const pairs = Number(flagValue(args, '--pairs') ?? '3');
+  const timeoutS = Number(flagValue(args, '--timeout-s') ?? '1800');
+  if (!(timeoutS > 0)) throw new AgainstError(`bench model: --timeout-s must be a positive number of seconds`);
+  const own: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--against' || args[i] === '--pairs' || args[i] === '--timeout-s') { i++; continue; }
+    if (args[i] === '--json') continue;
+    own.push(args[i]!);
+  }
+  const main = fileURLToPath(new URL('./main.ts', import.meta.url));
+  const report = await runPairs({
+    ours: { argv: [process.execPath, ...process.execArgv, main, 'model', ...own, '--json'] },
+    theirs: { shell: cmd },
+    pairs,
+    timeoutS,
+    log: (s) => process.stderr.write(s + '\n'),
+  });
+  process.stdout.write(json ? JSON.stringify(report) + '\n' : formatReport(report) + '\n');
+}
+
 export async function run(args: string[]): Promise<void> {
+  if (args.includes('--against')) return runAgainst(args);
   const json = args.includes('--json');
   const dtIdx = args.indexOf('--dtype');
   const dtype = parseWeightDType(dtIdx >= 0 ? args[dtIdx + 1] : 'fp32', '--dtype');
@@ -197,21 +245,40 @@ export async function run(args: string[]): Promise<void> {
     const batch = makeBatch(cfg, w, rng);
     const V = cfg.lm.vocab_size;
     const times: number[] = [];
-    for (let i = 0; i < repeats + 1; i++) {
-      const s = performance.now();
+    const losses: number[] = [];
+    const step = (begin: (p: Phase) => void): void => {
+      begin('forward');
       const logits = model.forward({ inputIds: batch.ids, attentionMask: batch.mask, visionX: batch.visionX });
       const loss = E.crossEntropy(E.reshape(logits, [-1, V]), E.reshape(batch.targets, [-1]), { ignoreIndex: -100 });
+      begin('backward');
       E.backward(loss);
+      begin('optimizer');
       opt.update();
       opt.zeroGrad();
+      losses.push(loss.item());
+    };
+    for (let i = 0; i < repeats + 1; i++) {
+      const s = performance.now();
+      step(() => {});
       const ms = performance.now() - s;
       if (i > 0) times.push(ms); // first step warms up allocations
-      log(`train step ${i}: ${ms.toFixed(0)} ms (loss ${loss.item().toFixed(3)})`);
+      log(`train step ${i}: ${ms.toFixed(0)} ms (loss ${losses[losses.length - 1]!.toFixed(3)})`);
     }
     result.train_step_ms = median(times);
+    result.train_losses = losses;
     const gf = trainFlops(cfg, w) / 1e9;
     result.train_gflop_per_step = gf;
     result.train_achieved_gflops = gf / (median(times) / 1000);
+    if (args.includes('--profile')) {
+      const prof = await profileSteps(repeats, step);
+      result.profile = prof;
+      process.stderr.write(formatProfile(prof) + '\n');
+    }
+  }
+  if (args.includes('--train-only')) {
+    result.peak_rss_mb = process.resourceUsage().maxRSS / 1024;
+    process.stdout.write(JSON.stringify(result) + '\n');
+    return;
   }
 
   E.noGrad(() => {

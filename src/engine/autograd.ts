@@ -7,6 +7,7 @@
  */
 import { type GradNode, Tensor, fmtShape } from './tensor.ts';
 import { backend } from './backend.ts';
+import { activeProfiler } from './profile.ts';
 
 /** Grad mode is a process-wide switch like PyTorch's; it only ever changes inside noGrad/enableGrad scopes. */
 let gradEnabled = true;
@@ -44,6 +45,7 @@ export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
  * Returns `out` for chaining.
  */
 export function record(out: Tensor, op: string, inputs: readonly Tensor[], backward: (g: Float32Array) => void): Tensor {
+  activeProfiler()?.forwardDone(op);
   if (!needsGrad(...inputs)) return out;
   out.requiresGrad = true;
   const node: GradNode = { op, inputs, backward };
@@ -129,12 +131,21 @@ export function backward(root: Tensor, grad?: Float32Array, retainGraph = false)
     }
   }
   accumulateGrad(root, grad, false);
+  const prof = activeProfiler();
   for (let k = order.length - 1; k >= 0; k--) {
     const t = order[k]!;
     const node = t.node;
     if (!node) continue; // leaf
     const g = t.grad;
-    if (g !== null) node.backward(g);
+    if (g !== null) {
+      if (prof) {
+        const t0 = performance.now();
+        node.backward(g);
+        prof.backwardDone(node.op, performance.now() - t0);
+      } else {
+        node.backward(g);
+      }
+    }
     if (!retainGraph) {
       t.node = null;
       t.grad = null; // intermediate gradient no longer needed

@@ -1,0 +1,127 @@
+/**
+ * The train-step profile of `npm run bench -- model --profile`: runs steps under the engine's
+ * Profiler with timed kernels, and adds what the engine cannot see itself: garbage collection (from
+ * the `gc` performance entries), and page faults / kernel CPU time (getrusage: fresh pages of large
+ * buffers are cleared by the kernel on first touch).
+ */
+import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
+import { Profiler, profileKernels, withProfiler, type Phase } from '../../src/engine/profile.ts';
+import { backend, withBackend } from '../../src/engine/backend.ts';
+
+export interface StepProfile {
+  steps: number;
+  /** Per step (ms): wall time of each phase. */
+  phases: Record<string, number>;
+  /** Per step, by op kind, sorted by forward + backward time. */
+  ops: { op: string; forward_ms: number; backward_ms: number; forward_calls: number; backward_calls: number }[];
+  /** Per step, by phase/kernel (GEMM by size class), sorted by time. */
+  kernels: { kernel: string; ms: number; calls: number; gflops?: number }[];
+  summary: {
+    step_ms: number;
+    gemm_ms: number;
+    gemm_gflop: number;
+    gemm_gflops: number;
+    other_kernels_ms: number;
+    /** Step time outside every kernel: TypeScript loops in ops, allocation, model code, GC. */
+    outside_kernels_ms: number;
+    gc_ms: number;
+    gc_count: number;
+    minor_page_faults: number;
+    /** Kernel-mode CPU time (page clearing, mmap/munmap) summed over threads. */
+    system_cpu_ms: number;
+    user_cpu_ms: number;
+    alloc_count: number;
+    alloc_mb: number;
+    alloc_reused: number;
+    alloc_ms: number;
+  };
+}
+
+/** step(phase) runs one training step, calling phase() at each phase boundary. */
+export type StepFn = (begin: (p: Phase) => void) => void;
+
+export async function profileSteps(steps: number, step: StepFn): Promise<StepProfile> {
+  const prof = new Profiler();
+  const gc: PerformanceEntry[] = [];
+  const obs = new PerformanceObserver((list) => { gc.push(...list.getEntries()); });
+  obs.observe({ entryTypes: ['gc'] });
+  const phaseMs = new Map<string, number>();
+  const timed = profileKernels(backend());
+  const ru0 = process.resourceUsage();
+  const t0 = performance.now();
+  withBackend(timed, () => withProfiler(prof, () => {
+    for (let i = 0; i < steps; i++) {
+      let cur: Phase | null = null;
+      let since = 0;
+      const begin = (p: Phase) => {
+        const now = performance.now();
+        if (cur) phaseMs.set(cur, (phaseMs.get(cur) ?? 0) + now - since);
+        cur = p;
+        since = now;
+        prof.begin(p);
+      };
+      step(begin);
+      begin('other');
+    }
+  }));
+  const t1 = performance.now();
+  const ru1 = process.resourceUsage();
+  await new Promise((r) => setTimeout(r, 100)); // gc entries are delivered later, on the event loop
+  obs.disconnect();
+  const inWindow = gc.filter((e) => e.startTime >= t0 && e.startTime <= t1);
+  const per = (x: number) => x / steps;
+  const ops = [...prof.ops].map(([op, o]) => ({ op, forward_ms: per(o.forward_ms), backward_ms: per(o.backward_ms), forward_calls: per(o.forward_calls), backward_calls: per(o.backward_calls) }))
+    .sort((a, b) => b.forward_ms + b.backward_ms - a.forward_ms - a.backward_ms);
+  const kernels = [...prof.kernels].map(([kernel, k]) => ({ kernel, ms: per(k.ms), calls: per(k.calls), ...(k.gflop !== undefined ? { gflops: k.gflop / (k.ms / 1000) } : {}) }))
+    .sort((a, b) => b.ms - a.ms);
+  let gemmMs = 0, gemmGf = 0, otherMs = 0;
+  for (const k of prof.kernels.values()) {
+    if (k.gflop !== undefined) { gemmMs += k.ms; gemmGf += k.gflop; } else otherMs += k.ms;
+  }
+  const stepMs = per(t1 - t0);
+  phaseMs.delete('other');
+  return {
+    steps,
+    phases: Object.fromEntries([...phaseMs].map(([k, v]) => [`${k}_ms`, per(v)])),
+    ops,
+    kernels,
+    summary: {
+      step_ms: stepMs,
+      gemm_ms: per(gemmMs),
+      gemm_gflop: per(gemmGf),
+      gemm_gflops: gemmGf / (gemmMs / 1000),
+      other_kernels_ms: per(otherMs),
+      outside_kernels_ms: stepMs - per(gemmMs + otherMs),
+      gc_ms: per(inWindow.reduce((s, e) => s + e.duration, 0)),
+      gc_count: per(inWindow.length),
+      minor_page_faults: per(ru1.minorPageFault - ru0.minorPageFault),
+      system_cpu_ms: per((ru1.systemCPUTime - ru0.systemCPUTime) / 1000),
+      user_cpu_ms: per((ru1.userCPUTime - ru0.userCPUTime) / 1000),
+      alloc_count: per(prof.alloc.count),
+      alloc_mb: per(prof.alloc.bytes) / 2 ** 20,
+      alloc_reused: per(prof.alloc.reused),
+      alloc_ms: per(prof.alloc.ms),
+    },
+  };
+}
+
+/** Human-readable tables (top rows) of a profile. */
+export function formatProfile(p: StepProfile, top = 25): string {
+  const s = p.summary;
+  const pct = (x: number) => `${((100 * x) / s.step_ms).toFixed(1)}%`;
+  const lines = [
+    `profile over ${p.steps} step(s), per step: ${s.step_ms.toFixed(1)} ms (${Object.entries(p.phases).map(([k, v]) => `${k.replace(/_ms$/, '')} ${v.toFixed(1)}`).join(', ')})`,
+    `  GEMM ${s.gemm_ms.toFixed(1)} ms (${pct(s.gemm_ms)}, ${s.gemm_gflops.toFixed(1)} GFLOP/s), other kernels ${s.other_kernels_ms.toFixed(1)} ms (${pct(s.other_kernels_ms)}), outside kernels ${s.outside_kernels_ms.toFixed(1)} ms (${pct(s.outside_kernels_ms)})`,
+    `  GC ${s.gc_ms.toFixed(1)} ms in ${s.gc_count.toFixed(1)} pauses (${pct(s.gc_ms)}); ${s.minor_page_faults.toFixed(0)} minor page faults, system CPU ${s.system_cpu_ms.toFixed(1)} ms, user CPU ${s.user_cpu_ms.toFixed(1)} ms`,
+    `  allocator: ${s.alloc_count.toFixed(0)} buffers, ${s.alloc_mb.toFixed(0)} MB (${s.alloc_reused.toFixed(0)} reused), ${s.alloc_ms.toFixed(1)} ms`,
+    '  op                      forward ms  backward ms   calls',
+  ];
+  for (const o of p.ops.slice(0, top)) {
+    lines.push(`  ${o.op.padEnd(22)} ${o.forward_ms.toFixed(1).padStart(10)} ${o.backward_ms.toFixed(1).padStart(12)} ${o.forward_calls.toFixed(0).padStart(7)}`);
+  }
+  lines.push('  kernel                                   ms    calls  GFLOP/s');
+  for (const k of p.kernels.slice(0, top)) {
+    lines.push(`  ${k.kernel.padEnd(36)} ${k.ms.toFixed(1).padStart(8)} ${k.calls.toFixed(0).padStart(8)} ${k.gflops !== undefined ? k.gflops.toFixed(1).padStart(8) : ''}`);
+  }
+  return lines.join('\n');
+}
