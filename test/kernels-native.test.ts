@@ -414,6 +414,12 @@ test('bad sizes throw NativeKernelArgumentError naming the kernel instead of rea
   expectArgError(() => nat.gemm(false, false, 2 ** 40, 2 ** 40, 2 ** 40, 1, small, small, 0, small), 'gemm');
   expectArgError(() => nat.axpy(1, small, small, 2 ** 53), 'axpy');
   expectArgError(() => nat.activation('swish' as Activation, small, small, 10), 'activation');
+  expectArgError(() => nat.packedLinear(small, { kind: 'bf16', rows: 4, cols: 4, bits: new Uint16Array(15) }, small, 1, 0),
+    'packedLinear');
+  expectArgError(() => nat.packedLinear(new Float32Array(4), { kind: 'int8', rows: 2, cols: 4, qs: new Int8Array(8),
+    scales: new Float32Array(1) }, small, 1, 0), 'packedLinear');
+  expectArgError(() => nat.packedLinear(new Float32Array(4), { kind: 'bf16', rows: 2, cols: 4, bits: new Uint16Array(8) },
+    small, 1, 0.5), 'packedLinear');
 });
 
 test('backend description names the GEMM library and thread count', { skip }, () => {
