@@ -228,7 +228,7 @@ export async function run(args: string[]): Promise<void> {
   const t0 = performance.now();
   const model = dtype === 'fp32' ? new Flamingo(cfg, 0) : buildQuantized(cfg, dtype, bc.workloads.train !== undefined);
   // non-zero gates so the visual path is exercised as after training
-  for (const g of model.lang_encoder.gated.values()) { g.attn_gate.f32[0] = 0.5; g.ff_gate.f32[0] = 0.5; }
+  for (const g of model.lang_encoder.gated.values()) { g.attn_gate!.f32[0] = 0.5; g.ff_gate!.f32[0] = 0.5; }
   const loadMs = performance.now() - t0;
   const weightsMb = modelBytes(model) / 2 ** 20;
   const rssAfterLoad = process.memoryUsage().rss / 2 ** 20;

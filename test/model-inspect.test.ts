@@ -31,7 +31,7 @@ function pixels(rng: Rng, B: number, T: number): Tensor {
 function model(onlyImmediate: boolean, seed = 1): Flamingo {
   const m = new Flamingo({ ...TINY, xattn: { ...TINY.xattn, only_attend_immediate_media: onlyImmediate } }, seed);
   let v = 0.5;
-  for (const g of m.lang_encoder.gated.values()) { g.attn_gate.f32[0] = v; g.ff_gate.f32[0] = -v; v += 0.3; }
+  for (const g of m.lang_encoder.gated.values()) { g.attn_gate!.f32[0] = v; g.ff_gate!.f32[0] = -v; v += 0.3; }
   return m;
 }
 
@@ -72,8 +72,8 @@ describe('recording during forward and generation', () => {
     const a = out.attention!;
     assert.deepEqual(a.layers, [0, 1]);
     const gates = [...m.lang_encoder.gated.values()];
-    a.attnGates.forEach((g, i) => assert.ok(near(g, Math.tanh(gates[i]!.attn_gate.f32[0]!))));
-    a.ffGates.forEach((g, i) => assert.ok(near(g, Math.tanh(gates[i]!.ff_gate.f32[0]!))));
+    a.attnGates.forEach((g, i) => assert.ok(near(g, Math.tanh(gates[i]!.attn_gate!.f32[0]!))));
+    a.ffGates.forEach((g, i) => assert.ok(near(g, Math.tanh(gates[i]!.ff_gate!.f32[0]!))));
     assert.equal(a.media, 2);
     const p = a.prompt[0]!;
     assert.equal(p.length, 8);
@@ -101,7 +101,7 @@ describe('recording during forward and generation', () => {
 
   test('strength is ‖tanh(α_attn)·xattn(x)‖ / ‖x‖ at the gated block', () => {
     const m = model(true);
-    for (const g of m.lang_encoder.gated.values()) g.ff_gate.f32[0] = 0; // block output − input = gated attention alone
+    for (const g of m.lang_encoder.gated.values()) g.ff_gate!.f32[0] = 0; // block output − input = gated attention alone
     const taps = new Map<number, { input: Tensor; output: Tensor }>();
     const traces: XAttnTrace[] = [];
     const p = prompt();

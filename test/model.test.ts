@@ -42,7 +42,7 @@ function pixels(rng: Rng, B: number, T: number): Tensor {
 
 /** Non-zero gates so the visual path matters. */
 function openGates(m: Flamingo, v = 0.7): void {
-  for (const g of m.lang_encoder.gated.values()) { g.attn_gate.f32[0] = v; g.ff_gate.f32[0] = -v; }
+  for (const g of m.lang_encoder.gated.values()) { g.attn_gate!.f32[0] = v; g.ff_gate!.f32[0] = -v; }
 }
 
 describe('parity with the reference fixtures', () => {
@@ -111,8 +111,8 @@ describe('paper invariants', () => {
     const rng = new Rng(3);
     const cfg = { ...TINY.xattn };
     const block = new GatedCrossAttentionBlock(cfg, rng);
-    block.attn_gate.f32[0] = 1;
-    block.ff_gate.f32[0] = 0;
+    block.attn_gate!.f32[0] = 1;
+    block.ff_gate!.f32[0] = 0;
     const x = E.zeros([1, 6, 24]);
     rng.fillNormal(x.f32);
     const loc = Int32Array.from([0, 1, 0, 0, 1, 0]); // text, img1, text, text, img2, text

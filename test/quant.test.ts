@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as E from '../src/engine/index.ts';
 import { Tensor } from '../src/engine/tensor.ts';
 import { Rng } from '../src/engine/rng.ts';
+import type { PerceiverResampler } from '../src/model/resampler.ts';
 import { withBackend } from '../src/engine/backend.ts';
 import { getTsKernels, tryNativeKernels } from '../src/engine/kernels/index.ts';
 import type { Kernels } from '../src/engine/kernels/types.ts';
@@ -297,7 +298,7 @@ describe('packed weights in the engine and modules', () => {
     const m = new Flamingo(TINY, 5);
     m.setTrainingMode('none');
     quantizeFrozen(m, 'bf16');
-    assert.equal(m.perceiver.layers[0]!.attn.to_q.weight.dtype, 'bf16');
+    assert.equal((m.perceiver as PerceiverResampler).layers[0]!.attn.to_q.weight.dtype, 'bf16');
     assert.throws(() => m.setTrainingMode('flamingo'), /only float32 tensors can require grad/);
   });
 });
@@ -481,5 +482,5 @@ function pixels(rng: Rng, B: number, T: number): Tensor {
 }
 
 function openGates(m: Flamingo, v = 0.7): void {
-  for (const g of m.lang_encoder.gated.values()) { g.attn_gate.f32[0] = v; g.ff_gate.f32[0] = -v; }
+  for (const g of m.lang_encoder.gated.values()) { g.attn_gate!.f32[0] = v; g.ff_gate!.f32[0] = -v; }
 }

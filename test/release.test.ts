@@ -77,7 +77,7 @@ describe('LM families on random weights', () => {
       const lm = getLMFamily(family).fromHF(hf, 'test config.json', 40) as HFLMConfig;
       const cfg = tinyConfig(lm, 2);
       const model = new Flamingo(cfg, 3);
-      for (const g of model.lang_encoder.gated.values()) { g.attn_gate.f32[0] = 0.6; g.ff_gate.f32[0] = -0.4; }
+      for (const g of model.lang_encoder.gated.values()) { g.attn_gate!.f32[0] = 0.6; g.ff_gate!.f32[0] = -0.4; }
       assert.equal(countParameters(cfg), model.numParameters());
       const rng = new Rng(11);
       const vx = E.zeros([1, 1, 1, 3, 16, 16]);

@@ -35,8 +35,8 @@ const held = fashionMnistByClass(meta.heldout_classes, 40);
 function textBinding(inventory: NameInventory, k: number, n: number, seed: number): { acc: number; other: number; examples: string[] } {
   const rng = new Rng(seed);
   const gates = [...model.lang_encoder.gated.values()];
-  const saved = gates.map((g) => [g.attn_gate.f32[0]!, g.ff_gate.f32[0]!]);
-  gates.forEach((g) => { g.attn_gate.f32[0] = 0; g.ff_gate.f32[0] = 0; });
+  const saved = gates.map((g) => [g.attn_gate!.f32[0]!, g.ff_gate!.f32[0]!]);
+  gates.forEach((g) => { g.attn_gate!.f32[0] = 0; g.ff_gate!.f32[0] = 0; });
   let correct = 0;
   let other = 0;
   const examples: string[] = [];
@@ -64,7 +64,7 @@ function textBinding(inventory: NameInventory, k: number, n: number, seed: numbe
       if (examples.length < 4) examples.push(`${answers[i + j]} → ${answerSpan(t)}`);
     });
   }
-  gates.forEach((g, i) => { g.attn_gate.f32[0] = saved[i]![0]!; g.ff_gate.f32[0] = saved[i]![1]!; });
+  gates.forEach((g, i) => { g.attn_gate!.f32[0] = saved[i]![0]!; g.ff_gate!.f32[0] = saved[i]![1]!; });
   return { acc: correct / n, other: other / n, examples };
 }
 

@@ -18,6 +18,9 @@ import type { Flamingo } from '../model/flamingo.ts';
 import { getLMFamily } from '../model/lm/index.ts';
 import { writeSafetensors, type TensorToWrite } from './safetensors.ts';
 import type { TokenizerInfo } from './release.ts';
+import { FlamingoError } from '../errors.ts';
+
+export class ReleaseExportError extends FlamingoError {}
 
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'] as const;
 
@@ -30,6 +33,10 @@ export interface ExportedRelease {
 
 export function exportRelease(model: Flamingo, outDir: string, opts: { tokenizerDir?: string | null } = {}): ExportedRelease {
   const cfg = model.config;
+  // OpenFlamingo has only the Perceiver Resampler and tanh-gated blocks: an ablation model has no such release
+  if ((cfg.resampler.connector ?? 'perceiver') !== 'perceiver' || (cfg.xattn.gating ?? 'tanh') !== 'tanh') {
+    throw new ReleaseExportError(`export: OpenFlamingo has no ${cfg.resampler.connector !== undefined && cfg.resampler.connector !== 'perceiver' ? `'${cfg.resampler.connector}' connector` : 'ungated cross-attention'}; this model cannot be exported`);
+  }
   const family = getLMFamily(cfg.lm.family);
   const clip: Record<string, TensorToWrite> = {};
   const lm: Record<string, TensorToWrite> = {};

@@ -27,7 +27,13 @@ export interface VisionConfig {
   tokens_include_cls?: boolean;
 }
 
+/** Vision-to-LM connector (paper Table 3 (vi)); src/model/connectors.ts. */
+export type VisionConnectorKind = 'perceiver' | 'transformer' | 'mlp';
+export const VISION_CONNECTORS: readonly VisionConnectorKind[] = ['perceiver', 'transformer', 'mlp'];
+
 export interface ResamplerConfig {
+  /** Absent or 'perceiver': the Perceiver Resampler. 'transformer' / 'mlp': the paper's ablations (connectors.ts). */
+  connector?: VisionConnectorKind;
   dim: number;
   depth: number;
   dim_head: number;
@@ -50,6 +56,13 @@ export interface XAttnConfig {
   /** Image-causal masking (paper): attend only to the most recent image. false = all previous images (ablation). */
   only_attend_immediate_media: boolean;
   ln_eps: number;
+  /**
+   * Absent or 'tanh': y = x + tanh(α)·xattn(x) (paper). 'none': y = x + xattn(x), no gate parameters (Table 3 (iii)
+   * ablation: the frozen LM is perturbed from the first step).
+   */
+  gating?: 'tanh' | 'none';
+  /** Initial α of both tanh gates (default 0: the model starts as the frozen LM). Only with tanh gating. */
+  gate_init?: number;
 }
 
 /** What every LM family's config has (the rest is the family's own; see src/model/lm/). */
@@ -105,8 +118,8 @@ export { ConfigError };
 
 // The keys each section may hold: a typo (or a field of another section) is an error naming its path, never ignored.
 export const VISION_KEYS = ['image_size', 'patch_size', 'width', 'layers', 'heads', 'mlp_ratio', 'output_dim', 'act', 'ln_eps', 'ln_post_on_tokens', 'tokens_include_cls'] as const;
-export const RESAMPLER_KEYS = ['dim', 'depth', 'dim_head', 'heads', 'num_latents', 'max_num_media', 'max_num_frames', 'ff_mult', 'ln_eps'] as const;
-export const XATTN_KEYS = ['dim', 'dim_visual', 'dim_head', 'heads', 'ff_mult', 'only_attend_immediate_media', 'ln_eps'] as const;
+export const RESAMPLER_KEYS = ['connector', 'dim', 'depth', 'dim_head', 'heads', 'num_latents', 'max_num_media', 'max_num_frames', 'ff_mult', 'ln_eps'] as const;
+export const XATTN_KEYS = ['dim', 'dim_visual', 'dim_head', 'heads', 'ff_mult', 'only_attend_immediate_media', 'ln_eps', 'gating', 'gate_init'] as const;
 export const LLAMA_LM_KEYS = [
   'family', 'vocab_size', 'hidden_size', 'num_layers', 'tie_word_embeddings', 'max_position_embeddings',
   'intermediate_size', 'num_heads', 'num_key_value_heads', 'rms_norm_eps', 'rope_theta',
@@ -157,6 +170,9 @@ export function validateResampler(v: Record<string, unknown>, where = 'resampler
   for (const k of ['dim', 'depth', 'dim_head', 'heads', 'num_latents', 'ff_mult']) posInt(where, v, k);
   posNum(where, v, 'ln_eps');
   for (const k of ['max_num_media', 'max_num_frames']) if (v[k] !== null && v[k] !== undefined) posInt(where, v, k);
+  if (v.connector !== undefined && !(VISION_CONNECTORS as readonly unknown[]).includes(v.connector)) {
+    throw new ConfigError(`${where}.connector must be one of ${VISION_CONNECTORS.join(', ')}, got ${JSON.stringify(v.connector)}`);
+  }
   return { ...(v as unknown as ResamplerConfig), max_num_media: (v.max_num_media as number | null | undefined) ?? null, max_num_frames: (v.max_num_frames as number | null | undefined) ?? null };
 }
 
@@ -165,6 +181,11 @@ export function validateXAttn(v: Record<string, unknown>, where = 'xattn'): XAtt
   for (const k of ['dim', 'dim_visual', 'dim_head', 'heads', 'ff_mult']) posInt(where, v, k);
   posNum(where, v, 'ln_eps');
   if (typeof v.only_attend_immediate_media !== 'boolean') throw new ConfigError(`${where}.only_attend_immediate_media must be a boolean`);
+  if (v.gating !== undefined && v.gating !== 'tanh' && v.gating !== 'none') throw new ConfigError(`${where}.gating must be 'tanh' or 'none', got ${JSON.stringify(v.gating)}`);
+  if (v.gate_init !== undefined) {
+    if (typeof v.gate_init !== 'number' || !Number.isFinite(v.gate_init)) throw new ConfigError(`${where}.gate_init must be a finite number, got ${JSON.stringify(v.gate_init)}`);
+    if (v.gating === 'none') throw new ConfigError(`${where}.gate_init is only used with tanh gating (gating is 'none')`);
+  }
   return v as unknown as XAttnConfig;
 }
 

@@ -15,7 +15,7 @@ import { SkipInitRng } from '../nn/skeleton.ts';
 import { type FlamingoConfig, gatedLayerIndices, validateFlamingoConfig } from './config.ts';
 import { checkModelSize } from './size.ts';
 import { VisionTransformer } from './vit.ts';
-import { PerceiverResampler } from './resampler.ts';
+import { createConnector, type VisionConnector } from './connectors.ts';
 import { GatedCrossAttentionBlock, textTime, type MediaKV, type XAttnTrace } from './gated-xattn.ts';
 import { createLanguageModel, type DecoderLM, type KVCache } from './lm/index.ts';
 import { FlamingoError } from '../errors.ts';
@@ -76,7 +76,8 @@ export interface ForwardOptions {
 export class Flamingo extends Module {
   readonly config: FlamingoConfig;
   readonly vision_encoder: VisionTransformer;
-  readonly perceiver: PerceiverResampler;
+  /** The vision-to-LM connector: the Perceiver Resampler unless `resampler.connector` says otherwise. */
+  readonly perceiver: VisionConnector;
   readonly lang_encoder: LanguageEncoder;
 
   /**
@@ -91,7 +92,7 @@ export class Flamingo extends Module {
     checkModelSize(this.config, { bytesPerParameter: opts.init === false ? 1 : 4 });
     const rng = opts.init === false ? new SkipInitRng() : new Rng(seed);
     this.vision_encoder = this.child('vision_encoder', new VisionTransformer(this.config.vision, rng.fork('vision')));
-    this.perceiver = this.child('perceiver', new PerceiverResampler(this.config.resampler, rng.fork('perceiver')));
+    this.perceiver = this.child('perceiver', createConnector(this.config.resampler, rng.fork('perceiver')));
     this.lang_encoder = this.child('lang_encoder', new LanguageEncoder(this.config, rng.fork('lang')));
     this.setTrainingMode('flamingo');
   }

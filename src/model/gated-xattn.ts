@@ -13,7 +13,7 @@
  * With `useCachedMedia` (generation after the prompt), every position takes text_time = the row's
  * total media count, i.e. attends to the last image of its prompt.
  */
-import { Tensor, zeros, ShapeError, fmtShape } from '../engine/tensor.ts';
+import { Tensor, full, ShapeError, fmtShape } from '../engine/tensor.ts';
 import { add, attention, mul, reshape, slice, tanh } from '../engine/index.ts';
 import type { AttentionMask } from '../engine/ops/attention.ts';
 import type { Rng } from '../engine/rng.ts';
@@ -192,15 +192,28 @@ export class MaskedCrossAttention extends Module {
 
 export class GatedCrossAttentionBlock extends Module {
   readonly attn: MaskedCrossAttention;
-  readonly attn_gate: Tensor;
+  /** α of the tanh gates; null with `gating: 'none'` (the residual is added ungated). */
+  readonly attn_gate: Tensor | null;
   readonly ff: FeedForward;
-  readonly ff_gate: Tensor;
+  readonly ff_gate: Tensor | null;
   constructor(readonly config: XAttnConfig, rng: Rng) {
     super();
+    const gated = (config.gating ?? 'tanh') === 'tanh';
+    // tanh(0) = 0: identity at init (paper); a non-zero gate_init is the ablation
+    const gate = () => full([1], config.gate_init ?? 0);
     this.attn = this.child('attn', new MaskedCrossAttention(config, rng));
-    this.attn_gate = this.param('attn_gate', zeros([1])); // tanh(0) = 0: identity at init
+    this.attn_gate = gated ? this.param('attn_gate', gate()) : null;
     this.ff = this.child('ff', new FeedForward(config.dim, config.ff_mult, config.ln_eps, rng));
-    this.ff_gate = this.param('ff_gate', zeros([1]));
+    this.ff_gate = gated ? this.param('ff_gate', gate()) : null;
+  }
+
+  /** tanh(α_attn) and tanh(α_ff); 1 for an ungated block. */
+  gateValues(): { attn: number; ff: number } {
+    return { attn: this.attn_gate ? Math.tanh(this.attn_gate.f32[0]!) : 1, ff: this.ff_gate ? Math.tanh(this.ff_gate.f32[0]!) : 1 };
+  }
+
+  private gated(x: Tensor, gate: Tensor | null): Tensor {
+    return gate ? mul(x, tanh(gate)) : x;
   }
 
   /**
@@ -214,18 +227,18 @@ export class GatedCrossAttentionBlock extends Module {
     }
     if (tt.length !== x.shape[0]! * x.shape[1]!) throw new ShapeError('gated_xattn', `text_time has ${tt.length} entries for x ${fmtShape(x.shape)}`);
     if (!trace) {
-      const y = add(x, mul(this.attn.forward(x, media, tt, cached), tanh(this.attn_gate)));
-      return add(y, mul(this.ff.forward(y), tanh(this.ff_gate)));
+      const y = add(x, this.gated(this.attn.forward(x, media, tt, cached), this.attn_gate));
+      return add(y, this.gated(this.ff.forward(y), this.ff_gate));
     }
     let weights: Float32Array | null = null;
     const a = this.attn.forward(x, media, tt, cached, (w) => { weights = w; });
-    const attnGate = Math.tanh(this.attn_gate.f32[0]!);
-    const y = add(x, mul(a, tanh(this.attn_gate)));
+    const g = this.gateValues();
+    const y = add(x, this.gated(a, this.attn_gate));
     const [B, L] = x.shape as [number, number];
     trace({
-      batch: B, length: L, media: media.shape[1]!, attnGate, ffGate: Math.tanh(this.ff_gate.f32[0]!),
-      mediaWeights: weights!, strength: rowNormRatio(a, x, attnGate),
+      batch: B, length: L, media: media.shape[1]!, attnGate: g.attn, ffGate: g.ff,
+      mediaWeights: weights!, strength: rowNormRatio(a, x, g.attn),
     });
-    return add(y, mul(this.ff.forward(y), tanh(this.ff_gate)));
+    return add(y, this.gated(this.ff.forward(y), this.ff_gate));
   }
 }

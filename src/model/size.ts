@@ -37,8 +37,10 @@ export function modelSize(cfg: FlamingoConfig): ModelSize {
 
   const r = cfg.resampler;
   const rInner = r.heads * r.dim_head;
-  const resampler = t(r.num_latents * r.dim, 'resampler latents') + (r.max_num_frames ?? 0) * r.dim + (r.max_num_media ?? 0) * r.dim
-    + r.depth * (4 * t(r.dim * rInner, 'resampler attention') + 2 * t(r.dim * r.dim * r.ff_mult, 'resampler feed-forward'));
+  // connectors.ts: the transformer has no latents and three projections plus the output one; the MLP only the feed-forward
+  const connector = r.connector ?? 'perceiver';
+  const resampler = (connector === 'perceiver' ? t(r.num_latents * r.dim, 'resampler latents') : 0) + (r.max_num_frames ?? 0) * r.dim + (r.max_num_media ?? 0) * r.dim
+    + r.depth * ((connector === 'mlp' ? 0 : 4 * t(r.dim * rInner, 'resampler attention')) + 2 * t(r.dim * r.dim * r.ff_mult, 'resampler feed-forward'));
 
   const x = cfg.xattn;
   const xInner = x.heads * x.dim_head;

@@ -116,7 +116,7 @@ function runMediaJob(job: MediaJob): void {
   const gated = [...model.lang_encoder.gated.entries()];
   post({
     type: 'inspect-header', id: job.id,
-    header: { layers: gated.map(([i]) => i), attnGates: gated.map(([, g]) => Math.tanh(g.attn_gate.f32[0]!)), ffGates: gated.map(([, g]) => Math.tanh(g.ff_gate.f32[0]!)), frames: items.map((f) => f.length) },
+    header: { layers: gated.map(([i]) => i), attnGates: gated.map(([, g]) => g.gateValues().attn), ffGates: gated.map(([, g]) => g.gateValues().ff), frames: items.map((f) => f.length) },
   });
   const out = generate(model, { inputIds: intTensor(job.ids, [1, job.ids.length]), media }, {
     maxNewTokens: o.maxNewTokens, strategy: o.sample ? 'sample' : 'greedy', temperature: o.temperature, topK: o.topK, topP: o.topP,
