@@ -99,14 +99,16 @@ export class Flamingo extends Module {
 
   /**
    * Which parameters learn. 'flamingo' (paper): resampler + gated blocks (+ LM input embeddings when
-   * trainEmbeddings); 'none': everything frozen (inference).
+   * trainEmbeddings; every LM parameter with trainLM, the paper's unfrozen-LM ablation); 'none': everything
+   * frozen (inference).
    */
-  setTrainingMode(mode: 'flamingo' | 'none', trainEmbeddings = true): void {
+  setTrainingMode(mode: 'flamingo' | 'none', trainEmbeddings = true, trainLM = false): void {
     this.setTrainable(false);
     if (mode === 'none') return;
     this.perceiver.setTrainable(true);
     for (const g of this.lang_encoder.gated.values()) g.setTrainable(true);
     if (trainEmbeddings) this.lang_encoder.lm.embedWeight.requiresGrad = true;
+    if (trainLM) this.lang_encoder.lm.setTrainable(true);
   }
 
   /** Vision encoder (no gradients: it is frozen) + resampler: (B, T, F, 3, H, W) → (B, T, n, D). */

@@ -59,6 +59,11 @@ export interface StageConfig {
   log_every: number;
   checkpoint_every: number;
   keep_checkpoints: number;
+  /**
+   * How a step uses the datasets (src/train/loop.ts): 'accumulate' (default; paper: every dataset's weighted
+   * gradients, one update) or 'round_robin' (one update per dataset batch, in turn; same data per step).
+   */
+  mixture?: 'accumulate' | 'round_robin';
 }
 
 export interface LMStageConfig extends StageConfig {
@@ -93,6 +98,12 @@ export interface FlamingoStageConfig extends StageConfig {
    * input; `first`, the default) or what every gated block adds there, averaged over the blocks (`all`).
    */
   feature_similarity_layers?: 'first' | 'all';
+  /**
+   * The LM during this stage (paper Table 3 (viii)): 'frozen' (default; paper), 'finetune' (every LM parameter
+   * learns, from the pretrained weights) or 'scratch' (every LM parameter learns from a random initialisation;
+   * pretrained LM weights are not loaded).
+   */
+  lm_training?: 'frozen' | 'finetune' | 'scratch';
 }
 
 export interface ModelSpec {
@@ -185,6 +196,7 @@ function validateStage(name: string, s: StageConfig): StageConfig {
   posInt(`${w}.log_every`, s.log_every);
   posInt(`${w}.checkpoint_every`, s.checkpoint_every);
   posInt(`${w}.keep_checkpoints`, s.keep_checkpoints);
+  if (s.mixture !== undefined && s.mixture !== 'accumulate' && s.mixture !== 'round_robin') fail(`${w}.mixture`, `must be 'accumulate' or 'round_robin', got ${JSON.stringify(s.mixture)}`);
   const o = s.optim;
   num(`${w}.optim.lr`, o.lr, 0, 10);
   posInt(`${w}.optim.warmup_steps`, o.warmup_steps, 0);
@@ -230,7 +242,7 @@ const without = (keys: readonly string[], ...drop: string[]): KeySchema => Objec
 const OPTIM_SCHEMA = without(['lr', 'warmup_steps', 'schedule', 'min_lr_ratio', 'weight_decay', 'betas', 'eps', 'grad_clip', 'gate_lr_multiplier']);
 const DATASET_SCHEMA = without(['name', 'source', 'batch_size', 'weight', 'max_images', 'max_tokens', 'video_frames', 'append_eos', 'markers']);
 const STAGE_SCHEMA: KeySchema = {
-  ...without(['enabled', 'steps', 'log_every', 'checkpoint_every', 'keep_checkpoints']), optim: OPTIM_SCHEMA, datasets: { each: DATASET_SCHEMA },
+  ...without(['enabled', 'steps', 'log_every', 'checkpoint_every', 'keep_checkpoints', 'mixture']), optim: OPTIM_SCHEMA, datasets: { each: DATASET_SCHEMA },
 };
 const TRAIN_SCHEMA: KeySchema = {
   seed: null, description: null,
@@ -247,7 +259,7 @@ const TRAIN_SCHEMA: KeySchema = {
   stages: {
     contrastive: STAGE_SCHEMA,
     lm: { ...STAGE_SCHEMA, init_weights: null },
-    flamingo: { ...STAGE_SCHEMA, ...without(['train_embeddings', 'vision_weights', 'lm_weights', 'init_weights', 'feature_similarity', 'feature_similarity_layers']) },
+    flamingo: { ...STAGE_SCHEMA, ...without(['train_embeddings', 'vision_weights', 'lm_weights', 'init_weights', 'feature_similarity', 'feature_similarity_layers', 'lm_training']) },
   },
 };
 
@@ -304,6 +316,8 @@ export function resolveTrainConfig(raw: unknown): TrainConfig {
   if (c.stages.flamingo.feature_similarity !== undefined) num('stages.flamingo.feature_similarity', c.stages.flamingo.feature_similarity, 0, 1000);
   const fsl = c.stages.flamingo.feature_similarity_layers;
   if (fsl !== undefined && fsl !== 'first' && fsl !== 'all') fail('stages.flamingo.feature_similarity_layers', `must be 'first' or 'all', got ${JSON.stringify(fsl)}`);
+  const lmt = c.stages.flamingo.lm_training;
+  if (lmt !== undefined && lmt !== 'frozen' && lmt !== 'finetune' && lmt !== 'scratch') fail('stages.flamingo.lm_training', `must be 'frozen', 'finetune' or 'scratch', got ${JSON.stringify(lmt)}`);
   if (c.stages.contrastive.enabled && c.stages.flamingo.vision_weights) fail('stages.flamingo.vision_weights', 'is only used when stages.contrastive is disabled');
   if (c.stages.lm.enabled && c.stages.flamingo.lm_weights) fail('stages.flamingo.lm_weights', 'is only used when stages.lm is disabled');
   // The resampler's learned media-time / frame embeddings bound how many images and frames a sample may have.

@@ -58,6 +58,12 @@ export interface LoopOptions {
   log?: (line: string) => void;
   /** Stop (as if killed) once this many steps are complete; a checkpoint is written first. For tests. */
   stopAfter?: number;
+  /**
+   * 'accumulate' (default; paper): one update per step from the gradients of every dataset's batch. 'round_robin'
+   * (Table 3 (ii) ablation): one update per dataset batch, the datasets in turn; a step is still one batch of
+   * every dataset, so both see the same data, and the schedule (warm-up included) is stretched over the updates.
+   */
+  mixture?: 'accumulate' | 'round_robin';
 }
 
 export interface LoopResult {
@@ -79,6 +85,8 @@ export function runLoop(o: LoopOptions): LoopResult {
     lrScale: (name) => (/(^|\.)(attn_gate|ff_gate)$/.test(name) ? o.optim.gate_lr_multiplier ?? 1 : 1),
   });
   const rng = new Rng(o.seed).fork('stage').fork(o.stage);
+  const roundRobin = o.mixture === 'round_robin';
+  const updatesPerStep = roundRobin ? o.datasets.length : 1;
   let cursors: Record<string, Cursor> = {};
   let start = 0;
   const log = new MetricsLog(join(o.dir, 'metrics.jsonl'));
@@ -91,6 +99,7 @@ export function runLoop(o: LoopOptions): LoopResult {
       throw new TrainingError(o.stage, `checkpoint step ${ck.step} in ${o.dir} was made with a different config (hash ${ck.configHash}, now ${o.configHash})`);
     }
     loadCheckpoint(o.dir, ck, o.model, opt);
+    opt.step = ck.step * updatesPerStep;
     rng.setState(ck.rng);
     say(`${o.stage}: resuming from checkpoint step ${ck.step}`);
     cursors = ck.cursors;
@@ -102,7 +111,7 @@ export function runLoop(o: LoopOptions): LoopResult {
     for (const f of existsSync(o.dir) ? readdirSync(o.dir) : []) if (/^\.?ckpt-/.test(f)) unlinkSync(join(o.dir, f));
   }
   const streams = openStreams(o.datasets, o.seed, cursors);
-  const sched = { warmupSteps: o.optim.warmup_steps, totalSteps: o.steps, kind: o.optim.schedule, minRatio: o.optim.min_lr_ratio };
+  const sched = { warmupSteps: o.optim.warmup_steps * updatesPerStep, totalSteps: o.steps * updatesPerStep, kind: o.optim.schedule, minRatio: o.optim.min_lr_ratio };
   const bar = new ProgressBar(o.stage.padEnd(11), o.steps, start, { enabled: o.progress ?? true, every: o.logEvery });
   const trainable = params.map(([, t]) => t);
   const end = Math.min(o.steps, o.stopAfter ?? Infinity);
@@ -128,7 +137,15 @@ export function runLoop(o: LoopOptions): LoopResult {
 
   for (let step = start; step < end; step++) {
     const t0 = performance.now();
-    const lr = learningRate(o.optim.lr, step, sched);
+    let lr = learningRate(o.optim.lr, step, sched);
+    const norms: number[] = [];
+    const update = (u: number): void => {
+      lr = learningRate(o.optim.lr, u, sched);
+      norms.push(o.optim.grad_clip > 0 ? clipGradNorm(trainable, o.optim.grad_clip) : NaN);
+      opt.update(lr);
+      opt.zeroGrad();
+      o.afterUpdate?.();
+    };
     let total = 0;
     let tokens = 0;
     let images = 0;
@@ -144,11 +161,11 @@ export function runLoop(o: LoopOptions): LoopResult {
       total += d.weight * r.loss;
       tokens += r.tokens;
       images += r.images;
+      if (roundRobin) update(step * updatesPerStep + norms.length);
     }
-    const norm = o.optim.grad_clip > 0 ? clipGradNorm(trainable, o.optim.grad_clip) : NaN;
-    opt.update(lr);
-    opt.zeroGrad();
-    o.afterUpdate?.();
+    if (!roundRobin) update(step);
+    // round robin: the mean of the step's updates
+    const norm = norms.reduce((a, b) => a + b, 0) / norms.length;
     const ms = performance.now() - t0;
     const tps = (tokens * 1000) / ms;
     const ips = (images * 1000) / ms;

@@ -101,6 +101,7 @@ function run(name: StageName, cfg: TrainConfig, opts: StageOptions, model: Modul
     afterUpdate,
     steps: s.steps,
     optim: s.optim,
+    mixture: s.mixture,
     seed: cfg.seed,
     configHash: configHash(cfg, name),
     checkpointEvery: s.checkpoint_every,
@@ -265,9 +266,11 @@ export interface FlamingoStageOptions extends StageOptions {
 /** The Flamingo model of a config with pretrained components loaded and the Flamingo training mode set. */
 export function buildFlamingo(cfg: TrainConfig, tok: BpeTokenizer, vision?: Weights | null, lm?: Weights | null): Flamingo {
   const model = new Flamingo(flamingoConfig(cfg, tok), new Rng(cfg.seed).fork('init').fork('flamingo').nextU32());
+  const lmTraining = cfg.stages.flamingo.lm_training ?? 'frozen';
   if (vision) model.vision_encoder.loadStateDict(vision);
-  if (lm) model.lang_encoder.lm.loadStateDict(lm);
-  model.setTrainingMode('flamingo', cfg.stages.flamingo.train_embeddings);
+  // 'scratch' (ablation): the LM keeps this model's random initialisation
+  if (lm && lmTraining !== 'scratch') model.lang_encoder.lm.loadStateDict(lm);
+  model.setTrainingMode('flamingo', cfg.stages.flamingo.train_embeddings, lmTraining !== 'frozen');
   return model;
 }
 
@@ -345,6 +348,10 @@ export function trainFlamingo(cfg: TrainConfig, opts: FlamingoStageOptions): Sta
   const tok = opts.tokenizer;
   const stage = cfg.stages.flamingo;
   const model = buildFlamingo(cfg, tok, opts.vision, opts.lm);
+  const say = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  if (stage.lm_training === 'finetune') say('flamingo: the LM learns too (fine-tuned from its pretrained weights)');
+  if (stage.lm_training === 'scratch') say('flamingo: the LM learns from a random initialisation (its pretrained weights are not loaded)');
+  if (stage.mixture === 'round_robin') say(`flamingo: round-robin mixture (${stage.datasets.length} updates per step, one per dataset)`);
   if (stage.init_weights) initTrainable(model, resolve(opts.baseDir ?? '.', stage.init_weights));
   const processor = new FlamingoProcessor(tok, { imageSize: cfg.model.vision.image_size, padding: 'right' });
   const maxPos = cfg.model.lm.max_position_embeddings ?? Infinity;
