@@ -22,6 +22,7 @@ registerCommand('verify', 'run fixture directories (parity, parity-real, …) ag
 registerCommand('score', 'score a results file against annotations (captioning | vqa | classification)', () => import('./score.ts'));
 registerCommand('train', 'train a Flamingo from a config: contrastive ViT, LM, then Flamingo stages', () => import('./train.ts'));
 registerCommand('serve', 'HTTP server: OpenAI-compatible chat completions, generate/score API, /healthz, /metrics', () => import('./serve.ts'));
+registerCommand('ablate', 'the paper\'s ablations: train and evaluate each variant of an ablation file, print the table', () => import('./ablate.ts'));
 registerCommand('eval', 'few-shot evaluation on an official-format dataset (OpenFlamingo protocol) or --suite builtin', () => import('./eval.ts'));
 
 function usage(): string {

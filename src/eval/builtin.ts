@@ -112,6 +112,10 @@ export interface SuiteOptions {
   /** Class split for fast binding; null → fast binding is skipped with a note. */
   classes: { seen: number[]; heldout: number[] } | null;
   onLog?: (line: string) => void;
+  /** Run only these tasks (default: all of BUILTIN_TASKS), e.g. the ablation table's subset. */
+  tasks?: readonly BuiltinTaskName[];
+  /** Fast binding's name inventories (default BINDING_INVENTORIES; 'generator' is the task's score). */
+  bindingInventories?: readonly NameInventory[];
 }
 
 export interface SuiteOutput {
@@ -136,6 +140,8 @@ interface Ctx extends EvalContext {
   log: (line: string) => void;
   prompts: SuiteOutput['prompts'];
   outputs: SuiteOutput['outputs'];
+  /** Fast binding's name inventories to run; null = all. */
+  inventories: readonly NameInventory[] | null;
 }
 
 const PROMPTS_KEPT = 3;
@@ -198,6 +204,7 @@ function fastBinding(ctx: Ctx, task: 'fast_binding_seen' | 'fast_binding_heldout
     }
     const byInv: Record<string, number | null> = (rep.by_inventory[String(shots)] = {});
     for (const [i, inventory] of BINDING_INVENTORIES.entries()) {
+      if (ctx.inventories && !ctx.inventories.includes(inventory)) continue;
       const seed = ctx.seed * 1000 + (task === 'fast_binding_seen' ? 0 : 100) + 10 * i + shots;
       const key = inventory === 'generator' ? task : `${task}/${inventory}`;
       // evaluateBinding draws its episodes from one Rng(seed) in order, so these are its first prompts.
@@ -490,10 +497,12 @@ export function runSuite(
   const S = model.config.vision.image_size;
   const ctx: Ctx = {
     model, codec, media: new MediaEncoder(model), processor, S, plan, seed: opts.seed,
-    world: resolveConfig({ imageSize: S }), log: opts.onLog ?? (() => {}), prompts: {}, outputs: {},
+    world: resolveConfig({ imageSize: S }), log: opts.onLog ?? (() => {}), prompts: {}, outputs: {}, inventories: opts.bindingInventories ?? null,
   };
   const tasks: TaskReport[] = [];
+  const wanted = (name: BuiltinTaskName): boolean => opts.tasks === undefined || opts.tasks.includes(name);
   const timed = (name: BuiltinTaskName, f: () => TaskReport): void => {
+    if (!wanted(name)) return;
     const t = performance.now();
     const r = f();
     tasks.push(r);
@@ -505,6 +514,7 @@ export function runSuite(
     if (!opts.classes) fm = 'no class split (meta.json with seen_classes / heldout_classes) in the model directory';
     else if (!fashionMnistAvailable()) fm = 'Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)';
     for (const [task, ids] of [['fast_binding_seen', opts.classes?.seen], ['fast_binding_heldout', opts.classes?.heldout]] as const) {
+      if (!wanted(task)) continue;
       if (fm !== null) {
         tasks.push({ task, metric: BUILTIN_METRICS[task], shots: {}, items: 0, skipped: fm });
         continue;
@@ -522,7 +532,9 @@ export function runSuite(
     timed('format', () => formatTask(ctx));
     // (d) video QA: each video is one media item of F frames.
     const F = videoFrames(model);
-    if (F < 2) {
+    if (!wanted('video_qa')) {
+      // not asked for
+    } else if (F < 2) {
       tasks.push({ task: 'video_qa', metric: BUILTIN_METRICS.video_qa, shots: {}, items: 0, skipped: `the model takes ${F} frame(s) per video (resampler.max_num_frames)` });
     } else {
       timed('video_qa', () => protocolTask(ctx, 'video_qa', 'video_qa',

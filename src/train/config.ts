@@ -6,7 +6,7 @@
 import { validatePreprocess, type PreprocessConfig } from '../model/preprocess-config.ts';
 import { createHash } from 'node:crypto';
 import {
-  ConfigError, rejectUnknownKeys, validateFlamingoConfig, validateLM, validateVision,
+  ConfigError, rejectUnknownKeys, validateFlamingoConfig, validateLM, validateResampler, validateVision, validateXAttn,
   LLAMA_LM_KEYS, RESAMPLER_KEYS, VISION_KEYS, XATTN_KEYS,
   type FlamingoConfig, type LMConfig, type ResamplerConfig, type VisionConfig, type XAttnConfig,
 } from '../model/config.ts';
@@ -304,6 +304,9 @@ export function resolveTrainConfig(raw: unknown): TrainConfig {
   if (te.width % te.heads !== 0) fail('model.text_encoder.width', `${te.width} is not divisible by heads ${te.heads}`);
   validateLM({ ...c.model.lm, vocab_size: 1 } as unknown as Record<string, unknown>, 'model.lm');
   posInt('model.cross_attn_every_n_layers', c.model.cross_attn_every_n_layers);
+  // checked here too (not only when the model is built) so a bad ablation value fails before any training
+  validateResampler({ ...c.model.resampler, dim: c.model.vision.width } as unknown as Record<string, unknown>, 'model.resampler');
+  validateXAttn({ ...c.model.xattn, dim: c.model.lm.hidden_size, dim_visual: c.model.vision.width } as unknown as Record<string, unknown>, 'model.xattn');
   if (c.model.preprocess !== undefined) c.model.preprocess = validatePreprocess(c.model.preprocess, 'model.preprocess');
   for (const s of STAGES) c.stages[s] = validateStage(s, c.stages[s]) as never;
   if (typeof c.stages.flamingo.train_embeddings !== 'boolean') fail('stages.flamingo.train_embeddings', 'must be a boolean');
