@@ -5,7 +5,7 @@
  */
 // High level
 export { pipeline, FlamingoPipeline, PipelineInputError, type PromptPart, type ImageSource, type PipelineGenerateOptions } from './pipeline.ts';
-export { loadPretrained, readModelMeta, BUNDLED_MODEL_DIR, PretrainedError, type Pretrained, type LoadPretrainedOptions, type PretrainedSource, type ModelMeta } from './pretrained/index.ts';
+export { loadPretrained, readModelMeta, BUNDLED_MODEL_DIR, PretrainedError, type Pretrained, type LoadPretrainedOptions, type PretrainedSource, type ModelMeta, type PretrainedLocation, type ReleaseLocation } from './pretrained/index.ts';
 
 // Model
 export { Flamingo, FlamingoInputError, type FlamingoState, type ForwardOptions } from './model/flamingo.ts';

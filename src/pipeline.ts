@@ -11,7 +11,7 @@
  * yields text as tokens are produced (beam search knows its answer only at the end).
  */
 import { setImmediate as tick } from 'node:timers/promises';
-import { BUNDLED_MODEL_DIR, loadPretrained } from './pretrained/index.ts';
+import { BUNDLED_MODEL_DIR, loadPretrained, type PretrainedLocation } from './pretrained/index.ts';
 import type { WeightDType } from './engine/quant.ts';
 import { decodeImage, loadImage, type RgbImage } from './data/image.ts';
 import type { FlamingoProcessor } from './data/processor.ts';
@@ -145,8 +145,11 @@ function toRgb(src: ImageSource, i: number): RgbImage {
   throw new PipelineInputError(`prompt part ${i}: image must be a file path, encoded bytes (Uint8Array) or { width, height, data }`);
 }
 
-/** Load a model directory (config.json, weights.safetensors, tokenizer.json); the bundled model by default. */
-export async function pipeline(modelDir: string = BUNDLED_MODEL_DIR, opts: { dtype?: WeightDType } = {}): Promise<FlamingoPipeline> {
-  const { model, processor } = loadPretrained(modelDir, { dtype: opts.dtype });
+/**
+ * Load a model: a model directory (config.json, weights.safetensors, tokenizer.json; the bundled model
+ * by default) or a released OpenFlamingo, as `{ openClip, lm, checkpoint }` files or an exported directory.
+ */
+export async function pipeline(location: PretrainedLocation = BUNDLED_MODEL_DIR, opts: { dtype?: WeightDType } = {}): Promise<FlamingoPipeline> {
+  const { model, processor } = loadPretrained(location, { dtype: opts.dtype });
   return new FlamingoPipeline(model, processor);
 }

@@ -3,7 +3,7 @@
  * (OpenFlamingo protocol), or `--suite builtin` (delegated to src/eval/builtin.ts when present).
  * Exit codes: 0 success, 1 data/model error, 2 usage error.
  */
-import { basename, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { loadPretrained } from '../pretrained/index.ts';
 import { TASKS, type TaskName, loadTaskData } from '../eval/data-args.ts';
 import { evaluateDataset, evaluateShard, type EvaluateOutput } from '../eval/evaluate.ts';
@@ -13,14 +13,17 @@ import { tokenizerCodec } from '../eval/tasks.ts';
 import { runBuiltinSuite } from './eval-suite.ts';
 import { framesForModel } from '../data/video.ts';
 import { UsageError } from '../errors.ts';
+import { RELEASE_OPTIONS, modelLocation } from './model-sources.ts';
 import { choiceArg, dtypeArg, intArg, intListArg, numberArg, parseOptions } from './args.ts';
 import { logWeights, storedDType } from '../nn/quantize.ts';
 
-const USAGE = `usage: flamingo eval --model <dir> --task <task> --data <dir | key=path ...> --out <dir> [options]
+const USAGE = `usage: flamingo eval (--model <dir> | --open-clip FILE --lm DIR --checkpoint FILE) --task <task> --data <dir | key=path ...> --out <dir> [options]
        flamingo eval merge <shard dir>... --out <dir> [--quiet] [--json]
        flamingo eval --suite builtin [suite options]
 
   --model <dir>        config.json + weights.safetensors (saveFlamingo) + tokenizer.json (Hugging Face format)
+  --open-clip <file> --lm <dir> --checkpoint <file>
+                       a released OpenFlamingo's three files as downloaded, instead of --model
   --task <task>        ${TASKS.join(' | ')}
   --data <v>           dataset folder with the official file names, and/or key=path entries (repeatable);
                        keys: annotations images (coco, flickr30k) | {train,test}_{questions,annotations,images,pattern}
@@ -115,7 +118,7 @@ export async function run(args: string[]): Promise<number> {
     return runBuiltinSuite([...args.slice(0, si), ...args.slice(si + 2)]);
   }
   const { values } = parseOptions(args, {
-    model: { type: 'string' }, task: { type: 'string' }, data: { type: 'string', multiple: true },
+    ...RELEASE_OPTIONS, model: { type: 'string' }, task: { type: 'string' }, data: { type: 'string', multiple: true },
     shots: { type: 'string' }, seeds: { type: 'string' }, selection: { type: 'string' }, out: { type: 'string' },
     'max-items': { type: 'string' }, 'batch-size': { type: 'string' }, 'query-set-size': { type: 'string' },
     'num-beams': { type: 'string' }, 'max-new-tokens': { type: 'string' }, 'length-penalty': { type: 'string' },
@@ -126,7 +129,8 @@ export async function run(args: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  for (const k of ['model', 'task', 'out'] as const) if (!values[k]) throw new UsageError(`missing --${k}`);
+  const location = modelLocation(values);
+  for (const k of ['task', 'out'] as const) if (!values[k]) throw new UsageError(`missing --${k}`);
   if (!values.data || values.data.length === 0) throw new UsageError('missing --data');
   if (!(TASKS as readonly string[]).includes(values.task!)) throw new UsageError(`unknown task '${values.task}' (expected ${TASKS.join(', ')})`);
   const selection = choiceArg('selection', values.selection, ['random', 'rices'] as const) ?? 'random';
@@ -148,21 +152,23 @@ export async function run(args: string[]): Promise<number> {
   if (mnt !== undefined) generation.maxNewTokens = mnt;
   if (lp !== undefined) generation.lengthPenalty = lp;
   const cfg = {
-    modelDir: values.model!, task: values.task as TaskName, data: values.data, out: values.out!,
+    task: values.task as TaskName, data: values.data, out: values.out!,
     shots: intListArg('shots', values.shots) ?? [0, 4, 8, 16, 32], seeds: intListArg('seeds', values.seeds) ?? [42],
     selection, maxItems: intArg('max-items', values['max-items'], { min: 1 }),
     batchSize: intArg('batch-size', values['batch-size'], { min: 1 }) ?? 8, querySetSize: intArg('query-set-size', values['query-set-size'], { min: 1 }),
     frames: intArg('frames', values.frames, { min: 1 }), generation, skipInvalid: values['skip-invalid'] === true,
     demoMode, shard, cacheDir: values['cache-dir'], quiet: values.quiet === true, json: values.json === true,
   };
-  const { model, tokenizer } = loadPretrained(cfg.modelDir, { dtype: dtypeArg(values.dtype) });
+  const { model, tokenizer } = loadPretrained(location, {
+    dtype: dtypeArg(values.dtype), log: typeof location === 'string' || cfg.quiet ? undefined : (s) => process.stderr.write(`${s}\n`),
+  });
   if (storedDType(model) !== 'fp32') logWeights(model, 'flamingo eval'); // the default fp32 adds no line
   const dataset = loadTaskData(cfg.task, cfg.data, { skipInvalid: cfg.skipInvalid, frames: cfg.frames ?? framesForModel(model.config.resampler) });
   const bar = new ProgressBar(process.stderr, !cfg.quiet);
   const options = {
     shots: cfg.shots, seeds: cfg.seeds, selection: cfg.selection, outDir: cfg.out, batchSize: cfg.batchSize,
     maxItems: cfg.maxItems, querySetSize: cfg.querySetSize, generation: cfg.generation, skipInvalid: cfg.skipInvalid, demoMode: cfg.demoMode,
-    cacheDir: cfg.cacheDir, modelName: basename(resolve(cfg.modelDir)),
+    cacheDir: cfg.cacheDir, modelName: basename(resolve(typeof location === 'string' ? location : dirname(location.checkpoint))),
     onProgress: (d: number, t: number, label: string) => bar.update(d, t, label),
     onLog: (line: string) => { if (!cfg.quiet) process.stderr.write(`${line}\n`); },
   };

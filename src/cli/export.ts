@@ -1,7 +1,7 @@
 /**
  * `flamingo export MODEL_DIR --out DIR`: a model directory → the three sources PyTorch OpenFlamingo
- * loads (clip/open_clip_model.safetensors, lm/config.json + lm/model.safetensors + tokenizer files,
- * openflamingo/checkpoint.safetensors); see src/io/release-export.ts and the README.
+ * loads, as torch.save files (clip/open_clip_pytorch_model.bin, lm/config.json + lm/pytorch_model.bin
+ * + tokenizer files, openflamingo/checkpoint.pt); see src/io/release-export.ts and the README.
  */
 import { parseArgs } from 'node:util';
 import { loadFlamingo } from '../io/checkpoint.ts';
@@ -24,6 +24,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const model = loadFlamingo(dir);
   const r = exportRelease(model, out, { tokenizerDir: dir });
+  for (const n of r.notes) process.stderr.write(`flamingo export: note: ${n} (PyTorch OpenFlamingo needs its code changed to load this model)\n`);
   process.stdout.write(`${JSON.stringify(r)}\n`);
   return 0;
 }

@@ -11,10 +11,10 @@ import { generate } from '../model/generate.ts';
 import { encodeMediaItems } from '../model/media.ts';
 import { intTensor } from '../engine/tensor.ts';
 import { loadPretrained } from '../pretrained/index.ts';
-import { RELEASE_OPTIONS, releaseFiles, loadReleaseWithProcessor } from './model-sources.ts';
+import { RELEASE_OPTIONS, modelLocation } from './model-sources.ts';
 import { UsageError } from '../errors.ts';
 import { dtypeArg, intArg, numberArg, parseOptions } from './args.ts';
-import { logWeights, quantizeFrozen, storedDType } from '../nn/quantize.ts';
+import { logWeights, storedDType } from '../nn/quantize.ts';
 import { readPrompt } from './prompt-input.ts';
 
 const OPTIONS = {
@@ -30,9 +30,7 @@ export async function run(args: string[]): Promise<number> {
     process.stdout.write('usage: flamingo generate (--model DIR | --open-clip FILE --lm DIR --checkpoint FILE) (--prompt TEXT | --prompt-file PATH|-) [--images a.png,clip.mp4,frames-dir] [--frames N] [--max-new-tokens 20] [--num-beams 3] [--sample --temperature 1 --top-k 0 --top-p 1 --seed 0] [--dtype fp32|bf16|int8] [--json]\n');
     return 0;
   }
-  const files = releaseFiles(v);
-  if (files && v.model !== undefined) throw new UsageError('give --model DIR or the three release files, not both');
-  if (!files && v.model === undefined) throw new UsageError('--model DIR (or --open-clip FILE --lm DIR --checkpoint FILE) is required');
+  const location = modelLocation(v);
   // Read before the model loads, so a bad prompt file fails at once.
   const prompt = readPrompt(v.prompt, v['prompt-file']);
   const maxNewTokens = intArg('max-new-tokens', v['max-new-tokens'], { min: 1 }) ?? 20;
@@ -44,8 +42,9 @@ export async function run(args: string[]): Promise<number> {
   const seed = intArg('seed', v.seed) ?? 0;
   const framesArg = intArg('frames', v.frames, { min: 1 });
   const dtype = dtypeArg(v.dtype);
-  const { model, processor } = files ? loadReleaseWithProcessor(files) : loadPretrained(v.model!, { dtype });
-  if (files && dtype) quantizeFrozen(model, dtype); // release files: packed after loading (inference mode: every part frozen)
+  // a release says which files it assembled (a model directory loads silently: fp32 output is the text alone)
+  const log = typeof location === 'string' ? undefined : (s: string): void => { process.stderr.write(`${s}\n`); };
+  const { model, processor } = loadPretrained(location, { dtype, log });
   if (storedDType(model) !== 'fp32') logWeights(model, 'flamingo generate'); // the default fp32 adds no line
   const frames = framesArg ?? framesForModel(model.config.resampler);
   const media = (v.images ?? '').split(',').filter((p) => p.length > 0).map((p) => loadMedia(p, frames).map((im) => processor.preprocessImage(im)));

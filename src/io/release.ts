@@ -17,7 +17,7 @@
 import { type WeightDType } from '../engine/quant.ts';
 import { packingLoadHook } from '../nn/quantize.ts';
 import { FlamingoError } from '../errors.ts';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Tensor } from '../engine/tensor.ts';
 import {
@@ -25,6 +25,8 @@ import {
   type ResamplerConfig, type VisionConfig, type XAttnConfig,
 } from '../model/config.ts';
 import { Flamingo } from '../model/flamingo.ts';
+import { OPEN_CLIP_EVAL_PREPROCESS, type PreprocessConfig } from '../model/preprocess-config.ts';
+import { checkModelSize } from '../model/size.ts';
 import { familyForModelType, lmFamilies, type LMFamily } from '../model/lm/index.ts';
 import { canonicalName } from './checkpoint.ts';
 import { openTensorSource, type TensorSource } from './tensor-source.ts';
@@ -57,7 +59,12 @@ export interface ReleaseConfigOverrides {
   resampler?: ResamplerConfig;
   xattn?: XAttnConfig;
   flamingo?: FlamingoTokensConfig & { tokenizer_len?: number };
+  /** Image preprocessing (default: open_clip's evaluation transform, which the released models were evaluated with). */
+  preprocess?: PreprocessConfig;
 }
+
+/** Least bytes a parameter takes in memory in each storage type (the packed linear weights' share; the rest is fp32). */
+const BYTES_PER_WEIGHT: Record<WeightDType, number> = { fp32: 4, bf16: 2, int8: 1.125 };
 
 /**
  * Per-tensor load hook: fill `param` (C order) from its source. `read(dest, offset)` reads source
@@ -232,14 +239,37 @@ function gatedIndices(ck: TensorSource, prefix: string): number[] {
   return [...s].sort((a, b) => a - b);
 }
 
+/** Written by `flamingo export` next to the checkpoint: the full config of a model made here. */
+export const SIDECAR_FILE = 'flamingo-ts.json';
+
+/**
+ * The parts of the config a release's files cannot say and a model exported from here may not share
+ * with OpenFlamingo's fixed choices (head counts of the resampler and gated blocks, the vision-token
+ * convention, the preprocessing): read from the sidecar next to the checkpoint when there is one.
+ */
+function sidecarOverrides(checkpoint: string, log: (s: string) => void): ReleaseConfigOverrides {
+  const file = join(dirname(checkpoint), SIDECAR_FILE);
+  if (!existsSync(file)) return {};
+  const raw = readJson(file, 'flamingo-ts config written by flamingo export');
+  let cfg: FlamingoConfig;
+  try {
+    cfg = validateFlamingoConfig(raw);
+  } catch (e) {
+    throw new ReleaseLoadError(`${file}: ${(e as Error).message}`);
+  }
+  log(`release: vision, resampler, cross-attention and preprocessing settings from ${file}`);
+  return { vision: cfg.vision, resampler: cfg.resampler, xattn: cfg.xattn, ...(cfg.preprocess ? { preprocess: cfg.preprocess } : {}) };
+}
+
 interface PlanEntry {
   source: TensorSource;
   name: string;
 }
 
 /** Build the Flamingo config and the model, check every name and shape, then read the weights. */
-export function loadRelease(files: ReleaseFiles, opts: ReleaseLoadOptions = {}): { model: Flamingo; config: FlamingoConfig; tokenizer: TokenizerInfo | null } {
-  const log = opts.log ?? ((): void => {});
+export function loadRelease(files: ReleaseFiles, opts0: ReleaseLoadOptions = {}): { model: Flamingo; config: FlamingoConfig; tokenizer: TokenizerInfo | null } {
+  const log = opts0.log ?? ((): void => {});
+  const opts = { ...sidecarOverrides(files.checkpoint, log), ...opts0 };
   const lm = readLMDir(files);
   const sources: TensorSource[] = [];
   const open = (f: string): TensorSource => {
@@ -272,6 +302,11 @@ export function loadRelease(files: ReleaseFiles, opts: ReleaseLoadOptions = {}):
     const clipCfgFile = files.openClipConfig !== undefined ? files.openClipConfig
       : [join(dirname(files.openClip), 'open_clip_config.json')].find((p) => existsSync(p)) ?? null;
     const vision = opts.vision ?? visionConfig(clip, clipCfgFile);
+    const latents = ck.info('perceiver.latents');
+    if (!opts.resampler && latents && latents.shape[1] !== vision.width) {
+      throw new ReleaseLoadError(`${files.openClip}: the vision encoder is ${vision.width} wide but ${files.checkpoint}'s resampler takes `
+        + `${latents.shape[1]}-dimensional features (open_clip model of another size than the checkpoint's?)`);
+    }
     const resampler = opts.resampler ?? resamplerConfig(ck, vision.width);
     const gated = gatedIndices(ck, family.layersPrefix);
     if (gated.length === 0) throw new ReleaseLoadError(`${files.checkpoint}: no gated cross-attention blocks under 'lang_encoder.${family.layersPrefix}.{i}.gated_cross_attn_layer'`);
@@ -298,7 +333,14 @@ export function loadRelease(files: ReleaseFiles, opts: ReleaseLoadOptions = {}):
         ? { cross_attn_every_n_layers: every, media_token_id: tok.media, eoc_token_id: tok.eoc, pad_token_id: tok.pad }
         // without tokenizer files: the GPT-NeoX layout (no pad token, three added ids at the end)
         : { cross_attn_every_n_layers: every, eoc_token_id: tokenizerLen - 3, media_token_id: tokenizerLen - 2, pad_token_id: tokenizerLen - 1 };
-    const config = validateFlamingoConfig({ vision, resampler, xattn, lm: lmCfg, flamingo: tokens });
+    // the released models were evaluated with open_clip's transform on the image as opened
+    const config = validateFlamingoConfig({ vision, resampler, xattn, lm: lmCfg, flamingo: tokens, preprocess: opts.preprocess ?? OPEN_CLIP_EVAL_PREPROCESS });
+    // Before anything is allocated: a config the files cannot hold, or one this machine cannot, is refused here.
+    const fileBytes = sources.reduce((a, s) => a + statSync(s.file).size, 0);
+    checkModelSize(config, {
+      bytesPerParameter: BYTES_PER_WEIGHT[opts.dtype ?? 'fp32'], source: `${files.lmDir} + ${files.checkpoint}`,
+      weights: { bytes: fileBytes, file: 'the release\'s weight files' },
+    });
     log(`release: ${family.name} LM (${lm.configFile}), tokenizer_len ${tokenizerLen}, xattn before layers [${gated.join(', ')}]`);
 
     // a skeleton: every parameter is overwritten below (or the load fails before any is read)

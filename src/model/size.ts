@@ -112,7 +112,7 @@ export function checkModelSize(cfg: FlamingoConfig, o: SizeCheckOptions = {}): M
       + `this machine's ${gib(total)} (largest part: ${biggest}, ${sizeFields(cfg, biggest)})`);
   }
   if (o.weights && size.parameters * MIN_STORED_BYTES_PER_PARAMETER > o.weights.bytes) {
-    throw new ConfigError(`${where}the config describes at least ${params} parameters but ${o.weights.file} holds only `
+    throw new ConfigError(`${where}the config describes at least ${params} parameters but ${o.weights.file} ${o.weights.file.endsWith('files') ? 'hold' : 'holds'} only `
       + `${o.weights.bytes} bytes: config and weights do not match (largest part: ${biggest}, ${sizeFields(cfg, biggest)})`);
   }
   return size;

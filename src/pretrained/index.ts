@@ -11,12 +11,12 @@ import { storedDType } from '../nn/quantize.ts';
 import { FlamingoProcessor } from '../data/processor.ts';
 import { UsageError } from '../errors.ts';
 import { SOURCES } from './sources.ts';
-import { PretrainedError, type LoadPretrainedOptions, type ModelMeta, type Pretrained } from './types.ts';
+import { PretrainedError, type LoadPretrainedOptions, type ModelMeta, type Pretrained, type PretrainedLocation } from './types.ts';
 
 export { BUNDLED_MODEL_DIR, BUNDLED_MODEL_HINT } from './bundled.ts';
 export { SOURCES } from './sources.ts';
 export { MODEL_DIR_FILES } from './model-dir.ts';
-export { PretrainedError, type LoadPretrainedOptions, type LoadedWeights, type ModelMeta, type Pretrained, type PretrainedSource } from './types.ts';
+export { PretrainedError, type LoadPretrainedOptions, type LoadedWeights, type ModelMeta, type Pretrained, type PretrainedLocation, type PretrainedSource, type ReleaseLocation } from './types.ts';
 
 /** Read and check meta.json (the seen / held-out Fashion-MNIST class split); null when the directory has none. */
 export function readModelMeta(dir: string): ModelMeta | null {
@@ -44,24 +44,27 @@ function checkLocation(location: string, hint: string | undefined): void {
 }
 
 /**
- * Load a pretrained Flamingo from `location` for inference. The source is the one named by
- * `options.source`, else the first of SOURCES that accepts the location. The tokenizer must fit the
+ * Load a pretrained Flamingo from `location` for inference: a directory (a model directory, or a
+ * release in `flamingo export`'s layout) or a release's three files `{ openClip, lm, checkpoint }`.
+ * The source is the one named by `options.source`, else the first of SOURCES that accepts the location. The tokenizer must fit the
  * model: its <image> and <|endofchunk|> ids are the config's, and its vocabulary fits the embedding.
  */
-export function loadPretrained(location: string, options: LoadPretrainedOptions = {}): Pretrained {
-  checkLocation(location, options.hint);
+export function loadPretrained(location: PretrainedLocation, options: LoadPretrainedOptions = {}): Pretrained {
+  if (typeof location === 'string') checkLocation(location, options.hint);
+  else if (typeof location !== 'object' || location === null) throw new UsageError('loadPretrained: the location is a directory path or { openClip, lm, checkpoint }');
+  const where = typeof location === 'string' ? `model directory ${location}` : `release files ${JSON.stringify(location)}`;
   let source;
   if (options.source !== undefined) {
     source = SOURCES.find((s) => s.name === options.source);
     if (!source) throw new UsageError(`unknown model source '${options.source}' (available: ${SOURCES.map((s) => s.name).join(', ')})`);
     const why = source.check(location);
-    if (why !== null) throw new PretrainedError(`model directory ${location} ${why} (expected ${source.describe})`, { hint: options.hint });
+    if (why !== null) throw new PretrainedError(`${where} ${why} (expected ${source.describe})`, { hint: options.hint });
   } else {
     const reasons = SOURCES.map((s) => ({ s, why: s.check(location) }));
     source = reasons.find((r) => r.why === null)?.s;
     if (!source) {
-      const detail = reasons.length === 1 ? `${reasons[0]!.why} (expected ${reasons[0]!.s.describe})` : `is not a model directory: ${reasons.map((r) => `as ${r.s.describe}, ${r.why}`).join('; ')}`;
-      throw new PretrainedError(`model directory ${location} ${detail}`, { hint: options.hint });
+      const detail = reasons.length === 1 ? `${reasons[0]!.why} (expected ${reasons[0]!.s.describe})` : `is not a model: ${reasons.map((r) => `as ${r.s.describe}, ${r.why}`).join('; ')}`;
+      throw new PretrainedError(`${where} ${detail}`, { hint: options.hint });
     }
   }
   const { model, tokenizer } = source.load(location, options);
@@ -71,13 +74,13 @@ export function loadPretrained(location: string, options: LoadPretrainedOptions 
     ['<|endofchunk|>', tokenizer.eocTokenId, cfg.flamingo.eoc_token_id],
   ];
   for (const [name, t, m] of pairs) {
-    if (t !== m) throw new PretrainedError(`${location}: the tokenizer's ${name} has id ${t} but the model config says ${m}`);
+    if (t !== m) throw new PretrainedError(`${where}: the tokenizer's ${name} has id ${t} but the model config says ${m}`);
   }
   if (tokenizer.vocabSize > cfg.lm.vocab_size) {
-    throw new PretrainedError(`${location}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${cfg.lm.vocab_size}`);
+    throw new PretrainedError(`${where}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${cfg.lm.vocab_size}`);
   }
   model.setTrainingMode('none');
   const processor = new FlamingoProcessor(tokenizer, { imageSize: cfg.vision.image_size, maxLength: cfg.lm.max_position_embeddings, preprocess: cfg.preprocess });
-  options.log?.(`model ${location} (${source.name}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters, weights ${storedDType(model)})`);
-  return { model, tokenizer, processor, location, source: source.name, meta: readModelMeta(location) };
+  options.log?.(`${where} (${source.name}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters, weights ${storedDType(model)})`);
+  return { model, tokenizer, processor, location, source: source.name, meta: typeof location === 'string' ? readModelMeta(location) : null };
 }

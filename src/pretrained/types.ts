@@ -9,6 +9,19 @@ import type { FlamingoProcessor } from '../data/processor.ts';
 import { FlamingoError } from '../errors.ts';
 import type { WeightDType } from '../engine/quant.ts';
 
+/** A released OpenFlamingo's three sources as downloaded (see src/pretrained/release.ts). */
+export interface ReleaseLocation {
+  /** open_clip weight file (`open_clip_pytorch_model.bin` / `.safetensors`). */
+  openClip: string;
+  /** Hugging Face LM directory (config.json, weights, tokenizer.json). */
+  lm: string;
+  /** OpenFlamingo `checkpoint.pt` (or `.safetensors`). */
+  checkpoint: string;
+}
+
+/** Where a model is: a directory (a model directory, an exported release …) or a release's three files. */
+export type PretrainedLocation = string | ReleaseLocation;
+
 /** A model location that does not exist or that no source can read, or a model and tokenizer that disagree. */
 export class PretrainedError extends FlamingoError {}
 
@@ -37,7 +50,7 @@ export interface Pretrained {
   /** Text + images → model inputs, sized from the model's config (image size, max positions). */
   processor: FlamingoProcessor;
   /** The location as given, and the source that read it. */
-  location: string;
+  location: PretrainedLocation;
   source: string;
   /** meta.json when the location has one, else null. */
   meta: ModelMeta | null;
@@ -58,6 +71,6 @@ export interface PretrainedSource {
   /** The files this source reads, for the message when no source accepts a location. */
   readonly describe: string;
   /** null when `location` holds this source's files; otherwise what is missing (e.g. "no tokenizer.json"). */
-  check(location: string): string | null;
-  load(location: string, options: LoadPretrainedOptions): LoadedWeights;
+  check(location: PretrainedLocation): string | null;
+  load(location: PretrainedLocation, options: LoadPretrainedOptions): LoadedWeights;
 }
