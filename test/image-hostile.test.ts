@@ -156,3 +156,41 @@ test('a 1 x 40000 image is preprocessed without materialising its 224 x 8960000 
   assert.equal(r.error, null);
   assert.ok(r.maxRssMB - baselineMB < 64, `peak RSS ${r.maxRssMB.toFixed(0)} MB vs baseline ${baselineMB.toFixed(0)} MB`);
 });
+
+test('the server refuses an image exactly when the decoder would, for the same reason (header checks shared)', async () => {
+  const { imageFromUrl } = await import('../src/serve/images.ts');
+  const { resolveLimits } = await import('../src/serve/limits.ts');
+  const { ServeError } = await import('../src/serve/errors.ts');
+  const { readImageHeader } = await import('../src/data/image.ts');
+  const limits = resolveLimits({ maxImagePixels: 64 * 64 });
+  const decodeLimits = { maxBytes: limits.maxImageBytes, maxPixels: limits.maxImagePixels };
+  const ok = pngFromRows(2, 2, 8, 0, [new Uint8Array(2), new Uint8Array(2)]);
+  const cases: [string, Buffer][] = [
+    ['valid gray PNG', ok],
+    ['PNG with bit depth 3', Buffer.concat([PNG_SIG, ihdr(2, 2, 3, 0), pngChunk('IEND')])],
+    ['PNG colour type 5', Buffer.concat([PNG_SIG, ihdr(2, 2, 8, 5), pngChunk('IEND')])],
+    ['PNG whose first chunk is not IHDR', Buffer.concat([PNG_SIG, pngChunk('IEND')])],
+    ['PNG truncated in IHDR', ok.subarray(0, 20)],
+    ['PNG over the pixel limit', Buffer.concat([PNG_SIG, ihdr(65, 64, 8, 0), pngChunk('IEND')])],
+    ['JPEG over the pixel limit', jpegClaiming(100, 100)],
+    ['GIF', Buffer.from('GIF89a\x01\x00\x01\x00\x00\x00\x00;', 'latin1')],
+  ];
+  for (const [what, bytes] of cases) {
+    let decoderError: Error | null = null;
+    try { decodeImage(bytes, { name: 'x', limits: decodeLimits }); } catch (e) { decoderError = e as Error; }
+    let headerError: Error | null = null;
+    try { readImageHeader(bytes, { name: 'x', limits: decodeLimits }); } catch (e) { headerError = e as Error; }
+    let serverError: InstanceType<typeof ServeError> | null = null;
+    try { imageFromUrl(`data:image/png;base64,${bytes.toString('base64')}`, 'images[0]', limits); } catch (e) { serverError = e as InstanceType<typeof ServeError>; }
+    if (headerError === null) {
+      assert.equal(serverError, null, `${what}: the server accepts what the header check accepts`);
+      continue;
+    }
+    // a header the decoder refuses is refused by the server, with the decoder's reason and a 4xx
+    assert.ok(decoderError, `${what}: the decoder refuses it too`);
+    assert.equal(headerError.message, decoderError.message, what);
+    assert.ok(serverError instanceof ServeError, `${what}: refused by the server`);
+    assert.equal(serverError.status, headerError instanceof ImageTooLargeError ? 413 : 400, what);
+    assert.ok(serverError.message.includes(headerError.message.replace(/^cannot decode image x: /, '')), `${what}: ${serverError.message}`);
+  }
+});

@@ -277,3 +277,19 @@ test('a full queue answers 429 with Retry-After; a request over the timeout gets
     await slow.close();
   }
 });
+
+test('--dtype: the server loads packed weights, says so on /healthz, and still answers', async () => {
+  const { main } = await import('../src/cli/main.ts');
+  assert.equal(await main(['serve', '--dtype', 'int4']), 2, 'a bad --dtype is a usage error');
+  const packed = await startServer({ modelDir: DIR, port: 0, dtype: 'int8' });
+  try {
+    const h = (await (await fetch(`${packed.url}/healthz`)).json()) as any;
+    assert.equal(h.weights, 'int8');
+    assert.equal(((await (await fetch(`${server.url}/healthz`)).json()) as any).weights, 'fp32');
+    const r = await fetch(`${packed.url}/v1/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'hello', max_new_tokens: 3 }) });
+    assert.equal(r.status, 200);
+    assert.equal(((await r.json()) as any).choices?.length ?? 1, 1);
+  } finally {
+    await packed.close();
+  }
+});

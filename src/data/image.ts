@@ -16,11 +16,11 @@ import { openSync, readSync, fstatSync, closeSync } from 'node:fs';
 import { PNG } from 'pngjs';
 import { FlamingoError } from '../errors.ts';
 import {
-  ImageDecodeError, ImageTooLargeError, convertToRgb, modeChannels, resolveLimits,
+  ImageDecodeError, ImageTooLargeError, checkDimensions, convertToRgb, modeChannels, resolveLimits,
   type DecodedImage, type ImageLimits,
 } from './image-format.ts';
-import { decodePng } from './png.ts';
-import { decodeJpeg } from './jpeg.ts';
+import { decodePng, readPngHeader } from './png.ts';
+import { decodeJpeg, readJpegHeader } from './jpeg.ts';
 import { resample8, resizeDecoded, type ResampleFilter } from './resample.ts';
 import { LEGACY_PREPROCESS, type PreprocessConfig } from '../model/preprocess-config.ts';
 
@@ -89,6 +89,23 @@ function unsupported(name: string, kind: string): ImageDecodeError {
 function splitArgs(nameOrOptions: string | DecodeOptions, options: DecodeOptions): DecodeOptions & { name: string } {
   const o = typeof nameOrOptions === 'string' ? { ...options, name: nameOrOptions } : { ...nameOrOptions, ...options };
   return { ...o, name: o.name ?? 'image' };
+}
+
+/**
+ * Format and size of PNG or JPEG bytes from the header alone, with the checks `decodeImage` makes
+ * before it allocates (byte and pixel limits, a well-formed header, a supported kind): a caller that
+ * decodes later (the server, whose worker threads decode) refuses the same inputs with the same errors.
+ */
+export function readImageHeader(bytes: Uint8Array, nameOrOptions: string | DecodeOptions = {}, options: DecodeOptions = {}): { format: 'PNG' | 'JPEG'; width: number; height: number } {
+  const o = splitArgs(nameOrOptions, options);
+  const limits = resolveLimits(o.limits);
+  if (bytes.length > limits.maxBytes) throw new ImageTooLargeError(o.name, `${bytes.length} bytes, more than the limit of ${limits.maxBytes} (maxBytes)`);
+  const kind = sniff(bytes);
+  if (kind !== 'png' && kind !== 'jpeg') throw unsupported(o.name, kind);
+  const h = kind === 'png' ? readPngHeader(bytes, o.name) : readJpegHeader(bytes, o.name);
+  const format = kind === 'png' ? 'PNG' : 'JPEG';
+  checkDimensions(o.name, format, h.width, h.height, limits);
+  return { format, width: h.width, height: h.height };
 }
 
 /**

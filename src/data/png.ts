@@ -47,6 +47,30 @@ export function pngRawSize(h: PngHeader): number {
   return passes(h).reduce((s, p) => s + p.h * (1 + rowBytes(p.w, h)), 0);
 }
 
+/** The IHDR chunk's body, checked (colour type, bit depth, methods). */
+function parseIhdr(body: Uint8Array, name: string): PngHeader {
+  const fail = (detail: string): never => {
+    throw new ImageDecodeError(name, detail);
+  };
+  if (body.length !== 13) fail(`IHDR has ${body.length} bytes, not 13`);
+  const h: PngHeader = { width: u32(body, 0), height: u32(body, 4), bitDepth: body[8]!, colorType: body[9]!, interlaced: body[12] === 1 };
+  if (!(h.colorType in CHANNELS)) fail(`colour type ${h.colorType} is not a PNG colour type`);
+  if (!DEPTHS[h.colorType]!.includes(h.bitDepth)) fail(`bit depth ${h.bitDepth} is invalid for colour type ${h.colorType}`);
+  if (body[10] !== 0 || body[11] !== 0 || body[12]! > 1) fail('unknown compression, filter or interlace method');
+  return h;
+}
+
+/** The header of a PNG file (its first chunk, which must be IHDR), checked as decodePng checks it. */
+export function readPngHeader(bytes: Uint8Array, name: string): PngHeader {
+  if (bytes.length < 8 || PNG_SIGNATURE.some((v, i) => bytes[i] !== v)) throw new ImageDecodeError(name, 'not a PNG file (bad signature)');
+  if (bytes.length < 16) throw new ImageDecodeError(name, 'truncated chunk header at byte 8');
+  const len = u32(bytes, 8);
+  const type = String.fromCharCode(bytes[12]!, bytes[13]!, bytes[14]!, bytes[15]!);
+  if (type !== 'IHDR') throw new ImageDecodeError(name, `first chunk is ${type}, not IHDR`);
+  if (len > 0x7fffffff || 16 + len + 4 > bytes.length) throw new ImageDecodeError(name, `chunk IHDR at byte 8 claims ${len} bytes, beyond the end of the file (truncated?)`);
+  return parseIhdr(bytes.subarray(16, 16 + len), name);
+}
+
 /** Decode a PNG file's default image. `name` is used in errors. */
 export function decodePng(bytes: Uint8Array, name: string, limits: ImageLimits): DecodedImage {
   const fail = (detail: string): never => {
@@ -72,13 +96,8 @@ export function decodePng(bytes: Uint8Array, name: string, limits: ImageLimits):
     switch (type) {
       case 'IHDR': {
         if (header) fail('second IHDR chunk');
-        if (len !== 13) fail(`IHDR has ${len} bytes, not 13`);
-        const h: PngHeader = { width: u32(body, 0), height: u32(body, 4), bitDepth: body[8]!, colorType: body[9]!, interlaced: body[12] === 1 };
-        if (!(h.colorType in CHANNELS)) fail(`colour type ${h.colorType} is not a PNG colour type`);
-        if (!DEPTHS[h.colorType]!.includes(h.bitDepth)) fail(`bit depth ${h.bitDepth} is invalid for colour type ${h.colorType}`);
-        if (body[10] !== 0 || body[11] !== 0 || body[12]! > 1) fail('unknown compression, filter or interlace method');
-        checkDimensions(name, 'PNG', h.width, h.height, limits);
-        header = h;
+        header = parseIhdr(body, name);
+        checkDimensions(name, 'PNG', header.width, header.height, limits);
         break;
       }
       case 'PLTE':

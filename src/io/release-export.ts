@@ -105,7 +105,14 @@ function tokenizerConfig(model: Flamingo, tokenizerJson: string): Record<string,
   return out;
 }
 
-export function exportRelease(model: Flamingo, outDir: string, opts: { tokenizerDir?: string | null } = {}): ExportedRelease {
+export interface ExportOptions {
+  /** Tokenizer files to put in the LM directory (a model directory holding tokenizer.json). */
+  tokenizerDir?: string | null;
+  /** The values written for a parameter (default: its own, packed ones dequantised); benchmarks write synthetic ones. */
+  tensorData?: (name: string, t: Tensor) => TorchTensorToWrite;
+}
+
+export function exportRelease(model: Flamingo, outDir: string, opts: ExportOptions = {}): ExportedRelease {
   const cfg = model.config;
   // OpenFlamingo has only the Perceiver Resampler and tanh-gated blocks: an ablation model has no such release
   if ((cfg.resampler.connector ?? 'perceiver') !== 'perceiver' || (cfg.xattn.gating ?? 'tanh') !== 'tanh') {
@@ -119,7 +126,7 @@ export function exportRelease(model: Flamingo, outDir: string, opts: { tokenizer
   const outName = family.outputEmbedding(cfg.lm);
   const output = outName ? `lang_encoder.${outName}` : null;
   for (const [name, t] of model.namedParameters()) {
-    const w = toWrite(t);
+    const w = opts.tensorData ? opts.tensorData(name, t) : toWrite(t);
     if (name.startsWith('vision_encoder.')) {
       clip.push([`visual.${name.slice('vision_encoder.'.length)}`, w]);
       ck.push([name, w]);

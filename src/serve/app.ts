@@ -17,6 +17,7 @@ import { resolveLimits, type ServeLimits } from './limits.ts';
 import { Metrics } from './metrics.ts';
 import { ROUTES } from './routes/index.ts';
 import { BUNDLED_MODEL_DIR } from '../pretrained/index.ts';
+import type { WeightDType } from '../engine/quant.ts';
 
 export interface ServeOptions {
   /** Model directory (default: the bundled model). */
@@ -28,6 +29,8 @@ export interface ServeOptions {
   batchWindowMs?: number;
   /** fastify's logger (default off). */
   logger?: boolean;
+  /** Storage of the linear weights: fp32, bf16 or int8 (default: as saved). */
+  dtype?: WeightDType;
 }
 
 function newMetrics(engine: InferenceEngine): Metrics {
@@ -53,7 +56,8 @@ export async function createContext(opts: ServeOptions): Promise<ServeContext> {
   const limits = resolveLimits(opts.limits ?? {});
   const engine = await InferenceEngine.start({
     modelDir, maxBatchRows: opts.maxBatchRows ?? 32, batchWindowMs: opts.batchWindowMs ?? 30,
-    maxQueue: limits.maxQueue, requestTimeoutMs: limits.requestTimeoutMs,
+    maxQueue: limits.maxQueue, requestTimeoutMs: limits.requestTimeoutMs, dtype: opts.dtype,
+    imageLimits: { maxBytes: limits.maxImageBytes, maxPixels: limits.maxImagePixels },
   });
   const metrics = newMetrics(engine);
   engine.onJobEnd = (kind, outcome, r) => {

@@ -78,8 +78,8 @@ export class InferenceEngine {
   }
 
   private spawn(): Promise<void> {
-    const { modelDir, maxBatchRows, batchWindowMs } = this.opts;
-    const w = newWorker({ modelDir, maxBatchRows, batchWindowMs });
+    const { modelDir, maxBatchRows, batchWindowMs, dtype, imageLimits } = this.opts;
+    const w = newWorker({ modelDir, maxBatchRows, batchWindowMs, dtype, imageLimits });
     this.worker = w;
     return new Promise((resolve, reject) => {
       let ready = false;

@@ -1,9 +1,10 @@
 /**
  * Images as requests carry them: data URLs (`data:image/png;base64,…`) or bare base64. Decoded to
- * bytes here and checked against the byte and pixel limits from the header alone (PNG IHDR, JPEG SOFn),
- * so a small file claiming a huge size is refused before anything is decoded; pixel decoding happens
- * in the inference worker.
+ * bytes here and checked from the header alone by the project's decoder (data/image.ts readImageHeader:
+ * PNG IHDR, JPEG SOFn, the byte and pixel limits), so a small file claiming a huge size is refused
+ * before anything is decoded; pixel decoding happens in the inference worker, under the same limits.
  */
+import { ImageDecodeError, ImageTooLargeError, readImageHeader } from '../data/image.ts';
 import { LimitError, RequestFieldError } from './errors.ts';
 import type { ServeLimits } from './limits.ts';
 
@@ -39,38 +40,16 @@ export function imageFromUrl(url: unknown, param: string, limits: ServeLimits): 
   if (!BASE64.test(b64)) throw new RequestFieldError(param, 'is not valid base64');
   const bytes = new Uint8Array(Buffer.from(b64, 'base64'));
   if (bytes.length > limits.maxImageBytes) throw new LimitError(param, `${param}: image of ${bytes.length} bytes is larger than the limit of ${limits.maxImageBytes}`, 413);
-  const hdr = imageHeader(bytes);
-  if (!hdr) throw new RequestFieldError(param, 'is not a PNG or JPEG image (or its header is corrupt)');
-  if (hdr.width * hdr.height > limits.maxImagePixels) {
-    throw new LimitError(param, `${param}: image of ${hdr.width}x${hdr.height} pixels is larger than the limit of ${limits.maxImagePixels} pixels`, 413);
+  // The decoder's own header checks and limits (the worker decodes with these limits too): the server
+  // and the CLI refuse the same inputs with the same reasons.
+  let hdr: { format: 'PNG' | 'JPEG'; width: number; height: number };
+  try {
+    hdr = readImageHeader(bytes, { name: param, limits: { maxBytes: limits.maxImageBytes, maxPixels: limits.maxImagePixels } });
+  } catch (e) {
+    const why = e instanceof Error ? e.message.replace(/^cannot decode image [^:]*: /, '') : String(e);
+    if (e instanceof ImageTooLargeError) throw new LimitError(param, `${param}: ${why}`, 413);
+    if (e instanceof ImageDecodeError) throw new RequestFieldError(param, `is not a readable image: ${why}`);
+    throw e;
   }
-  return { bytes, ...hdr };
-}
-
-/** Format and size from a PNG or JPEG header, or null when the header is not one of those. */
-export function imageHeader(b: Uint8Array): { format: 'png' | 'jpeg'; width: number; height: number } | null {
-  if (b.length >= 24 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47 && b[12] === 0x49 && b[13] === 0x48 && b[14] === 0x44 && b[15] === 0x52) {
-    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-    const width = dv.getUint32(16);
-    const height = dv.getUint32(20);
-    return width > 0 && height > 0 ? { format: 'png', width, height } : null;
-  }
-  if (b.length >= 4 && b[0] === 0xff && b[1] === 0xd8) {
-    let i = 2;
-    while (i + 9 < b.length) {
-      if (b[i] !== 0xff) return null;
-      const marker = b[i + 1]!;
-      if (marker === 0xff) { i++; continue; }
-      const len = (b[i + 2]! << 8) | b[i + 3]!;
-      // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
-      if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
-        const height = (b[i + 5]! << 8) | b[i + 6]!;
-        const width = (b[i + 7]! << 8) | b[i + 8]!;
-        return width > 0 && height > 0 ? { format: 'jpeg', width, height } : null;
-      }
-      if (len < 2) return null;
-      i += 2 + len;
-    }
-  }
-  return null;
+  return { bytes, format: hdr.format === 'PNG' ? 'png' : 'jpeg', width: hdr.width, height: hdr.height };
 }

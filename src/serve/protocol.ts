@@ -3,6 +3,7 @@
  * token ids and encoded image bytes; the worker decodes images, batches compatible generation jobs
  * and streams tokens back as they are produced.
  */
+import type { WeightDType } from '../engine/quant.ts';
 
 export interface SamplingOptions {
   maxNewTokens: number;
@@ -83,6 +84,8 @@ export interface TokenItem { choice: number; token: number; finish: 'stop' | 'le
 export interface WorkerInfo {
   kernels: string;
   parameters: number;
+  /** How the linear weights are stored (fp32, bf16, int8). */
+  weights: string;
 }
 
 export type FromWorker =
@@ -103,4 +106,8 @@ export interface WorkerOptions {
   maxBatchRows: number;
   /** Wait up to this long for more requests (until none arrived for 8 ms) before starting a batch. */
   batchWindowMs: number;
+  /** Storage of the linear weights (default: as saved). */
+  dtype?: WeightDType;
+  /** What an image may take when decoded: the limits the server checked the headers against. */
+  imageLimits?: { maxBytes: number; maxPixels: number };
 }

@@ -10,6 +10,7 @@ import { setPriority } from 'node:os';
 import { setImmediate as tick } from 'node:timers/promises';
 import { loadPretrained } from '../pretrained/index.ts';
 import { decodeImage, makeImage } from '../data/image.ts';
+import { storedDType } from '../nn/quantize.ts';
 import { FlamingoError } from '../errors.ts';
 import { BatchDecoder, type DecodeRow, type StepToken } from '../model/batch-decode.ts';
 import { generate, scoreContinuations } from '../model/generate.ts';
@@ -31,7 +32,7 @@ const port = parentPort!;
 const opts = workerData as WorkerOptions;
 const post = (m: FromWorker): void => port.postMessage(m);
 
-const { model, processor } = loadPretrained(opts.modelDir);
+const { model, processor } = loadPretrained(opts.modelDir, { dtype: opts.dtype });
 const S = model.config.vision.image_size;
 
 const inbox: Job[] = [];
@@ -76,7 +77,7 @@ function fail(id: number, e: unknown): void {
 }
 
 function pixelsOf(job: { images: Uint8Array[] }): Float32Array[] {
-  return job.images.map((b, i) => processor.preprocessImage(decodeImage(b, `image ${i + 1}`)));
+  return job.images.map((b, i) => processor.preprocessImage(decodeImage(b, { name: `image ${i + 1}`, limits: opts.imageLimits })));
 }
 
 function visionX(pixels: Float32Array[]): Tensor | null {
@@ -97,7 +98,7 @@ function runMediaJob(job: MediaJob): void {
   const t0 = performance.now();
   post({ type: 'started', id: job.id, batchRows: 1 });
   const items = job.media.map((m, i) => (m.kind === 'image'
-    ? [processor.preprocessImage(decodeImage(m.bytes, `media ${i + 1}`))]
+    ? [processor.preprocessImage(decodeImage(m.bytes, { name: `media ${i + 1}`, limits: opts.imageLimits }))]
     : m.frames.map((f) => processor.preprocessImage(makeImage(m.width, m.height, f)))));
   const media = items.length > 0 ? encodeMediaItems(model, items) : null;
   const o = job.options;
@@ -291,5 +292,5 @@ async function loop(): Promise<never> {
   }
 }
 
-post({ type: 'ready', info: { kernels: backend().description, parameters: model.parameters().reduce((s, p) => s + p.size, 0) } });
+post({ type: 'ready', info: { kernels: backend().description, parameters: model.parameters().reduce((s, p) => s + p.size, 0), weights: storedDType(model) } });
 loop().catch((e: unknown) => post({ type: 'fatal', message: e instanceof Error ? e.message : String(e) }));
