@@ -36,7 +36,7 @@ describe('the ablation file', () => {
     assert.deepEqual(ours, recipe);
     assert.equal(ourSteps, plan.steps);
     assert.ok(steps >= plan.steps);
-    assert.equal(base.tokenizer.path, join(plan.components, 'tokenizer.json'));
+    assert.equal(base.tokenizer.path, '../models/flamingo-fmnist/tokenizer.json'); // relative: the hash is the same in any checkout
     assert.equal(base.stages.contrastive.enabled, false);
     assert.equal(base.stages.lm.enabled, false);
   });

@@ -11,7 +11,7 @@
  * same config is not redone on --resume; an unfinished one continues from its last checkpoint.
  */
 import { cpSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { loadPretrained, readModelMeta } from '../pretrained/index.ts';
 import { saveFlamingo } from '../io/checkpoint.ts';
 import { ConfigError, rejectUnknownKeys } from '../model/config.ts';
@@ -144,7 +144,8 @@ export function baselineConfig(plan: AblationPlan): Record<string, unknown> {
   const warmup = isObj(flamingo.optim) && typeof flamingo.optim.warmup_steps === 'number' ? flamingo.optim.warmup_steps : undefined;
   return {
     ...raw,
-    tokenizer: { path: join(plan.components, 'tokenizer.json') },
+    // relative to the base config's folder, so the config hash (and --resume) does not depend on the checkout's location
+    tokenizer: { path: relative(dirname(plan.base), join(plan.components, 'tokenizer.json')) },
     stages: {
       ...stages,
       contrastive: { ...(isObj(stages.contrastive) ? stages.contrastive : {}), enabled: false },
