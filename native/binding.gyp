@@ -7,7 +7,8 @@
         "src/pool.cc",
         "src/gemm.cc",
         "src/kernels.cc",
-        "src/quant.cc"
+        "src/quant.cc",
+        "src/memory.cc"
       ],
       "include_dirs": ["<!@(node detect.cjs blas-include)"],
       "defines": ["<!@(node detect.cjs blas-defines)", "NAPI_VERSION=8"],

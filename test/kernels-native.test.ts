@@ -427,6 +427,15 @@ test('backend description names the GEMM library and thread count', { skip }, ()
   assert.match(nat.description, /^native \((OpenBLAS|built-in GEMM)[^,]*, \d+ threads/);
 });
 
+test('the addon keeps freed memory in the process (glibc) and says so in info() and the description', { skip }, () => {
+  const heap = loadNativeAddon().info().heap;
+  assert.ok(typeof heap === 'string' && heap.length > 0);
+  if (process.report.getReport && (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime) {
+    assert.match(heap, /^freed memory kept/);
+  }
+  assert.ok(nat.description.includes(heap), nat.description);
+});
+
 // ------------------------------------------------------------------ backend selection
 /** Runs getKernels() in a fresh process (the choice is once per process) and returns its output. */
 function selectIn(env: Record<string, string | undefined>): { status: number | null; stdout: string; stderr: string } {

@@ -15,6 +15,7 @@
 #include "kernels.h"
 #include "pool.h"
 #include "quant.h"
+#include "memory.h"
 #include "simd.h"
 
 namespace flamingo {
@@ -181,6 +182,7 @@ napi_value number(napi_env env, double v) {
 // environment so worker threads loading the addon each get their own.
 struct InstanceData {
   napi_ref errorClass = nullptr;
+  std::string heap;  // keep_freed_memory()'s result, reported by info()
 };
 
 void throw_arg_error(napi_env env, const ArgError& e) {
@@ -256,6 +258,9 @@ KERNEL(Info, "info")
   napi_set_named_property(env, o, "hasBlas", b);
   napi_set_named_property(env, o, "threads", number(env, pool_threads()));
   napi_set_named_property(env, o, "blasThreads", number(env, blas_threads()));
+  InstanceData* d = nullptr;
+  napi_get_instance_data(env, reinterpret_cast<void**>(&d));
+  set_str(env, o, "heap", d ? d->heap : std::string("unknown"));
   return o;
 END_KERNEL
 
@@ -307,6 +312,7 @@ napi_value Init(napi_env env, napi_value exports) {
   // One thread count for both pools: OpenBLAS's workers and ours never run at the same time
   // (calls are sequential), so matching the core count keeps either from oversubscribing.
   blas_single_threaded();
+  data->heap = keep_freed_memory();
   const Entry entries[] = {
       {"info", Info},
       {"setThreads", SetThreads},

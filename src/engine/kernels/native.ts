@@ -40,6 +40,8 @@ export interface NativeInfo {
   /** Threads of the addon's pool (including the caller). */
   threads: number;
   blasThreads: number;
+  /** The process heap policy set when the addon loads (native/src/memory.cc); absent in older addons. */
+  heap?: string;
 }
 
 /** The raw addon exports: the kernels (positional arguments, generated from signatures.ts) and the rest. */
@@ -96,7 +98,7 @@ export function createNativeKernels(): Kernels {
   const info = addon.info();
   return {
     name: 'native',
-    description: `native (${info.blas}, ${info.threads} threads, ${info.simd})`,
+    description: `native (${info.blas}, ${info.threads} threads, ${info.simd}${info.heap ? `, ${info.heap}` : ''})`,
     ...bindNativeKernels(addon, activationCode),
   };
 }
