@@ -271,3 +271,26 @@ test('accumulateGrad: a borrowed gradient is never written; the second contribut
   w.buf[0] = 7;
   assert.deepEqual(Array.from(g), [1, 2, 3]);
 });
+
+test('add / mul with a long repeated suffix (kernel per block) equal the elementwise loop exactly, gradients too', () => {
+  for (const { name, k } of kernelSets()) {
+    withBackend(k, () => {
+      const r = new Rng(7);
+      const inner = 4100; // ≥ KERNEL_ROW: the per-block kernel path
+      const a = randTensor(r, [3, 2, inner]);
+      const b = randTensor(r, [2, inner]);
+      b.requiresGrad = true;
+      for (const [op, f] of [['add', (x: number, y: number) => x + y], ['mul', (x: number, y: number) => Math.fround(x * y)]] as const) {
+        b.grad = null;
+        const out = op === 'add' ? E.add(a, b) : E.mul(a, b);
+        const A = a.f32, B = b.f32;
+        for (let i = 0; i < A.length; i++) assert.equal(out.f32[i], Math.fround(f(A[i]!, B[i % B.length]!)), `${name} ${op} forward at ${i}`);
+        E.backward(E.sum(out));
+        // d/db of Σ out: block sums in block order (add) or of a (mul)
+        const want = new Float32Array(B.length);
+        for (let o = 0; o < A.length; o += B.length) for (let j = 0; j < B.length; j++) want[j] = want[j]! + (op === 'add' ? 1 : A[o + j]!);
+        assert.deepEqual(Array.from(b.grad!), Array.from(want), `${name} ${op} gradient`);
+      }
+    });
+  }
+});

@@ -3,6 +3,7 @@
  * broadcast gradient back onto an input's shape.
  */
 import { ShapeError, fmtShape, shapeSize } from '../tensor.ts';
+import { backend } from '../backend.ts';
 
 export function broadcastShapes(op: string, a: readonly number[], b: readonly number[]): number[] {
   const n = Math.max(a.length, b.length);
@@ -104,6 +105,12 @@ export function reduceToShape(g: Float32Array, outShape: readonly number[], inSh
   const pat = broadcastPattern(inShape, outShape);
   if (pat.kind === 'suffix') {
     const inner = pat.inner;
+    if (inner >= 4096) {
+      // same sums in the same order (block after block), one kernel call per block
+      const k = backend();
+      for (let o = 0; o < g.length; o += inner) k.add(res, g.subarray(o, o + inner), res, inner);
+      return res;
+    }
     for (let o = 0; o < g.length; o += inner) for (let j = 0; j < inner; j++) res[j]! += g[o + j]!;
     return res;
   }

@@ -10,6 +10,9 @@ import { broadcastPattern, broadcastShapes, broadcastStrides, forEachBroadcast, 
 
 type BinOp = 'add' | 'sub' | 'mul' | 'div';
 
+/** Rows at least this long go to a kernel call each (below it the call costs more than the loop). */
+export const KERNEL_ROW = 4096;
+
 function binaryForward(op: BinOp, a: Tensor, b: Tensor): Tensor {
   const A = a.f32;
   const B = b.f32;
@@ -28,6 +31,16 @@ function binaryForward(op: BinOp, a: Tensor, b: Tensor): Tensor {
   }
   if (pa.kind === 'same' && pb.kind === 'suffix') {
     const inner = pb.inner;
+    if ((op === 'add' || op === 'mul') && inner >= KERNEL_ROW) {
+      // long repeated blocks (positional embeddings over a batch): one kernel call per block
+      for (let o = 0; o < n; o += inner) {
+        const ao = A.subarray(o, o + inner);
+        const oo = out.subarray(o, o + inner);
+        if (op === 'add') k.add(ao, B, oo, inner);
+        else k.mul(ao, B, oo, inner);
+      }
+      return new Tensor(out, outShape);
+    }
     for (let o = 0; o < n; o += inner) {
       if (op === 'add') for (let j = 0; j < inner; j++) out[o + j] = A[o + j]! + B[j]!;
       else if (op === 'mul') for (let j = 0; j < inner; j++) out[o + j] = A[o + j]! * B[j]!;
