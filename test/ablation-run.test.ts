@@ -136,6 +136,9 @@ describe('a tiny ablation run', () => {
     assert.match(readFileSync(join(first, 'table.txt'), 'utf8'), /^baseline .*\nconnector: mlp .*[+-]/m);
     const svg = readFileSync(join(first, 'loss.svg'), 'utf8');
     assert.equal((svg.match(/<polyline/g) ?? []).length, 3);
+    for (const name of ['baseline', 'connector: mlp', 'round robin']) assert.ok(svg.includes(`>${name}</text>`), name);
+    const ticks = [...svg.matchAll(/text-anchor="middle">(\d+)<\/text>/g)].map((x) => x[1]);
+    assert.deepEqual(ticks, [...new Set(ticks)]);
     assert.ok(existsSync(join(first, 'variants', 'connector-mlp', 'model', 'weights.safetensors')));
   });
 

@@ -274,7 +274,9 @@ export function lossCurvesSvg(curves: readonly { name: string; metrics: StepMetr
   for (let i = 0; i <= 5; i++) {
     const y = y0 + ((y1 - y0) * i) / 5;
     out.push(`<line x1="${m.l - 4}" y1="${sy(y).toFixed(1)}" x2="${W - m.r}" y2="${sy(y).toFixed(1)}" stroke="#ddd"/><text x="${m.l - 7}" y="${(sy(y) + 4).toFixed(1)}" text-anchor="end">${y.toFixed(2)}</text>`);
-    const x = Math.round((x1 * i) / 5);
+  }
+  // step ticks: whole steps, each once (a short run has fewer than six)
+  for (const x of new Set(Array.from({ length: 6 }, (_, i) => Math.round((x1 * i) / 5)))) {
     out.push(`<text x="${sx(x).toFixed(1)}" y="${H - m.b + 16}" text-anchor="middle">${x}</text>`);
   }
   series.forEach((s, i) => {
