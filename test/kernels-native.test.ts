@@ -476,3 +476,19 @@ test('swapMiddleAxes (the head split/merge copy) agrees with the TypeScript kern
   assert.throws(() => nat.swapMiddleAxes(new Float32Array(5), new Float32Array(6), 1, 2, 3, 1),
     (err: unknown) => err instanceof NativeKernelArgumentError && err.message.includes('swapMiddleAxes'));
 });
+
+test('poolStats counts jobs handed to the pool (a large product) and not a tiny kernel call', { skip }, () => {
+  const a = loadNativeAddon();
+  assert.equal(typeof a.poolStats, 'function');
+  const n = 512;
+  const x = new Float32Array(n * n).fill(0.5);
+  const c = new Float32Array(n * n);
+  const s0 = a.poolStats!();
+  nat.add(x.subarray(0, 8), x.subarray(0, 8), c.subarray(0, 8), 8); // one chunk: no job
+  const s1 = a.poolStats!();
+  assert.equal(s1.dispatched, s0.dispatched);
+  nat.gemm(false, false, n, n, n, 1, x, x, 0, c);
+  const s2 = a.poolStats!();
+  if (a.info().threads > 1) assert.ok(s2.dispatched > s1.dispatched, `dispatched ${s1.dispatched} → ${s2.dispatched}`);
+  assert.ok(s2.dispatched + s2.inline >= s1.dispatched + s1.inline);
+});

@@ -7,6 +7,7 @@
 import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { Profiler, profileKernels, withProfiler, type Phase } from '../../src/engine/profile.ts';
 import { backend, withBackend } from '../../src/engine/backend.ts';
+import { loadNativeAddon } from '../../src/engine/kernels/native.ts';
 
 export interface StepProfile {
   steps: number;
@@ -22,7 +23,7 @@ export interface StepProfile {
     gemm_gflop: number;
     gemm_gflops: number;
     other_kernels_ms: number;
-    /** Step time outside every kernel: TypeScript loops in ops, allocation, model code, GC. */
+    /** Step time outside every kernel: TypeScript loops in ops, buffer allocation, model code, GC. */
     outside_kernels_ms: number;
     gc_ms: number;
     gc_count: number;
@@ -30,11 +31,17 @@ export interface StepProfile {
     /** Kernel-mode CPU time (page clearing, mmap/munmap) summed over threads. */
     system_cpu_ms: number;
     user_cpu_ms: number;
-    alloc_count: number;
-    alloc_mb: number;
-    alloc_reused: number;
-    alloc_ms: number;
+    /** Native thread-pool jobs handed to the workers / run inline on the caller (null: TypeScript kernels). */
+    pool_dispatches: number | null;
+    pool_inline: number | null;
   };
+}
+
+/** The native pool's counters, or null when the kernels are not native (or the addon predates them). */
+function poolStats(): { dispatched: number; inline: number } | null {
+  if (backend().name !== 'native') return null;
+  const a = loadNativeAddon();
+  return typeof a.poolStats === 'function' ? a.poolStats() : null;
 }
 
 /** step(phase) runs one training step, calling phase() at each phase boundary. */
@@ -47,6 +54,7 @@ export async function profileSteps(steps: number, step: StepFn): Promise<StepPro
   obs.observe({ entryTypes: ['gc'] });
   const phaseMs = new Map<string, number>();
   const timed = profileKernels(backend());
+  const pool0 = poolStats();
   const ru0 = process.resourceUsage();
   const t0 = performance.now();
   withBackend(timed, () => withProfiler(prof, () => {
@@ -66,6 +74,7 @@ export async function profileSteps(steps: number, step: StepFn): Promise<StepPro
   }));
   const t1 = performance.now();
   const ru1 = process.resourceUsage();
+  const pool1 = poolStats();
   await new Promise((r) => setTimeout(r, 100)); // gc entries are delivered later, on the event loop
   obs.disconnect();
   const inWindow = gc.filter((e) => e.startTime >= t0 && e.startTime <= t1);
@@ -97,10 +106,8 @@ export async function profileSteps(steps: number, step: StepFn): Promise<StepPro
       minor_page_faults: per(ru1.minorPageFault - ru0.minorPageFault),
       system_cpu_ms: per((ru1.systemCPUTime - ru0.systemCPUTime) / 1000),
       user_cpu_ms: per((ru1.userCPUTime - ru0.userCPUTime) / 1000),
-      alloc_count: per(prof.alloc.count),
-      alloc_mb: per(prof.alloc.bytes) / 2 ** 20,
-      alloc_reused: per(prof.alloc.reused),
-      alloc_ms: per(prof.alloc.ms),
+      pool_dispatches: pool0 && pool1 ? per(pool1.dispatched - pool0.dispatched) : null,
+      pool_inline: pool0 && pool1 ? per(pool1.inline - pool0.inline) : null,
     },
   };
 }
@@ -113,7 +120,7 @@ export function formatProfile(p: StepProfile, top = 25): string {
     `profile over ${p.steps} step(s), per step: ${s.step_ms.toFixed(1)} ms (${Object.entries(p.phases).map(([k, v]) => `${k.replace(/_ms$/, '')} ${v.toFixed(1)}`).join(', ')})`,
     `  GEMM ${s.gemm_ms.toFixed(1)} ms (${pct(s.gemm_ms)}, ${s.gemm_gflops.toFixed(1)} GFLOP/s), other kernels ${s.other_kernels_ms.toFixed(1)} ms (${pct(s.other_kernels_ms)}), outside kernels ${s.outside_kernels_ms.toFixed(1)} ms (${pct(s.outside_kernels_ms)})`,
     `  GC ${s.gc_ms.toFixed(1)} ms in ${s.gc_count.toFixed(1)} pauses (${pct(s.gc_ms)}); ${s.minor_page_faults.toFixed(0)} minor page faults, system CPU ${s.system_cpu_ms.toFixed(1)} ms, user CPU ${s.user_cpu_ms.toFixed(1)} ms`,
-    `  allocator: ${s.alloc_count.toFixed(0)} buffers, ${s.alloc_mb.toFixed(0)} MB (${s.alloc_reused.toFixed(0)} reused), ${s.alloc_ms.toFixed(1)} ms`,
+    `  native pool: ${s.pool_dispatches === null ? 'n/a' : `${s.pool_dispatches.toFixed(0)} jobs dispatched, ${s.pool_inline!.toFixed(0)} run inline`}`,
     '  op                      forward ms  backward ms   calls',
   ];
   for (const o of p.ops.slice(0, top)) {

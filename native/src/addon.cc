@@ -264,6 +264,16 @@ KERNEL(Info, "info")
   return o;
 END_KERNEL
 
+// poolStats() → { dispatched, inline }: pool counters since load (the bench's profile reads them).
+KERNEL(PoolStatsFn, "poolStats")
+  napi_value o;
+  napi_create_object(env, &o);
+  const PoolStats st = pool_stats();
+  napi_set_named_property(env, o, "dispatched", number(env, static_cast<double>(st.dispatched)));
+  napi_set_named_property(env, o, "inline", number(env, static_cast<double>(st.inline_runs)));
+  return o;
+END_KERNEL
+
 // setThreads(n): our pool (OpenBLAS stays single-threaded).
 KERNEL(SetThreads, "setThreads")
   int64_t n = A.dim(0, "n");
@@ -315,6 +325,7 @@ napi_value Init(napi_env env, napi_value exports) {
   data->heap = keep_freed_memory();
   const Entry entries[] = {
       {"info", Info},
+      {"poolStats", PoolStatsFn},
       {"setThreads", SetThreads},
       {"benchDirectGemm", BenchDirectGemm},
       {"setErrorClass", SetErrorClass},

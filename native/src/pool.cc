@@ -30,6 +30,7 @@ struct Job {
 };
 
 thread_local bool t_inside = false;  // this thread is running a pool job
+std::atomic<uint64_t> g_dispatched{0}, g_inline{0};
 
 class Pool {
  public:
@@ -47,12 +48,14 @@ class Pool {
   void run(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
     // Nested call (from inside a job, on the caller or a worker): run inline.
     if (t_inside || threads_ <= 1) {
+      g_inline.fetch_add(1, std::memory_order_relaxed);
       fn(ctx, 0, n);
       return;
     }
     // Another JS thread (worker_threads) is using the pool: run inline rather than wait.
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
     if (!busy.owns_lock()) {
+      g_inline.fetch_add(1, std::memory_order_relaxed);
       fn(ctx, 0, n);
       return;
     }
@@ -60,6 +63,7 @@ class Pool {
       Inside() { t_inside = true; }
       ~Inside() { t_inside = false; }
     } inside;
+    g_dispatched.fetch_add(1, std::memory_order_relaxed);
     Job job;
     job.fn = fn;
     job.ctx = ctx;
@@ -143,6 +147,9 @@ Pool& pool() {
 }  // namespace
 
 int pool_threads() { return pool().threads(); }
+PoolStats pool_stats() {
+  return {g_dispatched.load(std::memory_order_relaxed), g_inline.load(std::memory_order_relaxed)};
+}
 void pool_set_threads(int n) { pool().resize(n); }
 void parallel_range(int64_t n, int64_t grain, RangeFn fn, void* ctx) { pool().run(n, grain, fn, ctx); }
 

@@ -18,6 +18,13 @@ int pool_threads();
 // Set the thread count (>= 1); restarts the workers. Not safe concurrently with running kernels.
 void pool_set_threads(int n);
 
+// Counters since the process started (profiling: how often work was handed to the pool).
+struct PoolStats {
+  uint64_t dispatched;  // jobs handed to the workers
+  uint64_t inline_runs; // parallel_range calls run on the caller alone (nested in a job, or pool busy)
+};
+PoolStats pool_stats();
+
 // Runs fn over [0, n) split into chunks of at least `grain` items. Runs inline when the range is
 // one chunk, the pool has one thread, or the pool is already busy (e.g. called from a second JS
 // worker thread at the same time).

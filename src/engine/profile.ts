@@ -1,10 +1,9 @@
 /**
  * Per-op profile of a piece of engine work (the bench's `--profile`): where a training step's time
- * goes, by op kind (forward and backward), by kernel (GEMM by size class, the elementwise kernels),
- * and in allocation.
+ * goes, by op kind (forward and backward) and by kernel (GEMM by size class, the elementwise kernels).
  *
  * Off unless a `Profiler` is installed with `withProfiler`, and then only the autograd tape (`record`,
- * `backward`) and the allocator look at it: ops are not changed. Forward time of an op is the time
+ * `backward`) looks at it: ops are not changed. Forward time of an op is the time
  * since the previous op finished (the ops run one after another on the JS thread), so it includes
  * the model code between two ops; backward time is the op's backward function itself.
  * Kernel times come from `profileKernels`, a wrapper around a `Kernels` that times every call.
@@ -32,8 +31,6 @@ export class Profiler {
   /** Kernel name (GEMM split by size class) → times, per phase. */
   readonly kernels = new Map<string, KernelTimes>();
   phase: Phase = 'other';
-  /** Buffers handed out by the allocator (count, bytes, time in ms) and how many were reused. */
-  alloc = { count: 0, bytes: 0, ms: 0, reused: 0 };
   private last = performance.now();
 
   /** Starts a phase; the next op's forward time counts from now. */

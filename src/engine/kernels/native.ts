@@ -47,6 +47,8 @@ export interface NativeInfo {
 /** The raw addon exports: the kernels (positional arguments, generated from signatures.ts) and the rest. */
 export interface NativeAddon extends NativeAddonKernels {
   info(): NativeInfo;
+  /** Pool counters since load: jobs handed to the workers, and calls run inline on the caller. Absent in older addons. */
+  poolStats?(): { dispatched: number; inline: number };
   /** Sets both the addon pool's and OpenBLAS's thread count. */
   setThreads(n: number): void;
   /** Seconds for `iters` n×n×n sgemm calls made straight from C++ on these buffers. */
