@@ -90,7 +90,7 @@ function agree(
 const GEMM_SHAPES: Array<[number, number, number]> = [
   [1, 1, 1], [3, 5, 7], [17, 33, 9], [6, 16, 1], [40, 41, 42], [65, 47, 130], [130, 70, 257], [97, 1030, 23],
   // matrix-vector and skinny products (sgemv, the few-rows kernel)
-  [1, 301, 257], [300, 1, 257], [5, 299, 131], [8, 67, 600], [2, 1030, 33],
+  [1, 301, 257], [300, 1, 257], [5, 299, 131], [8, 67, 600], [2, 1030, 33], [3, 130, 1000], [4, 257, 96],
   // ≥ 1M multiply-adds: split over the pool by rows or by columns (blocks with leading dimensions)
   [1, 4100, 300], [4100, 1, 300], [33, 2000, 40], [2000, 20, 40],
 ];
@@ -99,7 +99,8 @@ test('gemm: every trans combination, alpha/beta, NaN in C ignored when beta = 0'
   for (const [m, n, k] of GEMM_SHAPES) {
     for (const tA of [false, true]) {
       for (const tB of [false, true]) {
-        for (const [alpha, beta] of [[1, 0], [0.5, 1.5], [-2, 1]] as const) {
+        // (1, 0) and (1, 1) with tB and ≤ 4 rows take the streaming decode kernel (x · Wᵀ)
+        for (const [alpha, beta] of [[1, 0], [1, 1], [0.5, 1.5], [-2, 1]] as const) {
           const a = randn(m * k), b = randn(k * n);
           const c0 = beta === 0 ? view(m * n, () => NaN) : randn(m * n);
           agree(`gemm ${m}x${n}x${k} tA=${tA} tB=${tB} α=${alpha} β=${beta}`, [c0], (kern, [c]) =>

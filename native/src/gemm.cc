@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "pool.h"
+#include "quant.h"
 #include "simd.h"
 
 #ifdef FLAMINGO_OPENBLAS
@@ -151,10 +152,14 @@ constexpr int64_t SKINNY_M = 8;
 
 void skinny(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
             float beta, float* c) {
-  std::vector<float> ap(static_cast<size_t>(m * k));  // alpha · op(A), rows contiguous
-  for (int64_t i = 0; i < m; i++)
-    for (int64_t p = 0; p < k; p++) ap[i * k + p] = alpha * (tA ? a[p * m + i] : a[i * k + p]);
-  const float* A = ap.data();
+  std::vector<float> ap;  // alpha · op(A) with rows contiguous, unless that is A itself
+  const float* A = a;
+  if (tA || alpha != 1.0f) {
+    ap.resize(static_cast<size_t>(m * k));
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t p = 0; p < k; p++) ap[i * k + p] = alpha * (tA ? a[p * m + i] : a[i * k + p]);
+    A = ap.data();
+  }
   if (tB) {  // C[i,j] = A_i · B_j (B rows are contiguous); 4 B rows per pass share each A load
     auto store = [&](int64_t i, int64_t j, float sum) {
       float* cij = c + i * n + j;
@@ -329,9 +334,19 @@ void gemm_builtin(const GemmArgs& g) {
 void gemm(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return;
   const int64_t macs = g.m * g.n * g.k;
-  // Tiny products: library call overhead dominates; the packed micro-kernel is faster.
+  // Tiny products: library call overhead dominates; the packed micro-kernel is faster. With a
+  // few rows (decode-step attention: one query per head) packing costs more than the product, so
+  // those stream B directly.
   if (macs <= SMALL_MACS) {
-    batch_parallel(g, macs, builtin_one);
+    if (g.m <= SKINNY_M) batch_parallel(g, macs, skinny);
+    else batch_parallel(g, macs, builtin_one);
+    return;
+  }
+  // x · Wᵀ with a few rows (decode steps' linear layers): the streaming register kernel of
+  // quant.cc, which reads W once at memory speed on every pool thread.
+  if (g.count == 1 && !g.transA && g.transB && g.m <= GEMV_MAX_ROWS && g.alpha == 1.0f &&
+      (g.beta == 0.0f || g.beta == 1.0f)) {
+    gemv_f32(g.a, g.b, g.n, g.k, g.c, g.m, g.beta == 1.0f);
     return;
   }
   if (g.m <= SKINNY_M && g.k > 0 && (!have_blas() || g.m > 1)) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -31,6 +32,26 @@ struct Job {
 
 thread_local bool t_inside = false;  // this thread is running a pool job
 std::atomic<uint64_t> g_dispatched{0}, g_inline{0};
+
+// How long an idle worker (and a caller waiting for its workers) polls before blocking. A decode
+// step dispatches ~100–200 small jobs separated by a few µs of JavaScript; waking a blocked thread
+// costs a futex call and a context switch each time (measured at ~10–15% of a small-model decode
+// step). Bounded, so an idle process does not keep a core busy.
+constexpr auto SPIN = std::chrono::microseconds(50);
+
+template <class Pred>
+bool spin_until(Pred ready) {
+  const auto until = std::chrono::steady_clock::now() + SPIN;
+  for (;;) {
+    for (int i = 0; i < 64; i++) {
+      if (ready()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+    if (std::chrono::steady_clock::now() >= until) return ready();
+  }
+}
 
 class Pool {
  public:
@@ -71,29 +92,33 @@ class Pool {
     // A few chunks per thread so a thread delayed by the OS (or by OpenBLAS) costs little.
     int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(n / grain, int64_t{threads_} * 4));
     job.chunk = (n + chunks - 1) / chunks;
-    {
+    job_.store(&job);
+    generation_.fetch_add(1);
+    if (sleeping_.load() > 0) {
       std::lock_guard<std::mutex> lk(mu_);
-      job_ = &job;
-      ++generation_;
+      cv_.notify_all();
     }
-    cv_.notify_all();
     job.work();
-    std::unique_lock<std::mutex> lk(mu_);
-    job_ = nullptr;  // late wakers see no job and go back to sleep
-    done_cv_.wait(lk, [&] { return active_ == 0; });
+    // Late workers see no job. A worker that announced itself (active_) before this store may
+    // still hold &job: wait for it (seq_cst on both sides: it either is counted or sees null).
+    job_.store(nullptr);
+    if (!spin_until([&] { return active_.load() == 0; })) {
+      std::unique_lock<std::mutex> lk(mu_);
+      done_cv_.wait(lk, [&] { return active_.load() == 0; });
+    }
   }
 
  private:
   void start(int threads) {
     threads_ = std::max(1, threads);
-    stopping_ = false;
+    stopping_.store(false);
     for (int i = 1; i < threads_; i++) workers_.emplace_back([this] { loop(); });
   }
 
   void stop() {
     {
       std::lock_guard<std::mutex> lk(mu_);
-      stopping_ = true;
+      stopping_.store(true);
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
@@ -102,30 +127,36 @@ class Pool {
 
   void loop() {
     t_inside = true;
-    uint64_t seen = 0;
-    std::unique_lock<std::mutex> lk(mu_);
+    uint64_t seen = generation_.load();
     for (;;) {
-      cv_.wait(lk, [&] { return stopping_ || (job_ != nullptr && generation_ != seen); });
-      if (stopping_) return;
-      seen = generation_;
-      Job* job = job_;
-      ++active_;
-      lk.unlock();
-      job->work();
-      lk.lock();
-      if (--active_ == 0) done_cv_.notify_one();
+      auto fresh = [&] { return stopping_.load() || generation_.load() != seen; };
+      if (!spin_until(fresh)) {
+        std::unique_lock<std::mutex> lk(mu_);
+        sleeping_.fetch_add(1);
+        cv_.wait(lk, fresh);
+        sleeping_.fetch_sub(1);
+      }
+      if (stopping_.load()) return;
+      seen = generation_.load();
+      active_.fetch_add(1);
+      if (Job* job = job_.load()) job->work();
+      if (active_.fetch_sub(1) == 1) {
+        std::lock_guard<std::mutex> lk(mu_);
+        done_cv_.notify_one();
+      }
     }
   }
 
   int threads_ = 1;
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};
   std::vector<std::thread> workers_;
   std::mutex busy_;  // one job at a time
   std::mutex mu_;
   std::condition_variable cv_, done_cv_;
-  Job* job_ = nullptr;
-  uint64_t generation_ = 0;
-  int active_ = 0;
+  std::atomic<Job*> job_{nullptr};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> active_{0};    // workers between announcing themselves and leaving a job
+  std::atomic<int> sleeping_{0};  // workers blocked on cv_ (the dispatcher notifies only then)
 };
 
 int default_threads() {

@@ -1,9 +1,9 @@
 // A small persistent thread pool for the fused kernels.
 //
-// Why not spin: on a 2-core machine OpenBLAS keeps its own worker threads, and two pools that
-// busy-wait starve each other. Our workers block on a condition variable between jobs and work is
-// handed out in chunks through an atomic counter, so a worker that wakes late simply finds no
-// work left instead of stalling the caller (the caller never waits for a worker that has not
+// Idle workers poll for a new job for a short, bounded time (SPIN in pool.cc) and then block on a
+// condition variable; OpenBLAS runs single-threaded, so no second pool competes for the cores.
+// Work is handed out in chunks through an atomic counter, so a worker that wakes late simply finds
+// no work left instead of stalling the caller (the caller never waits for a worker that has not
 // started; it only waits for workers that already took a chunk).
 #pragma once
 #include <cstdint>

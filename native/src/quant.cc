@@ -18,8 +18,6 @@
 namespace flamingo {
 namespace {
 
-// Rows of x handled together by the register kernels (decode is 1; beam / small batches up to 4).
-constexpr int64_t GEMV_MAX_ROWS = 4;
 // Output rows per dequantised panel of the prefill path.
 constexpr int64_t PANEL_ROWS = 64;
 
@@ -31,7 +29,12 @@ inline float bf16_to_f32(uint16_t h) {
 }
 
 // ---------------------------------------------------------------- register kernels (decode)
-// acc[r] = Σ_j x[r][j] · w[j] for one weight row, weights widened in registers.
+// Decode is bound by reading W once per token, so the kernels are built to stream it: NW weight
+// rows per pass (the x loads are shared and NW·R accumulator chains run in parallel), and a
+// software prefetch that walks the next group of rows linearly at the pace of the current one.
+// Rows o..o+NW−1 are contiguous, so each thread reads one contiguous range of W (and of the
+// scales) front to back. With AVX-512 (checked at run time) a 32-weight block is two 16-lane
+// converts instead of four 8-lane ones; the arithmetic (per-block sums, then × scale) is the same.
 #if defined(__AVX2__) && defined(__FMA__)
 static inline __m256 load_bf16x8(const uint16_t* p) {
   __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -40,94 +43,329 @@ static inline __m256 load_bf16x8(const uint16_t* p) {
 static inline __m256 load_i8x8(const int8_t* p) {
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
 }
+#endif
 
-template <int R>
-void row_bf16(const uint16_t* w, const float* x, int64_t ldx, int64_t cols, float* acc) {
-  __m256 a0[R], a1[R];
-  for (int r = 0; r < R; r++) a0[r] = a1[r] = _mm256_setzero_ps();
-  int64_t j = 0;
-  for (; j + 16 <= cols; j += 16) {
-    __m256 w0 = load_bf16x8(w + j), w1 = load_bf16x8(w + j + 8);
-    for (int r = 0; r < R; r++) {
-      a0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + r * ldx + j), a0[r]);
-      a1[r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + r * ldx + j + 8), a1[r]);
-    }
-  }
-  for (int r = 0; r < R; r++) {
-    float s = hsum(V{_mm256_add_ps(a0[r], a1[r])});
-    for (int64_t jj = j; jj < cols; jj++) s += bf16_to_f32(w[jj]) * x[r * ldx + jj];
-    acc[r] = s;
-  }
-}
-
-template <int R>
-void row_int8(const int8_t* q, const float* d, const float* x, int64_t ldx, int64_t cols, float* acc) {
-  __m256 tot[R];
-  for (int r = 0; r < R; r++) tot[r] = _mm256_setzero_ps();
-  const int64_t full = cols / Q8_BLOCK;
-  for (int64_t b = 0; b < full; b++) {
-    const int8_t* qb = q + b * Q8_BLOCK;
-    __m256 w0 = load_i8x8(qb), w1 = load_i8x8(qb + 8), w2 = load_i8x8(qb + 16), w3 = load_i8x8(qb + 24);
-    __m256 db = _mm256_set1_ps(d[b]);
-    for (int r = 0; r < R; r++) {
-      const float* xb = x + r * ldx + b * Q8_BLOCK;
-      __m256 s = _mm256_mul_ps(w0, _mm256_loadu_ps(xb));
-      s = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xb + 8), s);
-      s = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xb + 16), s);
-      s = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xb + 24), s);
-      tot[r] = _mm256_fmadd_ps(s, db, tot[r]);
-    }
-  }
-  for (int r = 0; r < R; r++) {
-    float s = hsum(V{tot[r]});
-    if (full * Q8_BLOCK < cols) {
-      float t = 0;
-      for (int64_t jj = full * Q8_BLOCK; jj < cols; jj++) t += static_cast<float>(q[jj]) * x[r * ldx + jj];
-      s += t * d[full];
-    }
-    acc[r] = s;
-  }
-}
+// Prefetch `bytes` starting at p (one request per cache line).
+static inline void prefetch_span(const void* p, int64_t bytes) {
+#if defined(__AVX2__) || defined(__SSE2__)
+  const char* c = static_cast<const char*>(p);
+  for (int64_t i = 0; i < bytes; i += 64) _mm_prefetch(c + i, _MM_HINT_T0);
 #else
-template <int R>
-void row_bf16(const uint16_t* w, const float* x, int64_t ldx, int64_t cols, float* acc) {
-  for (int r = 0; r < R; r++) {
-    float s = 0;
-    for (int64_t j = 0; j < cols; j++) s += bf16_to_f32(w[j]) * x[r * ldx + j];
-    acc[r] = s;
-  }
+  (void)p;
+  (void)bytes;
+#endif
 }
-template <int R>
-void row_int8(const int8_t* q, const float* d, const float* x, int64_t ldx, int64_t cols, float* acc) {
-  for (int r = 0; r < R; r++) {
-    float s = 0;
-    for (int64_t b = 0; b * Q8_BLOCK < cols; b++) {
-      float t = 0;
-      for (int64_t j = b * Q8_BLOCK; j < std::min(cols, (b + 1) * Q8_BLOCK); j++) t += static_cast<float>(q[j]) * x[r * ldx + j];
-      s += t * d[b];
+
+// Scalar tails (columns past the last full block) and the no-SIMD build.
+template <int R, int NW>
+void tail_bf16(const uint16_t* w, int64_t C, const float* x, int64_t j0, float* acc) {
+  for (int v = 0; v < NW; v++)
+    for (int r = 0; r < R; r++) {
+      float s = 0;
+      for (int64_t j = j0; j < C; j++) s += bf16_to_f32(w[v * C + j]) * x[r * C + j];
+      acc[r * NW + v] += s;
     }
-    acc[r] = s;
+}
+template <int R, int NW>
+void tail_f32(const float* w, int64_t C, const float* x, int64_t j0, float* acc) {
+  for (int v = 0; v < NW; v++)
+    for (int r = 0; r < R; r++) {
+      float s = 0;
+      for (int64_t j = j0; j < C; j++) s += w[v * C + j] * x[r * C + j];
+      acc[r * NW + v] += s;
+    }
+}
+template <int R, int NW>
+void tail_int8(const int8_t* q, const float* d, int64_t C, int64_t nb, const float* x, int64_t j0, float* acc) {
+  if (j0 >= C) return;
+  for (int v = 0; v < NW; v++)
+    for (int r = 0; r < R; r++) {
+      float t = 0;
+      for (int64_t j = j0; j < C; j++) t += static_cast<float>(q[v * C + j]) * x[r * C + j];
+      acc[r * NW + v] += t * d[v * nb + j0 / Q8_BLOCK];
+    }
+}
+
+// acc[r·NW + v] = x_r · dequant(W row v); w/q point at the first of NW consecutive rows (length C),
+// d at its first scale (nb a row). pf: the next group's first row (prefetched), or null.
+#if defined(__AVX2__) && defined(__FMA__)
+template <int R, int NW>
+void group_bf16_avx2(const uint16_t* w, int64_t C, const float* x, float* acc, const uint16_t* pf) {
+  __m256 a[R][NW];
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NW; v++) a[r][v] = _mm256_setzero_ps();
+  const int64_t full = C / Q8_BLOCK;
+  for (int64_t b = 0; b < full; b++) {
+    const int64_t j = b * Q8_BLOCK;
+    if (pf) prefetch_span(pf + j * NW, NW * Q8_BLOCK * 2);
+    for (int v = 0; v < NW; v++) {
+      const uint16_t* wv = w + v * C + j;
+      const __m256 w0 = load_bf16x8(wv), w1 = load_bf16x8(wv + 8), w2 = load_bf16x8(wv + 16), w3 = load_bf16x8(wv + 24);
+      for (int r = 0; r < R; r++) {
+        const float* xr = x + r * C + j;
+        __m256 s = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xr), a[r][v]);
+        s = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xr + 8), s);
+        s = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xr + 16), s);
+        a[r][v] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xr + 24), s);
+      }
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NW; v++) acc[r * NW + v] = hsum(V{a[r][v]});
+  tail_bf16<R, NW>(w, C, x, full * Q8_BLOCK, acc);
+}
+
+template <int R, int NW>
+void group_f32_avx2(const float* w, int64_t C, const float* x, float* acc, const float* pf) {
+  __m256 a[R][NW];
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NW; v++) a[r][v] = _mm256_setzero_ps();
+  const int64_t full = C / Q8_BLOCK;
+  for (int64_t b = 0; b < full; b++) {
+    const int64_t j = b * Q8_BLOCK;
+    if (pf) prefetch_span(pf + j * NW, NW * Q8_BLOCK * 4);
+    for (int v = 0; v < NW; v++) {
+      const float* wv = w + v * C + j;
+      const __m256 w0 = _mm256_loadu_ps(wv), w1 = _mm256_loadu_ps(wv + 8), w2 = _mm256_loadu_ps(wv + 16),
+                   w3 = _mm256_loadu_ps(wv + 24);
+      for (int r = 0; r < R; r++) {
+        const float* xr = x + r * C + j;
+        __m256 s = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xr), a[r][v]);
+        s = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xr + 8), s);
+        s = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xr + 16), s);
+        a[r][v] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xr + 24), s);
+      }
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NW; v++) acc[r * NW + v] = hsum(V{a[r][v]});
+  tail_f32<R, NW>(w, C, x, full * Q8_BLOCK, acc);
+}
+
+template <int R, int NW>
+void group_int8_avx2(const int8_t* q, const float* d, int64_t C, int64_t nb, const float* x, float* acc,
+                     const int8_t* pf, const float* pfd) {
+  __m256 a[R][NW];
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NW; v++) a[r][v] = _mm256_setzero_ps();
+  const int64_t full = C / Q8_BLOCK;
+  for (int64_t b = 0; b < full; b++) {
+    const int64_t j = b * Q8_BLOCK;
+    if (pf) {
+      prefetch_span(pf + j * NW, NW * Q8_BLOCK);
+      if ((b & 15) == 0) prefetch_span(pfd + b * NW, NW * 64);
+    }
+    for (int v = 0; v < NW; v++) {
+      const int8_t* qv = q + v * C + j;
+      const __m256 w0 = load_i8x8(qv), w1 = load_i8x8(qv + 8), w2 = load_i8x8(qv + 16), w3 = load_i8x8(qv + 24);
+      const __m256 dv = _mm256_broadcast_ss(d + v * nb + b);
+      for (int r = 0; r < R; r++) {
+        const float* xr = x + r * C + j;
+        __m256 s = _mm256_mul_ps(w0, _mm256_loadu_ps(xr));
+        s = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xr + 8), s);
+        s = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xr + 16), s);
+        s = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xr + 24), s);
+        a[r][v] = _mm256_fmadd_ps(s, dv, a[r][v]);
+      }
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NW; v++) acc[r * NW + v] = hsum(V{a[r][v]});
+  tail_int8<R, NW>(q, d, C, nb, x, full * Q8_BLOCK, acc);
+}
+
+// GCC 12's AVX-512 headers start some conversions from an "undefined" register, which its
+// warnings report as uninitialised inside target-attribute functions; the values are never read.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#define FLAMINGO_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+
+template <int R, int NW>
+FLAMINGO_AVX512 void group_bf16_avx512(const uint16_t* w, int64_t C, const float* x, float* acc, const uint16_t* pf) {
+  __m512 a[R][NW];
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NW; v++) a[r][v] = _mm512_setzero_ps();
+  const int64_t full = C / Q8_BLOCK;
+  for (int64_t b = 0; b < full; b++) {
+    const int64_t j = b * Q8_BLOCK;
+    if (pf) {
+      const char* p = reinterpret_cast<const char*>(pf + j * NW);
+      for (int i = 0; i < NW * Q8_BLOCK * 2; i += 64) _mm_prefetch(p + i, _MM_HINT_T0);
+    }
+    for (int v = 0; v < NW; v++) {
+      const uint16_t* wv = w + v * C + j;
+      const __m512 w0 = _mm512_castsi512_ps(_mm512_slli_epi32(
+          _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wv))), 16));
+      const __m512 w1 = _mm512_castsi512_ps(_mm512_slli_epi32(
+          _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wv + 16))), 16));
+      for (int r = 0; r < R; r++) {
+        const float* xr = x + r * C + j;
+        a[r][v] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xr + 16), _mm512_fmadd_ps(w0, _mm512_loadu_ps(xr), a[r][v]));
+      }
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NW; v++) acc[r * NW + v] = _mm512_reduce_add_ps(a[r][v]);
+  tail_bf16<R, NW>(w, C, x, full * Q8_BLOCK, acc);
+}
+
+template <int R, int NW>
+FLAMINGO_AVX512 void group_f32_avx512(const float* w, int64_t C, const float* x, float* acc, const float* pf) {
+  __m512 a[R][NW];
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NW; v++) a[r][v] = _mm512_setzero_ps();
+  const int64_t full = C / Q8_BLOCK;
+  for (int64_t b = 0; b < full; b++) {
+    const int64_t j = b * Q8_BLOCK;
+    if (pf) {
+      const char* p = reinterpret_cast<const char*>(pf + j * NW);
+      for (int i = 0; i < NW * Q8_BLOCK * 4; i += 64) _mm_prefetch(p + i, _MM_HINT_T0);
+    }
+    for (int v = 0; v < NW; v++) {
+      const float* wv = w + v * C + j;
+      const __m512 w0 = _mm512_loadu_ps(wv), w1 = _mm512_loadu_ps(wv + 16);
+      for (int r = 0; r < R; r++) {
+        const float* xr = x + r * C + j;
+        a[r][v] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xr + 16), _mm512_fmadd_ps(w0, _mm512_loadu_ps(xr), a[r][v]));
+      }
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NW; v++) acc[r * NW + v] = _mm512_reduce_add_ps(a[r][v]);
+  tail_f32<R, NW>(w, C, x, full * Q8_BLOCK, acc);
+}
+
+template <int R, int NW>
+FLAMINGO_AVX512 void group_int8_avx512(const int8_t* q, const float* d, int64_t C, int64_t nb, const float* x,
+                                       float* acc, const int8_t* pf, const float* pfd) {
+  __m512 a[R][NW];
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NW; v++) a[r][v] = _mm512_setzero_ps();
+  const int64_t full = C / Q8_BLOCK;
+  for (int64_t b = 0; b < full; b++) {
+    const int64_t j = b * Q8_BLOCK;
+    if (pf) {
+      const char* p = reinterpret_cast<const char*>(pf + j * NW);
+      for (int i = 0; i < NW * Q8_BLOCK; i += 64) _mm_prefetch(p + i, _MM_HINT_T0);
+      if ((b & 15) == 0) {
+        const char* ps = reinterpret_cast<const char*>(pfd + b * NW);
+        for (int i = 0; i < NW * 64; i += 64) _mm_prefetch(ps + i, _MM_HINT_T0);
+      }
+    }
+    for (int v = 0; v < NW; v++) {
+      const int8_t* qv = q + v * C + j;
+      const __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qv))));
+      const __m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qv + 16))));
+      const __m512 dv = _mm512_set1_ps(d[v * nb + b]);
+      for (int r = 0; r < R; r++) {
+        const float* xr = x + r * C + j;
+        const __m512 s = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xr + 16), _mm512_mul_ps(w0, _mm512_loadu_ps(xr)));
+        a[r][v] = _mm512_fmadd_ps(s, dv, a[r][v]);
+      }
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NW; v++) acc[r * NW + v] = _mm512_reduce_add_ps(a[r][v]);
+  tail_int8<R, NW>(q, d, C, nb, x, full * Q8_BLOCK, acc);
+}
+#pragma GCC diagnostic pop
+#else
+template <int R, int NW>
+void group_f32_avx2(const float* w, int64_t C, const float* x, float* acc, const float*) {
+  for (int i = 0; i < R * NW; i++) acc[i] = 0;
+  tail_f32<R, NW>(w, C, x, 0, acc);
+}
+template <int R, int NW>
+void group_bf16_avx2(const uint16_t* w, int64_t C, const float* x, float* acc, const uint16_t*) {
+  for (int i = 0; i < R * NW; i++) acc[i] = 0;
+  tail_bf16<R, NW>(w, C, x, 0, acc);
+}
+template <int R, int NW>
+void group_int8_avx2(const int8_t* q, const float* d, int64_t C, int64_t nb, const float* x, float* acc, const int8_t*,
+                     const float*) {
+  for (int i = 0; i < R * NW; i++) acc[i] = 0;
+  for (int64_t j0 = 0; j0 < C; j0 += Q8_BLOCK) {
+    float t[R * NW] = {};
+    for (int v = 0; v < NW; v++)
+      for (int r = 0; r < R; r++)
+        for (int64_t j = j0; j < std::min(C, j0 + Q8_BLOCK); j++) t[r * NW + v] += static_cast<float>(q[v * C + j]) * x[r * C + j];
+    for (int v = 0; v < NW; v++)
+      for (int r = 0; r < R; r++) acc[r * NW + v] += t[r * NW + v] * d[v * nb + j0 / Q8_BLOCK];
   }
 }
 #endif
 
+// Which instruction set the decode kernels use: AVX-512 when the CPU has it (unless
+// FLAMINGO_SIMD=avx2 asks for the AVX2 kernels, e.g. to test them), else AVX2 (or scalar).
+bool use_avx512() {
+#if defined(__AVX2__) && defined(__FMA__)
+  static const bool yes = [] {
+    const char* env = std::getenv("FLAMINGO_SIMD");
+    if (env && std::strcmp(env, "avx2") == 0) return false;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  }();
+  return yes;
+#else
+  return false;
+#endif
+}
+
+template <int R, int NW>
+void group(const PackedW& w, int64_t o, const float* x, float* acc, bool prefetchNext) {
+  const int64_t C = w.cols, nb = q8_blocks(C);
+  if (w.kind == Packing::F32) {
+    const float* pf = prefetchNext ? w.f32 + (o + NW) * C : nullptr;
+#if defined(__AVX2__) && defined(__FMA__)
+    if (use_avx512()) return group_f32_avx512<R, NW>(w.f32 + o * C, C, x, acc, pf);
+#endif
+    return group_f32_avx2<R, NW>(w.f32 + o * C, C, x, acc, pf);
+  }
+  if (w.kind == Packing::Bf16) {
+    const uint16_t* pf = prefetchNext ? w.bits + (o + NW) * C : nullptr;
+#if defined(__AVX2__) && defined(__FMA__)
+    if (use_avx512()) return group_bf16_avx512<R, NW>(w.bits + o * C, C, x, acc, pf);
+#endif
+    return group_bf16_avx2<R, NW>(w.bits + o * C, C, x, acc, pf);
+  }
+  const int8_t* pf = prefetchNext ? w.qs + (o + NW) * C : nullptr;
+  const float* pfd = prefetchNext ? w.scales + (o + NW) * nb : nullptr;
+#if defined(__AVX2__) && defined(__FMA__)
+  if (use_avx512()) return group_int8_avx512<R, NW>(w.qs + o * C, w.scales + o * nb, C, nb, x, acc, pf, pfd);
+#endif
+  return group_int8_avx2<R, NW>(w.qs + o * C, w.scales + o * nb, C, nb, x, acc, pf, pfd);
+}
+
 template <int R>
 void gemv_rows(const float* x, const PackedW& w, float* out, int64_t o0, int64_t o1, bool accumulate) {
-  const int64_t C = w.cols, nb = q8_blocks(C);
-  float acc[R];
-  for (int64_t o = o0; o < o1; o++) {
-    if (w.kind == Packing::Bf16) row_bf16<R>(w.bits + o * C, x, C, C, acc);
-    else row_int8<R>(w.qs + o * C, w.scales + o * nb, x, C, C, acc);
-    for (int r = 0; r < R; r++) {
-      float& y = out[r * w.rows + o];
-      y = accumulate ? y + acc[r] : acc[r];
-    }
+  constexpr int NW = R == 1 ? 4 : 2;
+  float acc[R * NW];
+  auto store = [&](int64_t o, int nw) {
+    for (int r = 0; r < R; r++)
+      for (int v = 0; v < nw; v++) {
+        float& y = out[r * w.rows + o + v];
+        y = accumulate ? y + acc[r * nw + v] : acc[r * nw + v];
+      }
+  };
+  int64_t o = o0;
+  for (; o + NW <= o1; o += NW) {
+    // the next group may belong to the other thread's range: prefetching it is harmless
+    group<R, NW>(w, o, x, acc, o + 2 * NW <= w.rows);
+    store(o, NW);
+  }
+  for (; o < o1; o++) {
+    group<R, 1>(w, o, x, acc, false);
+    store(o, 1);
   }
 }
 
 void gemv(const float* x, const PackedW& w, float* out, int64_t rows, bool accumulate) {
-  // weight rows are the parallel axis: each thread streams its own slice of W once
-  const int64_t grain = std::max<int64_t>(4, 32768 / std::max<int64_t>(w.cols, 1));
+  // Weight rows are the parallel axis: each thread streams its own contiguous slice of W once.
+  // Chunks hold ≥ 64 KB of weights so a pool dispatch is worth it; small matrices stay inline.
+  const int64_t rowBytes = w.cols * (w.kind == Packing::F32 ? 4 : w.kind == Packing::Bf16 ? 2 : 1);
+  const int64_t grain = std::max<int64_t>(8, (int64_t{1} << 16) / std::max<int64_t>(rowBytes, 1)) / 4 * 4;
   parallel_for(w.rows, grain, [&](int64_t o0, int64_t o1) {
     switch (rows) {
       case 1: gemv_rows<1>(x, w, out, o0, o1, accumulate); break;
@@ -237,6 +475,16 @@ void packed_linear(const float* x, const PackedW& w, float* out, int64_t rows, b
   }
   if (rows <= GEMV_MAX_ROWS) gemv(x, w, out, rows, accumulate);
   else panel_forward(x, w, out, rows, accumulate);
+}
+
+void gemv_f32(const float* x, const float* w, int64_t outF, int64_t inF, float* out, int64_t rows, bool accumulate) {
+  if (rows <= 0 || outF <= 0) return;
+  PackedW p{};
+  p.kind = Packing::F32;
+  p.rows = outF;
+  p.cols = inF;
+  p.f32 = w;
+  gemv(x, p, out, rows, accumulate);
 }
 
 void packed_linear_backward(const float* g, const PackedW& w, float* dx, int64_t rows) {

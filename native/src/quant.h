@@ -10,7 +10,7 @@ namespace flamingo {
 
 constexpr int64_t Q8_BLOCK = 32;
 
-enum class Packing : int { Bf16 = 0, Int8 = 1 };
+enum class Packing : int { Bf16 = 0, Int8 = 1, F32 = 2 };
 
 struct PackedW {
   Packing kind;
@@ -18,12 +18,17 @@ struct PackedW {
   const uint16_t* bits;        // bf16: rows × cols
   const int8_t* qs;            // int8: rows × cols
   const float* scales;         // int8: rows × ceil(cols / 32)
+  const float* f32 = nullptr;  // F32 (only the decode kernel below): rows × cols
 };
 
 inline int64_t q8_blocks(int64_t cols) { return (cols + Q8_BLOCK - 1) / Q8_BLOCK; }
 
 // out (rows × W.rows) = x (rows × W.cols) · dequant(W)ᵀ, + out when accumulate.
 void packed_linear(const float* x, const PackedW& w, float* out, int64_t rows, bool accumulate);
+// The same register kernel for a float32 W (outF × inF), rows ≤ 4: the decode steps' linear layers
+// (gemm routes x · Wᵀ with few rows here instead of a BLAS gemv).
+void gemv_f32(const float* x, const float* w, int64_t outF, int64_t inF, float* out, int64_t rows, bool accumulate);
+constexpr int64_t GEMV_MAX_ROWS = 4;
 // dx (rows × W.cols) = g (rows × W.rows) · dequant(W).
 void packed_linear_backward(const float* g, const PackedW& w, float* dx, int64_t rows);
 
