@@ -162,7 +162,9 @@ export async function runPairs(o: PairOptions): Promise<PairsReport> {
       const result = await runOnce(side === 'ours' ? o.ours : o.theirs, timeoutS, o.env);
       const wall = (performance.now() - t0) / 1000;
       runs.push({ side, pair, wall_s: wall, load_before: load, result });
-      log(`pair ${pair + 1}/${o.pairs} ${side}: ${wall.toFixed(1)} s (load ${load.toFixed(1)})`);
+      // the figures as they come, so an interrupted series still leaves its pairs in the log
+      const figs = [...figuresOf(result)].map(([k, v]) => `${k}=${+v.toPrecision(6)}`).join(' ');
+      log(`pair ${pair + 1}/${o.pairs} ${side}: ${wall.toFixed(1)} s (load ${load.toFixed(1)}) ${figs}`);
     }
   }
   const figures = compare(runs, o.pairs);
