@@ -252,7 +252,8 @@ KERNEL(Info, "info")
   napi_value o;
   napi_create_object(env, &o);
   set_str(env, o, "blas", blas_description());
-  set_str(env, o, "simd", FLAMINGO_SIMD_NAME);
+  // the decode (matrix-vector) kernels pick AVX-512 at run time when the CPU has it
+  set_str(env, o, "simd", std::string(FLAMINGO_SIMD_NAME) + (decode_uses_avx512() ? ", avx512 decode kernels" : ""));
   napi_value b;
   napi_get_boolean(env, have_blas(), &b);
   napi_set_named_property(env, o, "hasBlas", b);

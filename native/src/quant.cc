@@ -483,6 +483,8 @@ void packed_linear(const float* x, const PackedW& w, float* out, int64_t rows, b
   else panel_forward(x, w, out, rows, accumulate);
 }
 
+bool decode_uses_avx512() { return use_avx512(); }
+
 void gemv_f32(const float* x, const float* w, int64_t outF, int64_t inF, float* out, int64_t rows, bool accumulate) {
   if (rows <= 0 || outF <= 0) return;
   PackedW p{};

@@ -29,6 +29,8 @@ void packed_linear(const float* x, const PackedW& w, float* out, int64_t rows, b
 // (gemm routes x · Wᵀ with few rows here instead of a BLAS gemv).
 void gemv_f32(const float* x, const float* w, int64_t outF, int64_t inF, float* out, int64_t rows, bool accumulate);
 constexpr int64_t GEMV_MAX_ROWS = 4;
+// Whether those register kernels run AVX-512 (CPU check; FLAMINGO_SIMD=avx2 forces AVX2).
+bool decode_uses_avx512();
 // dx (rows × W.cols) = g (rows × W.rows) · dequant(W).
 void packed_linear_backward(const float* g, const PackedW& w, float* dx, int64_t rows);
 

@@ -35,7 +35,7 @@ export interface NativeInfo {
   /** e.g. "OpenBLAS 0.3.21 Haswell" or "built-in GEMM (avx2+fma)". */
   blas: string;
   hasBlas: boolean;
-  /** "avx2+fma" or "scalar". */
+  /** "avx2+fma" or "scalar", plus ", avx512 decode kernels" when the matrix-vector kernels use AVX-512. */
   simd: string;
   /** Threads of the addon's pool (including the caller). */
   threads: number;
