@@ -19,7 +19,7 @@ import { readTorchCheckpoint } from '../src/io/torch-pickle.ts';
 import { exportRelease } from '../src/io/release-export.ts';
 import { loadRelease, ReleaseLoadError } from '../src/io/release.ts';
 import { loadFlamingo } from '../src/io/checkpoint.ts';
-import { quantizeFrozen } from '../src/nn/quantize.ts';
+import { quantizeFrozen, storedDType } from '../src/nn/quantize.ts';
 import { loadPretrained, PretrainedError } from '../src/pretrained/index.ts';
 import { OPEN_CLIP_EVAL_PREPROCESS } from '../src/model/preprocess-config.ts';
 import { ConfigError } from '../src/model/config.ts';
@@ -156,6 +156,22 @@ describe('export → release → this project and PyTorch', () => {
     assert.deepEqual([fromFiles.tokenizer.imageTokenId, fromFiles.tokenizer.eocTokenId, fromFiles.tokenizer.padTokenId], [orig.tokenizer.imageTokenId, orig.tokenizer.eocTokenId, orig.tokenizer.padTokenId]);
     const p = await pipeline(files, { dtype: 'int8' });
     assert.ok(p.model.lang_encoder.lm.embedWeight.dtype === 'float32');
+  });
+
+  test('flamingo convert --dtype int8 writes a model directory that reloads packed, close to the fp32 model', async () => {
+    const out = join(tmp, 'converted-int8');
+    const r = await capture((x) => main(['convert', ...x]), ['--open-clip', join(exported, 'clip', 'open_clip_pytorch_model.bin'), '--lm', join(exported, 'lm'),
+      '--checkpoint', join(exported, 'openflamingo', 'checkpoint.pt'), '--out', out, '--dtype', 'int8']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /weights int8/);
+    const again = loadPretrained(out);
+    assert.equal(storedDType(again.model), 'int8');
+    const want = logitsOf(model);
+    const got = logitsOf(again.model);
+    let dot = 0; let na = 0; let nb = 0;
+    for (let i = 0; i < want.length; i++) { dot += want[i]! * got[i]!; na += want[i]! ** 2; nb += got[i]! ** 2; }
+    assert.ok(dot / Math.sqrt(na * nb) > 0.99, `logits cosine ${dot / Math.sqrt(na * nb)}`);
+    assert.notDeepEqual(got, want, 'int8 weights are not the fp32 ones');
   });
 
   test('a packed model exports its dequantised weights', () => {
