@@ -10,7 +10,7 @@ import { FlamingoProcessor } from '../src/data/processor.ts';
 import { main } from '../src/cli/main.ts';
 import {
   BINDING_INVENTORIES, BUILTIN_TASKS, formatAnswer, formatEpisode, formatPrompt, runSuite, scoreResults, scoreVqa, tenfold, type SuiteReport,
-} from '../src/eval/builtin.ts';
+} from '../src/eval/suite/index.ts';
 import { tokenizerCodec } from '../src/eval/tasks.ts';
 import { RARE_WORDS } from '../src/data/synthetic/inventories.ts';
 import { capture, saveModelDir, tinyModel, tinyTokenizer } from './eval-helpers.ts';

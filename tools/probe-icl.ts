@@ -18,7 +18,7 @@ import { sampleSceneWith } from '../src/data/synthetic/scene.ts';
 import { renderScene } from '../src/data/synthetic/render.ts';
 import { captionInStyle, qaPairs, SCENE_QA_KINDS, type QAKind } from '../src/data/synthetic/text.ts';
 import type { RgbImage, Scene } from '../src/data/synthetic/types.ts';
-import { SUITE_CAPTION_STYLE } from '../src/eval/builtin.ts';
+import { SUITE_CAPTION_STYLE } from '../src/eval/suite/index.ts';
 import { captionPrompt, EOC_TOKEN, IMAGE_TOKEN, vqaPrompt } from '../src/eval/prompts.ts';
 
 const args = process.argv.slice(2);

@@ -1,11 +1,11 @@
 /**
  * `flamingo eval --suite builtin`: options, model loading and output files of the built-in suite
- * (src/eval/builtin.ts runs it). Exit codes as every command: 1 bad model or data, 2 bad usage.
+ * (src/eval/suite/ runs it). Exit codes as every command: 1 bad model or data, 2 bad usage.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { BUNDLED_MODEL_DIR, BUNDLED_MODEL_HINT, loadPretrained } from '../pretrained/index.ts';
-import { runSuite, suiteSvg, suiteTable, type SuiteOptions } from '../eval/builtin.ts';
+import { runSuite, suiteSvg, suiteTable, type SuiteOptions } from '../eval/suite/index.ts';
 import { tokenizerCodec } from '../eval/tasks.ts';
 import { intArg, parseOptions } from './args.ts';
 

@@ -1,6 +1,6 @@
 /**
  * `flamingo eval`: few-shot evaluation of a model directory on an official-format dataset
- * (OpenFlamingo protocol), or `--suite builtin` (delegated to src/eval/builtin.ts when present).
+ * (OpenFlamingo protocol), or `--suite builtin` (src/cli/eval-suite.ts).
  * Exit codes: 0 success, 1 data/model error, 2 usage error.
  */
 import { basename, dirname, resolve } from 'node:path';

@@ -21,7 +21,7 @@ import { atomicWrite } from '../train/checkpoint.ts';
 import { MetricsLog, type StepMetrics } from '../train/metrics.ts';
 import { formatDuration } from '../train/progress.ts';
 import { FlamingoError } from '../errors.ts';
-import { BUILTIN_TASKS, runSuite, type BuiltinTaskName, type SuiteReport } from './builtin.ts';
+import { BUILTIN_TASKS, runSuite, type BuiltinTaskName, type SuiteReport } from './suite/index.ts';
 import { tokenizerCodec } from './tasks.ts';
 
 export class AblationError extends FlamingoError {}
