@@ -99,7 +99,7 @@ test('progress on stderr shows items/s and ETA', async () => {
   const r = await capture(evalRun, ['--model', modelDir, '--task', 'vizwiz', '--data', join(FIXTURES, 'vizwiz'), '--shots', '0', '--seeds', '0',
     '--out', join(tmp, 'progress'), '--max-new-tokens', '2']);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /\[#+\] 3\/3 [\d.]+ items\/s ETA \d\d:\d\d/);
+  assert.match(r.stderr, /eval 3\/3 \[#{20}\] [\d.]+k? items\/s .*\| \d+:\d\d ETA \d+:\d\d/);
   assert.match(r.stdout, /0 shots/);
 });
 

@@ -16,6 +16,7 @@ import { UsageError } from '../errors.ts';
 import { RELEASE_OPTIONS, modelLocation } from './model-sources.ts';
 import { choiceArg, dtypeArg, intArg, intListArg, numberArg, parseOptions } from './args.ts';
 import { logWeights, storedDType } from '../nn/quantize.ts';
+import { ProgressBar, formatRate } from '../io/progress.ts';
 
 const USAGE = `usage: flamingo eval (--model <dir> | --open-clip FILE --lm DIR --checkpoint FILE) --task <task> --data <dir | key=path ...> --out <dir> [options]
        flamingo eval merge <shard dir>... --out <dir> [--quiet] [--json]
@@ -48,40 +49,6 @@ const USAGE = `usage: flamingo eval (--model <dir> | --open-clip FILE --lm DIR -
   --dtype <t>          fp32 | bf16 | int8: storage of the linear weights (packed at load; default as saved)
   --quiet              no progress bar        --json   print the summary as one JSON line
 `;
-
-/** Progress bar with rate and ETA on stderr; one line per ~10% when stderr is not a terminal. */
-export class ProgressBar {
-  private readonly t0 = performance.now();
-  private lastPct = -1;
-  constructor(private readonly stream: NodeJS.WriteStream = process.stderr, private readonly enabled = true) {}
-
-  update(done: number, total: number, label: string): void {
-    if (!this.enabled || total === 0) return;
-    const s = (performance.now() - this.t0) / 1000;
-    const rate = done / Math.max(s, 1e-9);
-    const eta = rate > 0 ? (total - done) / rate : 0;
-    const width = 24;
-    const fill = Math.round((done / total) * width);
-    const line = `[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${done}/${total} ${rate.toFixed(2)} items/s ETA ${fmtTime(eta)} ${label}`;
-    if (this.stream.isTTY) {
-      this.stream.write(`\r${line}\x1b[K${done === total ? '\n' : ''}`);
-    } else {
-      const pct = Math.floor((done / total) * 10);
-      if (pct !== this.lastPct || done === total) {
-        this.lastPct = pct;
-        this.stream.write(`${line}\n`);
-      }
-    }
-  }
-}
-
-function fmtTime(s: number): string {
-  const t = Math.round(s);
-  const h = Math.floor(t / 3600);
-  const m = Math.floor((t % 3600) / 60);
-  const sec = t % 60;
-  return `${h > 0 ? `${h}:` : ''}${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}`;
-}
 
 function printSummary(out: EvaluateOutput, json: boolean): void {
   const s = out.summary;
@@ -164,19 +131,26 @@ export async function run(args: string[]): Promise<number> {
   });
   if (storedDType(model) !== 'fp32') logWeights(model, 'flamingo eval'); // the default fp32 adds no line
   const dataset = loadTaskData(cfg.task, cfg.data, { skipInvalid: cfg.skipInvalid, frames: cfg.frames ?? framesForModel(model.config.resampler) });
-  const bar = new ProgressBar(process.stderr, !cfg.quiet);
+  let bar: ProgressBar | undefined;
+  const endBar = (): void => bar?.done();
   const options = {
     shots: cfg.shots, seeds: cfg.seeds, selection: cfg.selection, outDir: cfg.out, batchSize: cfg.batchSize,
     maxItems: cfg.maxItems, querySetSize: cfg.querySetSize, generation: cfg.generation, skipInvalid: cfg.skipInvalid, demoMode: cfg.demoMode,
     cacheDir: cfg.cacheDir, modelName: basename(resolve(typeof location === 'string' ? location : dirname(location.checkpoint))),
-    onProgress: (d: number, t: number, label: string) => bar.update(d, t, label),
+    onProgress: (d: number, t: number, label: string) => {
+      bar ??= new ProgressBar('eval', t, { enabled: !cfg.quiet });
+      bar.update(d, `${formatRate(d / Math.max(bar.elapsed(), 1e-9))} items/s ${label}`);
+    },
     onLog: (line: string) => { if (!cfg.quiet) process.stderr.write(`${line}\n`); },
   };
   if (cfg.shard) {
     const r = evaluateShard(model, tokenizerCodec(tokenizer), dataset, { ...options, shard: cfg.shard });
+    endBar();
     process.stdout.write(`shard ${cfg.shard.index}/${cfg.shard.count}: ${r.items} queries evaluated; ${r.manifestFile}\n`);
     return 0;
   }
-  printSummary(evaluateDataset(model, tokenizerCodec(tokenizer), dataset, options), cfg.json);
+  const out = evaluateDataset(model, tokenizerCodec(tokenizer), dataset, options);
+  endBar();
+  printSummary(out, cfg.json);
   return 0;
 }

@@ -19,7 +19,7 @@ import { configHash, deepMerge, resolveTrainConfig, type TrainConfig } from '../
 import { trainFlamingo, type Weights } from '../train/stages.ts';
 import { atomicWrite } from '../train/checkpoint.ts';
 import { MetricsLog, type StepMetrics } from '../train/metrics.ts';
-import { formatDuration } from '../train/progress.ts';
+import { formatDuration } from '../io/progress.ts';
 import { FlamingoError } from '../errors.ts';
 import { BUILTIN_TASKS, runSuite, type BuiltinTaskName, type SuiteReport } from './suite/index.ts';
 import { tokenizerCodec } from './tasks.ts';

@@ -14,7 +14,7 @@ import { subSeed } from '../data/datasets/types.ts';
 import { AdamW, clipGradNorm, defaultNoDecay, learningRate } from './optim.ts';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { MetricsLog, writeLossCurve, type StepMetrics } from './metrics.ts';
-import { ProgressBar } from './progress.ts';
+import { ProgressBar, formatRate } from '../io/progress.ts';
 import type { OptimConfig } from './config.ts';
 import { FlamingoError } from '../errors.ts';
 
@@ -112,7 +112,7 @@ export function runLoop(o: LoopOptions): LoopResult {
   }
   const streams = openStreams(o.datasets, o.seed, cursors);
   const sched = { warmupSteps: o.optim.warmup_steps * updatesPerStep, totalSteps: o.steps * updatesPerStep, kind: o.optim.schedule, minRatio: o.optim.min_lr_ratio };
-  const bar = new ProgressBar(o.stage.padEnd(11), o.steps, start, { enabled: o.progress ?? true, every: o.logEvery });
+  const bar = new ProgressBar(o.stage.padEnd(11), o.steps, { startStep: start, enabled: o.progress ?? true, every: o.logEvery ?? 10 });
   const trainable = params.map(([, t]) => t);
   const end = Math.min(o.steps, o.stopAfter ?? Infinity);
   let emaTok = 0;
@@ -173,7 +173,7 @@ export function runLoop(o: LoopOptions): LoopResult {
     emaImg = step === start ? ips : 0.8 * emaImg + 0.2 * ips;
     const m: StepMetrics = { step: step + 1, loss: total, losses, lr, grad_norm: norm, tokens, images, step_ms: ms, tokens_per_s: tps, images_per_s: ips };
     log.append(m);
-    bar.update(step + 1, { loss: total, tokensPerS: emaTok, imagesPerS: emaImg });
+    bar.update(step + 1, `loss ${total.toFixed(4)} | ${formatRate(emaTok)} tok/s${emaImg > 0 ? ` ${formatRate(emaImg)} img/s` : ''}`);
     if ((step + 1) % o.checkpointEvery === 0 || step + 1 === end) checkpoint(step + 1);
   }
   bar.done();
