@@ -104,6 +104,10 @@ test('CLI: usage errors exit 2 with one line for every command', async () => {
     ['train', '--out', 'x'],
     ['verify', '--bogus', 'dir'],
     ['demo', '--episodes=-1'],
+    ['convert', '--out', 'x'],
+    ['convert', '--open-clip', 'a', '--out', 'x'],
+    ['export', '--out', 'x'],
+    ['export', 'dir', '--out', 'x', '--bogus'],
   ];
   for (const [i, args] of cases.entries()) {
     // the first through the installed bin, the rest in-process through the same entry point (a spawn costs seconds)
