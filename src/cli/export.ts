@@ -13,7 +13,7 @@ const USAGE = 'usage: flamingo export MODEL_DIR --out DIR\n';
 export async function run(args: string[]): Promise<number> {
   const { values: v, positionals } = parseOptions(args, { out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, true);
   if (v.help) { process.stdout.write(USAGE); return 0; }
-  if (positionals.length !== 1 || !v.out) throw new UsageError(`one MODEL_DIR and --out are required (${USAGE.trim()})`);
+  if (positionals.length !== 1 || !v.out) throw new UsageError(`one MODEL_DIR and --out are required`);
   const dir = positionals[0]!;
   const out = v.out;
   const model = loadFlamingo(dir);
