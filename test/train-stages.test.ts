@@ -13,7 +13,7 @@ import { lmConfig } from '../src/train/config.ts';
 import { Rng } from '../src/engine/rng.ts';
 import { noGrad } from '../src/engine/index.ts';
 import { trainFromConfig } from '../src/train/run.ts';
-import { LOGIT_SCALE_MAX } from '../src/train/clip.ts';
+import { LOGIT_SCALE_MAX } from '../src/model/clip.ts';
 import { MetricsLog } from '../src/train/metrics.ts';
 import { loadFlamingo } from '../src/io/checkpoint.ts';
 import { ConfigError } from '../src/model/config.ts';

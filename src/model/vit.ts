@@ -8,74 +8,12 @@
  *   [:, 0:], class token first, when tokens_include_cls)
  */
 import { Tensor, zeros, ShapeError, fmtShape } from '../engine/tensor.ts';
-import { add, activation, attention, concat, linear, matmul, patchEmbed, reshape, slice, broadcastTo } from '../engine/index.ts';
+import { add, concat, matmul, patchEmbed, reshape, slice, broadcastTo } from '../engine/index.ts';
 import type { Rng } from '../engine/rng.ts';
 import { Module } from '../nn/module.ts';
-import { LayerNorm, Linear } from '../nn/layers.ts';
+import { LayerNorm } from '../nn/layers.ts';
 import type { VisionConfig } from './config.ts';
-import { mergeHeads, splitHeads } from './heads.ts';
-
-class ViTAttention extends Module {
-  readonly in_proj_weight: Tensor;
-  readonly in_proj_bias: Tensor;
-  readonly out_proj: Linear;
-  constructor(readonly width: number, readonly heads: number, rng: Rng) {
-    super();
-    const w = zeros([3 * width, width]);
-    // xavier-uniform like nn.MultiheadAttention
-    const bound = Math.sqrt(6 / (width + 3 * width));
-    rng.fillUniform(w.f32, -bound, bound);
-    this.in_proj_weight = this.param('in_proj_weight', w);
-    this.in_proj_bias = this.param('in_proj_bias', zeros([3 * width]));
-    this.out_proj = this.child('out_proj', new Linear(width, width, rng));
-  }
-
-  override linearWeights(): string[] {
-    return ['in_proj_weight'];
-  }
-
-  forward(x: Tensor): Tensor {
-    const W = this.width;
-    const qkv = linear(x, this.in_proj_weight, this.in_proj_bias); // rows of in_proj are q, k, v
-    const q = splitHeads(slice(qkv, 2, 0, W), this.heads);
-    const k = splitHeads(slice(qkv, 2, W, 2 * W), this.heads);
-    const v = splitHeads(slice(qkv, 2, 2 * W, 3 * W), this.heads);
-    return this.out_proj.forward(mergeHeads(attention(q, k, v)));
-  }
-}
-
-class ViTMlp extends Module {
-  readonly c_fc: Linear;
-  readonly c_proj: Linear;
-  constructor(width: number, hidden: number, readonly act: 'quick_gelu' | 'gelu', rng: Rng) {
-    super();
-    this.c_fc = this.child('c_fc', new Linear(width, hidden, rng));
-    this.c_proj = this.child('c_proj', new Linear(hidden, width, rng));
-  }
-
-  forward(x: Tensor): Tensor {
-    return this.c_proj.forward(activation(this.act, this.c_fc.forward(x)));
-  }
-}
-
-class ResidualAttentionBlock extends Module {
-  readonly ln_1: LayerNorm;
-  readonly attn: ViTAttention;
-  readonly ln_2: LayerNorm;
-  readonly mlp: ViTMlp;
-  constructor(cfg: VisionConfig, rng: Rng) {
-    super();
-    this.ln_1 = this.child('ln_1', new LayerNorm(cfg.width, cfg.ln_eps));
-    this.attn = this.child('attn', new ViTAttention(cfg.width, cfg.heads, rng));
-    this.ln_2 = this.child('ln_2', new LayerNorm(cfg.width, cfg.ln_eps));
-    this.mlp = this.child('mlp', new ViTMlp(cfg.width, Math.floor(cfg.width * cfg.mlp_ratio), cfg.act, rng));
-  }
-
-  forward(x: Tensor): Tensor {
-    const h = add(x, this.attn.forward(this.ln_1.forward(x)));
-    return add(h, this.mlp.forward(this.ln_2.forward(h)));
-  }
-}
+import { ResidualAttentionBlock, type BlockConfig } from './transformer.ts';
 
 export interface VisionOutput {
   /** (N, grid², width): patch tokens fed to the Perceiver Resampler ((N, 1 + grid², width) with the class token). */
@@ -110,7 +48,10 @@ export class VisionTransformer extends Module {
     rng.fillNormal(pos.f32, 0, scale);
     this.positional_embedding = this.param('positional_embedding', pos);
     this.ln_pre = this.child('ln_pre', new LayerNorm(width, config.ln_eps));
-    this.blocks = this.childList('transformer.resblocks', Array.from({ length: config.layers }, () => new ResidualAttentionBlock(config, rng)));
+    const block: BlockConfig = {
+      width, heads: config.heads, hidden: Math.floor(width * config.mlp_ratio), act: config.act, lnEps: config.ln_eps, causal: false,
+    };
+    this.blocks = this.childList('transformer.resblocks', Array.from({ length: config.layers }, () => new ResidualAttentionBlock(block, rng)));
     this.ln_post = this.child('ln_post', new LayerNorm(width, config.ln_eps));
     const proj = zeros([width, config.output_dim]);
     rng.fillNormal(proj.f32, 0, scale);

@@ -12,7 +12,7 @@ import {
 } from '../model/config.ts';
 import type { SourceSpec } from '../data/datasets/spec.ts';
 import type { BpeTokenizer } from '../data/tokenizer.ts';
-import type { TextEncoderConfig } from './clip.ts';
+import type { TextEncoderConfig } from '../model/clip.ts';
 
 export interface OptimConfig {
   lr: number;

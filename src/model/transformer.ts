@@ -1,0 +1,87 @@
+/**
+ * open_clip's transformer block, shared by the CLIP vision tower (vit.ts) and the CLIP text tower (clip.ts):
+ * pre-norm residual attention (nn.MultiheadAttention names: attn.in_proj_weight / in_proj_bias / out_proj)
+ * and an MLP (mlp.c_fc, mlp.c_proj). The text tower's attention is causal, as in open_clip.
+ */
+import { Tensor, zeros } from '../engine/tensor.ts';
+import { add, activation, attention, linear, slice } from '../engine/index.ts';
+import type { Activation } from '../engine/kernels/types.ts';
+import type { Rng } from '../engine/rng.ts';
+import { Module } from '../nn/module.ts';
+import { LayerNorm, Linear } from '../nn/layers.ts';
+import { mergeHeads, splitHeads } from './heads.ts';
+
+export interface BlockConfig {
+  width: number;
+  heads: number;
+  /** MLP hidden width. */
+  hidden: number;
+  act: Activation;
+  lnEps: number;
+  /** Query i attends to keys ≤ i (the text tower). */
+  causal: boolean;
+}
+
+/** nn.MultiheadAttention's layout: one packed in_proj (q, k, v rows) and out_proj. */
+export class MultiheadAttention extends Module {
+  readonly in_proj_weight: Tensor;
+  readonly in_proj_bias: Tensor;
+  readonly out_proj: Linear;
+  constructor(readonly width: number, readonly heads: number, readonly causal: boolean, rng: Rng) {
+    super();
+    const w = zeros([3 * width, width]);
+    // xavier-uniform like nn.MultiheadAttention
+    const bound = Math.sqrt(6 / (width + 3 * width));
+    rng.fillUniform(w.f32, -bound, bound);
+    this.in_proj_weight = this.param('in_proj_weight', w);
+    this.in_proj_bias = this.param('in_proj_bias', zeros([3 * width]));
+    this.out_proj = this.child('out_proj', new Linear(width, width, rng));
+  }
+
+  override linearWeights(): string[] {
+    return ['in_proj_weight'];
+  }
+
+  forward(x: Tensor): Tensor {
+    const W = this.width;
+    const qkv = linear(x, this.in_proj_weight, this.in_proj_bias); // rows of in_proj are q, k, v
+    const q = splitHeads(slice(qkv, 2, 0, W), this.heads);
+    const k = splitHeads(slice(qkv, 2, W, 2 * W), this.heads);
+    const v = splitHeads(slice(qkv, 2, 2 * W, 3 * W), this.heads);
+    return this.out_proj.forward(mergeHeads(attention(q, k, v, { causal: this.causal })));
+  }
+}
+
+export class Mlp extends Module {
+  readonly c_fc: Linear;
+  readonly c_proj: Linear;
+  constructor(width: number, hidden: number, readonly act: Activation, rng: Rng) {
+    super();
+    this.c_fc = this.child('c_fc', new Linear(width, hidden, rng));
+    this.c_proj = this.child('c_proj', new Linear(hidden, width, rng));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.c_proj.forward(activation(this.act, this.c_fc.forward(x)));
+  }
+}
+
+/** Pre-norm block: x += attn(ln_1(x)); x += mlp(ln_2(x)). */
+export class ResidualAttentionBlock extends Module {
+  readonly ln_1: LayerNorm;
+  readonly attn: MultiheadAttention;
+  readonly ln_2: LayerNorm;
+  readonly mlp: Mlp;
+  constructor(cfg: BlockConfig, rng: Rng) {
+    super();
+    this.ln_1 = this.child('ln_1', new LayerNorm(cfg.width, cfg.lnEps));
+    this.attn = this.child('attn', new MultiheadAttention(cfg.width, cfg.heads, cfg.causal, rng));
+    this.ln_2 = this.child('ln_2', new LayerNorm(cfg.width, cfg.lnEps));
+    this.mlp = this.child('mlp', new Mlp(cfg.width, cfg.hidden, cfg.act, rng));
+  }
+
+  forward(x: Tensor): Tensor {
+    const h = add(x, this.attn.forward(this.ln_1.forward(x)));
+    return add(h, this.mlp.forward(this.ln_2.forward(h)));
+  }
+}
