@@ -10,7 +10,7 @@
  * dims of q and k. Layer: parallel  x + attn(ln1(x)) + mlp(ln2(x)),  or sequential.
  */
 import { Tensor, ShapeError, fmtShape, zeros } from '../../engine/tensor.ts';
-import { activation, add, attention, concat, embedding, linear, permute, reshape, rope, split } from '../../engine/index.ts';
+import { activation, add, concat, embedding, linear, permute, reshape, rope, split } from '../../engine/index.ts';
 import type { Activation } from '../../engine/kernels/types.ts';
 import type { Rng } from '../../engine/rng.ts';
 import { Module } from '../../nn/module.ts';
@@ -21,6 +21,7 @@ import { mergeHeads } from '../heads.ts';
 import type { LMFamily } from './family.ts';
 import { hfBool, hfInt, hfNumber, validateHFLM, type HF } from './hf-config.ts';
 import type { DecoderLM, KVCache, LayerContext } from './types.ts';
+import { appendToCache, causalAttention } from './causal-attention.ts';
 
 interface NeoXSpec {
   hidden: number;
@@ -85,19 +86,8 @@ class NeoXAttention extends Module {
     const q = permute(this.rotary(q0, ctx.positions), [0, 2, 1, 3]);
     let k = permute(this.rotary(k0, ctx.positions), [0, 2, 1, 3]);
     let v = permute(v0, [0, 2, 1, 3]);
-    if (ctx.cache) {
-      const pk = ctx.cache.keys[layerIndex];
-      const pv = ctx.cache.values[layerIndex];
-      if (pk && pv) {
-        k = concat([pk, k], 2);
-        v = concat([pv, v], 2);
-      }
-      ctx.cache.keys[layerIndex] = k;
-      ctx.cache.values[layerIndex] = v;
-    }
-    const Lk = k.shape[2]!;
-    if (ctx.keyMask.length !== B * Lk) throw new ShapeError('gpt_neox_attention', `attention mask covers ${ctx.keyMask.length / B} positions per row but keys span ${Lk}`);
-    const o = attention(q, k, v, { mask: { data: ctx.keyMask, batchStride: Lk, qStride: 0 }, causal: true, causalOffset: ctx.past });
+    [k, v] = appendToCache(ctx, layerIndex, k, v);
+    const o = causalAttention('gpt_neox_attention', q, k, v, ctx);
     return this.dense.forward(mergeHeads(o));
   }
 }

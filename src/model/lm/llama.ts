@@ -6,7 +6,7 @@
  *   y = h + down_proj(silu(gate_proj(m)) ⊙ up_proj(m)),                  m = post_attention_layernorm(h)
  */
 import { Tensor, zeros, ShapeError, fmtShape } from '../../engine/tensor.ts';
-import { add, attention, concat, embedding, indexSelect, intTensor, linear, permute, reshape, rope, swiglu } from '../../engine/index.ts';
+import { add, embedding, indexSelect, intTensor, linear, permute, reshape, rope, swiglu } from '../../engine/index.ts';
 import type { Rng } from '../../engine/rng.ts';
 import { Module } from '../../nn/module.ts';
 import { Embedding, Linear, RMSNorm } from '../../nn/layers.ts';
@@ -15,6 +15,7 @@ import { ConfigError } from '../config-error.ts';
 import type { LMFamily } from './family.ts';
 import { mergeHeads } from '../heads.ts';
 import type { DecoderLM, KVCache, LayerContext } from './types.ts';
+import { appendToCache, causalAttention } from './causal-attention.ts';
 
 class LlamaAttention extends Module {
   readonly q_proj: Linear;
@@ -42,31 +43,14 @@ class LlamaAttention extends Module {
     const q = permute(rope(reshape(this.q_proj.forward(x), [B, L, H, Dh]), ctx.positions, theta), [0, 2, 1, 3]);
     let k = permute(rope(reshape(this.k_proj.forward(x), [B, L, Hkv, Dh]), ctx.positions, theta), [0, 2, 1, 3]);
     let v = permute(reshape(this.v_proj.forward(x), [B, L, Hkv, Dh]), [0, 2, 1, 3]);
-    if (ctx.cache) {
-      const pk = ctx.cache.keys[layerIndex];
-      const pv = ctx.cache.values[layerIndex];
-      if (pk && pv) {
-        k = concat([pk, k], 2);
-        v = concat([pv, v], 2);
-      }
-      ctx.cache.keys[layerIndex] = k;
-      ctx.cache.values[layerIndex] = v;
-    }
+    [k, v] = appendToCache(ctx, layerIndex, k, v);
     if (Hkv !== H) {
       // grouped-query attention: each kv head serves H/Hkv query heads
       const rep = intTensor(Array.from({ length: H }, (_, h) => Math.floor(h / (H / Hkv))));
       k = indexSelect(k, 1, rep);
       v = indexSelect(v, 1, rep);
     }
-    const Lk = k.shape[2]!;
-    if (ctx.keyMask.length !== B * Lk) {
-      throw new ShapeError('llama_attention', `attention mask covers ${ctx.keyMask.length / B} positions per row but keys span ${Lk}`);
-    }
-    const o = attention(q, k, v, {
-      mask: { data: ctx.keyMask, batchStride: Lk, qStride: 0 },
-      causal: true,
-      causalOffset: ctx.past,
-    });
+    const o = causalAttention('llama_attention', q, k, v, ctx);
     return this.o_proj.forward(mergeHeads(o));
   }
 }

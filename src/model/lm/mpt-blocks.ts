@@ -8,13 +8,14 @@
  *   x += down(gelu(up(ln_2(x))));  logits = ln_f(x) @ wteᵀ (· logit_scale)
  */
 import { Tensor, ShapeError, fmtShape } from '../../engine/tensor.ts';
-import { activation, add, attention, clamp, concat, embedding, linear, scale as scaleOp, split } from '../../engine/index.ts';
+import { activation, add, clamp, embedding, linear, scale as scaleOp, split } from '../../engine/index.ts';
 import type { Rng } from '../../engine/rng.ts';
 import { Module } from '../../nn/module.ts';
 import { Embedding, LayerNorm, Linear } from '../../nn/layers.ts';
 import type { HFLMConfig } from '../config.ts';
 import { mergeHeads, splitHeads } from '../heads.ts';
 import type { DecoderLM, KVCache, LayerContext } from './types.ts';
+import { appendToCache, causalAttention } from './causal-attention.ts';
 
 export interface MPTNames {
   ln1: string;
@@ -58,7 +59,6 @@ class MPTAttention extends Module {
   }
 
   forward(x: Tensor, ctx: LayerContext, layerIndex: number): Tensor {
-    const B = x.shape[0]!;
     const { d_model: D, n_heads: H } = this.s;
     let qkv = this.Wqkv.forward(x);
     if (this.s.clip_qkv !== null) qkv = clamp(qkv, -this.s.clip_qkv, this.s.clip_qkv);
@@ -70,25 +70,8 @@ class MPTAttention extends Module {
     q = splitHeads(q, H);
     k = splitHeads(k, H);
     v = splitHeads(v, H);
-    if (ctx.cache) {
-      const pk = ctx.cache.keys[layerIndex];
-      const pv = ctx.cache.values[layerIndex];
-      if (pk && pv) {
-        k = concat([pk, k], 2);
-        v = concat([pv, v], 2);
-      }
-      ctx.cache.keys[layerIndex] = k;
-      ctx.cache.values[layerIndex] = v;
-    }
-    const Lk = k.shape[2]!;
-    if (ctx.keyMask.length !== B * Lk) throw new ShapeError('mpt_attention', `attention mask covers ${ctx.keyMask.length / B} positions per row but keys span ${Lk}`);
-    const o = attention(q, k, v, {
-      mask: { data: ctx.keyMask, batchStride: Lk, qStride: 0 },
-      causal: true,
-      causalOffset: ctx.past,
-      scale: this.s.softmax_scale ?? 1 / Math.sqrt(D / H),
-      alibiSlopes: this.slopes,
-    });
+    [k, v] = appendToCache(ctx, layerIndex, k, v);
+    const o = causalAttention('mpt_attention', q, k, v, ctx, { scale: this.s.softmax_scale ?? 1 / Math.sqrt(D / H), alibiSlopes: this.slopes });
     return this.out_proj.forward(mergeHeads(o));
   }
 }
