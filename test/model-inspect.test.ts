@@ -8,25 +8,9 @@ import * as E from '../src/engine/index.ts';
 import { Tensor, intTensor } from '../src/engine/tensor.ts';
 import { Rng } from '../src/engine/rng.ts';
 import { Flamingo, FlamingoInputError } from '../src/model/flamingo.ts';
-import type { FlamingoConfig } from '../src/model/config.ts';
 import { generate, type TokenEvent } from '../src/model/generate.ts';
 import { mediaAttentionWeights, mediaMask, textTime, type XAttnTrace } from '../src/model/gated-xattn.ts';
-
-const TINY: FlamingoConfig = {
-  vision: { image_size: 16, patch_size: 8, width: 16, layers: 1, heads: 2, mlp_ratio: 2, output_dim: 8, act: 'quick_gelu', ln_eps: 1e-5, ln_post_on_tokens: true },
-  resampler: { dim: 16, depth: 1, dim_head: 8, heads: 2, num_latents: 4, max_num_media: null, max_num_frames: null, ff_mult: 2, ln_eps: 1e-5 },
-  xattn: { dim: 24, dim_visual: 16, dim_head: 8, heads: 2, ff_mult: 2, only_attend_immediate_media: true, ln_eps: 1e-5 },
-  lm: { vocab_size: 40, hidden_size: 24, intermediate_size: 48, num_layers: 2, num_heads: 3, num_key_value_heads: 3, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: false, max_position_embeddings: 64 },
-  flamingo: { cross_attn_every_n_layers: 1, media_token_id: 38, eoc_token_id: 39, pad_token_id: 0 },
-};
-const IMG = 38;
-const EOC = 39;
-
-function pixels(rng: Rng, B: number, T: number): Tensor {
-  const t = E.zeros([B, T, 1, 3, 16, 16]);
-  rng.fillNormal(t.f32);
-  return t;
-}
+import { EOC, IMG, TINY, pixels } from './helpers/tiny-flamingo.ts';
 
 function model(onlyImmediate: boolean, seed = 1): Flamingo {
   const m = new Flamingo({ ...TINY, xattn: { ...TINY.xattn, only_attend_immediate_media: onlyImmediate } }, seed);

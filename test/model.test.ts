@@ -12,52 +12,20 @@ import { join } from 'node:path';
 import * as E from '../src/engine/index.ts';
 import { Tensor, intTensor } from '../src/engine/tensor.ts';
 import { Rng } from '../src/engine/rng.ts';
-import { withBackend } from '../src/engine/backend.ts';
 import { Flamingo, FlamingoInputError } from '../src/model/flamingo.ts';
-import type { FlamingoConfig } from '../src/model/config.ts';
 import { generate, scoreContinuations } from '../src/model/generate.ts';
 import { GatedCrossAttentionBlock, textTime } from '../src/model/gated-xattn.ts';
-import { findCases, runParityCase } from '../src/io/parity.ts';
+import { runParityCase } from '../src/io/parity.ts';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
 import { saveFlamingo, loadFlamingo, CheckpointError, loadFlamingoWeights } from '../src/io/checkpoint.ts';
-import { kernelSets } from './helpers/gradcheck.ts';
+import { EOC, IMG, TINY, openGates, pixels } from './helpers/tiny-flamingo.ts';
+import { parityCaseTests } from './helpers/parity.ts';
 
 const PARITY = new URL('./fixtures/shared/parity/', import.meta.url).pathname;
 
-const TINY: FlamingoConfig = {
-  vision: { image_size: 16, patch_size: 8, width: 16, layers: 1, heads: 2, mlp_ratio: 2, output_dim: 8, act: 'quick_gelu', ln_eps: 1e-5, ln_post_on_tokens: true },
-  resampler: { dim: 16, depth: 1, dim_head: 8, heads: 2, num_latents: 4, max_num_media: null, max_num_frames: null, ff_mult: 2, ln_eps: 1e-5 },
-  xattn: { dim: 24, dim_visual: 16, dim_head: 8, heads: 2, ff_mult: 2, only_attend_immediate_media: true, ln_eps: 1e-5 },
-  lm: { vocab_size: 40, hidden_size: 24, intermediate_size: 48, num_layers: 2, num_heads: 3, num_key_value_heads: 3, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: false, max_position_embeddings: 64 },
-  flamingo: { cross_attn_every_n_layers: 1, media_token_id: 38, eoc_token_id: 39, pad_token_id: 0 },
-};
-const IMG = 38;
-const EOC = 39;
-
-function pixels(rng: Rng, B: number, T: number): Tensor {
-  const t = E.zeros([B, T, 1, 3, 16, 16]);
-  rng.fillNormal(t.f32);
-  return t;
-}
-
-/** Non-zero gates so the visual path matters. */
-function openGates(m: Flamingo, v = 0.7): void {
-  for (const g of m.lang_encoder.gated.values()) { g.attn_gate!.f32[0] = v; g.ff_gate!.f32[0] = -v; }
-}
 
 describe('parity with the reference fixtures', () => {
-  const cases = findCases([PARITY]);
-  test('fixtures are present', () => assert.ok(cases.length >= 7));
-  for (const { name, k } of kernelSets()) {
-    test(`every case passes (${name} kernels)`, () => {
-      withBackend(k, () => {
-        for (const dir of cases) {
-          const r = runParityCase(dir);
-          assert.ok(r.pass, `${r.case}: ${r.error ?? JSON.stringify(r.outputs)}`);
-        }
-      });
-    });
-  }
+  parityCaseTests(PARITY, 7);
 
   test('OpenFlamingo alias names (FlamingoLayer duplicates) load to the same result', () => {
     const dir = mkdtempSync(join(tmpdir(), 'flamingo-alias-'));

@@ -12,6 +12,7 @@ import type { PerceiverResampler } from '../src/model/resampler.ts';
 import { withBackend } from '../src/engine/backend.ts';
 import { getTsKernels, tryNativeKernels } from '../src/engine/kernels/index.ts';
 import type { Kernels } from '../src/engine/kernels/types.ts';
+import { openGates, pixels } from './helpers/tiny-flamingo.ts';
 import { loadNativeAddon } from '../src/engine/kernels/native.ts';
 import {
   type PackedWeight, Q8_BLOCK, blocksPerRow, dequantize, fromBf16Bits, quantize, toBf16Bits, parseWeightDType,
@@ -475,12 +476,3 @@ const TINY: FlamingoConfig & { lm: LMConfig } = {
   flamingo: { cross_attn_every_n_layers: 1, media_token_id: 38, eoc_token_id: 39, pad_token_id: 0 },
 };
 
-function pixels(rng: Rng, B: number, T: number): Tensor {
-  const t = E.zeros([B, T, 1, 3, 16, 16]);
-  rng.fillNormal(t.f32);
-  return t;
-}
-
-function openGates(m: Flamingo, v = 0.7): void {
-  for (const g of m.lang_encoder.gated.values()) { g.attn_gate!.f32[0] = v; g.ff_gate!.f32[0] = -v; }
-}

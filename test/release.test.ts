@@ -11,36 +11,24 @@ import { join } from 'node:path';
 import * as E from '../src/engine/index.ts';
 import { Tensor } from '../src/engine/tensor.ts';
 import { Rng } from '../src/engine/rng.ts';
-import { withBackend } from '../src/engine/backend.ts';
 import { Flamingo } from '../src/model/flamingo.ts';
 import type { FlamingoConfig, HFLMConfig } from '../src/model/config.ts';
 import { getLMFamily } from '../src/model/lm/index.ts';
 import { mptAlibiSlopes } from '../src/model/lm/mpt.ts';
 import { mosaicGptAlibiSlopes } from '../src/model/lm/mosaic_gpt.ts';
 import { countParameters } from '../src/model/presets.ts';
-import { findCases, runParityCase } from '../src/io/parity.ts';
+import { runParityCase } from '../src/io/parity.ts';
 import { loadRelease, openFlamingoTokenizerInfo, type ReleaseFiles } from '../src/io/release.ts';
 import { exportRelease } from '../src/io/release-export.ts';
 import { loadFlamingo } from '../src/io/checkpoint.ts';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
-import { kernelSets } from './helpers/gradcheck.ts';
+import { parityCaseTests } from './helpers/parity.ts';
 
 const REAL = new URL('./fixtures/shared/parity-real/', import.meta.url).pathname;
 const TOKENIZERS = new URL('./fixtures/shared/tokenizers/', import.meta.url).pathname;
 
 describe('real-layout parity cases (parity-real)', () => {
-  const cases = findCases([REAL]);
-  test('fixtures are present', () => assert.ok(cases.length >= 6));
-  for (const { name, k } of kernelSets()) {
-    test(`every case passes (${name} kernels)`, () => {
-      withBackend(k, () => {
-        for (const dir of cases) {
-          const r = runParityCase(dir);
-          assert.ok(r.pass, `${r.case}: ${r.error ?? JSON.stringify(r.outputs)}`);
-        }
-      });
-    });
-  }
+  parityCaseTests(REAL, 6);
 });
 
 describe('ALiBi slopes', () => {
