@@ -1,12 +1,12 @@
 /**
  * The install script (scripts/build-native.cjs): an addon newer than every native source is kept (so
  * `npx flamingo …` in a checkout, which makes npm reinstall the package into its cache, does not rebuild
- * it); a stale or missing one is rebuilt, and a failed build never fails the install.
+ * it); a stale or missing one is rebuilt, and a failed build fails the install only under FLAMINGO_REQUIRE_NATIVE=1, and is loud otherwise.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +34,10 @@ test('install script: keeps an up-to-date addon, rebuilds a stale one, never fai
     const stale = run();
     assert.equal(stale.status, 0, 'a failed build does not fail the install');
     assert.match(String(stale.stdout), /native addon build failed; the TypeScript kernels will be used/);
+    assert.match(String(stale.stderr), /did NOT build[\s\S]*TypeScript kernels/, 'the warning is loud (stderr, boxed)');
+    assert.ok(existsSync(join(root, 'native', 'build-failed.log')), 'the build output is kept for the kernel loader to name');
+    const required = spawnSync(process.execPath, [join(root, 'scripts', 'build-native.cjs')], { encoding: 'utf8', env: { PATH: '/nonexistent', FLAMINGO_REQUIRE_NATIVE: '1' } });
+    assert.notEqual(required.status, 0, 'FLAMINGO_REQUIRE_NATIVE=1 turns a failed build into a failed install');
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

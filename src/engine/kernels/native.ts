@@ -62,6 +62,9 @@ export const NATIVE_ADDON_PATH = fileURLToPath(
 );
 
 
+/** Written by scripts/build-native.cjs when the addon failed to build at `npm install`. */
+const NATIVE_BUILD_LOG = fileURLToPath(new URL('../../../native/build-failed.log', import.meta.url));
+
 let cachedAddon: NativeAddon | null = null;
 
 /** Loads the addon once per process; throws NativeKernelsUnavailableError with the reason. */
@@ -71,8 +74,9 @@ export function loadNativeAddon(): NativeAddon {
     throw new NativeKernelsUnavailableError(`unsupported architecture ${process.arch}`);
   }
   if (!existsSync(NATIVE_ADDON_PATH)) {
+    const failed = existsSync(NATIVE_BUILD_LOG) ? `; the build at install failed, see ${NATIVE_BUILD_LOG}` : '';
     throw new NativeKernelsUnavailableError(
-      `addon not built (${NATIVE_ADDON_PATH} missing; run \`npm run build:native\`)`,
+      `addon not built (${NATIVE_ADDON_PATH} missing${failed}; run \`npm run build:native\`)`,
     );
   }
   let addon: NativeAddon;
