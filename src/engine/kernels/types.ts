@@ -1,6 +1,7 @@
 /**
- * The kernel interface: the numeric loops of the engine's ops (matrix products, softmaxes, norms,
- * activations, losses, optimiser steps, the head split/merge copy) go through these methods.
+ * The kernel interface: the heavy numeric loops of the engine's ops (matrix products, softmaxes, norms,
+ * activations, losses, optimiser steps, the head split/merge copy) go through these methods; the
+ * cheap ones (axis reductions, scalar maps, gathers) stay in the ops (docs/ARCHITECTURE.md).
  * Two implementations exist: `native` (C++ addon over OpenBLAS, multithreaded) and `typescript`
  * (portable; the oracle in tests). The methods and their documentation are declared once, in
  * `signatures.ts`; `Kernels` is derived from that table.
