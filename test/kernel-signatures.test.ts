@@ -6,14 +6,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { CXX_OUT, TS_OUT, generateKernelBindings } from '../tools/gen-kernel-bindings.ts';
+import { CXX_OUT, TS_CHECKS_OUT, TS_OUT, generateKernelBindings } from '../tools/gen-kernel-bindings.ts';
 import { KERNEL_SIGNATURES } from '../src/engine/kernels/signatures.ts';
 import { getTsKernels, tryNativeKernels } from '../src/engine/kernels/index.ts';
 
 test('the generated kernel bindings are up to date with signatures.ts (npm run gen:kernels)', () => {
-  const { cxx, ts } = generateKernelBindings();
+  const { cxx, ts, tsChecks } = generateKernelBindings();
   assert.equal(readFileSync(CXX_OUT, 'utf8'), cxx, `${CXX_OUT} is stale: run npm run gen:kernels`);
   assert.equal(readFileSync(TS_OUT, 'utf8'), ts, `${TS_OUT} is stale: run npm run gen:kernels`);
+  assert.equal(readFileSync(TS_CHECKS_OUT, 'utf8'), tsChecks, `${TS_CHECKS_OUT} is stale: run npm run gen:kernels`);
 });
 
 test('every backend implements exactly the kernels of the table', () => {

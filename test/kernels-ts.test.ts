@@ -3,7 +3,9 @@
 // against central differences of the float64 reference forward.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTsKernels, erf, erfc, TsKernelError } from '../src/engine/kernels/ts.ts';
+import { createTsKernels } from '../src/engine/kernels/ts.ts';
+import { erf, erfc } from '../src/engine/kernels/ts/activation.ts';
+import { TsKernelError } from '../src/engine/kernels/ts/check.ts';
 import type { Activation } from '../src/engine/kernels/types.ts';
 import { Rng } from '../src/engine/rng.ts';
 

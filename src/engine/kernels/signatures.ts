@@ -1,11 +1,13 @@
 /**
  * The one declaration of every kernel's signature. Adding a kernel means: an entry here, its
- * TypeScript oracle in `ts.ts`, its C++ body in `native/src/`, and `npm run gen:kernels`.
+ * TypeScript oracle (a function in `ts/`, dispatched from `ts.ts`), its C++ body in `native/src/`,
+ * and `npm run gen:kernels`.
  *
  * From this table derive:
  * - the `Kernels` type (`types.ts`), by mapping each argument's `type` to a TypeScript type;
  * - the native addon's argument unpacking and checks (`native/src/bindings.gen.inc`) and the
- *   thin TypeScript binding over the addon (`native-bindings.gen.ts`), both written by
+ *   thin TypeScript binding over the addon (`native-bindings.gen.ts`), and the TypeScript kernels'
+ *   argument checks (`ts-checks.gen.ts`: the same sizes and conditions), all written by
  *   `tools/gen-kernel-bindings.ts` and checked in; `test/kernel-signatures.test.ts` fails when
  *   they are out of date.
  *
