@@ -5,15 +5,21 @@
 // ---------------------------------------------------------------------------------------------
 // Row-wise softmax family.
 
+/** The largest of x[o..end), NaN when any is NaN (so a NaN row stays NaN, as in PyTorch). */
+function rowMax(x: Float32Array, o: number, end: number): number {
+  let max = -Infinity;
+  for (let j = o; j < end; j++) {
+    const v = x[j]!;
+    if (v > max || v !== v) max = v;
+  }
+  return max;
+}
+
 export function softmaxRows(x: Float32Array, out: Float32Array, rows: number, cols: number): void {
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     const end = o + cols;
-    let max = -Infinity;
-    for (let j = o; j < end; j++) {
-      const v = x[j]!;
-      if (v > max || v !== v) max = v;
-    }
+    const max = rowMax(x, o, end);
     let sum = 0;
     for (let j = o; j < end; j++) {
       const e = Math.exp(x[j]! - max);
@@ -29,11 +35,7 @@ export function logSoftmaxRows(x: Float32Array, out: Float32Array, rows: number,
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     const end = o + cols;
-    let max = -Infinity;
-    for (let j = o; j < end; j++) {
-      const v = x[j]!;
-      if (v > max || v !== v) max = v;
-    }
+    const max = rowMax(x, o, end);
     let sum = 0;
     for (let j = o; j < end; j++) sum += Math.exp(x[j]! - max);
     const logSum = Math.log(sum);
@@ -70,11 +72,7 @@ export function crossEntropyImpl(
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     const end = o + cols;
-    let max = -Infinity;
-    for (let j = o; j < end; j++) {
-      const v = logits[j]!;
-      if (v > max || v !== v) max = v;
-    }
+    const max = rowMax(logits, o, end);
     let sum = 0;
     for (let j = o; j < end; j++) sum += Math.exp(logits[j]! - max);
     const l = max + Math.log(sum);
