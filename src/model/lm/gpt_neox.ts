@@ -9,7 +9,7 @@
  * query_key_value's rows are per head [q | k | v]; rotary on the first int(head_size · rotary_pct)
  * dims of q and k. Layer: parallel  x + attn(ln1(x)) + mlp(ln2(x)),  or sequential.
  */
-import { Tensor, ShapeError, fmtShape, zeros } from '../../engine/tensor.ts';
+import type { Tensor } from '../../engine/tensor.ts';
 import { activation, add, concat, embedding, linear, permute, reshape, rope, split } from '../../engine/index.ts';
 import type { Activation } from '../../engine/kernels/types.ts';
 import type { Rng } from '../../engine/rng.ts';
@@ -22,6 +22,7 @@ import type { LMFamily } from './family.ts';
 import { hfBool, hfInt, hfNumber, validateHFLM, type HF } from './hf-config.ts';
 import type { DecoderLM, KVCache, LayerContext } from './types.ts';
 import { appendToCache, causalAttention } from './causal-attention.ts';
+import { emptyCache, layerAt, untiedHeadWeight } from './decoder-stack.ts';
 
 interface NeoXSpec {
   hidden: number;
@@ -150,9 +151,7 @@ export class GPTNeoXForCausalLM extends Module implements DecoderLM {
     if (this.spec.tied) {
       this.embedOut = this.gpt_neox.embed_in.weight;
     } else {
-      const w = zeros([config.vocab_size, this.spec.hidden]);
-      rng.fillNormal(w.f32, 0, 0.02);
-      this.embedOut = this.param('embed_out.weight', w);
+      this.embedOut = this.param('embed_out.weight', untiedHeadWeight(config.vocab_size, this.spec.hidden, rng));
     }
   }
 
@@ -165,10 +164,7 @@ export class GPTNeoXForCausalLM extends Module implements DecoderLM {
   }
 
   layer(i: number, x: Tensor, ctx: LayerContext): Tensor {
-    const l = this.gpt_neox.layers[i];
-    if (!l) throw new ShapeError('gpt_neox', `layer ${i} out of range (${this.spec.layers} layers)`);
-    if (x.ndim !== 3 || x.shape[2] !== this.spec.hidden) throw new ShapeError('gpt_neox', `hidden states ${fmtShape(x.shape)} do not end in ${this.spec.hidden}`);
-    return l.forward(x, ctx, i);
+    return layerAt('gpt_neox', this.gpt_neox.layers, i, x, this.spec.hidden).forward(x, ctx, i);
   }
 
   head(x: Tensor): Tensor {
@@ -176,7 +172,7 @@ export class GPTNeoXForCausalLM extends Module implements DecoderLM {
   }
 
   newCache(): KVCache {
-    return { keys: new Array(this.spec.layers).fill(null), values: new Array(this.spec.layers).fill(null) };
+    return emptyCache(this.spec.layers);
   }
 }
 

@@ -5,7 +5,7 @@
  *   h = x + o_proj(attn(rope(q_proj(n)), rope(k_proj(n)), v_proj(n))),  n = input_layernorm(x)
  *   y = h + down_proj(silu(gate_proj(m)) ⊙ up_proj(m)),                  m = post_attention_layernorm(h)
  */
-import { Tensor, zeros, ShapeError, fmtShape } from '../../engine/tensor.ts';
+import type { Tensor } from '../../engine/tensor.ts';
 import { add, embedding, indexSelect, intTensor, linear, permute, reshape, rope, swiglu } from '../../engine/index.ts';
 import type { Rng } from '../../engine/rng.ts';
 import { Module } from '../../nn/module.ts';
@@ -16,6 +16,8 @@ import type { LMFamily } from './family.ts';
 import { mergeHeads } from '../heads.ts';
 import type { DecoderLM, KVCache, LayerContext } from './types.ts';
 import { appendToCache, causalAttention } from './causal-attention.ts';
+import { emptyCache, layerAt, untiedHeadWeight } from './decoder-stack.ts';
+import { hfNumber as num } from './hf-config.ts';
 
 class LlamaAttention extends Module {
   readonly q_proj: Linear;
@@ -112,9 +114,7 @@ export class LlamaForCausalLM extends Module implements DecoderLM {
     if (config.tie_word_embeddings) {
       this.lmHead = this.model.embed_tokens.weight;
     } else {
-      const w = zeros([config.vocab_size, config.hidden_size]);
-      rng.fillNormal(w.f32, 0, 0.02);
-      this.lmHead = this.param('lm_head.weight', w);
+      this.lmHead = this.param('lm_head.weight', untiedHeadWeight(config.vocab_size, config.hidden_size, rng));
     }
   }
 
@@ -132,10 +132,7 @@ export class LlamaForCausalLM extends Module implements DecoderLM {
   }
 
   layer(i: number, x: Tensor, ctx: LayerContext): Tensor {
-    const l = this.model.layers[i];
-    if (!l) throw new ShapeError('llama', `layer ${i} out of range (${this.config.num_layers} layers)`);
-    if (x.ndim !== 3 || x.shape[2] !== this.config.hidden_size) throw new ShapeError('llama', `hidden states ${fmtShape(x.shape)} do not end in ${this.config.hidden_size}`);
-    return l.forward(x, ctx, i);
+    return layerAt('llama', this.model.layers, i, x, this.config.hidden_size).forward(x, ctx, i);
   }
 
   head(x: Tensor): Tensor {
@@ -143,15 +140,9 @@ export class LlamaForCausalLM extends Module implements DecoderLM {
   }
 
   newCache(): KVCache {
-    return { keys: new Array(this.config.num_layers).fill(null), values: new Array(this.config.num_layers).fill(null) };
+    return emptyCache(this.config.num_layers);
   }
 }
-
-const num = (hf: Record<string, unknown>, file: string, key: string, dflt?: number): number => {
-  const v = hf[key] ?? dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${file}: '${key}' must be a number, got ${JSON.stringify(hf[key])}`);
-  return v;
-};
 
 export const llamaFamily: LMFamily = {
   name: 'llama',

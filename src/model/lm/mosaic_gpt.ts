@@ -6,10 +6,9 @@
  * k_ln, out_proj}, ln_2, mlp.{mlp_up, mlp_down}}, ln_f}. ALiBi slopes 2^(−b(h+1)/n).
  */
 import { ConfigError } from '../config-error.ts';
-import type { HFLMConfig, LMConfigBase } from '../config.ts';
 import type { LMFamily } from './family.ts';
-import { hfBool, hfInt, hfNumber, hfOptNumber, validateHFLM, type HF } from './hf-config.ts';
-import { MPTCausalLM, countMPTParameters, type MPTNames, type MPTSpec } from './mpt-blocks.ts';
+import { hfBool, hfInt, hfNumber, hfOptNumber, type HF } from './hf-config.ts';
+import { mptLikeFamily, type MPTNames, type MPTSpec } from './mpt-blocks.ts';
 
 const NAMES: MPTNames = { ln1: 'ln_1', ln2: 'ln_2', mlp: 'mlp', up: 'mlp_up', down: 'mlp_down', lnF: 'ln_f' };
 
@@ -44,21 +43,4 @@ function spec(hf: HF, file: string): MPTSpec {
   };
 }
 
-function fromHF(hf: HF, file: string, vocabSize: number): HFLMConfig {
-  const s = spec(hf, file);
-  return { family: 'mosaic_gpt', vocab_size: vocabSize, hidden_size: s.d_model, num_layers: s.n_layers, tie_word_embeddings: true, max_position_embeddings: hfInt(hf, file, 'max_seq_len', 2048), hf };
-}
-
-export const mosaicGptFamily: LMFamily = {
-  name: 'mosaic_gpt',
-  hfModelTypes: ['mosaic_gpt'],
-  layersPrefix: 'transformer.blocks',
-  inputEmbedding: 'transformer.wte.weight',
-  outputEmbedding: () => null,
-  validate: (raw, where) => validateHFLM(raw, where, 'mosaic_gpt', fromHF),
-  fromHF,
-  toHF: (c: LMConfigBase) => ({ ...(c as HFLMConfig).hf, vocab_size: c.vocab_size }),
-  create: (c, rng) => new MPTCausalLM(c as HFLMConfig, spec((c as HFLMConfig).hf, 'lm.hf'), NAMES, rng, 'mosaic_gpt'),
-  countParameters: (c) => countMPTParameters(spec((c as HFLMConfig).hf, 'lm.hf'), c.vocab_size),
-  isBuffer: () => false,
-};
+export const mosaicGptFamily: LMFamily = mptLikeFamily('mosaic_gpt', spec, NAMES);

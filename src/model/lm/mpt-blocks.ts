@@ -7,15 +7,18 @@
  *   q, k = q_ln(q), k_ln(k) (qk_ln), scores = q·k · scale + ALiBi, x += out_proj(attn)
  *   x += down(gelu(up(ln_2(x))));  logits = ln_f(x) @ wteᵀ (· logit_scale)
  */
-import { Tensor, ShapeError, fmtShape } from '../../engine/tensor.ts';
+import { Tensor } from '../../engine/tensor.ts';
 import { activation, add, clamp, embedding, linear, scale as scaleOp, split } from '../../engine/index.ts';
 import type { Rng } from '../../engine/rng.ts';
 import { Module } from '../../nn/module.ts';
 import { Embedding, LayerNorm, Linear } from '../../nn/layers.ts';
-import type { HFLMConfig } from '../config.ts';
+import type { HFLMConfig, LMConfigBase } from '../config.ts';
+import type { LMFamily } from './family.ts';
+import { hfInt, validateHFLM, type HF } from './hf-config.ts';
 import { mergeHeads, splitHeads } from '../heads.ts';
 import type { DecoderLM, KVCache, LayerContext } from './types.ts';
 import { appendToCache, causalAttention } from './causal-attention.ts';
+import { emptyCache, layerAt } from './decoder-stack.ts';
 
 export interface MPTNames {
   ln1: string;
@@ -141,10 +144,7 @@ export class MPTCausalLM extends Module implements DecoderLM {
   }
 
   layer(i: number, x: Tensor, ctx: LayerContext): Tensor {
-    const b = this.transformer.blocks[i];
-    if (!b) throw new ShapeError(this.label, `layer ${i} out of range (${this.spec.n_layers} layers)`);
-    if (x.ndim !== 3 || x.shape[2] !== this.spec.d_model) throw new ShapeError(this.label, `hidden states ${fmtShape(x.shape)} do not end in ${this.spec.d_model}`);
-    return b.forward(x, ctx, i);
+    return layerAt(this.label, this.transformer.blocks, i, x, this.spec.d_model).forward(x, ctx, i);
   }
 
   head(x: Tensor): Tensor {
@@ -153,7 +153,7 @@ export class MPTCausalLM extends Module implements DecoderLM {
   }
 
   newCache(): KVCache {
-    return { keys: new Array(this.spec.n_layers).fill(null), values: new Array(this.spec.n_layers).fill(null) };
+    return emptyCache(this.spec.n_layers);
   }
 }
 
@@ -164,4 +164,28 @@ export function countMPTParameters(s: MPTSpec, vocab: number): number {
   const ln = D * (1 + b);
   const perLayer = 2 * ln + (s.qk_ln ? 2 * ln : 0) + 3 * D * D + 3 * D * b + D * D + D * b + 2 * D * s.ffn_hidden + s.ffn_hidden * b + D * b;
   return vocab * D + s.n_layers * perLayer + ln;
+}
+
+/**
+ * The LM family of one MPT code base: `spec` reads its config.json fields, `names` are its parameter
+ * names; everything else (config summary, parameter count, the decoder) is shared.
+ */
+export function mptLikeFamily(name: 'mpt' | 'mosaic_gpt', spec: (hf: HF, file: string) => MPTSpec, names: MPTNames): LMFamily {
+  const fromHF = (hf: HF, file: string, vocabSize: number): HFLMConfig => {
+    const s = spec(hf, file);
+    return { family: name, vocab_size: vocabSize, hidden_size: s.d_model, num_layers: s.n_layers, tie_word_embeddings: true, max_position_embeddings: hfInt(hf, file, 'max_seq_len', 2048), hf };
+  };
+  return {
+    name,
+    hfModelTypes: [name],
+    layersPrefix: 'transformer.blocks',
+    inputEmbedding: 'transformer.wte.weight',
+    outputEmbedding: () => null,
+    validate: (raw, where) => validateHFLM(raw, where, name, fromHF),
+    fromHF,
+    toHF: (c: LMConfigBase) => ({ ...(c as HFLMConfig).hf, vocab_size: c.vocab_size }),
+    create: (c, rng) => new MPTCausalLM(c as HFLMConfig, spec((c as HFLMConfig).hf, 'lm.hf'), names, rng, name),
+    countParameters: (c) => countMPTParameters(spec((c as HFLMConfig).hf, 'lm.hf'), c.vocab_size),
+    isBuffer: () => false,
+  };
 }

@@ -6,11 +6,10 @@
  * ffn.{up_proj, down_proj}}, norm_f}. With ALiBi there is no position embedding.
  */
 import { ConfigError } from '../config-error.ts';
-import type { HFLMConfig, LMConfigBase } from '../config.ts';
 import type { LMFamily } from './family.ts';
-import { hfBool, hfInt, hfNumber, hfObject, hfOptNumber, validateHFLM, type HF } from './hf-config.ts';
+import { hfBool, hfInt, hfNumber, hfObject, hfOptNumber, type HF } from './hf-config.ts';
 import { logitScale } from './mosaic_gpt.ts';
-import { MPTCausalLM, countMPTParameters, type MPTNames, type MPTSpec } from './mpt-blocks.ts';
+import { mptLikeFamily, type MPTNames, type MPTSpec } from './mpt-blocks.ts';
 
 const NAMES: MPTNames = { ln1: 'norm_1', ln2: 'norm_2', mlp: 'ffn', up: 'up_proj', down: 'down_proj', lnF: 'norm_f' };
 
@@ -49,21 +48,4 @@ function spec(hf: HF, file: string): MPTSpec {
   };
 }
 
-function fromHF(hf: HF, file: string, vocabSize: number): HFLMConfig {
-  const s = spec(hf, file);
-  return { family: 'mpt', vocab_size: vocabSize, hidden_size: s.d_model, num_layers: s.n_layers, tie_word_embeddings: true, max_position_embeddings: hfInt(hf, file, 'max_seq_len', 2048), hf };
-}
-
-export const mptFamily: LMFamily = {
-  name: 'mpt',
-  hfModelTypes: ['mpt'],
-  layersPrefix: 'transformer.blocks',
-  inputEmbedding: 'transformer.wte.weight',
-  outputEmbedding: () => null,
-  validate: (raw, where) => validateHFLM(raw, where, 'mpt', fromHF),
-  fromHF,
-  toHF: (c: LMConfigBase) => ({ ...(c as HFLMConfig).hf, vocab_size: c.vocab_size }),
-  create: (c, rng) => new MPTCausalLM(c as HFLMConfig, spec((c as HFLMConfig).hf, 'lm.hf'), NAMES, rng, 'mpt'),
-  countParameters: (c) => countMPTParameters(spec((c as HFLMConfig).hf, 'lm.hf'), c.vocab_size),
-  isBuffer: () => false,
-};
+export const mptFamily: LMFamily = mptLikeFamily('mpt', spec, NAMES);
