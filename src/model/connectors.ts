@@ -9,8 +9,9 @@
  * window repeats a token when F·v < n) and a final LayerNorm. They are mounted at `perceiver.*` like the
  * resampler, so the rest of the model does not care which one it has.
  */
-import { Tensor, zeros, ShapeError, fmtShape } from '../engine/tensor.ts';
+import { Tensor, ShapeError, fmtShape } from '../engine/tensor.ts';
 import { add, attention, matmul, permute, reshape, slice } from '../engine/index.ts';
+import { addTimeEmbeddings, newTimeEmbeddings } from './time-embeddings.ts';
 import type { Rng } from '../engine/rng.ts';
 import { Module } from '../nn/module.ts';
 import { LayerNorm, Linear } from '../nn/layers.ts';
@@ -80,16 +81,9 @@ export class TokenConnector extends Module implements VisionConnector {
   constructor(readonly config: ResamplerConfig, readonly kind: 'transformer' | 'mlp', rng: Rng) {
     super();
     const { dim } = config;
-    if (config.max_num_frames !== null) {
-      const fe = zeros([config.max_num_frames, dim]);
-      rng.fillNormal(fe.f32, 0, 1);
-      this.frame_embs = this.param('frame_embs', fe);
-    } else this.frame_embs = null;
-    if (config.max_num_media !== null) {
-      const me = zeros([config.max_num_media, 1, dim]);
-      rng.fillNormal(me.f32, 0, 1);
-      this.media_time_embs = this.param('media_time_embs', me);
-    } else this.media_time_embs = null;
+    const time = newTimeEmbeddings(config, rng);
+    this.frame_embs = time.frame_embs && this.param('frame_embs', time.frame_embs);
+    this.media_time_embs = time.media_time_embs && this.param('media_time_embs', time.media_time_embs);
     this.layers = this.childList('layers', Array.from({ length: config.depth }, () => new TokenLayer(config, rng, kind === 'transformer')));
     this.norm = this.child('norm', new LayerNorm(dim, config.ln_eps));
   }
@@ -100,16 +94,7 @@ export class TokenConnector extends Module implements VisionConnector {
       throw new ShapeError(`${this.kind}_connector`, `expected features (B, T, F, v, ${cfg.dim}), got ${fmtShape(x.shape)}`);
     }
     const [B, T, F, v, D] = x.shape as [number, number, number, number, number];
-    let feats = x;
-    if (this.frame_embs) {
-      if (F > this.frame_embs.shape[0]!) throw new ShapeError(`${this.kind}_connector`, `${F} frames exceed max_num_frames ${this.frame_embs.shape[0]}`);
-      feats = add(feats, reshape(slice(this.frame_embs, 0, 0, F), [F, 1, D]));
-    }
-    feats = reshape(feats, [B, T, F * v, D]);
-    if (this.media_time_embs) {
-      if (T > this.media_time_embs.shape[0]!) throw new ShapeError(`${this.kind}_connector`, `${T} media exceed max_num_media ${this.media_time_embs.shape[0]}`);
-      feats = add(feats, slice(this.media_time_embs, 0, 0, T));
-    }
+    const feats = addTimeEmbeddings(`${this.kind}_connector`, x, this);
     const S = F * v;
     let h = reshape(feats, [B * T, S, D]);
     for (const layer of this.layers) {

@@ -12,6 +12,7 @@
  */
 import { Tensor, zeros, ShapeError, fmtShape } from '../engine/tensor.ts';
 import { add, attention, concat, gelu, reshape, broadcastTo, slice } from '../engine/index.ts';
+import { addTimeEmbeddings, newTimeEmbeddings } from './time-embeddings.ts';
 import type { Rng } from '../engine/rng.ts';
 import { Module } from '../nn/module.ts';
 import { LayerNorm, Linear } from '../nn/layers.ts';
@@ -87,16 +88,9 @@ export class PerceiverResampler extends Module {
     const lat = zeros([num_latents, dim]);
     rng.fillNormal(lat.f32, 0, 1);
     this.latents = this.param('latents', lat);
-    if (config.max_num_frames !== null) {
-      const fe = zeros([config.max_num_frames, dim]);
-      rng.fillNormal(fe.f32, 0, 1);
-      this.frame_embs = this.param('frame_embs', fe);
-    } else this.frame_embs = null;
-    if (config.max_num_media !== null) {
-      const me = zeros([config.max_num_media, 1, dim]);
-      rng.fillNormal(me.f32, 0, 1);
-      this.media_time_embs = this.param('media_time_embs', me);
-    } else this.media_time_embs = null;
+    const time = newTimeEmbeddings(config, rng);
+    this.frame_embs = time.frame_embs && this.param('frame_embs', time.frame_embs);
+    this.media_time_embs = time.media_time_embs && this.param('media_time_embs', time.media_time_embs);
     this.layers = this.childList('layers', Array.from({ length: config.depth }, () => new ResamplerLayer(config, rng)));
     this.norm = this.child('norm', new LayerNorm(dim, config.ln_eps));
   }
@@ -108,17 +102,7 @@ export class PerceiverResampler extends Module {
       throw new ShapeError('perceiver_resampler', `expected features (B, T, F, v, ${cfg.dim}), got ${fmtShape(x.shape)}`);
     }
     const [B, T, F, v, D] = x.shape as [number, number, number, number, number];
-    let feats = x;
-    if (this.frame_embs) {
-      if (F > this.frame_embs.shape[0]!) throw new ShapeError('perceiver_resampler', `${F} frames exceed max_num_frames ${this.frame_embs.shape[0]}`);
-      // (F, 1, D) broadcast over B, T and tokens
-      feats = add(feats, reshape(slice(this.frame_embs, 0, 0, F), [F, 1, D]));
-    }
-    feats = reshape(feats, [B, T, F * v, D]);
-    if (this.media_time_embs) {
-      if (T > this.media_time_embs.shape[0]!) throw new ShapeError('perceiver_resampler', `${T} media exceed max_num_media ${this.media_time_embs.shape[0]}`);
-      feats = add(feats, slice(this.media_time_embs, 0, 0, T)); // (T, 1, D)
-    }
+    const feats = addTimeEmbeddings('perceiver_resampler', x, this);
     const M = B * T;
     const flat = reshape(feats, [M, F * v, D]);
     let lat = broadcastTo(reshape(this.latents, [1, cfg.num_latents, D]), [M, cfg.num_latents, D]);
