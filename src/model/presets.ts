@@ -94,12 +94,17 @@ const LLAMA_7B: LMConfig = {
   rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: false, max_position_embeddings: 2048,
 };
 
-function llamaStandin(lm: { hidden: number; layers: number; heads: number; intermediate: number; vocab: number }, every: number): FlamingoConfig {
-  return openFlamingoRelease({
+/** A LLaMA decoder of the given sizes (multi-head attention, untied head, 2048 positions). */
+function llamaLM(lm: { hidden: number; layers: number; heads: number; intermediate: number; vocab: number }): LMConfig {
+  return {
     family: 'llama', vocab_size: lm.vocab, hidden_size: lm.hidden, intermediate_size: lm.intermediate, num_layers: lm.layers,
     num_heads: lm.heads, num_key_value_heads: lm.heads, rms_norm_eps: 1e-6, rope_theta: 10000, tie_word_embeddings: false,
     max_position_embeddings: 2048,
-  }, every, lm.vocab - 3);
+  };
+}
+
+function llamaStandin(lm: { hidden: number; layers: number; heads: number; intermediate: number; vocab: number }, every: number): FlamingoConfig {
+  return openFlamingoRelease(llamaLM(lm), every, lm.vocab - 3);
 }
 
 function paperFlamingo(lm: { hidden: number; layers: number; heads: number }, every: number): FlamingoConfig {
@@ -108,14 +113,14 @@ function paperFlamingo(lm: { hidden: number; layers: number; heads: number }, ev
     vision: { image_size: 288, patch_size: 16, width: 1536, layers: 24, heads: 16, mlp_ratio: 4, output_dim: 1376, act: 'gelu', ln_eps: 1e-5, ln_post_on_tokens: true },
     resampler: { dim: 1536, depth: 6, dim_head: 96, heads: 16, num_latents: 64, max_num_media: null, max_num_frames: 8, ff_mult: 4, ln_eps: 1e-5 },
     xattn: { dim: lm.hidden, dim_visual: 1536, dim_head: lm.hidden / lm.heads, heads: lm.heads, ff_mult: 4, only_attend_immediate_media: true, ln_eps: 1e-5 },
-    lm: {
-      family: 'llama', vocab_size: vocab, hidden_size: lm.hidden, intermediate_size: Math.round((lm.hidden * 8) / 3 / 64) * 64,
-      num_layers: lm.layers, num_heads: lm.heads, num_key_value_heads: lm.heads, rms_norm_eps: 1e-6, rope_theta: 10000,
-      tie_word_embeddings: false, max_position_embeddings: 2048,
-    },
+    lm: llamaLM({ ...lm, intermediate: Math.round((lm.hidden * 8) / 3 / 64) * 64, vocab }),
     flamingo: { cross_attn_every_n_layers: every, media_token_id: vocab - 2, eoc_token_id: vocab - 1, pad_token_id: 0 },
   };
 }
+
+// The instruction-tuned releases share the architecture of their base release (only the LM weights differ).
+const OPENFLAMINGO_3B = openFlamingoRelease(hfLM('mosaic_gpt', MPT_1B_REDPAJAMA, NEOX_TOKENIZER + 3), 1, NEOX_TOKENIZER);
+const OPENFLAMINGO_4B = openFlamingoRelease(hfLM('gpt_neox', REDPAJAMA_3B, NEOX_TOKENIZER + 3), 2, NEOX_TOKENIZER);
 
 export const PRESETS: Record<string, Preset> = {
   'tiny-test': {
@@ -130,19 +135,19 @@ export const PRESETS: Record<string, Preset> = {
   },
   'openflamingo-3b-vitl-mpt1b': {
     description: 'OpenFlamingo-3B (openflamingo/OpenFlamingo-3B-vitl-mpt1b): CLIP ViT-L/14 + MosaicGPT mpt-1b-redpajama-200b, xattn before every layer.',
-    config: openFlamingoRelease(hfLM('mosaic_gpt', MPT_1B_REDPAJAMA, NEOX_TOKENIZER + 3), 1, NEOX_TOKENIZER),
+    config: OPENFLAMINGO_3B,
   },
   'openflamingo-3b-vitl-mpt1b-langinstruct': {
     description: 'OpenFlamingo-3B-Instruct (openflamingo/OpenFlamingo-3B-vitl-mpt1b-langinstruct): as OpenFlamingo-3B with mpt-1b-redpajama-200b-dolly.',
-    config: openFlamingoRelease(hfLM('mosaic_gpt', MPT_1B_REDPAJAMA, NEOX_TOKENIZER + 3), 1, NEOX_TOKENIZER),
+    config: OPENFLAMINGO_3B,
   },
   'openflamingo-4b-vitl-rpj3b': {
     description: 'OpenFlamingo-4B (openflamingo/OpenFlamingo-4B-vitl-rpj3b): CLIP ViT-L/14 + GPT-NeoX RedPajama-INCITE-Base-3B-v1, xattn every 2 layers.',
-    config: openFlamingoRelease(hfLM('gpt_neox', REDPAJAMA_3B, NEOX_TOKENIZER + 3), 2, NEOX_TOKENIZER),
+    config: OPENFLAMINGO_4B,
   },
   'openflamingo-4b-vitl-rpj3b-langinstruct': {
     description: 'OpenFlamingo-4B-Instruct (openflamingo/OpenFlamingo-4B-vitl-rpj3b-langinstruct): as OpenFlamingo-4B with RedPajama-INCITE-Instruct-3B-v1.',
-    config: openFlamingoRelease(hfLM('gpt_neox', REDPAJAMA_3B, NEOX_TOKENIZER + 3), 2, NEOX_TOKENIZER),
+    config: OPENFLAMINGO_4B,
   },
   'openflamingo-9b-vitl-mpt7b': {
     description: 'OpenFlamingo-9B (openflamingo/OpenFlamingo-9B-vitl-mpt7b): CLIP ViT-L/14 + llm-foundry MPT-7B, xattn every 4 layers.',
