@@ -12,19 +12,14 @@ import { resolveTrainConfig } from '../src/train/config.ts';
 import { trainTokenizer } from '../src/train/run.ts';
 import { trainContrastive } from '../src/train/stages.ts';
 import { latestCheckpoint, listCheckpoints, sha256File } from '../src/train/checkpoint.ts';
+import { TINY_MODEL, TINY_OPTIM, TINY_WORLD, tinyTokenizer } from './helpers/tiny-train.ts';
 
-const world = { imageSize: 16, supersample: 1 };
-const optim = { lr: 3e-3, warmup_steps: 2, schedule: 'cosine' };
+const world = TINY_WORLD;
+const optim = TINY_OPTIM;
 const cfg = resolveTrainConfig({
   seed: 5,
-  tokenizer: { vocab_size: 300, corpus: [{ source: { type: 'synthetic-text', world }, docs: 40 }] },
-  model: {
-    vision: { image_size: 16, patch_size: 8, width: 32, layers: 1, heads: 2, mlp_ratio: 2, output_dim: 32 },
-    text_encoder: { context_length: 24, width: 32, layers: 1, heads: 2, mlp_ratio: 2 },
-    lm: { hidden_size: 32, intermediate_size: 64, num_layers: 2, num_heads: 2, num_key_value_heads: 2, max_position_embeddings: 128 },
-    resampler: { depth: 1, dim_head: 16, heads: 2, num_latents: 4, ff_mult: 2 },
-    xattn: { dim_head: 16, heads: 2, ff_mult: 2 },
-  },
+  tokenizer: tinyTokenizer(300, 40),
+  model: TINY_MODEL,
   stages: {
     contrastive: { steps: 8, checkpoint_every: 2, keep_checkpoints: 3, optim, datasets: [{ name: 'pairs', source: { type: 'synthetic-pairs', world }, batch_size: 4, max_tokens: 24 }] },
     // trainContrastive alone is run; the other stages only need to be valid

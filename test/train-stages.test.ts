@@ -17,17 +17,12 @@ import { LOGIT_SCALE_MAX } from '../src/model/clip.ts';
 import { MetricsLog } from '../src/train/metrics.ts';
 import { loadFlamingo } from '../src/io/checkpoint.ts';
 import { ConfigError } from '../src/model/config.ts';
+import { TINY_MODEL, TINY_WORLD } from './helpers/tiny-train.ts';
 
 const small = {
   seed: 1,
   tokenizer: { vocab_size: 320, corpus: [{ source: { type: 'synthetic-text' }, docs: 60 }] },
-  model: {
-    vision: { image_size: 16, patch_size: 8, width: 32, layers: 1, heads: 2, mlp_ratio: 2, output_dim: 32 },
-    text_encoder: { context_length: 24, width: 32, layers: 1, heads: 2, mlp_ratio: 2 },
-    lm: { hidden_size: 32, intermediate_size: 64, num_layers: 2, num_heads: 2, num_key_value_heads: 2, max_position_embeddings: 128 },
-    resampler: { depth: 1, dim_head: 16, heads: 2, num_latents: 4, ff_mult: 2 },
-    xattn: { dim_head: 16, heads: 2, ff_mult: 2 },
-  },
+  model: TINY_MODEL,
 };
 
 function config(stages: Record<string, unknown>): TrainConfig {
@@ -35,7 +30,7 @@ function config(stages: Record<string, unknown>): TrainConfig {
 }
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'flamingo-train-'));
-const world = { imageSize: 16, supersample: 1 };
+const world = TINY_WORLD;
 
 function fixed(name: string, src: DocSource, n: number): DocSource {
   const s = src.open(11);
