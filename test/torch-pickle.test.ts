@@ -10,11 +10,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
 import {
   readTorchCheckpoint, readTorchObject, TorchCheckpointError, PyDict, PyOpaque, torchTensorToFloat32, torchTensorToInt32,
 } from '../src/io/torch-pickle.ts';
 import { readSafetensors, writeSafetensors, f32ToF16, f32ToBf16, type TensorToWrite } from '../src/io/safetensors.ts';
+import { buildZip } from './helpers/torch-zip.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Pickle builder (protocol 2 opcodes, as CPython's pickler emits them)
@@ -112,89 +112,6 @@ class Pickler {
     for (const x of xs) this.int(x);
     return this.tupleMark();
   }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Zip builder
-
-interface ZipOpts { deflate?: (name: string) => boolean; misalign?: boolean; zip64?: boolean }
-
-function buildZip(files: [string, Uint8Array][], opts: ZipOpts = {}): Buffer {
-  const chunks: Buffer[] = [];
-  let off = 0;
-  const central: Buffer[] = [];
-  for (const [name, content] of files) {
-    const nameB = Buffer.from(name, 'utf8');
-    const method = opts.deflate?.(name) ? 8 : 0;
-    const body = method === 8 ? zlib.deflateRawSync(content) : Buffer.from(content);
-    const crc = zlib.crc32(content) >>> 0;
-    // Pad the local extra field (id 'FB', like torch's writer) so the data starts 64-byte aligned (or at +1).
-    const base = off + 30 + nameB.length + 4;
-    const want = opts.misalign ? 1 : 0;
-    const padLen = (((want - base) % 64) + 64) % 64;
-    const extra = Buffer.alloc(4 + padLen);
-    extra.writeUInt16LE(0x4246, 0);
-    extra.writeUInt16LE(padLen, 2);
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(method, 8);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(body.length, 18);
-    local.writeUInt32LE(content.length, 22);
-    local.writeUInt16LE(nameB.length, 26);
-    local.writeUInt16LE(extra.length, 28);
-    chunks.push(local, nameB, extra, body);
-    const z64 = opts.zip64 === true;
-    const cExtra = Buffer.alloc(z64 ? 28 : 0);
-    if (z64) {
-      cExtra.writeUInt16LE(1, 0);
-      cExtra.writeUInt16LE(24, 2);
-      cExtra.writeBigUInt64LE(BigInt(content.length), 4);
-      cExtra.writeBigUInt64LE(BigInt(body.length), 12);
-      cExtra.writeBigUInt64LE(BigInt(off), 20);
-    }
-    const c = Buffer.alloc(46);
-    c.writeUInt32LE(0x02014b50, 0);
-    c.writeUInt16LE(z64 ? 45 : 20, 4);
-    c.writeUInt16LE(z64 ? 45 : 20, 6);
-    c.writeUInt16LE(method, 10);
-    c.writeUInt32LE(crc, 16);
-    c.writeUInt32LE(z64 ? 0xffffffff : body.length, 20);
-    c.writeUInt32LE(z64 ? 0xffffffff : content.length, 24);
-    c.writeUInt16LE(nameB.length, 28);
-    c.writeUInt16LE(cExtra.length, 30);
-    c.writeUInt32LE(z64 ? 0xffffffff : off, 42);
-    central.push(c, nameB, cExtra);
-    off += local.length + nameB.length + extra.length + body.length;
-  }
-  const cd = Buffer.concat(central);
-  const cdOffset = off;
-  const tail: Buffer[] = [cd];
-  if (opts.zip64) {
-    const rec = Buffer.alloc(56);
-    rec.writeUInt32LE(0x06064b50, 0);
-    rec.writeBigUInt64LE(44n, 4);
-    rec.writeUInt16LE(45, 12);
-    rec.writeUInt16LE(45, 14);
-    rec.writeBigUInt64LE(BigInt(files.length), 24);
-    rec.writeBigUInt64LE(BigInt(files.length), 32);
-    rec.writeBigUInt64LE(BigInt(cd.length), 40);
-    rec.writeBigUInt64LE(BigInt(cdOffset), 48);
-    const loc = Buffer.alloc(20);
-    loc.writeUInt32LE(0x07064b50, 0);
-    loc.writeBigUInt64LE(BigInt(cdOffset + cd.length), 8);
-    loc.writeUInt32LE(1, 16);
-    tail.push(rec, loc);
-  }
-  const eocd = Buffer.alloc(22);
-  eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(opts.zip64 ? 0xffff : files.length, 8);
-  eocd.writeUInt16LE(opts.zip64 ? 0xffff : files.length, 10);
-  eocd.writeUInt32LE(opts.zip64 ? 0xffffffff : cd.length, 12);
-  eocd.writeUInt32LE(opts.zip64 ? 0xffffffff : cdOffset, 16);
-  tail.push(eocd);
-  return Buffer.concat([...chunks, ...tail]);
 }
 
 function le(a: ArrayBufferView): Uint8Array {
