@@ -10,9 +10,6 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as E from '../src/engine/index.ts';
-import { Tensor } from '../src/engine/tensor.ts';
-import { Rng } from '../src/engine/rng.ts';
 import { dequantize } from '../src/engine/quant.ts';
 import { writeTorchStateDict, TorchSaveError } from '../src/io/torch-save.ts';
 import { readTorchCheckpoint } from '../src/io/torch-pickle.ts';
@@ -26,6 +23,7 @@ import { ConfigError } from '../src/model/config.ts';
 import { pipeline } from '../src/pipeline.ts';
 import { main } from '../src/cli/main.ts';
 import type { Flamingo } from '../src/model/flamingo.ts';
+import { fixedInputLogits } from './helpers/tiny-flamingo.ts';
 import { capture, FIXTURES, saveModelDir, tinyModel, tinyTokenizer } from './eval-helpers.ts';
 
 const REAL = new URL('./fixtures/shared/parity-real/', import.meta.url).pathname;
@@ -106,15 +104,7 @@ describe('torch.save writer', () => {
   });
 });
 
-/** Greedy ids and logits of a model on fixed pixels (the same inputs for every copy of a model). */
-function logitsOf(model: Flamingo): Float32Array {
-  const rng = new Rng(5);
-  const v = model.config.vision;
-  const vx = E.zeros([1, 2, 1, 3, v.image_size, v.image_size]);
-  rng.fillNormal(vx.f32);
-  const m = model.config.flamingo.media_token_id;
-  return E.noGrad(() => model.forward({ inputIds: new Tensor(Int32Array.from([5, m, 7, 9, m, 11, 13]), [1, 7]), visionX: vx })).f32;
-}
+const logitsOf = fixedInputLogits;
 
 describe('export → release → this project and PyTorch', () => {
   let modelDir = '';

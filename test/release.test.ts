@@ -12,6 +12,7 @@ import * as E from '../src/engine/index.ts';
 import { Tensor } from '../src/engine/tensor.ts';
 import { Rng } from '../src/engine/rng.ts';
 import { Flamingo } from '../src/model/flamingo.ts';
+import { fixedInputLogits } from './helpers/tiny-flamingo.ts';
 import type { FlamingoConfig, HFLMConfig } from '../src/model/config.ts';
 import { getLMFamily } from '../src/model/lm/index.ts';
 import { mptAlibiSlopes } from '../src/model/lm/mpt.ts';
@@ -267,14 +268,7 @@ test('stop_at_eoc: step_logits are compared only for rows still generating', () 
 });
 
 describe('export and convert round trips', () => {
-  const logitsOf = (model: Flamingo): Float32Array => {
-    const rng = new Rng(5);
-    const v = model.config.vision;
-    const vx = E.zeros([1, 2, 1, 3, v.image_size, v.image_size]);
-    rng.fillNormal(vx.f32);
-    const m = model.config.flamingo.media_token_id;
-    return E.noGrad(() => model.forward({ inputIds: new Tensor(Int32Array.from([5, m, 7, 9, m, 11, 13]), [1, 7]), visionX: vx })).f32;
-  };
+  const logitsOf = fixedInputLogits;
   for (const c of ['mosaic_gpt_flamingo_logits', 'mpt_flamingo_logits', 'gpt_neox_flamingo_generate']) {
     test(`${c}: release → export → release, and → convert → model directory: identical logits`, async () => {
       const tmp = mkdtempSync(join(tmpdir(), 'release-rt-'));

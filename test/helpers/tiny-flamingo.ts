@@ -4,8 +4,8 @@
  * Tests that need other sizes spread it and override a section.
  */
 import * as E from '../../src/engine/index.ts';
-import type { Tensor } from '../../src/engine/tensor.ts';
-import type { Rng } from '../../src/engine/rng.ts';
+import { Tensor } from '../../src/engine/tensor.ts';
+import { Rng } from '../../src/engine/rng.ts';
 import type { Flamingo } from '../../src/model/flamingo.ts';
 import type { FlamingoConfig } from '../../src/model/config.ts';
 
@@ -29,4 +29,15 @@ export function pixels(rng: Rng, B: number, T: number, side = 16): Tensor {
 /** Non-zero gates so the visual path matters (tanh(0) = 0 would leave the LM alone). */
 export function openGates(m: Flamingo, v = 0.7): void {
   for (const g of m.lang_encoder.gated.values()) { g.attn_gate!.f32[0] = v; g.ff_gate!.f32[0] = -v; }
+}
+
+/**
+ * Logits of a model on fixed inputs (two random images, seven tokens around two <image>s): the same
+ * for every copy of a model, so two copies compare with one deepEqual.
+ */
+export function fixedInputLogits(model: Flamingo): Float32Array {
+  const rng = new Rng(5);
+  const vx = pixels(rng, 1, 2, model.config.vision.image_size);
+  const m = model.config.flamingo.media_token_id;
+  return E.noGrad(() => model.forward({ inputIds: new Tensor(Int32Array.from([5, m, 7, 9, m, 11, 13]), [1, 7]), visionX: vx })).f32;
 }
