@@ -11,10 +11,9 @@ export { loadPretrained, readModelMeta, BUNDLED_MODEL_DIR, PretrainedError, type
 export { Flamingo, FlamingoInputError, type FlamingoState, type ForwardOptions } from './model/flamingo.ts';
 export { validateFlamingoConfig, ConfigError, type FlamingoConfig, type VisionConfig, type ResamplerConfig, type XAttnConfig, type LMConfig } from './model/config.ts';
 export { PRESETS, getPreset, countParameters } from './model/presets.ts';
-export {
-  generate, scoreContinuations, prefill, decodeStep,
-  type GenerationConfig, type GenerationOutput, type PromptInput,
-} from './model/generate.ts';
+export { generate, type GenerationConfig, type GenerationOutput, type PromptInput } from './model/generate.ts';
+export { prefill, decodeStep } from './model/decode-state.ts';
+export { scoreContinuations } from './model/score.ts';
 export { BatchDecoder, type DecodeRow, type StepToken } from './model/batch-decode.ts';
 
 // Checkpoints

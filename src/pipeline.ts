@@ -18,7 +18,9 @@ import type { FlamingoProcessor } from './data/processor.ts';
 import { TextStream } from './data/text-stream.ts';
 import { BatchDecoder } from './model/batch-decode.ts';
 import type { Flamingo } from './model/flamingo.ts';
-import { generate as generateTokens, scoreContinuations } from './model/generate.ts';
+import { generate as generateTokens } from './model/generate.ts';
+import type { SamplingOptions } from './model/token-choice.ts';
+import { scoreContinuations } from './model/score.ts';
 import { intTensor, Tensor } from './engine/tensor.ts';
 import { FlamingoError } from './errors.ts';
 
@@ -34,7 +36,7 @@ export type ImageSource = string | Uint8Array | RgbImage;
 /** Text (may contain <|endofchunk|> between examples) or an image. */
 export type PromptPart = string | { image: ImageSource };
 
-export interface PipelineGenerateOptions {
+export interface PipelineGenerateOptions extends SamplingOptions {
   /** Default 20. */
   maxNewTokens?: number;
   /** > 1: beam search. */
@@ -42,9 +44,6 @@ export interface PipelineGenerateOptions {
   lengthPenalty?: number;
   /** > 0: sampling (with topK / topP); 0 or absent: greedy. */
   temperature?: number;
-  topK?: number;
-  topP?: number;
-  seed?: number;
   /** Stop at <|endofchunk|> (default true). */
   stopAtEoc?: boolean;
   /** Stop streaming (and generating) when aborted. */

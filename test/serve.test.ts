@@ -5,7 +5,8 @@ import OpenAI from 'openai';
 import { PNG } from 'pngjs';
 import { startServer } from '../src/serve/app.ts';
 import { loadPretrained } from '../src/pretrained/index.ts';
-import { generate, scoreContinuations } from '../src/model/generate.ts';
+import { generate } from '../src/model/generate.ts';
+import { scoreContinuations } from '../src/model/score.ts';
 import { decodeImage } from '../src/data/image.ts';
 import { intTensor, Tensor } from '../src/engine/tensor.ts';
 

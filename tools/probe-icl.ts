@@ -11,7 +11,8 @@
  *   node --import tsx tools/probe-icl.ts [model dir] [--json]
  */
 import { BUNDLED_MODEL_DIR, loadPretrained } from '../src/pretrained/index.ts';
-import { generate, scoreContinuations } from '../src/model/generate.ts';
+import { generate } from '../src/model/generate.ts';
+import { scoreContinuations } from '../src/model/score.ts';
 import { Rng } from '../src/engine/rng.ts';
 import { resolveConfig } from '../src/data/synthetic/config.ts';
 import { sampleSceneWith } from '../src/data/synthetic/scene.ts';

@@ -15,7 +15,8 @@
  */
 import { Tensor, intTensor, noGrad } from '../engine/index.ts';
 import type { Flamingo, FlamingoState } from '../model/flamingo.ts';
-import { generate, prefill, selectStateRows } from '../model/generate.ts';
+import { generate } from '../model/generate.ts';
+import { prefill, selectStateRows } from '../model/decode-state.ts';
 import { binaryScoreFromLogprobs, postprocessCaptionGeneration, postprocessVqaGeneration } from './metrics/index.ts';
 import type { EvalItem, MediaRef, TaskKind } from './datasets/types.ts';
 import { HATEFUL_MEMES_CLASSES, buildPrompt, effectiveShots, type FewShotPrompt } from './prompts.ts';

@@ -12,10 +12,12 @@ import { Tensor, zeros } from '../engine/tensor.ts';
 import { noGrad, concat } from '../engine/index.ts';
 import { Rng } from '../engine/rng.ts';
 import { type Flamingo, type FlamingoState, FlamingoInputError } from './flamingo.ts';
-import { argmax, sampleRow, selectStateRows, prefill, decodeStep, type GenerationConfig } from './generate.ts';
+import { argmax, sampleRow, type SamplingOptions } from './token-choice.ts';
+import { selectStateRows, prefill, decodeStep } from './decode-state.ts';
+import type { GenerationConfig } from './generate.ts';
 import { GenerationOptionError, validateGenerationConfig } from './generation-options.ts';
 
-export interface DecodeRow {
+export interface DecodeRow extends SamplingOptions {
   /** Prompt token ids (with <image> markers). */
   ids: number[];
   /** Preprocessed pixels (3·S·S each), one per <image> marker, in order. */
@@ -23,10 +25,6 @@ export interface DecodeRow {
   maxNewTokens: number;
   /** Greedy when temperature is 0 or absent and not `sample`. */
   sample?: boolean;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  seed?: number;
   /** Stop at <|endofchunk|> (default true). */
   stopAtEoc?: boolean;
   stopTokens?: number[];
