@@ -39,6 +39,16 @@ export class UsageError extends FlamingoError {
   }
 }
 
+/**
+ * A broken invariant of the code itself (a bug in flamingo-ts, not bad input): the message names the
+ * place and what did not hold. The server answers it with 500, like any error that is not about the request.
+ */
+export class InternalError extends FlamingoError {
+  constructor(where: string, message: string) {
+    super(`internal error in ${where}: ${message} (a bug in flamingo-ts; please report it)`);
+  }
+}
+
 /** Node's own argument parser (`node:util` parseArgs) reports unknown or malformed options with these codes. */
 export function isParseArgsError(e: unknown): e is Error & { code: string } {
   return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && (e as NodeJS.ErrnoException).code!.startsWith('ERR_PARSE_ARGS');

@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describeError, exitCodeOf, FlamingoError, UsageError } from '../src/errors.ts';
+import { describeError, exitCodeOf, FlamingoError, InternalError, UsageError } from '../src/errors.ts';
 import { SafetensorsError } from '../src/io/safetensors.ts';
 import { main } from '../src/cli/main.ts';
 import { capture } from './eval-helpers.ts';
@@ -61,6 +61,14 @@ test('every error class in src/ extends FlamingoError (directly or through anoth
       cur = d[0]!.base;
     }
   }
+});
+
+test('InternalError names the place and says it is a bug; it is not a usage error', () => {
+  const e = new InternalError('serve/metrics inc', 'metric x is not a registered counter');
+  assert.ok(e instanceof FlamingoError);
+  assert.equal(e.name, 'InternalError');
+  assert.equal(e.exitCode, 1);
+  assert.match(e.message, /^internal error in serve\/metrics inc: metric x is not a registered counter \(a bug in flamingo-ts/);
 });
 
 function cli(args: string[], env: Record<string, string> = {}): { code: number | null; stdout: string; stderr: string } {

@@ -20,6 +20,9 @@ export interface TextCorpusOptions {
   wordnetDir?: string;
 }
 
+/** A corpus source name that is not one of the sources (a config or option error). */
+export class CorpusSourceError extends FlamingoError {}
+
 export class CorpusUnavailableError extends FlamingoError {
   constructor(
     readonly source: TextSource,
@@ -47,7 +50,7 @@ export function loadTextCorpus(options: TextCorpusOptions = {}): string[] {
   for (const s of sources) {
     if (s === 'fortunes') docs.push(...loadFortunes(options.fortunesDir));
     else if (s === 'wordnet') docs.push(...loadWordnetGlosses(options.wordnetDir));
-    else throw new Error(`text corpus: unknown source ${JSON.stringify(s)} (expected fortunes | wordnet)`);
+    else throw new CorpusSourceError(`text corpus: unknown source ${JSON.stringify(s)} (expected fortunes | wordnet)`);
   }
   return docs;
 }

@@ -8,6 +8,10 @@
 import { type GradNode, Tensor, fmtShape } from './tensor.ts';
 import { backend } from './backend.ts';
 import { activeProfiler } from './profile.ts';
+import { FlamingoError, InternalError } from '../errors.ts';
+
+/** backward() called on something it cannot start from (no grad, a non-scalar root without a gradient). */
+export class AutogradError extends FlamingoError {}
 
 /** Grad mode is a process-wide switch like PyTorch's; it only ever changes inside noGrad/enableGrad scopes. */
 let gradEnabled = true;
@@ -63,7 +67,7 @@ export function record(out: Tensor, op: string, inputs: readonly Tensor[], backw
 export function accumulateGrad(t: Tensor, g: Float32Array, owned = true): void {
   if (!t.requiresGrad) return;
   if (g.length !== t.size) {
-    throw new Error(`accumulateGrad: gradient of length ${g.length} for tensor ${fmtShape(t.shape)}`);
+    throw new InternalError('accumulateGrad', `a backward function produced a gradient of length ${g.length} for a tensor of shape ${fmtShape(t.shape)}`);
   }
   if (t.grad === null) {
     if (owned || t.node !== null) {
@@ -104,10 +108,12 @@ export function writableGrad(t: Tensor): { buf: Float32Array; fresh: boolean } {
  * Parameters (leaves) accumulate into `.grad`; the graph is released afterwards unless retainGraph.
  */
 export function backward(root: Tensor, grad?: Float32Array, retainGraph = false): void {
-  if (!root.requiresGrad) throw new Error('backward: tensor does not require grad (no trainable input, or computed under noGrad)');
+  if (!root.requiresGrad) throw new AutogradError('backward: tensor does not require grad (no trainable input, or computed under noGrad)');
   if (grad === undefined) {
-    if (root.size !== 1) throw new Error(`backward: root of shape ${fmtShape(root.shape)} is not a scalar; pass a gradient`);
+    if (root.size !== 1) throw new AutogradError(`backward: root of shape ${fmtShape(root.shape)} is not a scalar; pass a gradient`);
     grad = new Float32Array([1]);
+  } else if (grad.length !== root.size) {
+    throw new AutogradError(`backward: gradient of length ${grad.length} for a root of shape ${fmtShape(root.shape)}`);
   }
   // Topological order by iterative DFS (graphs can be thousands of nodes deep).
   const order: Tensor[] = [];

@@ -9,6 +9,7 @@
  * the bound name (the whole name: names may span several words and tokens). The image stands where a describing word would: media may sit anywhere in the text.
  */
 import { Rng } from '../engine/rng.ts';
+import { FlamingoError } from '../errors.ts';
 import type { Flamingo } from '../model/flamingo.ts';
 import { generate } from '../model/generate.ts';
 import type { FlamingoProcessor } from '../data/processor.ts';
@@ -35,12 +36,15 @@ export interface BindingEpisode {
   queryClass: string;
 }
 
+/** The classes cannot make the requested episode (fewer classes than ways, or too few images of a class). */
+export class BindingEpisodeError extends FlamingoError {}
+
 /**
  * One episode: `ways` classes drawn from `classes`, `shots` support images each (order shuffled), one query.
  * Names come from `inventory` (default: the project's generator, src/data/synthetic/names.ts).
  */
 export function bindingEpisode(rng: Rng, classes: readonly BindingClass[], ways: number, shots: number, inventory: NameInventory = 'generator'): BindingEpisode {
-  if (ways > classes.length) throw new Error(`fast binding: ${ways}-way needs ${ways} classes, have ${classes.length}`);
+  if (ways > classes.length) throw new BindingEpisodeError(`fast binding: ${ways}-way needs ${ways} classes, have ${classes.length}`);
   const order = rng.shuffle([...classes.keys()]).slice(0, ways);
   const names = drawNames(rng, ways, inventory);
   const items: { cls: number; name: string }[] = [];
@@ -52,7 +56,7 @@ export function bindingEpisode(rng: Rng, classes: readonly BindingClass[], ways:
     const imgs = classes[c]!.images;
     const seen = used.get(c) ?? new Set<number>();
     used.set(c, seen);
-    if (seen.size >= imgs.length) throw new Error(`fast binding: class '${classes[c]!.id}' has only ${imgs.length} images`);
+    if (seen.size >= imgs.length) throw new BindingEpisodeError(`fast binding: class '${classes[c]!.id}' has only ${imgs.length} images, the episode needs ${seen.size + 1}`);
     let i = rng.int(imgs.length);
     while (seen.has(i)) i = (i + 1) % imgs.length;
     seen.add(i);

@@ -17,6 +17,7 @@
 import { OPEN_CLIP_EVAL_PREPROCESS } from './preprocess-config.ts';
 import type { AnyLMConfig, FlamingoConfig, HFLMConfig, LMConfig, VisionConfig, ResamplerConfig } from './config.ts';
 import { getLMFamily } from './lm/registry.ts';
+import { ConfigError } from './config-error.ts';
 
 export interface Preset {
   description: string;
@@ -185,7 +186,7 @@ export const PRESETS: Record<string, Preset> = {
 
 export function getPreset(name: string): FlamingoConfig {
   const p = PRESETS[name];
-  if (!p) throw new Error(`unknown preset '${name}' (available: ${Object.keys(PRESETS).join(', ')})`);
+  if (!p) throw new ConfigError(`unknown preset '${name}' (available: ${Object.keys(PRESETS).join(', ')})`);
   return structuredClone(p.config);
 }
 

@@ -2,6 +2,8 @@
  * Prometheus text exposition (format 0.0.4) of the server's counters, gauges and latency histograms.
  * Written by hand: a few metric families, no dependency.
  */
+import { InternalError } from '../errors.ts';
+
 type Labels = Record<string, string>;
 
 function key(labels: Labels): string {
@@ -35,14 +37,14 @@ export class Metrics {
 
   inc(name: string, labels: Labels = {}, by = 1): void {
     const m = this.values.get(name);
-    if (!m) throw new Error(`metric ${name} is not a registered counter`);
+    if (!m) throw new InternalError('serve/metrics inc', `metric ${name} is not a registered counter`);
     const k = key(labels);
     m.set(k, (m.get(k) ?? 0) + by);
   }
 
   observe(name: string, value: number, labels: Labels = {}): void {
     const h = this.histograms.get(name);
-    if (!h) throw new Error(`metric ${name} is not a registered histogram`);
+    if (!h) throw new InternalError('serve/metrics observe', `metric ${name} is not a registered histogram`);
     const k = key(labels);
     let s = h.series.get(k);
     if (!s) { s = { counts: new Array<number>(h.buckets.length).fill(0), sum: 0, count: 0 }; h.series.set(k, s); }

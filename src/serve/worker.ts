@@ -11,7 +11,7 @@ import { setImmediate as tick } from 'node:timers/promises';
 import { loadPretrained } from '../pretrained/index.ts';
 import { decodeImage, makeImage } from '../data/image.ts';
 import { storedDType } from '../nn/quantize.ts';
-import { FlamingoError } from '../errors.ts';
+import { FlamingoError, InternalError } from '../errors.ts';
 import { BatchDecoder, type DecodeRow, type StepToken } from '../model/batch-decode.ts';
 import { generate } from '../model/generate.ts';
 import { scoreContinuations } from '../model/score.ts';
@@ -69,12 +69,13 @@ port.on('message', (m: ToWorker) => {
 
 /** The project's own errors are about the request's content (a corrupt image, a prompt the model cannot take): 400. */
 function statusOf(e: unknown): number {
-  return e instanceof FlamingoError ? 400 : 500;
+  return e instanceof FlamingoError && !(e instanceof InternalError) ? 400 : 500;
 }
 
 function fail(id: number, e: unknown): void {
-  const err = e instanceof Error ? e : new Error(String(e));
-  post({ type: 'error', id, name: err.name, message: err.message, status: statusOf(e) });
+  // a thrown non-Error value (a string, …) is reported as what it is
+  const [name, message] = e instanceof Error ? [e.name, e.message] : ['Error', String(e)];
+  post({ type: 'error', id, name, message, status: statusOf(e) });
 }
 
 function pixelsOf(job: { images: Uint8Array[] }): Float32Array[] {

@@ -5,6 +5,10 @@
  */
 import type { Tensor } from '../engine/tensor.ts';
 import { backend } from '../engine/backend.ts';
+import { FlamingoError } from '../errors.ts';
+
+/** Saved optimizer moments that do not fit the parameters being trained (a checkpoint of another model or config). */
+export class OptimizerStateError extends FlamingoError {}
 
 export interface AdamWConfig {
   lr: number;
@@ -75,8 +79,9 @@ export class AdamW {
     for (const s of this.slots) {
       const m = state.get(`${s.name}.exp_avg`);
       const v = state.get(`${s.name}.exp_avg_sq`);
-      if (!m || !v || m.length !== s.m.length || v.length !== s.v.length) {
-        throw new Error(`optimizer state for '${s.name}' is missing or has the wrong size`);
+      if (!m || !v) throw new OptimizerStateError(`optimizer state for '${s.name}' is missing (${s.name}.exp_avg / .exp_avg_sq)`);
+      if (m.length !== s.m.length || v.length !== s.v.length) {
+        throw new OptimizerStateError(`optimizer state for '${s.name}' has ${m.length} / ${v.length} values (exp_avg / exp_avg_sq), the parameter has ${s.m.length}`);
       }
       s.m.set(m);
       s.v.set(v);
