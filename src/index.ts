@@ -18,7 +18,9 @@ export { BatchDecoder, type DecodeRow, type StepToken } from './model/batch-deco
 
 // Checkpoints
 export { loadFlamingo, saveFlamingo, readFlamingoConfig, loadFlamingoWeights, CheckpointError } from './io/checkpoint.ts';
-export { readSafetensors, writeSafetensors, SafetensorsError } from './io/safetensors.ts';
+export { readSafetensors } from './io/safetensors-read.ts';
+export { writeSafetensors } from './io/safetensors-write.ts';
+export { SafetensorsError } from './io/safetensors.ts';
 
 // Data
 export { FlamingoProcessor, ProcessorError, type ProcessorConfig, type BatchEncoding } from './data/processor.ts';

@@ -63,6 +63,12 @@ test('every error class in src/ extends FlamingoError (directly or through anoth
   }
 });
 
+test('src/ throws no plain Error: every error it raises on purpose is a FlamingoError subclass', () => {
+  const plain = sources(join(ROOT, 'src')).flatMap((f) =>
+    readFileSync(f, 'utf8').split('\n').flatMap((line, i) => (/\bnew Error\(/.test(line) ? [`${relative(ROOT, f)}:${i + 1}`] : [])));
+  assert.deepEqual(plain, []);
+});
+
 test('InternalError names the place and says it is a bug; it is not a usage error', () => {
   const e = new InternalError('serve/metrics inc', 'metric x is not a registered counter');
   assert.ok(e instanceof FlamingoError);

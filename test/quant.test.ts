@@ -31,7 +31,9 @@ import { lowPrecisionStats, runParityCase } from '../src/io/parity.ts';
 import { run as runVerify } from '../src/cli/verify.ts';
 import { run as runGenerate } from '../src/cli/generate.ts';
 import { BUNDLED_MODEL_DIR, loadPretrained } from '../src/pretrained/index.ts';
-import { readSafetensors, writeSafetensors, type TensorToWrite } from '../src/io/safetensors.ts';
+import { readSafetensors } from '../src/io/safetensors-read.ts';
+import { writeSafetensors } from '../src/io/safetensors-write.ts';
+import { type TensorToWrite } from '../src/io/safetensors.ts';
 
 const ts = getTsKernels();
 const { kernels: nativeOrNull, reason } = tryNativeKernels();

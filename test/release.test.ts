@@ -22,7 +22,8 @@ import { runParityCase } from '../src/io/parity.ts';
 import { loadRelease, openFlamingoTokenizerInfo, type ReleaseFiles } from '../src/io/release.ts';
 import { exportRelease } from '../src/io/release-export.ts';
 import { loadFlamingo } from '../src/io/checkpoint.ts';
-import { readSafetensors, writeSafetensors } from '../src/io/safetensors.ts';
+import { readSafetensors } from '../src/io/safetensors-read.ts';
+import { writeSafetensors } from '../src/io/safetensors-write.ts';
 import { parityCaseTests } from './helpers/parity.ts';
 
 const REAL = new URL('./fixtures/shared/parity-real/', import.meta.url).pathname;

@@ -4,11 +4,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  readSafetensors, writeSafetensors, parseSafetensors, SafetensorsError, MAX_HEADER_BYTES,
-  f16ToF32, f32ToF16, bf16ToF32, f32ToBf16, float32ArrayToHalfBits, halfBitsToFloat32Array,
-  type SafeDType, type TensorToWrite,
-} from '../src/io/safetensors.ts';
+import { readSafetensors, parseSafetensors } from '../src/io/safetensors-read.ts';
+import { writeSafetensors } from '../src/io/safetensors-write.ts';
+import { SafetensorsError, MAX_HEADER_BYTES, type SafeDType, type TensorToWrite } from '../src/io/safetensors.ts';
+import { f16ToF32, f32ToF16, bf16ToF32, f32ToBf16, float32ArrayToHalfBits, halfBitsToFloat32Array } from '../src/io/half-float.ts';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/shared/parity', import.meta.url));
 

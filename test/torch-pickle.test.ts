@@ -13,7 +13,10 @@ import * as path from 'node:path';
 import {
   readTorchCheckpoint, readTorchObject, TorchCheckpointError, PyDict, PyOpaque, torchTensorToFloat32, torchTensorToInt32,
 } from '../src/io/torch-pickle.ts';
-import { readSafetensors, writeSafetensors, f32ToF16, f32ToBf16, type TensorToWrite } from '../src/io/safetensors.ts';
+import { readSafetensors } from '../src/io/safetensors-read.ts';
+import { writeSafetensors } from '../src/io/safetensors-write.ts';
+import { f32ToF16, f32ToBf16 } from '../src/io/half-float.ts';
+import { type TensorToWrite } from '../src/io/safetensors.ts';
 import { buildZip } from './helpers/torch-zip.ts';
 
 // ---------------------------------------------------------------------------------------------------------------

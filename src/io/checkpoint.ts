@@ -6,7 +6,9 @@
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { SafetensorsReader, readSafetensors, writeSafetensors, type TensorToWrite } from './safetensors.ts';
+import { SafetensorsReader, readSafetensors } from './safetensors-read.ts';
+import { writeSafetensors } from './safetensors-write.ts';
+import { type TensorToWrite } from './safetensors.ts';
 import { readTorchCheckpoint, torchTensorToFloat32 } from './torch-pickle.ts';
 import { type LoadReport, StateDictError, formatLoadReport } from '../nn/module.ts';
 import { Flamingo } from '../model/flamingo.ts';

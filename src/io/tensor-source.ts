@@ -6,7 +6,8 @@
  */
 import { FlamingoError } from '../errors.ts';
 import * as fs from 'node:fs';
-import { parseHeader, halfBitsToFloat32Array, SafetensorsError, MAX_HEADER_BYTES, type SafeDType } from './safetensors.ts';
+import { parseHeader, SafetensorsError, MAX_HEADER_BYTES, type SafeDType } from './safetensors.ts';
+import { halfBitsToFloat32Array } from './half-float.ts';
 import { indexTorchCheckpoint, TorchCheckpointError, type TorchTensorRef } from './torch-pickle.ts';
 
 export interface TensorInfo {

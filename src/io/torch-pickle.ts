@@ -18,9 +18,9 @@
  */
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
-import {
-  halfBitsToFloat32Array, readFileOnce, type SafeDType, type TensorData,
-} from './safetensors.ts';
+import { halfBitsToFloat32Array } from './half-float.ts';
+import { readFailure, readFileOnce } from './file-io.ts';
+import type { SafeDType, TensorData } from './safetensors.ts';
 import { FlamingoError } from '../errors.ts';
 
 export class TorchCheckpointError extends FlamingoError {
@@ -701,7 +701,7 @@ export function readTorchObject(file: string, options: TorchReadOptions = {}): u
   try {
     buf = readFileOnce(file);
   } catch (err) {
-    throw new TorchCheckpointError(file, `cannot read: ${(err as Error).message}`, { cause: err });
+    throw new TorchCheckpointError(file, `cannot read: ${readFailure(err)}`, { cause: err });
   }
   if (buf.length >= 2 && buf[0] === 0x80 && buf[1]! <= 5) {
     throw new TorchCheckpointError(file, 'legacy (pre-1.6, non-zip) torch.save format is not supported; re-save with a current PyTorch');

@@ -9,7 +9,9 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { readSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
+import { readSafetensors } from '../io/safetensors-read.ts';
+import { writeSafetensors } from '../io/safetensors-write.ts';
+import { type TensorToWrite } from '../io/safetensors.ts';
 import type { Module } from '../nn/module.ts';
 import type { AdamW } from './optim.ts';
 import type { RngState } from '../engine/rng.ts';

@@ -4,7 +4,8 @@
  * and first message line, whether it is one of ours (a crash such as a RangeError is not), and the time it took.
  */
 import { readTorchCheckpoint, TorchCheckpointError } from '../../src/io/torch-pickle.ts';
-import { readSafetensors, SafetensorsError, SafetensorsReader } from '../../src/io/safetensors.ts';
+import { readSafetensors, SafetensorsReader } from '../../src/io/safetensors-read.ts';
+import { SafetensorsError } from '../../src/io/safetensors.ts';
 
 for (const file of process.argv.slice(2)) {
   const t0 = performance.now();
