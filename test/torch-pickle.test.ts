@@ -10,9 +10,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  readTorchCheckpoint, readTorchObject, TorchCheckpointError, PyDict, PyOpaque, torchTensorToFloat32, torchTensorToInt32,
-} from '../src/io/torch-pickle.ts';
+import { readTorchCheckpoint, readTorchObject } from '../src/io/torch-pickle.ts';
+import { TorchCheckpointError } from '../src/io/torch-limits.ts';
+import { PyDict, PyOpaque } from '../src/io/pickle-values.ts';
+import { torchTensorToFloat32, torchTensorToInt32 } from '../src/io/torch-storage.ts';
 import { readSafetensors } from '../src/io/safetensors-read.ts';
 import { writeSafetensors } from '../src/io/safetensors-write.ts';
 import { f32ToF16, f32ToBf16 } from '../src/io/half-float.ts';

@@ -6,9 +6,13 @@
  */
 import { FlamingoError } from '../errors.ts';
 import * as fs from 'node:fs';
-import { parseHeader, SafetensorsError, MAX_HEADER_BYTES, type SafeDType } from './safetensors.ts';
+import {
+  ITEM_SIZE, LITTLE_ENDIAN_HOST, SafetensorsError, headerLength, parseHeader, parseHeaderJson, type SafeDType,
+} from './safetensors.ts';
 import { halfBitsToFloat32Array } from './half-float.ts';
-import { indexTorchCheckpoint, TorchCheckpointError, type TorchTensorRef } from './torch-pickle.ts';
+import { indexTorchCheckpoint } from './torch-pickle.ts';
+import { TorchCheckpointError } from './torch-limits.ts';
+import type { TorchTensorRef } from './pickle-values.ts';
 
 export interface TensorInfo {
   dtype: SafeDType;
@@ -33,10 +37,8 @@ export class TensorSourceError extends FlamingoError {
   }
 }
 
-const ITEM: Record<SafeDType, number> = { F64: 8, I64: 8, F32: 4, I32: 4, F16: 2, BF16: 2, I16: 2, U16: 2, U8: 1, I8: 1, BOOL: 1 };
 /** Elements converted per chunk for non-float32 tensors (bounded scratch memory). */
 const CHUNK = 1 << 22;
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function readExact(fd: number, file: string, buf: Uint8Array, pos: number): void {
   let off = 0;
@@ -50,11 +52,11 @@ function readExact(fd: number, file: string, buf: Uint8Array, pos: number): void
 /** Read n contiguous elements of `dtype` at byte `pos` as float32 into dest[0..n). */
 function readConverted(fd: number, file: string, dtype: SafeDType, pos: number, dest: Float32Array): void {
   const n = dest.length;
-  if (dtype === 'F32' && LITTLE_ENDIAN) {
+  if (dtype === 'F32' && LITTLE_ENDIAN_HOST) {
     readExact(fd, file, new Uint8Array(dest.buffer, dest.byteOffset, n * 4), pos);
     return;
   }
-  const item = ITEM[dtype];
+  const item = ITEM_SIZE[dtype];
   const scratch = Buffer.allocUnsafe(Math.min(n, CHUNK) * item);
   for (let i = 0; i < n; i += CHUNK) {
     const m = Math.min(CHUNK, n - i);
@@ -95,21 +97,12 @@ class SafetensorsSource implements TensorSource {
     }
     try {
       const size = fs.fstatSync(this.fd).size;
-      if (size < 8) throw new SafetensorsError(file, `file is ${size} bytes, shorter than the 8-byte header length`);
       const lenBuf = Buffer.alloc(8);
-      readExact(this.fd, file, lenBuf, 0);
-      const n = lenBuf.readBigUInt64LE(0);
-      if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(file, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt file?)`);
-      const headerLen = Number(n);
-      if (headerLen > size - 8) throw new SafetensorsError(file, `header length ${headerLen} is larger than the ${size - 8} bytes after it (truncated file?)`);
+      if (size >= 8) readExact(this.fd, file, lenBuf, 0);
+      const headerLen = headerLength(file, lenBuf, size);
       const hb = Buffer.alloc(headerLen);
       readExact(this.fd, file, hb, 8);
-      let json: unknown;
-      try {
-        json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(hb));
-      } catch (e) {
-        throw new SafetensorsError(file, `header is not valid JSON/UTF-8 (${(e as Error).message})`);
-      }
+      const json = parseHeaderJson(file, hb);
       const parsed = parseHeader(file, json, size - 8 - headerLen, 8 + headerLen);
       this.entries = new Map([...parsed.entries].map(([k, e]) => [k, { dtype: e.dtype, shape: [...e.shape], start: e.start }]));
     } catch (e) {
@@ -126,7 +119,7 @@ class SafetensorsSource implements TensorSource {
     if (!e) throw new TensorSourceError(this.file, `no tensor '${name}'`);
     if (offset + dest.length > numelOf(e.shape)) throw new TensorSourceError(this.file, `tensor '${name}' has ${numelOf(e.shape)} elements, [${offset}, ${offset + dest.length}) requested`);
     if (this.fd === null) throw new TensorSourceError(this.file, 'already closed');
-    readConverted(this.fd, this.file, e.dtype, e.start + offset * ITEM[e.dtype], dest);
+    readConverted(this.fd, this.file, e.dtype, e.start + offset * ITEM_SIZE[e.dtype], dest);
   }
 
   close(): void {
@@ -152,7 +145,7 @@ class TorchSource implements TensorSource {
     const numel = r.numel;
     if (offset + dest.length > numel) throw new TensorSourceError(this.file, `tensor '${name}' has ${numel} elements, [${offset}, ${offset + dest.length}) requested`);
     if (dest.length === 0) return;
-    const item = ITEM[r.dtype];
+    const item = ITEM_SIZE[r.dtype];
     let contiguous = true;
     for (let k = r.shape.length - 1, expect = 1; k >= 0; k--) {
       if (r.shape[k] !== 1 && r.strides[k] !== expect) { contiguous = false; break; }

@@ -3,7 +3,8 @@
  * the torch reader, anything else with both safetensors readers) and print one JSON line per file: the outcome, the error's class
  * and first message line, whether it is one of ours (a crash such as a RangeError is not), and the time it took.
  */
-import { readTorchCheckpoint, TorchCheckpointError } from '../../src/io/torch-pickle.ts';
+import { readTorchCheckpoint } from '../../src/io/torch-pickle.ts';
+import { TorchCheckpointError } from '../../src/io/torch-limits.ts';
 import { readSafetensors, SafetensorsReader } from '../../src/io/safetensors-read.ts';
 import { SafetensorsError } from '../../src/io/safetensors.ts';
 
