@@ -24,7 +24,8 @@ export { SafetensorsError } from './io/safetensors.ts';
 
 // Data
 export { FlamingoProcessor, ProcessorError, type ProcessorConfig, type BatchEncoding } from './data/processor.ts';
-export { BpeTokenizer, TokenizerError } from './data/tokenizer.ts';
+export { BpeTokenizer } from './data/tokenizer.ts';
+export { TokenizerError } from './data/tokenizer-error.ts';
 export { TextStream } from './data/text-stream.ts';
 export { decodeImage, loadImage, encodePng, makeImage, preprocessClip, ImageDecodeError, CLIP_MEAN, CLIP_STD, type RgbImage } from './data/image.ts';
 

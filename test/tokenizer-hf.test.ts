@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BpeTokenizer, BYTE_ALPHABET, nfcUnicode9, preTokenize } from '../src/data/tokenizer.ts';
+import { BpeTokenizer, nfcUnicode9, preTokenize } from '../src/data/tokenizer.ts';
+import { BYTE_ALPHABET } from '../src/data/byte-level.ts';
 import { loadOpenFlamingoTokenizer, runTokenizerDir } from '../src/eval/verify/tokenizer.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BpeTokenizer, BYTE_ALPHABET, TokenizerError, preTokenize, toByteLevel } from '../src/data/tokenizer.ts';
+import { BpeTokenizer, preTokenize } from '../src/data/tokenizer.ts';
+import { BYTE_ALPHABET, toByteLevel } from '../src/data/byte-level.ts';
+import { TokenizerError } from '../src/data/tokenizer-error.ts';
 
 /** Small seeded PRNG (mulberry32) so failures are reproducible. */
 function rng(seed: number): () => number {

@@ -5,7 +5,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpeTokenizer, TokenizerError } from './tokenizer.ts';
+import { BpeTokenizer } from './tokenizer.ts';
+import { TokenizerError } from './tokenizer-error.ts';
 
 export interface TokenizerDirInfo {
   tokenizer: BpeTokenizer;
