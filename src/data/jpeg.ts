@@ -5,7 +5,8 @@
  * `Image.open` does not.
  */
 import { ImageDecodeError, checkDimensions, type DecodedImage, type ImageLimits } from './image-format.ts';
-import { JpegFormatError, decodeJpegExact, type JpegPixels } from './jpeg-decode.ts';
+import { decodeJpegExact } from './jpeg-decode.ts';
+import { JpegFormatError, type JpegPixels } from './jpeg-frame.ts';
 
 export interface JpegHeader {
   width: number;
