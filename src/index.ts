@@ -27,7 +27,8 @@ export { FlamingoProcessor, ProcessorError, type ProcessorConfig, type BatchEnco
 export { BpeTokenizer } from './data/tokenizer.ts';
 export { TokenizerError } from './data/tokenizer-error.ts';
 export { TextStream } from './data/text-stream.ts';
-export { decodeImage, loadImage, encodePng, makeImage, preprocessClip, ImageDecodeError, CLIP_MEAN, CLIP_STD, type RgbImage } from './data/image.ts';
+export { decodeImage, loadImage, encodePng, makeImage, ImageDecodeError, type RgbImage } from './data/image.ts';
+export { preprocessClip, CLIP_MEAN, CLIP_STD } from './data/image-tensor.ts';
 
 // Engine
 export { Tensor, intTensor } from './engine/tensor.ts';

@@ -14,6 +14,7 @@ import { ImageDecodeError, ImageTooLargeError, decodeImage, loadImage, readImage
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const IMAGE_TS = join(ROOT, 'src', 'data', 'image.ts');
+const IMAGE_TENSOR_TS = join(ROOT, 'src', 'data', 'image-tensor.ts');
 const PRE_TS = join(ROOT, 'src', 'model', 'preprocess-config.ts');
 const MB = 1024 * 1024;
 
@@ -22,7 +23,8 @@ interface ChildResult { status: number | null; error: string | null; maxRssMB: n
 /** loadImage(path) in a fresh Node process; reports the error message and the process's peak RSS. */
 function decodeInChild(path: string, limits: object = {}, preprocess = false): ChildResult {
   const code = `
-    const { loadImage, preprocessImage } = await import(${JSON.stringify(IMAGE_TS)});
+    const { loadImage } = await import(${JSON.stringify(IMAGE_TS)});
+    const { preprocessImage } = await import(${JSON.stringify(IMAGE_TENSOR_TS)});
     const { OPEN_CLIP_EVAL_PREPROCESS } = await import(${JSON.stringify(PRE_TS)});
     let error = null;
     try {

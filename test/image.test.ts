@@ -6,11 +6,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
 import jpeg from 'jpeg-js';
-import {
-  CLIP_MEAN, CLIP_STD, ImageDecodeError, centerCrop, decodeImage, encodePng, flipHorizontal, grayToRgb, loadImage,
-  makeImage, preprocessClip, randomHorizontalFlip, randomResizedCrop, resize, resizeBicubic, resizeBilinear, toCHWFloat,
-  type RgbImage,
-} from '../src/data/image.ts';
+import { CLIP_MEAN, CLIP_STD, preprocessClip, toCHWFloat } from '../src/data/image-tensor.ts';
+import { ImageDecodeError, decodeImage, encodePng, grayToRgb, loadImage, makeImage, type RgbImage } from '../src/data/image.ts';
+import { centerCrop, flipHorizontal, randomHorizontalFlip, randomResizedCrop, resize, resizeBicubic, resizeBilinear } from '../src/data/image-transforms.ts';
 import { listFrameFiles, loadVideoFrames, sampleFrames, VideoError } from '../src/data/video.ts';
 
 const FIX = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'images');

@@ -6,7 +6,8 @@
  */
 import { Tensor } from '../engine/tensor.ts';
 import type { BpeTokenizer } from './tokenizer.ts';
-import { type RgbImage, preprocessClip, preprocessImage, type NormalizeOptions } from './image.ts';
+import { type RgbImage } from './image.ts';
+import { preprocessClip, preprocessImage, type NormalizeOptions } from './image-tensor.ts';
 import type { PreprocessConfig } from '../model/preprocess-config.ts';
 import { FlamingoError } from '../errors.ts';
 

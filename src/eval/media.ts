@@ -6,7 +6,8 @@
  * runs per batch with the real positions.
  */
 import { Tensor, noGrad, reshape } from '../engine/index.ts';
-import { preprocessImage, ImageDecodeError } from '../data/image.ts';
+import { preprocessImage } from '../data/image-tensor.ts';
+import { ImageDecodeError } from '../data/image.ts';
 import type { Flamingo } from '../model/flamingo.ts';
 import type { MediaRef } from './datasets/types.ts';
 import { FlamingoError } from '../errors.ts';

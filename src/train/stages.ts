@@ -19,7 +19,7 @@ import { canonicalize, readWeights, type WeightEntry } from '../io/checkpoint.ts
 import type { Module } from '../nn/module.ts';
 import { Flamingo } from '../model/flamingo.ts';
 import { createLanguageModel, type DecoderLM } from '../model/lm/index.ts';
-import { preprocessClip, preprocessImage } from '../data/image.ts';
+import { preprocessClip, preprocessImage } from '../data/image-tensor.ts';
 import { FlamingoProcessor } from '../data/processor.ts';
 import type { BpeTokenizer } from '../data/tokenizer.ts';
 import { buildSample, collateSamples, docPlainText, docToText, makeLabels, sourceFromSpec, type DocSource, type RawDoc } from '../data/datasets/index.ts';

@@ -10,7 +10,8 @@
 import { Rng } from '../../engine/rng.ts';
 import { fashionMnistImage, loadFashionMnist, FASHION_MNIST_CLASSES, type FashionMnist } from '../fashion-mnist.ts';
 import { drawNames, isNameInventory, NAME_INVENTORIES, type NameInventory } from '../synthetic/inventories.ts';
-import { randomHorizontalFlip, randomResizedCrop, type RgbImage } from '../image.ts';
+import { randomHorizontalFlip, randomResizedCrop } from '../image-transforms.ts';
+import { type RgbImage } from '../image.ts';
 import { renderScene } from '../synthetic/render.ts';
 import { sampleSceneWith } from '../synthetic/scene.ts';
 import { resolveConfig, type SyntheticWorldOptions } from '../synthetic/config.ts';

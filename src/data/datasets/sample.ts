@@ -5,7 +5,8 @@
  * marker, and the sequence is cut at `maxTokens`; a marker left with none of its text after the cut is dropped.
  */
 import type { BpeTokenizer } from '../tokenizer.ts';
-import { preprocessClip, preprocessImage, type NormalizeOptions, type RgbImage } from '../image.ts';
+import { preprocessClip, preprocessImage, type NormalizeOptions } from '../image-tensor.ts';
+import { type RgbImage } from '../image.ts';
 import type { PreprocessConfig } from '../../model/preprocess-config.ts';
 import { sampleFrames } from '../video.ts';
 import { DatasetError, type RawDoc, type Sample, type LazyImage } from './types.ts';

@@ -10,7 +10,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { readSafetensors } from '../../io/safetensors-read.ts';
 import { type SafetensorsFile } from '../../io/safetensors.ts';
-import { decodeImage, preprocessToRgb, toCHWFloat } from '../../data/image.ts';
+import { decodeImage } from '../../data/image.ts';
+import { preprocessToRgb, toCHWFloat } from '../../data/image-tensor.ts';
 import { OPEN_CLIP_EVAL_PREPROCESS, type PreprocessConfig } from '../../model/preprocess-config.ts';
 import type { VerifyKind, VerifyOutput, VerifyResult } from './types.ts';
 
