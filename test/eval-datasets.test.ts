@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inferKey, loadTaskData } from '../src/eval/data-args.ts';
 import { EvalDatasetError, formatPattern, defaultImagePattern, type VqaItem, type CaptionItem, type ClassificationItem } from '../src/eval/datasets/index.ts';
-import { readCocoCaptions } from '../src/eval/formats.ts';
+import { readCocoCaptions } from '../src/eval/formats-captions.ts';
 import { FIXTURES } from './eval-helpers.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'flamingo-eval-ds-'));

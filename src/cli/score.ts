@@ -2,10 +2,10 @@
  * `flamingo score`: score a results file against official-format annotations with the metrics
  * OpenFlamingo reports. Exit codes: 0 success, 1 data error (bad/mismatched files), 2 usage error.
  */
-import {
-  FormatError, joinCaptions, joinClassification, joinVqa, readCaptionResults, readClassificationAnnotations,
-  readClassificationResults, readCocoCaptions, readVqaAnnotations, readVqaQuestions, readVqaResults,
-} from '../eval/formats.ts';
+import { FormatError } from '../eval/formats.ts';
+import { joinCaptions, readCaptionResults, readCocoCaptions } from '../eval/formats-captions.ts';
+import { joinClassification, readClassificationAnnotations, readClassificationResults } from '../eval/formats-classification.ts';
+import { joinVqa, readVqaAnnotations, readVqaQuestions, readVqaResults } from '../eval/formats-vqa.ts';
 import { evaluateCaptions, ptbTokenize, rocAuc, vqaAccuracy } from '../eval/metrics/index.ts';
 import { UsageError } from '../errors.ts';
 import { parseOptions } from './args.ts';

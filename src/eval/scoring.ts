@@ -4,10 +4,9 @@
  * The headline number is the one the papers report: CIDEr × 100 (OpenFlamingo), VQA accuracy in %,
  * ROC-AUC × 100 (Flamingo Table 1).
  */
-import {
-  joinCaptions, joinClassification, joinVqa, readCaptionResults, readClassificationAnnotations, readClassificationResults,
-  readCocoCaptions, readVqaAnnotations, readVqaQuestions, readVqaResults,
-} from './formats.ts';
+import { joinCaptions, readCaptionResults, readCocoCaptions } from './formats-captions.ts';
+import { joinClassification, readClassificationAnnotations, readClassificationResults } from './formats-classification.ts';
+import { joinVqa, readVqaAnnotations, readVqaQuestions, readVqaResults } from './formats-vqa.ts';
 import { evaluateCaptions, ptbTokenize, rocAuc, vqaAccuracy } from './metrics/index.ts';
 import type { ScoringSpec } from './datasets/types.ts';
 

@@ -5,7 +5,8 @@
  * whose file names follow a per-dataset pattern. Answers are joined by question_id.
  */
 import { join } from 'node:path';
-import { readVqaAnnotations, readVqaQuestions, FormatError } from '../formats.ts';
+import { readVqaAnnotations, readVqaQuestions } from '../formats-vqa.ts';
+import { FormatError } from '../formats.ts';
 import { EvalDatasetError, type EvalDataset, type Id, type LoadOptions, type SkippedItem, type VqaItem } from './types.ts';
 import { checkMedia, formatPattern, imageRef } from './common.ts';
 
