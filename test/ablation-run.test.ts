@@ -16,7 +16,9 @@ import { saveFlamingo } from '../src/io/checkpoint.ts';
 import { ConfigError } from '../src/model/config.ts';
 import { resolveTrainConfig, deepMerge } from '../src/train/config.ts';
 import { buildFlamingo } from '../src/train/stages.ts';
-import { baselineConfig, resolveAblationPlan, runAblation, variantConfig, ablationTable } from '../src/eval/ablation.ts';
+import { baselineConfig, resolveAblationPlan, variantConfig } from '../src/eval/ablation-plan.ts';
+import { runAblation } from '../src/eval/ablation.ts';
+import { ablationTable } from '../src/eval/ablation-report.ts';
 
 const CONFIGS = fileURLToPath(new URL('../configs/', import.meta.url));
 const tmp = () => mkdtempSync(join(tmpdir(), 'flamingo-ablate-'));

@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../model/config.ts';
-import { resolveAblationPlan, runAblation } from '../eval/ablation.ts';
+import { resolveAblationPlan } from '../eval/ablation-plan.ts';
+import { runAblation } from '../eval/ablation.ts';
 import { describeError, UsageError } from '../errors.ts';
 import { parseOptions } from './args.ts';
 
