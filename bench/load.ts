@@ -27,7 +27,8 @@ import type { Tensor } from '../src/engine/tensor.ts';
 import { Flamingo } from '../src/model/flamingo.ts';
 import type { FlamingoConfig } from '../src/model/config.ts';
 import { exportRelease } from '../src/io/release-export.ts';
-import { loadRelease, SIDECAR_FILE } from '../src/io/release.ts';
+import { loadRelease } from '../src/io/release.ts';
+import { SIDECAR_FILE } from '../src/io/release-files.ts';
 import { modelBytes } from '../src/nn/quantize.ts';
 import type { TorchTensorToWrite } from '../src/io/torch-save.ts';
 

@@ -33,7 +33,7 @@ import { dequantizeRow } from '../engine/quant.ts';
 import type { Tensor } from '../engine/tensor.ts';
 import { FlamingoError } from '../errors.ts';
 import { writeTorchStateDict, type TorchTensorToWrite } from './torch-save.ts';
-import { SIDECAR_FILE, type TokenizerInfo } from './release.ts';
+import { SIDECAR_FILE, type TokenizerInfo } from './release-files.ts';
 
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'] as const;
 

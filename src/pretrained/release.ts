@@ -11,7 +11,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadTokenizerDir } from '../data/tokenizer-files.ts';
-import { loadRelease, ReleaseLoadError, type ReleaseFiles } from '../io/release.ts';
+import { loadRelease } from '../io/release.ts';
+import { ReleaseLoadError, type ReleaseFiles } from '../io/release-files.ts';
 import type { Flamingo } from '../model/flamingo.ts';
 import type { BpeTokenizer } from '../data/tokenizer.ts';
 import type { PretrainedLocation, PretrainedSource, ReleaseLocation } from './types.ts';
