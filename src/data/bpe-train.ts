@@ -7,6 +7,7 @@
  * the merged pair, so training a few thousand merges on a few MB stays in seconds.
  */
 import { FlamingoError } from '../errors.ts';
+import { PAIR_SHIFT } from './bpe-merge.ts';
 
 export interface BpeTrainInput {
   /** Word (string over the alphabet) → how many times it occurs in the corpus. */
@@ -32,8 +33,7 @@ export class BpeTrainError extends FlamingoError {
   }
 }
 
-// Pair (a, b) packed into one number; symbol ids stay far below 2^21.
-const PAIR_SHIFT = 2 ** 21;
+// Pair (a, b) packed into one number, as the merge ranks are; symbol ids stay far below 2^21.
 const pairKey = (a: number, b: number): number => a * PAIR_SHIFT + b;
 
 /** Heap entry: [count, a, b]. Ordered by count desc, then a asc, then b asc (the fixed tie-break). */
