@@ -92,6 +92,19 @@ export function missingReason(ref: MediaRef): { file: string; reason: string } |
  * Keep the items whose media exist. A missing file is an error naming it, or with skipInvalid the
  * item is dropped and recorded.
  */
+/**
+ * The query and support splits of a dataset whose splits are one file each (`read` reads one), query first,
+ * with their media checked: items whose media is missing are skipped (or fail) as checkMedia says.
+ */
+export function readCheckedSplits<T extends { id: Id; media: MediaRef }>(
+  opts: LoadOptions & { query: string; support: string }, read: (file: string) => T[],
+): { query: T[]; support: T[]; skipped: SkippedItem[] } {
+  const skipped: SkippedItem[] = [];
+  const query = checkMedia(read(opts.query), 'query', opts, skipped, opts.query);
+  const support = checkMedia(read(opts.support), 'support', opts, skipped, opts.support);
+  return { query, support, skipped };
+}
+
 export function checkMedia<T extends { id: Id; media: MediaRef }>(
   items: T[], split: 'support' | 'query', opts: LoadOptions, skipped: SkippedItem[], source: string,
 ): T[] {

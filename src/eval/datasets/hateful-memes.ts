@@ -6,8 +6,8 @@
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { readJsonlFile, FormatError } from '../formats.ts';
-import { EvalDatasetError, type ClassificationItem, type EvalDataset, type LoadOptions, type SkippedItem } from './types.ts';
-import { checkMedia, field, imageRef, isId, isObject, isString } from './common.ts';
+import { EvalDatasetError, type ClassificationItem, type EvalDataset, type LoadOptions } from './types.ts';
+import { readCheckedSplits, field, imageRef, isId, isObject, isString } from './common.ts';
 
 export interface HatefulMemesOptions extends LoadOptions {
   readonly support: string;
@@ -49,9 +49,7 @@ function readSplit(file: string, opts: HatefulMemesOptions): ClassificationItem[
 }
 
 export function loadHatefulMemes(opts: HatefulMemesOptions): EvalDataset {
-  const skipped: SkippedItem[] = [];
-  const query = checkMedia(readSplit(opts.query, opts), 'query', opts, skipped, opts.query);
-  const support = checkMedia(readSplit(opts.support, opts), 'support', opts, skipped, opts.support);
+  const { query, support, skipped } = readCheckedSplits(opts, (file) => readSplit(file, opts));
   return {
     name: 'hateful_memes',
     kind: 'classification',

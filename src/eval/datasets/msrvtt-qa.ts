@@ -10,8 +10,8 @@
  * leave-one-out subsets) exactly 100 · [normalised prediction == normalised answer].
  */
 import { join } from 'node:path';
-import { EvalDatasetError, type EvalDataset, type EvalItem, type Id, type LoadOptions, type SkippedItem, type VqaItem } from './types.ts';
-import { checkMedia, field, isArray, isObject, isString, readJson, videoRef, writeJson } from './common.ts';
+import { EvalDatasetError, type EvalDataset, type EvalItem, type Id, type LoadOptions, type VqaItem } from './types.ts';
+import { readCheckedSplits, field, isArray, isObject, isString, readJson, videoRef, writeJson } from './common.ts';
 import { vqaStyleFiles } from './vqa.ts';
 
 export interface MsrvttQaOptions extends LoadOptions {
@@ -55,9 +55,7 @@ function readSplit(file: string, opts: MsrvttQaOptions): (VqaItem & { video: str
 }
 
 export function loadMsrvttQa(opts: MsrvttQaOptions): EvalDataset {
-  const skipped: SkippedItem[] = [];
-  const query = checkMedia(readSplit(opts.query, opts), 'query', opts, skipped, opts.query);
-  const support = checkMedia(readSplit(opts.support, opts), 'support', opts, skipped, opts.support);
+  const { query, support, skipped } = readCheckedSplits(opts, (file) => readSplit(file, opts));
   return {
     name: 'msrvtt_qa',
     kind: 'video_qa',
