@@ -222,14 +222,19 @@ export function finishRun(outDir: string, h: RunHeader, trials: readonly TrialRu
   return { summary, summaryFile, pictureFile, resultsFiles };
 }
 
-export function evaluateDataset(model: Flamingo, codec: TextCodec, dataset: EvalDataset, opts: EvaluateOptions): EvaluateOutput {
-  if (opts.shard) throw new MediaError(dataset.name, 'a shard run writes partial results: use evaluateShard');
+/** What a full run and a shard share before evaluating: the output folder, the media encoder, the prepared queries. */
+function startRun(model: Flamingo, codec: TextCodec, dataset: EvalDataset, opts: EvaluateOptions): { outDir: string; media: MediaEncoder; ctx: EvalContext; p: Prepared } {
   const outDir = resolve(opts.outDir);
   mkdirSync(outDir, { recursive: true });
   const media = new MediaEncoder(model);
   const ctx: EvalContext = { model, codec, media };
+  return { outDir, media, ctx, p: prepare(model, dataset, media, opts, outDir) };
+}
+
+export function evaluateDataset(model: Flamingo, codec: TextCodec, dataset: EvalDataset, opts: EvaluateOptions): EvaluateOutput {
+  if (opts.shard) throw new MediaError(dataset.name, 'a shard run writes partial results: use evaluateShard');
   const t0 = performance.now();
-  const p = prepare(model, dataset, media, opts, outDir);
+  const { outDir, media, ctx, p } = startRun(model, codec, dataset, opts);
   addRices(model, dataset, media, opts, outDir, p, p.queries);
   const trials = runTrials(ctx, dataset, p, p.queries, opts);
   const seconds = (performance.now() - t0) / 1000;
@@ -249,12 +254,8 @@ function header(dataset: EvalDataset, opts: EvaluateOptions, p: Prepared): RunHe
  * the partial results and shard.json into outDir; `flamingo eval merge` combines the shards.
  */
 export function evaluateShard(model: Flamingo, codec: TextCodec, dataset: EvalDataset, opts: EvaluateOptions & { shard: Shard }): { manifestFile: string; items: number } {
-  const outDir = resolve(opts.outDir);
-  mkdirSync(outDir, { recursive: true });
-  const media = new MediaEncoder(model);
-  const ctx: EvalContext = { model, codec, media };
   const t0 = performance.now();
-  const p = prepare(model, dataset, media, opts, outDir);
+  const { outDir, media, ctx, p } = startRun(model, codec, dataset, opts);
   const range = shardRange(p.queries.length, opts.batchSize, opts.shard);
   const run = p.queries.slice(range.start, range.end);
   addRices(model, dataset, media, opts, outDir, p, run);
