@@ -92,14 +92,20 @@ function refGemm(
   return { out, scale };
 }
 
+/** log Σ exp of row r, max-subtracted (the reference both softmax oracles are built on). */
+function refRowLse(x: ArrayLike<number>, r: number, cols: number): number {
+  let max = -Infinity;
+  for (let j = 0; j < cols; j++) max = Math.max(max, x[r * cols + j]!);
+  let s = 0;
+  for (let j = 0; j < cols; j++) s += Math.exp(x[r * cols + j]! - max);
+  return max + Math.log(s);
+}
+
 function refSoftmaxRows(x: ArrayLike<number>, rows: number, cols: number): Float64Array {
   const y = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) {
-    let max = -Infinity;
-    for (let j = 0; j < cols; j++) max = Math.max(max, x[r * cols + j]!);
-    let s = 0;
-    for (let j = 0; j < cols; j++) s += Math.exp(x[r * cols + j]! - max);
-    for (let j = 0; j < cols; j++) y[r * cols + j] = Math.exp(x[r * cols + j]! - max) / s;
+    const lse = refRowLse(x, r, cols);
+    for (let j = 0; j < cols; j++) y[r * cols + j] = Math.exp(x[r * cols + j]! - lse);
   }
   return y;
 }
@@ -107,11 +113,7 @@ function refSoftmaxRows(x: ArrayLike<number>, rows: number, cols: number): Float
 function refLogSoftmaxRows(x: ArrayLike<number>, rows: number, cols: number): Float64Array {
   const y = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) {
-    let max = -Infinity;
-    for (let j = 0; j < cols; j++) max = Math.max(max, x[r * cols + j]!);
-    let s = 0;
-    for (let j = 0; j < cols; j++) s += Math.exp(x[r * cols + j]! - max);
-    const lse = max + Math.log(s);
+    const lse = refRowLse(x, r, cols);
     for (let j = 0; j < cols; j++) y[r * cols + j] = x[r * cols + j]! - lse;
   }
   return y;
