@@ -24,6 +24,9 @@ import { Flamingo } from '../src/model/flamingo.ts';
 import type { FlamingoConfig, LMConfig } from '../src/model/config.ts';
 import { AdamW } from '../src/train/optim.ts';
 import { mkdtempSync, copyFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { DECODE_SHAPES, checkDecodeKernels } from './helpers/decode-kernels.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadFlamingo, saveFlamingo } from '../src/io/checkpoint.ts';
@@ -190,6 +193,29 @@ describe('packed linear kernels', () => {
       }
     }
   });
+
+  test('native decode kernels: row groups, block tails, long rows and prefetch edges', { skip: skipNative }, () => {
+    const r = checkDecodeKernels(nat);
+    assert.deepEqual(r.failures, []);
+    assert.ok(r.checked >= 4 * DECODE_SHAPES.length);
+  });
+
+  // In a child: FLAMINGO_SIMD=avx2 (the AVX2 kernels on an AVX-512 machine), and K split into pieces
+  // of 64 elements (every width past one block takes the multi-pass path), or never split.
+  const script = fileURLToPath(new URL('./helpers/decode-kernels.ts', import.meta.url));
+  const envs: Record<string, string>[] = [{ FLAMINGO_SIMD: 'avx2' }, { FLAMINGO_GEMV_KC: '64' }, { FLAMINGO_SIMD: 'avx2', FLAMINGO_GEMV_KC: '64' }, { FLAMINGO_GEMV_KC: '0' }];
+  for (const extra of envs) {
+    test(`native decode kernels with ${Object.entries(extra).map(([k, v]) => `${k}=${v}`).join(' ')}`, { skip: skipNative }, () => {
+      const child = spawnSync(process.execPath, ['--import', 'tsx', script], {
+        encoding: 'utf8', env: { ...process.env, ...extra, FLAMINGO_KERNELS: 'native' }, timeout: 120_000,
+      });
+      assert.equal(child.status, 0, child.stderr);
+      const r = JSON.parse(child.stdout.trim().split('\n').pop()!) as { simd: string; failures: string[]; checked: number };
+      if (extra.FLAMINGO_SIMD) assert.ok(!r.simd.includes('avx512'), `FLAMINGO_SIMD=avx2 still reports ${r.simd}`);
+      assert.deepEqual(r.failures, []);
+      assert.ok(r.checked >= 4 * DECODE_SHAPES.length);
+    });
+  }
 
   test('argument checks name the problem', { skip: skipNative }, () => {
     const p = quantize(randn(64, 1), 2, 32, 'int8');

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "gemm.h"
@@ -32,11 +33,18 @@ inline float bf16_to_f32(uint16_t h) {
 
 // ---------------------------------------------------------------- register kernels (decode)
 // Decode is bound by reading W once per token, so the kernels are built to stream it: NW weight
-// rows per pass (the x loads are shared and NW·R accumulator chains run in parallel), and a
-// software prefetch that walks the next group of rows linearly at the pace of the current one.
-// Rows o..o+NW−1 are contiguous, so each thread reads one contiguous range of W (and of the
-// scales) front to back. With AVX-512 (checked at run time) a 32-weight block is two 16-lane
-// converts instead of four 8-lane ones; the arithmetic (per-block sums, then × scale) is the same.
+// rows per pass (the x loads are shared and NW·R accumulator chains run in parallel), and each
+// thread reads one contiguous range of W (and of the scales) front to back.
+//
+// Software prefetch runs a fixed distance (PF_BYTES) ahead in each of the NW row streams; near the
+// end of a row it moves on to the same stream's row of the next group (row v + NW), which is where
+// that stream continues. An earlier version prefetched the whole next group (NW rows) at the pace
+// of the current one, i.e. NW·inF·bytes ahead: fine for 2048-wide rows, but for the 5632-wide MLP
+// down projection that is 22–90 KB in flight next to a 22 KB x, more than L1 holds, so prefetched
+// lines were evicted before use and those products streamed at half the speed of the others.
+// With AVX-512 (checked at run time) a 32-weight block is two 16-lane converts instead of four
+// 8-lane ones; the arithmetic (per-block sums, then × scale for int8) and its order are the same
+// in both paths, and float32 weights keep the summation order they always had.
 #if defined(__AVX2__) && defined(__FMA__)
 static inline __m256 load_bf16x8(const uint16_t* p) {
   __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -47,133 +55,118 @@ static inline __m256 load_i8x8(const int8_t* p) {
 }
 #endif
 
-// Prefetch `bytes` starting at p (one request per cache line).
-static inline void prefetch_span(const void* p, int64_t bytes) {
-#if defined(__AVX2__) || defined(__SSE2__)
-  const char* c = static_cast<const char*>(p);
-  for (int64_t i = 0; i < bytes; i += 64) _mm_prefetch(c + i, _MM_HINT_T0);
-#else
-  (void)p;
-  (void)bytes;
-#endif
-}
+static inline float to_f32(float v) { return v; }
+static inline float to_f32(uint16_t h) { return bf16_to_f32(h); }
+static inline float to_f32(int8_t q) { return static_cast<float>(q); }
 
-// Scalar tails (columns past the last full block) and the no-SIMD build.
-template <int R, int NW>
-void tail_bf16(const uint16_t* w, int64_t C, const float* x, int64_t j0, float* acc) {
-  for (int v = 0; v < NW; v++)
-    for (int r = 0; r < R; r++) {
-      float s = 0;
-      for (int64_t j = j0; j < C; j++) s += bf16_to_f32(w[v * C + j]) * x[r * C + j];
-      acc[r * NW + v] += s;
-    }
-}
-template <int R, int NW>
-void tail_f32(const float* w, int64_t C, const float* x, int64_t j0, float* acc) {
-  for (int v = 0; v < NW; v++)
-    for (int r = 0; r < R; r++) {
-      float s = 0;
-      for (int64_t j = j0; j < C; j++) s += w[v * C + j] * x[r * C + j];
-      acc[r * NW + v] += s;
-    }
-}
-template <int R, int NW>
-void tail_int8(const int8_t* q, const float* d, int64_t C, int64_t nb, const float* x, int64_t j0, float* acc) {
+// int8 weights carry one scale per block; bf16 and float32 none.
+template <class T>
+constexpr bool kScaled = std::is_same<T, int8_t>::value;
+
+// Bytes each row stream's prefetch runs ahead of its loads: ~16 lines per stream, so 4 streams keep
+// ~64 lines in flight (enough to cover DRAM latency at this bandwidth) while the prefetched data
+// plus x stay well inside L1.
+constexpr int64_t PF_BYTES = 1024;
+
+// Columns past the last full block (one partial block: the same scale).
+template <int R, int NW, class T>
+void tail(const T* w, const float* d, int64_t C, int64_t nb, const float* x, int64_t j0, float* acc) {
   if (j0 >= C) return;
   for (int v = 0; v < NW; v++)
     for (int r = 0; r < R; r++) {
       float t = 0;
-      for (int64_t j = j0; j < C; j++) t += static_cast<float>(q[v * C + j]) * x[r * C + j];
-      acc[r * NW + v] += t * d[v * nb + j0 / Q8_BLOCK];
+      for (int64_t j = j0; j < C; j++) t += to_f32(w[v * C + j]) * x[r * C + j];
+      acc[r * NW + v] += kScaled<T> ? t * d[v * nb + j0 / Q8_BLOCK] : t;
     }
 }
 
-// acc[r·NW + v] = x_r · dequant(W row v); w/q point at the first of NW consecutive rows (length C),
-// d at its first scale (nb a row). pf: the next group's first row (prefetched), or null.
+// One prefetcht0. Through inline asm because GCC 12 dropped __builtin_prefetch from the 4-row
+// kernels at -O3 (the loop then ran without any software prefetch).
+static inline void prefetch_line(const void* p) {
+#if defined(__x86_64__) || defined(__i386__)
+  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p, 0, 3);
+#endif
+}
+
+// Prefetch for block b of a pass over blocks [b0, b1) of the NW rows at wg (scales dg): each stream
+// v at element b·32 + pf of its row, or, past the pass's end, of the same stream's next row (v + NW)
+// from b0 on, which is where that stream continues (when `next`: those rows belong to W).
+template <int NW, class T>
+static inline void prefetch_block(const T* wg, const float* dg, int64_t C, int64_t nb, int64_t b, int64_t b0,
+                                  int64_t b1, int64_t pf, bool next) {
+  constexpr int64_t BLOCK_BYTES = Q8_BLOCK * static_cast<int64_t>(sizeof(T));
+  // int8 blocks are half a line: every other block, so each line is requested once
+  if (BLOCK_BYTES < 64 && (b & 1)) return;
+  const int64_t p = b * Q8_BLOCK + pf, end = b1 * Q8_BLOCK;
+  const bool wrap = p >= end;
+  if (wrap && !next) return;
+  const int64_t at = wrap ? NW * C + b0 * Q8_BLOCK + (p - end) : p;
+  for (int v = 0; v < NW; v++) {
+    const char* a = reinterpret_cast<const char*>(wg + v * C + at);
+    for (int64_t i = 0; i < BLOCK_BYTES; i += 64) prefetch_line(a + i);
+  }
+  if (kScaled<T> && (b & 15) == 0) {
+    const int64_t pb = b + pf / Q8_BLOCK;
+    const int64_t sat = pb >= b1 ? NW * nb + b0 + (pb - b1) : pb;
+    for (int v = 0; v < NW; v++) prefetch_line(dg + v * nb + sat);
+  }
+}
+
+// One pass over blocks [b0, b1) of the NW consecutive rows at wg (length C; scales at dg, nb a row)
+// for R rows of x. The lane accumulators start at zero (first) or from `part`, and end in `part`,
+// or (last) are summed with the partial last block into acc[r·NW + v]. Passes over K in several
+// pieces therefore add the same products in the same order as one pass over the whole row.
+// part holds 16 floats per (v, r): part[(v·R + r)·16 + lane].
 #if defined(__AVX2__) && defined(__FMA__)
-template <int R, int NW>
-void group_bf16_avx2(const uint16_t* w, int64_t C, const float* x, float* acc, const uint16_t* pf) {
-  __m256 a[R][NW];
-  for (int r = 0; r < R; r++)
-    for (int v = 0; v < NW; v++) a[r][v] = _mm256_setzero_ps();
-  const int64_t full = C / Q8_BLOCK;
-  for (int64_t b = 0; b < full; b++) {
-    const int64_t j = b * Q8_BLOCK;
-    if (pf) prefetch_span(pf + j * NW, NW * Q8_BLOCK * 2);
-    for (int v = 0; v < NW; v++) {
-      const uint16_t* wv = w + v * C + j;
-      const __m256 w0 = load_bf16x8(wv), w1 = load_bf16x8(wv + 8), w2 = load_bf16x8(wv + 16), w3 = load_bf16x8(wv + 24);
-      for (int r = 0; r < R; r++) {
-        const float* xr = x + r * C + j;
-        __m256 s = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xr), a[r][v]);
-        s = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xr + 8), s);
-        s = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xr + 16), s);
-        a[r][v] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xr + 24), s);
-      }
-    }
-  }
-  for (int r = 0; r < R; r++)
-    for (int v = 0; v < NW; v++) acc[r * NW + v] = hsum(V{a[r][v]});
-  tail_bf16<R, NW>(w, C, x, full * Q8_BLOCK, acc);
+static inline void load4(const float* p, __m256 (&w)[4]) {
+  for (int i = 0; i < 4; i++) w[i] = _mm256_loadu_ps(p + 8 * i);
+}
+static inline void load4(const uint16_t* p, __m256 (&w)[4]) {
+  for (int i = 0; i < 4; i++) w[i] = load_bf16x8(p + 8 * i);
+}
+static inline void load4(const int8_t* p, __m256 (&w)[4]) {
+  for (int i = 0; i < 4; i++) w[i] = load_i8x8(p + 8 * i);
 }
 
-template <int R, int NW>
-void group_f32_avx2(const float* w, int64_t C, const float* x, float* acc, const float* pf) {
+template <int R, int NW, class T>
+void pass_avx2(const T* wg, const float* dg, int64_t C, int64_t nb, const float* x, int64_t b0, int64_t b1, int64_t pf,
+               bool next, float* part, bool first, bool last, float* acc) {
   __m256 a[R][NW];
   for (int r = 0; r < R; r++)
-    for (int v = 0; v < NW; v++) a[r][v] = _mm256_setzero_ps();
-  const int64_t full = C / Q8_BLOCK;
-  for (int64_t b = 0; b < full; b++) {
+    for (int v = 0; v < NW; v++) a[r][v] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(part + (v * R + r) * 16);
+  for (int64_t b = b0; b < b1; b++) {
     const int64_t j = b * Q8_BLOCK;
-    if (pf) prefetch_span(pf + j * NW, NW * Q8_BLOCK * 4);
+    prefetch_block<NW, T>(wg, dg, C, nb, b, b0, b1, pf, next);
     for (int v = 0; v < NW; v++) {
-      const float* wv = w + v * C + j;
-      const __m256 w0 = _mm256_loadu_ps(wv), w1 = _mm256_loadu_ps(wv + 8), w2 = _mm256_loadu_ps(wv + 16),
-                   w3 = _mm256_loadu_ps(wv + 24);
+      __m256 w[4];
+      load4(wg + v * C + j, w);
       for (int r = 0; r < R; r++) {
         const float* xr = x + r * C + j;
-        __m256 s = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xr), a[r][v]);
-        s = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xr + 8), s);
-        s = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xr + 16), s);
-        a[r][v] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xr + 24), s);
+        if (kScaled<T>) {
+          __m256 s = _mm256_mul_ps(w[0], _mm256_loadu_ps(xr));
+          s = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xr + 8), s);
+          s = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xr + 16), s);
+          s = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xr + 24), s);
+          a[r][v] = _mm256_fmadd_ps(s, _mm256_broadcast_ss(dg + v * nb + b), a[r][v]);
+        } else {
+          __m256 s = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xr), a[r][v]);
+          s = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xr + 8), s);
+          s = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xr + 16), s);
+          a[r][v] = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xr + 24), s);
+        }
       }
     }
   }
-  for (int r = 0; r < R; r++)
-    for (int v = 0; v < NW; v++) acc[r * NW + v] = hsum(V{a[r][v]});
-  tail_f32<R, NW>(w, C, x, full * Q8_BLOCK, acc);
-}
-
-template <int R, int NW>
-void group_int8_avx2(const int8_t* q, const float* d, int64_t C, int64_t nb, const float* x, float* acc,
-                     const int8_t* pf, const float* pfd) {
-  __m256 a[R][NW];
-  for (int r = 0; r < R; r++)
-    for (int v = 0; v < NW; v++) a[r][v] = _mm256_setzero_ps();
-  const int64_t full = C / Q8_BLOCK;
-  for (int64_t b = 0; b < full; b++) {
-    const int64_t j = b * Q8_BLOCK;
-    if (pf) {
-      prefetch_span(pf + j * NW, NW * Q8_BLOCK);
-      if ((b & 15) == 0) prefetch_span(pfd + b * NW, NW * 64);
-    }
-    for (int v = 0; v < NW; v++) {
-      const int8_t* qv = q + v * C + j;
-      const __m256 w0 = load_i8x8(qv), w1 = load_i8x8(qv + 8), w2 = load_i8x8(qv + 16), w3 = load_i8x8(qv + 24);
-      const __m256 dv = _mm256_broadcast_ss(d + v * nb + b);
-      for (int r = 0; r < R; r++) {
-        const float* xr = x + r * C + j;
-        __m256 s = _mm256_mul_ps(w0, _mm256_loadu_ps(xr));
-        s = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xr + 8), s);
-        s = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xr + 16), s);
-        s = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xr + 24), s);
-        a[r][v] = _mm256_fmadd_ps(s, dv, a[r][v]);
-      }
-    }
+  if (!last) {
+    for (int r = 0; r < R; r++)
+      for (int v = 0; v < NW; v++) _mm256_storeu_ps(part + (v * R + r) * 16, a[r][v]);
+    return;
   }
   for (int r = 0; r < R; r++)
     for (int v = 0; v < NW; v++) acc[r * NW + v] = hsum(V{a[r][v]});
-  tail_int8<R, NW>(q, d, C, nb, x, full * Q8_BLOCK, acc);
+  tail<R, NW, T>(wg, dg, C, nb, x, b1 * Q8_BLOCK, acc);
 }
 
 // GCC 12's AVX-512 headers start some conversions from an "undefined" register, which its
@@ -183,118 +176,78 @@ void group_int8_avx2(const int8_t* q, const float* d, int64_t C, int64_t nb, con
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define FLAMINGO_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 
-template <int R, int NW>
-FLAMINGO_AVX512 void group_bf16_avx512(const uint16_t* w, int64_t C, const float* x, float* acc, const uint16_t* pf) {
-  __m512 a[R][NW];
-  for (int r = 0; r < R; r++)
-    for (int v = 0; v < NW; v++) a[r][v] = _mm512_setzero_ps();
-  const int64_t full = C / Q8_BLOCK;
-  for (int64_t b = 0; b < full; b++) {
-    const int64_t j = b * Q8_BLOCK;
-    if (pf) {
-      const char* p = reinterpret_cast<const char*>(pf + j * NW);
-      for (int i = 0; i < NW * Q8_BLOCK * 2; i += 64) _mm_prefetch(p + i, _MM_HINT_T0);
-    }
-    for (int v = 0; v < NW; v++) {
-      const uint16_t* wv = w + v * C + j;
-      const __m512 w0 = _mm512_castsi512_ps(_mm512_slli_epi32(
-          _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wv))), 16));
-      const __m512 w1 = _mm512_castsi512_ps(_mm512_slli_epi32(
-          _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wv + 16))), 16));
-      for (int r = 0; r < R; r++) {
-        const float* xr = x + r * C + j;
-        a[r][v] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xr + 16), _mm512_fmadd_ps(w0, _mm512_loadu_ps(xr), a[r][v]));
-      }
-    }
-  }
-  for (int r = 0; r < R; r++)
-    for (int v = 0; v < NW; v++) acc[r * NW + v] = _mm512_reduce_add_ps(a[r][v]);
-  tail_bf16<R, NW>(w, C, x, full * Q8_BLOCK, acc);
+FLAMINGO_AVX512 static inline void load2(const float* p, __m512& w0, __m512& w1) {
+  w0 = _mm512_loadu_ps(p);
+  w1 = _mm512_loadu_ps(p + 16);
+}
+FLAMINGO_AVX512 static inline void load2(const uint16_t* p, __m512& w0, __m512& w1) {
+  w0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+  w1 = _mm512_castsi512_ps(
+      _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16))), 16));
+}
+FLAMINGO_AVX512 static inline void load2(const int8_t* p, __m512& w0, __m512& w1) {
+  w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16))));
 }
 
-template <int R, int NW>
-FLAMINGO_AVX512 void group_f32_avx512(const float* w, int64_t C, const float* x, float* acc, const float* pf) {
+template <int R, int NW, class T>
+FLAMINGO_AVX512 void pass_avx512(const T* wg, const float* dg, int64_t C, int64_t nb, const float* x, int64_t b0,
+                                 int64_t b1, int64_t pf, bool next, float* part, bool first, bool last, float* acc) {
   __m512 a[R][NW];
   for (int r = 0; r < R; r++)
-    for (int v = 0; v < NW; v++) a[r][v] = _mm512_setzero_ps();
-  const int64_t full = C / Q8_BLOCK;
-  for (int64_t b = 0; b < full; b++) {
+    for (int v = 0; v < NW; v++) a[r][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(part + (v * R + r) * 16);
+  for (int64_t b = b0; b < b1; b++) {
     const int64_t j = b * Q8_BLOCK;
-    if (pf) {
-      const char* p = reinterpret_cast<const char*>(pf + j * NW);
-      for (int i = 0; i < NW * Q8_BLOCK * 4; i += 64) _mm_prefetch(p + i, _MM_HINT_T0);
-    }
+    prefetch_block<NW, T>(wg, dg, C, nb, b, b0, b1, pf, next);
     for (int v = 0; v < NW; v++) {
-      const float* wv = w + v * C + j;
-      const __m512 w0 = _mm512_loadu_ps(wv), w1 = _mm512_loadu_ps(wv + 16);
+      __m512 w0, w1;
+      load2(wg + v * C + j, w0, w1);
       for (int r = 0; r < R; r++) {
         const float* xr = x + r * C + j;
-        a[r][v] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xr + 16), _mm512_fmadd_ps(w0, _mm512_loadu_ps(xr), a[r][v]));
+        if (kScaled<T>) {
+          const __m512 s = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xr + 16), _mm512_mul_ps(w0, _mm512_loadu_ps(xr)));
+          a[r][v] = _mm512_fmadd_ps(s, _mm512_set1_ps(dg[v * nb + b]), a[r][v]);
+        } else {
+          a[r][v] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xr + 16), _mm512_fmadd_ps(w0, _mm512_loadu_ps(xr), a[r][v]));
+        }
       }
     }
   }
-  for (int r = 0; r < R; r++)
-    for (int v = 0; v < NW; v++) acc[r * NW + v] = _mm512_reduce_add_ps(a[r][v]);
-  tail_f32<R, NW>(w, C, x, full * Q8_BLOCK, acc);
-}
-
-template <int R, int NW>
-FLAMINGO_AVX512 void group_int8_avx512(const int8_t* q, const float* d, int64_t C, int64_t nb, const float* x,
-                                       float* acc, const int8_t* pf, const float* pfd) {
-  __m512 a[R][NW];
-  for (int r = 0; r < R; r++)
-    for (int v = 0; v < NW; v++) a[r][v] = _mm512_setzero_ps();
-  const int64_t full = C / Q8_BLOCK;
-  for (int64_t b = 0; b < full; b++) {
-    const int64_t j = b * Q8_BLOCK;
-    if (pf) {
-      const char* p = reinterpret_cast<const char*>(pf + j * NW);
-      for (int i = 0; i < NW * Q8_BLOCK; i += 64) _mm_prefetch(p + i, _MM_HINT_T0);
-      if ((b & 15) == 0) {
-        const char* ps = reinterpret_cast<const char*>(pfd + b * NW);
-        for (int i = 0; i < NW * 64; i += 64) _mm_prefetch(ps + i, _MM_HINT_T0);
-      }
-    }
-    for (int v = 0; v < NW; v++) {
-      const int8_t* qv = q + v * C + j;
-      const __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qv))));
-      const __m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qv + 16))));
-      const __m512 dv = _mm512_set1_ps(d[v * nb + b]);
-      for (int r = 0; r < R; r++) {
-        const float* xr = x + r * C + j;
-        const __m512 s = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xr + 16), _mm512_mul_ps(w0, _mm512_loadu_ps(xr)));
-        a[r][v] = _mm512_fmadd_ps(s, dv, a[r][v]);
-      }
-    }
+  if (!last) {
+    for (int r = 0; r < R; r++)
+      for (int v = 0; v < NW; v++) _mm512_storeu_ps(part + (v * R + r) * 16, a[r][v]);
+    return;
   }
   for (int r = 0; r < R; r++)
     for (int v = 0; v < NW; v++) acc[r * NW + v] = _mm512_reduce_add_ps(a[r][v]);
-  tail_int8<R, NW>(q, d, C, nb, x, full * Q8_BLOCK, acc);
+  tail<R, NW, T>(wg, dg, C, nb, x, b1 * Q8_BLOCK, acc);
 }
 #pragma GCC diagnostic pop
 #else
-template <int R, int NW>
-void group_f32_avx2(const float* w, int64_t C, const float* x, float* acc, const float*) {
-  for (int i = 0; i < R * NW; i++) acc[i] = 0;
-  tail_f32<R, NW>(w, C, x, 0, acc);
-}
-template <int R, int NW>
-void group_bf16_avx2(const uint16_t* w, int64_t C, const float* x, float* acc, const uint16_t*) {
-  for (int i = 0; i < R * NW; i++) acc[i] = 0;
-  tail_bf16<R, NW>(w, C, x, 0, acc);
-}
-template <int R, int NW>
-void group_int8_avx2(const int8_t* q, const float* d, int64_t C, int64_t nb, const float* x, float* acc, const int8_t*,
-                     const float*) {
-  for (int i = 0; i < R * NW; i++) acc[i] = 0;
-  for (int64_t j0 = 0; j0 < C; j0 += Q8_BLOCK) {
-    float t[R * NW] = {};
+// Without SIMD: one running sum per (v, r) (int8: of per-block sums × scale); part keeps it.
+template <int R, int NW, class T>
+void pass_avx2(const T* wg, const float* dg, int64_t C, int64_t nb, const float* x, int64_t b0, int64_t b1, int64_t,
+               bool, float* part, bool first, bool last, float* acc) {
+  float t[R * NW];
+  for (int i = 0; i < R * NW; i++) t[i] = first ? 0.0f : part[i * 16];
+  for (int64_t b = b0; b < b1; b++)
     for (int v = 0; v < NW; v++)
-      for (int r = 0; r < R; r++)
-        for (int64_t j = j0; j < std::min(C, j0 + Q8_BLOCK); j++) t[r * NW + v] += static_cast<float>(q[v * C + j]) * x[r * C + j];
-    for (int v = 0; v < NW; v++)
-      for (int r = 0; r < R; r++) acc[r * NW + v] += t[r * NW + v] * d[v * nb + j0 / Q8_BLOCK];
+      for (int r = 0; r < R; r++) {
+        float& y = t[r * NW + v];
+        if (kScaled<T>) {
+          float s = 0;
+          for (int64_t j = b * Q8_BLOCK; j < (b + 1) * Q8_BLOCK; j++) s += to_f32(wg[v * C + j]) * x[r * C + j];
+          y += s * dg[v * nb + b];
+        } else {
+          for (int64_t j = b * Q8_BLOCK; j < (b + 1) * Q8_BLOCK; j++) y += to_f32(wg[v * C + j]) * x[r * C + j];
+        }
+      }
+  if (!last) {
+    for (int i = 0; i < R * NW; i++) part[i * 16] = t[i];
+    return;
   }
+  for (int i = 0; i < R * NW; i++) acc[i] = t[i];
+  tail<R, NW, T>(wg, dg, C, nb, x, b1 * Q8_BLOCK, acc);
 }
 #endif
 
@@ -315,67 +268,99 @@ bool use_avx512() {
 #endif
 }
 
-template <int R, int NW>
-void group(const PackedW& w, int64_t o, const float* x, float* acc, bool prefetchNext) {
-  const int64_t C = w.cols, nb = q8_blocks(C);
-  if (w.kind == Packing::F32) {
-    const float* pf = prefetchNext ? w.f32 + (o + NW) * C : nullptr;
-#if defined(__AVX2__) && defined(__FMA__)
-    if (use_avx512()) return group_f32_avx512<R, NW>(w.f32 + o * C, C, x, acc, pf);
-#endif
-    return group_f32_avx2<R, NW>(w.f32 + o * C, C, x, acc, pf);
-  }
-  if (w.kind == Packing::Bf16) {
-    const uint16_t* pf = prefetchNext ? w.bits + (o + NW) * C : nullptr;
-#if defined(__AVX2__) && defined(__FMA__)
-    if (use_avx512()) return group_bf16_avx512<R, NW>(w.bits + o * C, C, x, acc, pf);
-#endif
-    return group_bf16_avx2<R, NW>(w.bits + o * C, C, x, acc, pf);
-  }
-  const int8_t* pf = prefetchNext ? w.qs + (o + NW) * C : nullptr;
-  const float* pfd = prefetchNext ? w.scales + (o + NW) * nb : nullptr;
-#if defined(__AVX2__) && defined(__FMA__)
-  if (use_avx512()) return group_int8_avx512<R, NW>(w.qs + o * C, w.scales + o * nb, C, nb, x, acc, pf, pfd);
-#endif
-  return group_int8_avx2<R, NW>(w.qs + o * C, w.scales + o * nb, C, nb, x, acc, pf, pfd);
-}
+// K in pieces: when x (R rows × K floats) is longer than KC_FROM elements it no longer fits in L1
+// beside the weight streams, so passes cover pieces of ≤ KC elements of x (8 KB). Measured
+// 2026-12-05 on Zen 5 (48 KB L1), 1 × 8192 → 2048: 34 → 66 GB/s (fp32), 23 → 52 GB/s (int8) with
+// pieces; 1 × 5632 → 2048 (22 KB of x) is as fast or faster in one pass. FLAMINGO_GEMV_KC=n sets
+// the piece length (0: whole rows always).
+constexpr int64_t KC_FROM = 6144;
+const int64_t g_kc = std::getenv("FLAMINGO_GEMV_KC") ? std::atoll(std::getenv("FLAMINGO_GEMV_KC")) : 2048;
 
-template <int R>
-void gemv_rows(const float* x, const PackedW& w, float* out, int64_t o0, int64_t o1, bool accumulate) {
+// One pass's lane accumulators per output row and x row, per pool thread (K split in pieces).
+thread_local std::vector<float> t_part;
+
+// Output rows [o0, o1) of out (R rows of x, ldo = W.rows) on the calling thread.
+template <int R, class T, bool AVX512>
+void gemv_range(const T* w, const float* d, int64_t O, int64_t C, const float* x, float* out, int64_t o0, int64_t o1,
+                bool accumulate) {
   constexpr int NW = R == 1 ? 4 : 2;
+  const int64_t nb = q8_blocks(C), full = C / Q8_BLOCK;
+  // prefetch distance in elements, a whole number of blocks
+  const int64_t pf = std::max<int64_t>(1, PF_BYTES / (Q8_BLOCK * static_cast<int64_t>(sizeof(T)))) * Q8_BLOCK;
+  // K in pieces of ≤ kc elements (equal numbers of blocks), or one pass
+  const bool split = g_kc > 0 && R * C > KC_FROM;
+  const int64_t maxBlocks = split ? std::max<int64_t>(1, g_kc / R / Q8_BLOCK) : full;
+  const int64_t pieces = full <= maxBlocks ? 1 : (full + maxBlocks - 1) / maxBlocks;
+  const int64_t per = pieces == 1 ? full : (full + pieces - 1) / pieces;
+  float* part = nullptr;
+  if (pieces > 1) {
+    const size_t want = static_cast<size_t>((o1 - o0) * R * 16);
+    if (t_part.size() < want) t_part.resize(want);
+    part = t_part.data();
+  }
   float acc[R * NW];
   auto store = [&](int64_t o, int nw) {
     for (int r = 0; r < R; r++)
       for (int v = 0; v < nw; v++) {
-        float& y = out[r * w.rows + o + v];
+        float& y = out[r * O + o + v];
         y = accumulate ? y + acc[r * nw + v] : acc[r * nw + v];
       }
   };
-  int64_t o = o0;
-  for (; o + NW <= o1; o += NW) {
+  auto pass = [&](auto nwTag, int64_t o, int64_t b0, int64_t b1, bool next) {
+    constexpr int N = decltype(nwTag)::value;
+    const float* dg = kScaled<T> ? d + o * nb : nullptr;
+    float* pg = part ? part + (o - o0) * R * 16 : nullptr;
+    const bool first = b0 == 0, last = b1 == full;
+#if defined(__AVX2__) && defined(__FMA__)
+    if (AVX512) {
+      pass_avx512<R, N, T>(w + o * C, dg, C, nb, x, b0, b1, pf, next, pg, first, last, acc);
+      if (last) store(o, N);
+      return;
+    }
+#endif
+    pass_avx2<R, N, T>(w + o * C, dg, C, nb, x, b0, b1, pf, next, pg, first, last, acc);
+    if (last) store(o, N);
+  };
+  for (int64_t b0 = 0; b0 < full || b0 == 0; b0 += per) {
+    const int64_t b1 = std::min(full, b0 + per);
+    int64_t o = o0;
     // the next group may belong to the other thread's range: prefetching it is harmless
-    group<R, NW>(w, o, x, acc, o + 2 * NW <= w.rows);
-    store(o, NW);
-  }
-  for (; o < o1; o++) {
-    group<R, 1>(w, o, x, acc, false);
-    store(o, 1);
+    for (; o + NW <= o1; o += NW) pass(std::integral_constant<int, NW>{}, o, b0, b1, o + 2 * NW <= O);
+    for (; o < o1; o++) pass(std::integral_constant<int, 1>{}, o, b0, b1, o + 2 <= O);
+    if (b1 == full) break;
   }
 }
 
-void gemv(const float* x, const PackedW& w, float* out, int64_t rows, bool accumulate) {
-  // Weight rows are the parallel axis: each thread streams its own contiguous slice of W once.
+template <int R, class T>
+void gemv_rows(const T* w, const float* d, int64_t O, int64_t C, const float* x, float* out, int64_t o0, int64_t o1,
+               bool accumulate) {
+#if defined(__AVX2__) && defined(__FMA__)
+  if (use_avx512()) return gemv_range<R, T, true>(w, d, O, C, x, out, o0, o1, accumulate);
+#endif
+  gemv_range<R, T, false>(w, d, O, C, x, out, o0, o1, accumulate);
+}
+
+template <class T>
+void gemv_typed(const T* w, const float* d, int64_t O, int64_t C, const float* x, float* out, int64_t rows,
+                bool accumulate) {
+  // Weight rows are the parallel axis: each thread streams its own contiguous slices of W once.
   // Chunks hold ≥ 64 KB of weights so a pool dispatch is worth it; small matrices stay inline.
-  const int64_t rowBytes = w.cols * (w.kind == Packing::F32 ? 4 : w.kind == Packing::Bf16 ? 2 : 1);
+  const int64_t rowBytes = C * static_cast<int64_t>(sizeof(T));
   const int64_t grain = std::max<int64_t>(8, (int64_t{1} << 16) / std::max<int64_t>(rowBytes, 1)) / 4 * 4;
-  parallel_for(w.rows, grain, [&](int64_t o0, int64_t o1) {
+  parallel_for(O, grain, [&](int64_t o0, int64_t o1) {
     switch (rows) {
-      case 1: gemv_rows<1>(x, w, out, o0, o1, accumulate); break;
-      case 2: gemv_rows<2>(x, w, out, o0, o1, accumulate); break;
-      case 3: gemv_rows<3>(x, w, out, o0, o1, accumulate); break;
-      default: gemv_rows<4>(x, w, out, o0, o1, accumulate); break;
+      case 1: gemv_rows<1, T>(w, d, O, C, x, out, o0, o1, accumulate); break;
+      case 2: gemv_rows<2, T>(w, d, O, C, x, out, o0, o1, accumulate); break;
+      case 3: gemv_rows<3, T>(w, d, O, C, x, out, o0, o1, accumulate); break;
+      default: gemv_rows<4, T>(w, d, O, C, x, out, o0, o1, accumulate); break;
     }
   });
+}
+
+void gemv(const float* x, const PackedW& w, float* out, int64_t rows, bool accumulate) {
+  if (w.kind == Packing::F32) return gemv_typed(w.f32, nullptr, w.rows, w.cols, x, out, rows, accumulate);
+  if (w.kind == Packing::Bf16) return gemv_typed(w.bits, nullptr, w.rows, w.cols, x, out, rows, accumulate);
+  gemv_typed(w.qs, w.scales, w.rows, w.cols, x, out, rows, accumulate);
 }
 
 // ---------------------------------------------------------------- panels (prefill, backward)
