@@ -294,3 +294,23 @@ test('add / mul with a long repeated suffix (kernel per block) equal the element
     });
   }
 });
+
+test('slices of one tensor add into one gradient buffer: overlapping, disjoint, long rows (kernel) and short rows', () => {
+  for (const k of kernelSets()) {
+    withBackend(k.k, () => {
+      for (const inner of [3, 4096]) {
+        const x = E.zeros([2, 4, inner]);
+        x.f32.forEach((_, i) => { x.f32[i] = Math.sin(i); });
+        x.requiresGrad = true;
+        // rows 0..1 weighted 1, rows 1..3 weighted 2 (row 1 in both), row 3 also on its own weighted 3
+        const loss = E.add(E.add(E.sum(E.slice(x, 1, 0, 2)), E.sum(E.scale(E.slice(x, 1, 1, 4), 2))), E.sum(E.scale(E.slice(x, 1, 3, 4), 3)));
+        E.backward(loss);
+        const want = [1, 3, 2, 5];
+        for (let i = 0; i < x.size; i++) {
+          const row = Math.floor(i / inner) % 4;
+          assert.equal(x.grad![i], want[row], `${k.name} inner=${inner} element ${i}`);
+        }
+      }
+    });
+  }
+});

@@ -6,6 +6,7 @@ import { Tensor, ShapeError, emptyF32, fmtShape, shapeSize } from '../tensor.ts'
 import { accumulateGrad, record, writableGrad } from '../autograd.ts';
 import { broadcastShapes, broadcastStrides, forEachBroadcast, reduceToShape } from './broadcast.ts';
 import { backend } from '../backend.ts';
+import { KERNEL_ROW } from './elementwise.ts';
 
 /** A view with a new shape (one dim may be -1). Shares the buffer; gradient shares shape logic. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -140,9 +141,18 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
     out.set(x.data.subarray((o * n + start) * inner, (o * n + end) * inner), o * len * inner);
   }
   return record(new Tensor(out, shape), 'slice', [x], (g) => {
-    const d = new Float32Array(x.size);
-    for (let o = 0; o < outer; o++) d.set(g.subarray(o * len * inner, (o + 1) * len * inner), (o * n + start) * inner);
-    accumulateGrad(x, d);
+    // Into x's gradient in place: the slices of one tensor (q, k, v of a packed projection) fill one
+    // buffer instead of each making a full-size zero buffer that is then added to the others.
+    const { buf, fresh } = writableGrad(x);
+    const w = len * inner;
+    const k = backend();
+    for (let o = 0; o < outer; o++) {
+      const src = g.subarray(o * w, (o + 1) * w);
+      const dst = (o * n + start) * inner;
+      if (fresh) buf.set(src, dst);
+      else if (w >= KERNEL_ROW) k.axpy(1, src, buf.subarray(dst, dst + w), w);
+      else for (let j = 0; j < w; j++) buf[dst + j]! += src[j]!;
+    }
   });
 }
 
