@@ -314,3 +314,28 @@ test('slices of one tensor add into one gradient buffer: overlapping, disjoint, 
     });
   }
 });
+
+test('scalar broadcast (a gate): forward and both gradients equal the per-element arithmetic, float32 sum order kept', () => {
+  const n = 10007;
+  const x = E.zeros([7, n / 7 | 0, 1]);
+  x.f32.forEach((_, i) => { x.f32[i] = Math.sin(i) * 3; });
+  x.requiresGrad = true;
+  const gate = E.fromArray([0.37]);
+  gate.requiresGrad = true;
+  for (const op of [E.add, E.sub, E.mul, E.div] as const) {
+    const y = op(x, gate);
+    const X = x.f32;
+    for (let i = 0; i < X.length; i++) {
+      const v = Math.fround(0.37);
+      const want = op === E.add ? X[i]! + v : op === E.sub ? X[i]! - v : op === E.mul ? X[i]! * v : X[i]! / v;
+      assert.equal(y.f32[i], Math.fround(want));
+    }
+  }
+  const loss = E.sum(E.mul(E.mul(x, gate), x));
+  E.backward(loss);
+  // d/dgate = Σ x², summed in float32 element by element
+  let s = 0;
+  for (let i = 0; i < x.size; i++) s = Math.fround(s + Math.fround(Math.fround(x.f32[i]! * x.f32[i]!)));
+  assert.ok(Math.abs(gate.grad![0]! - s) <= 1e-6 * Math.abs(s), `${gate.grad![0]} vs ${s}`);
+  for (let i = 0; i < x.size; i += 997) assert.ok(Math.abs(x.grad![i]! - 2 * 0.37 * x.f32[i]!) < 1e-5);
+});

@@ -29,6 +29,15 @@ function binaryForward(op: BinOp, a: Tensor, b: Tensor): Tensor {
     else for (let i = 0; i < n; i++) out[i] = A[i]! / B[i]!;
     return new Tensor(out, outShape);
   }
+  if (pa.kind === 'same' && B.length === 1) {
+    // a scalar b (the gated blocks' tanh gates): one flat loop, not n blocks of one element
+    const v = B[0]!;
+    if (op === 'add') for (let i = 0; i < n; i++) out[i] = A[i]! + v;
+    else if (op === 'mul') for (let i = 0; i < n; i++) out[i] = A[i]! * v;
+    else if (op === 'sub') for (let i = 0; i < n; i++) out[i] = A[i]! - v;
+    else for (let i = 0; i < n; i++) out[i] = A[i]! / v;
+    return new Tensor(out, outShape);
+  }
   if (pa.kind === 'same' && pb.kind === 'suffix') {
     const inner = pb.inner;
     if ((op === 'add' || op === 'mul') && inner >= KERNEL_ROW) {
