@@ -22,7 +22,9 @@
  * --profile runs the timed train steps once more under the engine's profiler and adds `profile` to
  * the JSON (and a table on stderr): forward and backward time per op kind, kernel time (GEMM by size
  * class, with GFLOP/s), time outside kernels, GC pauses, page faults and kernel CPU time
- * (bench/lib/profile.ts). --train-only skips prefill and decode.
+ * (bench/lib/profile.ts). --profile-shapes does the same with GEMM time by exact shape and
+ * transposes (`gemm NT 1024x2048x768`, x48 = batch count) instead of size class. --train-only skips
+ * prefill and decode.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -270,10 +272,10 @@ export async function run(args: string[]): Promise<void> {
     const gf = trainFlops(cfg, w) / 1e9;
     result.train_gflop_per_step = gf;
     result.train_achieved_gflops = gf / (median(times) / 1000);
-    if (args.includes('--profile')) {
-      const prof = await profileSteps(repeats, step);
+    if (args.includes('--profile') || args.includes('--profile-shapes')) {
+      const prof = await profileSteps(repeats, step, { shapes: args.includes('--profile-shapes') });
       result.profile = prof;
-      process.stderr.write(formatProfile(prof) + '\n');
+      process.stderr.write(formatProfile(prof, args.includes('--profile-shapes') ? 60 : 25) + '\n');
     }
   }
   if (args.includes('--train-only')) {

@@ -294,3 +294,48 @@ test('add / mul with a long repeated suffix (kernel per block) equal the element
     });
   }
 });
+
+test('slices of one tensor add into one gradient buffer: overlapping, disjoint, long rows (kernel) and short rows', () => {
+  for (const k of kernelSets()) {
+    withBackend(k.k, () => {
+      for (const inner of [3, 4096]) {
+        const x = E.zeros([2, 4, inner]);
+        x.f32.forEach((_, i) => { x.f32[i] = Math.sin(i); });
+        x.requiresGrad = true;
+        // rows 0..1 weighted 1, rows 1..3 weighted 2 (row 1 in both), row 3 also on its own weighted 3
+        const loss = E.add(E.add(E.sum(E.slice(x, 1, 0, 2)), E.sum(E.scale(E.slice(x, 1, 1, 4), 2))), E.sum(E.scale(E.slice(x, 1, 3, 4), 3)));
+        E.backward(loss);
+        const want = [1, 3, 2, 5];
+        for (let i = 0; i < x.size; i++) {
+          const row = Math.floor(i / inner) % 4;
+          assert.equal(x.grad![i], want[row], `${k.name} inner=${inner} element ${i}`);
+        }
+      }
+    });
+  }
+});
+
+test('scalar broadcast (a gate): forward and both gradients equal the per-element arithmetic, float32 sum order kept', () => {
+  const n = 10007;
+  const x = E.zeros([7, n / 7 | 0, 1]);
+  x.f32.forEach((_, i) => { x.f32[i] = Math.sin(i) * 3; });
+  x.requiresGrad = true;
+  const gate = E.fromArray([0.37]);
+  gate.requiresGrad = true;
+  for (const op of [E.add, E.sub, E.mul, E.div] as const) {
+    const y = op(x, gate);
+    const X = x.f32;
+    for (let i = 0; i < X.length; i++) {
+      const v = Math.fround(0.37);
+      const want = op === E.add ? X[i]! + v : op === E.sub ? X[i]! - v : op === E.mul ? X[i]! * v : X[i]! / v;
+      assert.equal(y.f32[i], Math.fround(want));
+    }
+  }
+  const loss = E.sum(E.mul(E.mul(x, gate), x));
+  E.backward(loss);
+  // d/dgate = Σ x², summed in float32 element by element
+  let s = 0;
+  for (let i = 0; i < x.size; i++) s = Math.fround(s + Math.fround(Math.fround(x.f32[i]! * x.f32[i]!)));
+  assert.ok(Math.abs(gate.grad![0]! - s) <= 1e-6 * Math.abs(s), `${gate.grad![0]} vs ${s}`);
+  for (let i = 0; i < x.size; i += 997) assert.ok(Math.abs(x.grad![i]! - 2 * 0.37 * x.f32[i]!) < 1e-5);
+});

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as E from '../src/engine/index.ts';
-import { Profiler, gemmClass, profileKernels, withProfiler } from '../src/engine/profile.ts';
+import { Profiler, gemmClass, gemmShape, profileKernels, withProfiler } from '../src/engine/profile.ts';
 
 function smallGraph(): { loss: E.Tensor; w: E.Tensor } {
   const x = E.fromArray(Array.from({ length: 6 * 4 }, (_, i) => Math.sin(i)), [6, 4]);
@@ -59,4 +59,19 @@ test('gemmClass separates batched and size classes', () => {
   assert.equal(gemmClass(64, 64, 64, 8), 'gemm batched small');
   assert.equal(gemmClass(1024, 512, 64, 1), 'gemm medium');
   assert.equal(gemmClass(1024, 1024, 1024, 1), 'gemm large');
+});
+
+test('with shapes, GEMM time is keyed by transposes and exact shape', () => {
+  assert.equal(gemmShape(false, true, 1024, 2048, 768, 1), 'gemm NT 1024x2048x768');
+  assert.equal(gemmShape(true, false, 256, 64, 256, 48), 'gemm TN 256x64x256x48');
+  const p = new Profiler();
+  const k = profileKernels(E.backend(), { shapes: true });
+  E.withBackend(k, () => withProfiler(p, () => {
+    p.begin('forward');
+    const { loss } = smallGraph();
+    p.begin('backward');
+    E.backward(loss);
+  }));
+  assert.equal(p.kernels.get('forward/gemm NT 6x3x4')?.calls, 1);
+  assert.equal(p.kernels.get('backward/gemm TN 3x4x6')?.calls, 1);
 });

@@ -47,13 +47,14 @@ function poolStats(): { dispatched: number; inline: number } | null {
 /** step(phase) runs one training step, calling phase() at each phase boundary. */
 export type StepFn = (begin: (p: Phase) => void) => void;
 
-export async function profileSteps(steps: number, step: StepFn): Promise<StepProfile> {
+/** `shapes`: GEMM time by exact shape (gemmShape) instead of by size class. */
+export async function profileSteps(steps: number, step: StepFn, opts: { shapes?: boolean } = {}): Promise<StepProfile> {
   const prof = new Profiler();
   const gc: PerformanceEntry[] = [];
   const obs = new PerformanceObserver((list) => { gc.push(...list.getEntries()); });
   obs.observe({ entryTypes: ['gc'] });
   const phaseMs = new Map<string, number>();
-  const timed = profileKernels(backend());
+  const timed = profileKernels(backend(), opts);
   const pool0 = poolStats();
   const ru0 = process.resourceUsage();
   const t0 = performance.now();

@@ -5,7 +5,7 @@
  * weights and `noGrad` scopes keep no activations alive. Intermediate gradients are freed as soon
  * as they have been pushed to their inputs; only leaves (parameters) keep `.grad`.
  */
-import { type GradNode, Tensor, fmtShape } from './tensor.ts';
+import { type GradNode, Tensor, emptyF32, fmtShape } from './tensor.ts';
 import { backend } from './backend.ts';
 import { activeProfiler } from './profile.ts';
 import { FlamingoError, InternalError } from '../errors.ts';
@@ -77,7 +77,7 @@ export function accumulateGrad(t: Tensor, g: Float32Array, owned = true): void {
       t.grad = g.slice();
     }
   } else if (t.gradBorrowed) {
-    const sum = new Float32Array(g.length);
+    const sum = emptyF32(g.length);
     backend().add(t.grad, g, sum, g.length);
     t.grad = sum;
     t.gradBorrowed = false;

@@ -104,8 +104,17 @@ export function gemmClass(m: number, n: number, k: number, count: number): strin
   return `gemm ${count > 1 ? 'batched ' : ''}${size}`;
 }
 
-/** A Kernels whose every call is timed into the active profiler (by kernel; GEMM by size class). */
-export function profileKernels(k: Kernels): Kernels {
+/** One GEMM's shape as a profile key: `gemm NT 1024x2048x768` (op(A) m×k, op(B) k×n; `x48` = batch count). */
+export function gemmShape(tA: boolean, tB: boolean, m: number, n: number, k: number, count: number): string {
+  return `gemm ${tA ? 'T' : 'N'}${tB ? 'T' : 'N'} ${m}x${n}x${k}${count > 1 ? `x${count}` : ''}`;
+}
+
+/**
+ * A Kernels whose every call is timed into the active profiler (by kernel; GEMM by size class, or
+ * by exact shape with `shapes`, to tell which products run below the library's speed).
+ */
+export function profileKernels(k: Kernels, opts: { shapes?: boolean } = {}): Kernels {
+  const key = opts.shapes ? gemmShape : (_tA: boolean, _tB: boolean, m: number, n: number, kk: number, count: number) => gemmClass(m, n, kk, count);
   const wrapped: Record<string, unknown> = { name: k.name, description: k.description };
   for (const key of Object.keys(k) as (keyof Kernels)[]) {
     const f = k[key];
@@ -125,7 +134,7 @@ export function profileKernels(k: Kernels): Kernels {
     const t = performance.now();
     k.gemm(tA, tB, m, n, kk, alpha, a, b, beta, c, batch);
     const count = batch?.count ?? 1;
-    p.kernel(gemmClass(m, n, kk, count), performance.now() - t, (2 * m * n * kk * count) / 1e9);
+    p.kernel(key(tA, tB, m, n, kk, count), performance.now() - t, (2 * m * n * kk * count) / 1e9);
   };
   return wrapped as unknown as Kernels;
 }

@@ -3,6 +3,7 @@
  * node that made it. Views (reshape, leading-axis slices) share the buffer; every other op
  * allocates its output. Gradients are plain Float32Arrays of the tensor's size.
  */
+import { Buffer } from 'node:buffer';
 import { FlamingoError } from '../errors.ts';
 
 import type { PackedWeight } from './quant.ts';
@@ -34,6 +35,22 @@ export function shapeSize(shape: readonly number[]): number {
 
 export function fmtShape(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
+}
+
+/** Below this many elements clearing costs less than asking for uncleared memory. */
+const UNCLEARED_MIN = 4096;
+
+/**
+ * A float32 buffer of n elements whose contents are unspecified, for an output that the caller
+ * overwrites in full (a kernel's result, a copy). Why: `new Float32Array(n)` clears its memory
+ * first, and a training step allocates gigabytes of activations and gradients that are written at
+ * once, so the clearing was a second pass over every one of them. Never use it for a buffer that is
+ * accumulated into or only partly written.
+ */
+export function emptyF32(n: number): Float32Array {
+  if (n < UNCLEARED_MIN) return new Float32Array(n);
+  const b = Buffer.allocUnsafeSlow(n * 4); // its own ArrayBuffer (never the shared pool), offset 0
+  return new Float32Array(b.buffer, b.byteOffset, n);
 }
 
 let nextId = 1;

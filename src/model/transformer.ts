@@ -44,10 +44,18 @@ export class MultiheadAttention extends Module {
 
   forward(x: Tensor): Tensor {
     const W = this.width;
-    const qkv = linear(x, this.in_proj_weight, this.in_proj_bias); // rows of in_proj are q, k, v
-    const q = splitHeads(slice(qkv, 2, 0, W), this.heads);
-    const k = splitHeads(slice(qkv, 2, W, 2 * W), this.heads);
-    const v = splitHeads(slice(qkv, 2, 2 * W, 3 * W), this.heads);
+    // Rows of in_proj are q, k, v. One product per part on row slices of the weight (small copies),
+    // rather than one product whose (tokens × 3·width) output is then sliced three times: the same
+    // multiply-adds, without copying the activations.
+    // A packed (bf16 / int8) weight has no float rows to slice: one product, then the output is sliced.
+    const packed = this.in_proj_weight.packed !== null;
+    const qkv = packed ? linear(x, this.in_proj_weight, this.in_proj_bias) : null;
+    const part = (i: number) => qkv
+      ? slice(qkv, 2, i * W, (i + 1) * W)
+      : linear(x, slice(this.in_proj_weight, 0, i * W, (i + 1) * W), slice(this.in_proj_bias, 0, i * W, (i + 1) * W));
+    const q = splitHeads(part(0), this.heads);
+    const k = splitHeads(part(1), this.heads);
+    const v = splitHeads(part(2), this.heads);
     return this.out_proj.forward(mergeHeads(attention(q, k, v, { causal: this.causal })));
   }
 }

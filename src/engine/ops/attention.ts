@@ -10,7 +10,7 @@
  * softmax. The bias is constant in q, k, v, so their gradients are unchanged; the slopes get
  *   dslope_h = Σ dS[b,h,i,j] · (j − (i + causalOffset)).
  */
-import { Tensor, ShapeError, fmtShape } from '../tensor.ts';
+import { Tensor, ShapeError, emptyF32, fmtShape } from '../tensor.ts';
 import { accumulateGrad, record } from '../autograd.ts';
 import { backend } from '../backend.ts';
 
@@ -63,31 +63,31 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const K = k.f32;
   const V = v.f32;
   const BH = B * H;
-  const P = new Float32Array(BH * Lq * Lk);
+  const P = emptyF32(BH * Lq * Lk);
   kern.gemm(false, true, Lq, Lk, D, scale, Q, K, 0, P, { count: BH, strideA: Lq * D, strideB: Lk * D, strideC: Lq * Lk });
   if (slopes) kern.alibiBias(P, B, H, Lq, Lk, slopes.f32, offset);
   kern.maskedSoftmax(P, P, B, H, Lq, Lk, mask ? mask.data : null, mask ? mask.batchStride : 0, mask ? mask.qStride : 0, causal, offset, uniform);
-  const O = new Float32Array(BH * Lq * Dv);
+  const O = emptyF32(BH * Lq * Dv);
   kern.gemm(false, false, Lq, Dv, Lk, 1, P, V, 0, O, { count: BH, strideA: Lq * Lk, strideB: Lk * Dv, strideC: Lq * Dv });
   return record(new Tensor(O, [B, H, Lq, Dv]), 'attention', slopes ? [q, k, v, slopes] : [q, k, v], (g) => {
     const kk = backend();
     if (v.requiresGrad) {
-      const dV = new Float32Array(v.size);
+      const dV = emptyF32(v.size);
       kk.gemm(true, false, Lk, Dv, Lq, 1, P, g, 0, dV, { count: BH, strideA: Lq * Lk, strideB: Lq * Dv, strideC: Lk * Dv });
       accumulateGrad(v, dV);
     }
     const slopesGrad = slopes !== null && slopes.requiresGrad;
     if (!q.requiresGrad && !k.requiresGrad && !slopesGrad) return;
-    const dS = new Float32Array(BH * Lq * Lk);
+    const dS = emptyF32(BH * Lq * Lk);
     kk.gemm(false, true, Lq, Lk, Dv, 1, g, V, 0, dS, { count: BH, strideA: Lq * Dv, strideB: Lk * Dv, strideC: Lq * Lk });
     kk.maskedSoftmaxBackward(P, dS, dS, B, H, Lq, Lk, mask ? mask.data : null, mask ? mask.batchStride : 0, mask ? mask.qStride : 0, causal, offset);
     if (q.requiresGrad) {
-      const dQ = new Float32Array(q.size);
+      const dQ = emptyF32(q.size);
       kk.gemm(false, false, Lq, D, Lk, scale, dS, K, 0, dQ, { count: BH, strideA: Lq * Lk, strideB: Lk * D, strideC: Lq * D });
       accumulateGrad(q, dQ);
     }
     if (k.requiresGrad) {
-      const dK = new Float32Array(k.size);
+      const dK = emptyF32(k.size);
       kk.gemm(true, false, Lk, D, Lq, scale, dS, Q, 0, dK, { count: BH, strideA: Lq * Lk, strideB: Lq * D, strideC: Lk * D });
       accumulateGrad(k, dK);
     }

@@ -102,6 +102,13 @@ export function reduceToShape(g: Float32Array, outShape: readonly number[], inSh
   const nIn = shapeSize(inShape);
   if (nIn === g.length) return g;
   const res = new Float32Array(nIn);
+  if (nIn === 1) {
+    // to a scalar (a gate's gradient): the same float32 running sum as the block loop below, flat
+    let s = 0;
+    for (let i = 0; i < g.length; i++) s = Math.fround(s + g[i]!);
+    res[0] = s;
+    return res;
+  }
   const pat = broadcastPattern(inShape, outShape);
   if (pat.kind === 'suffix') {
     const inner = pat.inner;

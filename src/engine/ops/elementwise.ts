@@ -2,7 +2,7 @@
  * Elementwise ops with broadcasting (add, sub, mul, div), scalar ops, and the activations
  * (GELU, tanh-GELU, quick-GELU, SiLU, tanh, ReLU, sigmoid) and SwiGLU. Forward and backward side by side.
  */
-import { Tensor, ShapeError, fmtShape, shapeSize } from '../tensor.ts';
+import { Tensor, ShapeError, emptyF32, fmtShape, shapeSize } from '../tensor.ts';
 import { accumulateGrad, record } from '../autograd.ts';
 import { backend } from '../backend.ts';
 import type { Activation } from '../kernels/types.ts';
@@ -18,7 +18,7 @@ function binaryForward(op: BinOp, a: Tensor, b: Tensor): Tensor {
   const B = b.f32;
   const outShape = broadcastShapes(op, a.shape, b.shape);
   const n = shapeSize(outShape);
-  const out = new Float32Array(n);
+  const out = emptyF32(n); // every path below writes all n
   const k = backend();
   const pa = broadcastPattern(a.shape, outShape);
   const pb = broadcastPattern(b.shape, outShape);
@@ -27,6 +27,15 @@ function binaryForward(op: BinOp, a: Tensor, b: Tensor): Tensor {
     else if (op === 'mul') k.mul(A, B, out, n);
     else if (op === 'sub') for (let i = 0; i < n; i++) out[i] = A[i]! - B[i]!;
     else for (let i = 0; i < n; i++) out[i] = A[i]! / B[i]!;
+    return new Tensor(out, outShape);
+  }
+  if (pa.kind === 'same' && B.length === 1) {
+    // a scalar b (the gated blocks' tanh gates): one flat loop, not n blocks of one element
+    const v = B[0]!;
+    if (op === 'add') for (let i = 0; i < n; i++) out[i] = A[i]! + v;
+    else if (op === 'mul') for (let i = 0; i < n; i++) out[i] = A[i]! * v;
+    else if (op === 'sub') for (let i = 0; i < n; i++) out[i] = A[i]! - v;
+    else for (let i = 0; i < n; i++) out[i] = A[i]! / v;
     return new Tensor(out, outShape);
   }
   if (pa.kind === 'same' && pb.kind === 'suffix') {
@@ -89,7 +98,7 @@ export function sub(a: Tensor, b: Tensor): Tensor {
     if (a.requiresGrad) accumulateGrad(a, reduceToShape(g, out.shape, a.shape), false);
     if (b.requiresGrad) {
       const r = reduceToShape(g, out.shape, b.shape);
-      const neg = new Float32Array(r.length);
+      const neg = emptyF32(r.length);
       for (let i = 0; i < r.length; i++) neg[i] = -r[i]!;
       accumulateGrad(b, neg);
     }
@@ -112,7 +121,7 @@ export function div(a: Tensor, b: Tensor): Tensor {
     if (b.requiresGrad) {
       // d(a/b)/db = -(a/b)/b
       const o = out.f32;
-      const t = new Float32Array(o.length);
+      const t = emptyF32(o.length);
       for (let i = 0; i < o.length; i++) t[i] = -gOverB[i]! * o[i]!;
       accumulateGrad(b, reduceToShape(t, out.shape, b.shape));
     }
@@ -122,10 +131,10 @@ export function div(a: Tensor, b: Tensor): Tensor {
 /** x * s + c for scalars s, c. */
 export function affine(x: Tensor, s: number, c = 0): Tensor {
   const X = x.f32;
-  const out = new Float32Array(X.length);
+  const out = emptyF32(X.length);
   for (let i = 0; i < X.length; i++) out[i] = X[i]! * s + c;
   return record(new Tensor(out, x.shape), 'affine', [x], (g) => {
-    const d = new Float32Array(g.length);
+    const d = emptyF32(g.length);
     for (let i = 0; i < g.length; i++) d[i] = g[i]! * s;
     accumulateGrad(x, d);
   });
@@ -138,10 +147,10 @@ export function affine(x: Tensor, s: number, c = 0): Tensor {
 export function clamp(x: Tensor, lo: number, hi: number): Tensor {
   if (!(lo <= hi)) throw new ShapeError('clamp', `lower bound ${lo} is above upper bound ${hi}`);
   const X = x.f32;
-  const out = new Float32Array(X.length);
+  const out = emptyF32(X.length);
   for (let i = 0; i < X.length; i++) { const v = X[i]!; out[i] = v < lo ? lo : v > hi ? hi : v; }
   return record(new Tensor(out, x.shape), 'clamp', [x], (g) => {
-    const d = new Float32Array(g.length);
+    const d = emptyF32(g.length);
     for (let i = 0; i < g.length; i++) { const v = X[i]!; d[i] = v > lo && v < hi ? g[i]! : 0; }
     accumulateGrad(x, d);
   });
@@ -157,10 +166,10 @@ export function neg(x: Tensor): Tensor {
 
 export function exp(x: Tensor): Tensor {
   const X = x.f32;
-  const out = new Float32Array(X.length);
+  const out = emptyF32(X.length);
   for (let i = 0; i < X.length; i++) out[i] = Math.exp(X[i]!);
   return record(new Tensor(out, x.shape), 'exp', [x], (g) => {
-    const d = new Float32Array(g.length);
+    const d = emptyF32(g.length);
     for (let i = 0; i < g.length; i++) d[i] = g[i]! * out[i]!;
     accumulateGrad(x, d);
   });
@@ -168,10 +177,10 @@ export function exp(x: Tensor): Tensor {
 
 export function log(x: Tensor): Tensor {
   const X = x.f32;
-  const out = new Float32Array(X.length);
+  const out = emptyF32(X.length);
   for (let i = 0; i < X.length; i++) out[i] = Math.log(X[i]!);
   return record(new Tensor(out, x.shape), 'log', [x], (g) => {
-    const d = new Float32Array(g.length);
+    const d = emptyF32(g.length);
     for (let i = 0; i < g.length; i++) d[i] = g[i]! / X[i]!;
     accumulateGrad(x, d);
   });
@@ -179,10 +188,10 @@ export function log(x: Tensor): Tensor {
 
 export function activation(kind: Activation, x: Tensor): Tensor {
   const X = x.f32;
-  const out = new Float32Array(X.length);
+  const out = emptyF32(X.length);
   backend().activation(kind, X, out, X.length);
   return record(new Tensor(out, x.shape), kind, [x], (g) => {
-    const d = new Float32Array(g.length);
+    const d = emptyF32(g.length);
     backend().activationBackward(kind, X, g, d, g.length);
     accumulateGrad(x, d);
   });
@@ -201,11 +210,11 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
   if (gate.size !== up.size) throw new ShapeError('swiglu', `gate ${fmtShape(gate.shape)} and up ${fmtShape(up.shape)} differ`);
   const G = gate.f32;
   const U = up.f32;
-  const out = new Float32Array(G.length);
+  const out = emptyF32(G.length);
   backend().swiglu(G, U, out, G.length);
   return record(new Tensor(out, gate.shape), 'swiglu', [gate, up], (g) => {
-    const dg = new Float32Array(g.length);
-    const du = new Float32Array(g.length);
+    const dg = emptyF32(g.length);
+    const du = emptyF32(g.length);
     backend().swigluBackward(G, U, g, dg, du, g.length);
     accumulateGrad(gate, dg);
     accumulateGrad(up, du);

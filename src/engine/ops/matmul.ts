@@ -2,7 +2,7 @@
  * Matrix products: batched matmul with optional transposes, and Linear (x · Wᵀ + b, PyTorch layout).
  * Weight gradients are accumulated straight into `.grad` with beta = 1, so no temporary is made.
  */
-import { Tensor, ShapeError, fmtShape, shapeSize } from '../tensor.ts';
+import { Tensor, ShapeError, emptyF32, fmtShape, shapeSize } from '../tensor.ts';
 import { accumulateGrad, record, writableGrad } from '../autograd.ts';
 import { backend } from '../backend.ts';
 
@@ -36,7 +36,7 @@ export function matmul(a: Tensor, b: Tensor, transA = false, transB = false): Te
     throw new ShapeError('matmul', `batch dimensions differ: ${fmtShape(a.shape)} × ${fmtShape(b.shape)}`);
   }
   const count = shapeSize(batchA);
-  const out = new Float32Array(count * M * N);
+  const out = emptyF32(count * M * N);
   const k = backend();
   if (shared && !transA) {
     // one big GEMM over the flattened batch
@@ -49,7 +49,7 @@ export function matmul(a: Tensor, b: Tensor, transA = false, transB = false): Te
     const kk = backend();
     if (a.requiresGrad) {
       // dA = g · op(B)ᵀ (stored as op(A)'s layout)
-      const dA = new Float32Array(a.size);
+      const dA = emptyF32(a.size);
       if (shared && !transA) {
         kk.gemm(false, !transB, count * M, K, N, 1, g, B, 0, dA);
       } else if (!transA) {
@@ -75,7 +75,7 @@ export function matmul(a: Tensor, b: Tensor, transA = false, transB = false): Te
           else kk.gemm(true, true, N, K, M, 1, gi, Ai, i === 0 ? beta : 1, buf);
         }
       } else {
-        const dB = new Float32Array(b.size);
+        const dB = emptyF32(b.size);
         const batch = { count, strideA: M * K, strideB: M * N, strideC: K * N };
         if (!transB) kk.gemm(!transA, false, K, N, M, 1, A, g, 0, dB, batch);
         else kk.gemm(true, transA, N, K, M, 1, g, A, 0, dB, { count, strideA: M * N, strideB: M * K, strideC: K * N });
@@ -99,7 +99,7 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
   const X = x.f32;
   const W = w.f32;
   const rows = x.size / inF;
-  const out = new Float32Array(rows * outF);
+  const out = emptyF32(rows * outF);
   const k = backend();
   let beta = 0;
   if (b !== null) {
@@ -112,7 +112,7 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
   return record(res, 'linear', b ? [x, w, b] : [x, w], (g) => {
     const kk = backend();
     if (x.requiresGrad) {
-      const dX = new Float32Array(x.size);
+      const dX = emptyF32(x.size);
       kk.gemm(false, false, rows, inF, outF, 1, g, W, 0, dX);
       accumulateGrad(x, dX);
     }
@@ -140,7 +140,7 @@ function packedLinear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
   const p = w.packed!;
   const X = x.f32;
   const rows = x.size / p.cols;
-  const out = new Float32Array(rows * p.rows);
+  const out = emptyF32(rows * p.rows);
   let beta = 0;
   if (b !== null) {
     const Bv = b.f32;
@@ -151,7 +151,7 @@ function packedLinear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
   const res = new Tensor(out, [...x.shape.slice(0, -1), p.rows]);
   return record(res, 'linear', b ? [x, w, b] : [x, w], (g) => {
     if (x.requiresGrad) {
-      const dX = new Float32Array(x.size);
+      const dX = emptyF32(x.size);
       backend().packedLinearBackward(g, p, dX, rows);
       accumulateGrad(x, dX);
     }

@@ -2,7 +2,7 @@
  * Rotary position embedding, patch embedding (convolution with stride = kernel, as a GEMM over
  * im2col patches) and dropout.
  */
-import { Tensor, ShapeError, fmtShape } from '../tensor.ts';
+import { Tensor, ShapeError, emptyF32, fmtShape } from '../tensor.ts';
 import { accumulateGrad, record, writableGrad } from '../autograd.ts';
 import { backend } from '../backend.ts';
 import type { Rng } from '../rng.ts';
@@ -17,10 +17,10 @@ export function rope(x: Tensor, positions: Tensor, theta: number): Tensor {
   if (D % 2 !== 0) throw new ShapeError('rope', `head dim ${D} must be even`);
   const P = positions.i32;
   if (P.length !== B * L) throw new ShapeError('rope', `positions ${fmtShape(positions.shape)} do not match (B, L) = (${B}, ${L})`);
-  const out = new Float32Array(x.size);
+  const out = emptyF32(x.size);
   backend().rope(x.f32, out, B, L, H, D, P, theta, false);
   return record(new Tensor(out, x.shape), 'rope', [x], (g) => {
-    const d = new Float32Array(g.length);
+    const d = emptyF32(g.length);
     backend().rope(g, d, B, L, H, D, P, theta, true);
     accumulateGrad(x, d);
   });
@@ -69,10 +69,10 @@ export function patchEmbed(x: Tensor, weight: Tensor): Tensor {
   const gw = Ww / p;
   const P = gh * gw;
   const K = C * p * p;
-  const cols = new Float32Array(N * P * K);
+  const cols = emptyF32(N * P * K);
   patchCopy(x.f32, cols, N, C, Hh, Ww, p, true);
   const W = weight.f32;
-  const out = new Float32Array(N * P * E);
+  const out = emptyF32(N * P * E);
   backend().gemm(false, true, N * P, E, K, 1, cols, W, 0, out);
   return record(new Tensor(out, [N, P, E]), 'patch_embed', [x, weight], (g) => {
     const k = backend();
@@ -81,9 +81,9 @@ export function patchEmbed(x: Tensor, weight: Tensor): Tensor {
       k.gemm(true, false, E, K, N * P, 1, g, cols, fresh ? 0 : 1, buf);
     }
     if (x.requiresGrad) {
-      const dcols = new Float32Array(N * P * K);
+      const dcols = emptyF32(N * P * K);
       k.gemm(false, false, N * P, K, E, 1, g, W, 0, dcols);
-      const dx = new Float32Array(x.size);
+      const dx = emptyF32(x.size);
       patchCopy(dx, dcols, N, C, Hh, Ww, p, false);
       accumulateGrad(x, dx);
     }
@@ -97,10 +97,10 @@ export function dropout(x: Tensor, p: number, rng: Rng, training: boolean): Tens
   const mask = rng.dropoutMask(x.size, p);
   const s = 1 / (1 - p);
   const X = x.f32;
-  const out = new Float32Array(X.length);
+  const out = emptyF32(X.length);
   for (let i = 0; i < X.length; i++) out[i] = mask[i] ? X[i]! * s : 0;
   return record(new Tensor(out, x.shape), 'dropout', [x], (g) => {
-    const d = new Float32Array(g.length);
+    const d = emptyF32(g.length);
     for (let i = 0; i < g.length; i++) d[i] = mask[i] ? g[i]! * s : 0;
     accumulateGrad(x, d);
   });

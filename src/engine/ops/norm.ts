@@ -2,7 +2,7 @@
  * Normalisation over the last axis: LayerNorm (with or without affine/bias) and RMSNorm (LLaMA).
  * The kernels save per-row statistics so backward does not recompute them.
  */
-import { Tensor, ShapeError, fmtShape } from '../tensor.ts';
+import { Tensor, ShapeError, emptyF32, fmtShape } from '../tensor.ts';
 import { accumulateGrad, record, writableGrad } from '../autograd.ts';
 import { backend } from '../backend.ts';
 
@@ -23,14 +23,14 @@ export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps = 1
   const cols = x.dim(-1);
   const rows = x.size / cols;
   const X = x.f32;
-  const out = new Float32Array(x.size);
+  const out = emptyF32(x.size);
   const meanBuf = new Float32Array(rows);
   const rstd = new Float32Array(rows);
   const W = w ? w.f32 : null;
   backend().layerNorm(X, W, b ? b.f32 : null, out, meanBuf, rstd, rows, cols, eps);
   const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
   return record(new Tensor(out, x.shape), 'layer_norm', inputs, (g) => {
-    const dx = new Float32Array(x.size);
+    const dx = emptyF32(x.size);
     backend().layerNormBackward(X, W, meanBuf, rstd, g, dx, paramGrad(w), paramGrad(b), rows, cols);
     accumulateGrad(x, dx);
   });
@@ -41,12 +41,12 @@ export function rmsNorm(x: Tensor, w: Tensor | null, eps = 1e-6): Tensor {
   const cols = x.dim(-1);
   const rows = x.size / cols;
   const X = x.f32;
-  const out = new Float32Array(x.size);
+  const out = emptyF32(x.size);
   const rstd = new Float32Array(rows);
   const W = w ? w.f32 : null;
   backend().rmsNorm(X, W, out, rstd, rows, cols, eps);
   return record(new Tensor(out, x.shape), 'rms_norm', w ? [x, w] : [x], (g) => {
-    const dx = new Float32Array(x.size);
+    const dx = emptyF32(x.size);
     backend().rmsNormBackward(X, W, rstd, g, dx, paramGrad(w), rows, cols);
     accumulateGrad(x, dx);
   });

@@ -2,7 +2,7 @@
  * Reductions (sum, mean over one axis or all), softmax and log-softmax over the last axis, and the
  * fused cross-entropy with an ignore index.
  */
-import { Tensor, ShapeError, fmtShape } from '../tensor.ts';
+import { Tensor, ShapeError, emptyF32, fmtShape } from '../tensor.ts';
 import { accumulateGrad, record } from '../autograd.ts';
 import { backend } from '../backend.ts';
 import { affine } from './elementwise.ts';
@@ -55,10 +55,10 @@ export function mean(x: Tensor, axis?: number, keepDim = false): Tensor {
 export function softmax(x: Tensor): Tensor {
   const cols = x.dim(-1);
   const rows = x.size / cols;
-  const out = new Float32Array(x.size);
+  const out = emptyF32(x.size);
   backend().softmax(x.f32, out, rows, cols);
   return record(new Tensor(out, x.shape), 'softmax', [x], (g) => {
-    const d = new Float32Array(x.size);
+    const d = emptyF32(x.size);
     backend().softmaxBackward(out, g, d, rows, cols);
     accumulateGrad(x, d);
   });
@@ -67,10 +67,10 @@ export function softmax(x: Tensor): Tensor {
 export function logSoftmax(x: Tensor): Tensor {
   const cols = x.dim(-1);
   const rows = x.size / cols;
-  const out = new Float32Array(x.size);
+  const out = emptyF32(x.size);
   backend().logSoftmax(x.f32, out, rows, cols);
   return record(new Tensor(out, x.shape), 'log_softmax', [x], (g) => {
-    const d = new Float32Array(x.size);
+    const d = emptyF32(x.size);
     backend().logSoftmaxBackward(out, g, d, rows, cols);
     accumulateGrad(x, d);
   });
@@ -120,7 +120,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   }
   return record(out, 'cross_entropy', [logits], (g) => {
     const sc = gradScale(g);
-    const d = new Float32Array(logits.size);
+    const d = emptyF32(logits.size);
     if (typeof sc === 'number') {
       backend().crossEntropyBackward(L, T, lse, rows, V, ignoreIndex, sc, d);
     } else {

@@ -2,10 +2,11 @@
  * Shape ops: reshape (a view sharing the buffer), permute/transpose, concat, split, slice,
  * index-select, embedding gather (scatter-add backward), masked fill, broadcast-to.
  */
-import { Tensor, ShapeError, fmtShape, shapeSize } from '../tensor.ts';
+import { Tensor, ShapeError, emptyF32, fmtShape, shapeSize } from '../tensor.ts';
 import { accumulateGrad, record, writableGrad } from '../autograd.ts';
 import { broadcastShapes, broadcastStrides, forEachBroadcast, reduceToShape } from './broadcast.ts';
 import { backend } from '../backend.ts';
+import { KERNEL_ROW } from './elementwise.ts';
 
 /** A view with a new shape (one dim may be -1). Shares the buffer; gradient shares shape logic. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -34,7 +35,7 @@ function permuteData<T extends Float32Array | Int32Array>(data: T, shape: readon
   const outShape = perm.map((p) => shape[p]!);
   const inStrides = stridesOf(shape);
   const st = perm.map((p) => inStrides[p]!);
-  const out = new (data.constructor as { new(n: number): T })(data.length);
+  const out = (data instanceof Float32Array ? emptyF32(data.length) : new Int32Array(data.length)) as T;
   const total = data.length;
   if (total === 0) return out;
   if (n === 4 && perm[0] === 0 && perm[1] === 2 && perm[2] === 1 && perm[3] === 3 && data instanceof Float32Array) {
@@ -105,7 +106,7 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
   const inner = shapeSize(first.shape.slice(a + 1));
   const total = xs.reduce((p, t) => p + t.shape[a]!, 0);
   const shape = first.shape.map((d, i) => (i === a ? total : d));
-  const out = first.dtype === 'int32' ? new Int32Array(shapeSize(shape)) : new Float32Array(shapeSize(shape));
+  const out = first.dtype === 'int32' ? new Int32Array(shapeSize(shape)) : emptyF32(shapeSize(shape));
   let off = 0;
   for (const t of xs) {
     const w = t.shape[a]! * inner;
@@ -117,7 +118,7 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
     for (const t of xs) {
       const w = t.shape[a]! * inner;
       if (t.requiresGrad) {
-        const d = new Float32Array(t.size);
+        const d = emptyF32(t.size);
         for (let o = 0; o < outer; o++) d.set(g.subarray(o * total * inner + off2, o * total * inner + off2 + w), o * w);
         accumulateGrad(t, d);
       }
@@ -135,14 +136,23 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const inner = shapeSize(x.shape.slice(a + 1));
   const len = end - start;
   const shape = x.shape.map((d, i) => (i === a ? len : d));
-  const out = x.dtype === 'int32' ? new Int32Array(outer * len * inner) : new Float32Array(outer * len * inner);
+  const out = x.dtype === 'int32' ? new Int32Array(outer * len * inner) : emptyF32(outer * len * inner);
   for (let o = 0; o < outer; o++) {
     out.set(x.data.subarray((o * n + start) * inner, (o * n + end) * inner), o * len * inner);
   }
   return record(new Tensor(out, shape), 'slice', [x], (g) => {
-    const d = new Float32Array(x.size);
-    for (let o = 0; o < outer; o++) d.set(g.subarray(o * len * inner, (o + 1) * len * inner), (o * n + start) * inner);
-    accumulateGrad(x, d);
+    // Into x's gradient in place: the slices of one tensor (q, k, v of a packed projection) fill one
+    // buffer instead of each making a full-size zero buffer that is then added to the others.
+    const { buf, fresh } = writableGrad(x);
+    const w = len * inner;
+    const k = backend();
+    for (let o = 0; o < outer; o++) {
+      const src = g.subarray(o * w, (o + 1) * w);
+      const dst = (o * n + start) * inner;
+      if (fresh) buf.set(src, dst);
+      else if (w >= KERNEL_ROW) k.axpy(1, src, buf.subarray(dst, dst + w), w);
+      else for (let j = 0; j < w; j++) buf[dst + j]! += src[j]!;
+    }
   });
 }
 
@@ -168,7 +178,7 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
   }
   const m = I.length;
   const shape = [...x.shape.slice(0, a), ...index.shape, ...x.shape.slice(a + 1)];
-  const out = x.dtype === 'int32' ? new Int32Array(outer * m * inner) : new Float32Array(outer * m * inner);
+  const out = x.dtype === 'int32' ? new Int32Array(outer * m * inner) : emptyF32(outer * m * inner);
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < m; i++) {
       const src = (o * n + I[i]!) * inner;
@@ -197,7 +207,7 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
     if (I[i]! < 0 || I[i]! >= V) throw new ShapeError('embedding', `token id ${I[i]} at position ${i} is outside the vocabulary [0, ${V})`);
   }
   const W = weight.f32;
-  const out = new Float32Array(I.length * D);
+  const out = emptyF32(I.length * D);
   for (let i = 0; i < I.length; i++) out.set(W.subarray(I[i]! * D, (I[i]! + 1) * D), i * D);
   return record(new Tensor(out, [...ids.shape, D]), 'embedding', [weight], (g) => {
     const G = writableGrad(weight).buf;
@@ -236,7 +246,7 @@ export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
     throw new ShapeError('broadcast_to', `cannot broadcast ${fmtShape(x.shape)} to ${fmtShape(shape)}`);
   }
   const X = x.f32;
-  const out = new Float32Array(shapeSize(shape));
+  const out = emptyF32(shapeSize(shape));
   const zero = new Array<number>(shape.length).fill(0);
   forEachBroadcast(shape, broadcastStrides(x.shape, shape), zero, (o, ia) => { out[o] = X[ia]!; });
   return record(new Tensor(out, shape), 'broadcast_to', [x], (g) => accumulateGrad(x, reduceToShape(g, shape, x.shape), false));
