@@ -261,7 +261,12 @@ void sgemm_avx512(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha
   if (!byRows && colPanels < threads) byRows = true;
   const int64_t panels = byRows ? rowPanels : colPanels, unit = byRows ? MR : NR;
   const int64_t dim = byRows ? m : n;
-  const int64_t per = (panels + threads - 1) / threads * unit;  // one block per thread
+  // Up to 4 blocks per thread, handed out one at a time: on a shared host a thread that loses its
+  // core for a while then does fewer blocks instead of holding up the product. A block of ≥ 128
+  // rows/columns re-packs the repeated operand at < 1% of its multiply-adds.
+  const int64_t minPanels = (128 + unit - 1) / unit;
+  const int64_t blocks = std::max<int64_t>(threads, std::min<int64_t>(4 * threads, panels / minPanels));
+  const int64_t per = (panels + blocks - 1) / blocks * unit;
   const int64_t parts = (dim + per - 1) / per;
   parallel_for(parts, 1, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; p++) {
