@@ -6,6 +6,7 @@
         "src/addon.cc",
         "src/pool.cc",
         "src/gemm.cc",
+        "src/gemm_avx512.cc",
         "src/kernels.cc",
         "src/quant.cc",
         "src/memory.cc"

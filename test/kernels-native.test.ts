@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { getTsKernels, tryNativeKernels } from '../src/engine/kernels/index.ts';
 import { loadNativeAddon, NativeKernelArgumentError } from '../src/engine/kernels/native.ts';
@@ -34,6 +35,13 @@ function rng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+function readCpuFlags(): string {
+  try {
+    return readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags')) ?? '';
+  } catch {
+    return '';
+  }
 }
 const rand = rng(Number(process.env.KERNEL_TEST_SEED ?? 12345));
 
@@ -133,6 +141,77 @@ test('gemm: built-in blocked GEMM and the direct small kernel agree with the ora
       }
     }
   }
+});
+
+// ------------------------------------------------------------------ the GEMM choice (AVX-512 / OpenBLAS)
+/** C = alpha·op(A)·op(B) + beta·C in float64, with leading dimensions (beta = 0 ignores C). */
+function gemmRef(
+  tA: boolean, tB: boolean, m: number, n: number, k: number, alpha: number, a: Float32Array, lda: number,
+  b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number,
+): Float32Array {
+  const out = Float32Array.from(c);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += (tA ? a[p * lda + i]! : a[i * lda + p]!) * (tB ? b[j * ldb + p]! : b[p * ldb + j]!);
+      out[i * ldc + j] = alpha * s + (beta === 0 ? 0 : beta * c[i * ldc + j]!);
+    }
+  }
+  return out;
+}
+
+// Sizes around the AVX-512 kernel's tile (14 × 32) and K block (192), past the thread split (2^20
+// multiply-adds), with leading dimensions longer than the rows: the padding must stay untouched.
+const LD_SHAPES: Array<[number, number, number]> = [
+  [1, 1, 1], [2, 3, 1], [13, 31, 7], [14, 32, 192], [15, 33, 193], [29, 65, 191], [1, 77, 50], [77, 1, 50],
+  [100, 47, 300], [257, 129, 64], [300, 300, 17], [45, 290, 385], [131, 1000, 12],
+];
+
+test('gemmLd (the engine\'s GEMM choice): transposes, alpha/beta, NaN with beta = 0, leading dimensions, views', { skip }, () => {
+  const addon = loadNativeAddon();
+  let shape = 0;
+  for (const [m, n, k] of LD_SHAPES) {
+    for (const tA of [false, true]) {
+      for (const tB of [false, true]) {
+        const [alpha, beta] = ([[1, 0], [0.75, 1], [-1.5, 0.5], [2, 0]] as const)[shape++ % 4]!;
+        const pad = shape % 3;  // 0, 1 or 2 floats of padding per row
+        const lda = (tA ? m : k) + pad, ldb = (tB ? k : n) + pad, ldc = n + pad;
+        const a = randn((tA ? k : m) * lda), b = randn((tB ? n : k) * ldb);
+        const c = beta === 0 ? view(m * ldc, () => NaN) : randn(m * ldc);
+        const want = gemmRef(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        // the padding of C keeps its old contents (NaN when beta = 0), like the guards around the view
+        addon.gemmLd(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        close(c, want, `gemmLd ${m}x${n}x${k} tA=${tA} tB=${tB} α=${alpha} β=${beta} pad=${pad}`, 1e-5, 2e-6 * k);
+      }
+    }
+  }
+  // k = 0: C = beta·C (beta = 0 clears NaN); alpha = 0 likewise
+  const c = view(6, () => NaN);
+  addon.gemmLd(false, false, 2, 3, 0, 1, new Float32Array(0), 0, new Float32Array(0), 3, 0, c, 3);
+  assert.deepEqual([...c], [0, 0, 0, 0, 0, 0]);
+  const c2 = view(6, () => 2);
+  addon.gemmLd(true, true, 2, 3, 4, 0, randn(8), 2, randn(12), 4, 0.5, c2, 3);
+  assert.deepEqual([...c2], [1, 1, 1, 1, 1, 1]);
+});
+
+test('gemm: the AVX-512 GEMM runs when the CPU has AVX-512, and FLAMINGO_GEMM=openblas turns it off', { skip }, () => {
+  const info = loadNativeAddon().info();
+  const cpuHas = /\bavx512f\b/.test(readCpuFlags()) && /\bavx512bw\b/.test(readCpuFlags());
+  const forced = process.env.FLAMINGO_GEMM === 'openblas';
+  assert.equal(info.gemm, cpuHas && !forced ? 'avx512' : info.hasBlas ? 'openblas' : 'builtin');
+  if (info.gemm === 'avx512') assert.match(nat.description, /\+ own AVX-512 sgemm \d+x\d+/);
+});
+
+test('gemm tests pass with FLAMINGO_GEMM=openblas too (the previous path, in a child process)', { skip }, () => {
+  if (process.env.FLAMINGO_GEMM === 'openblas' || loadNativeAddon().info().gemm !== 'avx512') return;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-name-pattern=gemm',
+    fileURLToPath(import.meta.url)], {
+    // without NODE_TEST_CONTEXT the child reports as TAP on stdout instead of to this runner
+    env: { ...process.env, FLAMINGO_GEMM: 'openblas', NODE_TEST_CONTEXT: undefined }, encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stdout.slice(-3000) + r.stderr.slice(-2000));
+  assert.match(r.stdout, /# pass [1-9]/);
+  assert.match(r.stdout, /# fail 0/);
 });
 
 test('gemm: batched, with stride-0 broadcast operands, tiny and large products', { skip }, () => {
@@ -398,6 +477,10 @@ test('bad sizes throw NativeKernelArgumentError naming the kernel instead of rea
   expectArgError(() => nat.gemm(false, false, 4, 4, 4, 1, small, new Float32Array(16), 0, new Float32Array(16)), 'gemm');
   expectArgError(() => nat.gemm(false, false, 2, 2, 2, 1, new Float32Array(4), new Float32Array(4), 0,
     new Float32Array(8), { count: 3, strideA: 0, strideB: 0, strideC: 4 }), 'gemm');
+  const f16 = new Float32Array(16);
+  // a leading dimension shorter than its row, and a buffer too short for (rows − 1)·ld + row
+  expectArgError(() => loadNativeAddon().gemmLd(false, false, 4, 4, 4, 1, f16, 3, f16, 4, 0, f16, 4), 'gemmLd');
+  expectArgError(() => loadNativeAddon().gemmLd(true, false, 4, 4, 4, 1, f16, 5, f16, 4, 0, f16, 4), 'gemmLd');
   expectArgError(() => nat.softmax(small, small, 3, 4), 'softmax');
   expectArgError(() => nat.maskedSoftmax(new Float32Array(24), new Float32Array(24), 2, 1, 3, 4,
     new Uint8Array(11), 6, 2, false, 0, false), 'maskedSoftmax');

@@ -229,6 +229,7 @@ napi_value guarded(napi_env env, F&& f) {
 // beyond 2^53 is past any buffer anyway.
 constexpr double f64(int64_t v) { return static_cast<double>(v); }
 constexpr double f64(double v) { return v; }
+constexpr bool f64(bool v) { return v; }  // a flag inside a length expression (transA ? … : …)
 double q8_blocks(double cols) { return std::ceil(cols / Q8_BLOCK); }
 
 struct Entry {
@@ -252,6 +253,8 @@ KERNEL(Info, "info")
   napi_value o;
   napi_create_object(env, &o);
   set_str(env, o, "blas", blas_description());
+  // which GEMM runs the engine's products (CPU check at run time; FLAMINGO_GEMM=openblas forces the library)
+  set_str(env, o, "gemm", gemm_uses_avx512() ? "avx512" : have_blas() ? "openblas" : "builtin");
   // the decode (matrix-vector) kernels pick AVX-512 at run time when the CPU has it
   set_str(env, o, "simd", std::string(FLAMINGO_SIMD_NAME) + (decode_uses_avx512() ? ", avx512 decode kernels" : ""));
   napi_value b;

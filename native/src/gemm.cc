@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "gemm_avx512.h"
 #include "pool.h"
 #include "quant.h"
 #include "simd.h"
@@ -271,9 +272,8 @@ void blas_block(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, 
 constexpr int64_t SPLIT_MACS = int64_t{1} << 20;
 
 // One product: split along its larger output dimension into one block per pool thread.
-void blas_one(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-              const float* b, float beta, float* c) {
-  const int64_t lda = tA ? m : k, ldb = tB ? k : n, ldc = n;
+void blas_one_ld(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   const int threads = pool_threads();
   if (threads <= 1 || m * n * k < SPLIT_MACS || (m < 32 && n < 32)) {
     blas_block(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -288,12 +288,17 @@ void blas_one(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, co
     for (int64_t p = p0; p < p1; p++) {
       const int64_t lo = p * step, len = std::min(dim, lo + step) - lo;
       if (byRows) {
-        blas_block(tA, tB, len, n, k, alpha, tA ? a + lo : a + lo * k, lda, b, ldb, beta, c + lo * ldc, ldc);
+        blas_block(tA, tB, len, n, k, alpha, tA ? a + lo : a + lo * lda, lda, b, ldb, beta, c + lo * ldc, ldc);
       } else {
-        blas_block(tA, tB, m, len, k, alpha, a, lda, tB ? b + lo * k : b + lo, ldb, beta, c + lo, ldc);
+        blas_block(tA, tB, m, len, k, alpha, a, lda, tB ? b + lo * ldb : b + lo, ldb, beta, c + lo, ldc);
       }
     }
   });
+}
+
+void blas_one(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+              const float* b, float beta, float* c) {
+  blas_one_ld(tA, tB, m, n, k, alpha, a, tA ? m : k, b, tB ? k : n, beta, c, n);
 }
 #endif
 
@@ -304,7 +309,67 @@ constexpr int64_t SMALL_MACS = 32 * 32 * 32;
 constexpr int64_t BATCH_PARALLEL_MACS = 256 * 256 * 64;
 constexpr int64_t BATCH_EVEN_MACS = int64_t{512} * 512 * 512;
 
+// Which GEMM runs the products that are not tiny, skinny (≤ 8 rows) or matrix-vector: the
+// project's AVX-512 kernel (gemm_avx512.cc) when the CPU has AVX-512 — per core 1.7–1.9× the
+// OpenBLAS Haswell kernels that OPENBLAS_CORETYPE pins on Zen 5 — unless FLAMINGO_GEMM=openblas
+// asks for the previous path (OpenBLAS, or the built-in AVX2 GEMM in a build without it).
+bool avx512_active() {
+  static const bool yes = [] {
+    const char* env = std::getenv("FLAMINGO_GEMM");
+    if (env && std::strcmp(env, "openblas") == 0) return false;
+    return avx512_gemm_available();
+  }();
+  return yes;
+}
+
+// One contiguous product on the calling thread (batch items spread over the pool).
+void avx512_one(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+                float beta, float* c) {
+  sgemm_avx512_st(tA, tB, m, n, k, alpha, a, tA ? m : k, b, tB ? k : n, beta, c, n);
+}
+
+#ifndef FLAMINGO_OPENBLAS
+// Explicit leading dimensions without OpenBLAS or AVX-512: the built-in GEMM on contiguous copies.
+void builtin_ld(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  auto dense = [](const float* src, int64_t rows, int64_t cols, int64_t ld) {
+    std::vector<float> d(static_cast<size_t>(rows * cols));
+    for (int64_t i = 0; i < rows; i++) std::memcpy(&d[i * cols], src + i * ld, sizeof(float) * cols);
+    return d;
+  };
+  const std::vector<float> ac = dense(a, tA ? k : m, tA ? m : k, lda), bc = dense(b, tB ? n : k, tB ? k : n, ldb);
+  std::vector<float> t(static_cast<size_t>(m * n));
+  builtin_one(tA, tB, m, n, k, alpha, ac.data(), bc.data(), 0.0f, t.data());
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < n; j++) c[i * ldc + j] = t[i * n + j] + (beta == 0.0f ? 0.0f : beta * c[i * ldc + j]);
+}
+#endif
+
 }  // namespace
+
+bool gemm_uses_avx512() { return avx512_active(); }
+
+void sgemm_ld(bool threaded, bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+              int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (avx512_active() && m > 1 && n > 1) {
+    if (threaded) sgemm_avx512(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else sgemm_avx512_st(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+#ifdef FLAMINGO_OPENBLAS
+  if (k == 0) {  // BLAS leaves C unscaled for k = 0 in some versions; C = beta·C (beta = 0: zeros)
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    return;
+  }
+  if (threaded) blas_one_ld(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  else blas_block(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#else
+  (void)threaded;  // the built-in GEMM threads itself (inline inside a pool job)
+  builtin_ld(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
+}
 
 // Every product on one thread (nested parallel_for calls run inline), the batch spread over the
 // pool: for many small products this beats splitting each one.
@@ -361,6 +426,17 @@ void gemm(const GemmArgs& g) {
   const int threads = pool_threads();
   const bool spreadBatch = g.count > 1 && threads > 1 &&
                            (macs <= BATCH_PARALLEL_MACS || (g.count % threads == 0 && macs <= BATCH_EVEN_MACS));
+  if (avx512_active() && g.m > 1 && g.n > 1) {
+    if (spreadBatch) {
+      batch_parallel(g, macs, avx512_one);
+      return;
+    }
+    for (int64_t i = 0; i < g.count; i++) {
+      sgemm_avx512(g.transA, g.transB, g.m, g.n, g.k, g.alpha, g.a + i * g.strideA, g.transA ? g.m : g.k,
+                   g.b + i * g.strideB, g.transB ? g.k : g.n, g.beta, g.c + i * g.strideC, g.n);
+    }
+    return;
+  }
 #ifdef FLAMINGO_OPENBLAS
   if (spreadBatch) {
     // each product on one thread (blas_one's own split runs inline inside a pool job)
@@ -386,6 +462,16 @@ bool have_blas() {
 }
 
 std::string blas_description() {
+  std::string gemm;
+  if (avx512_active()) {
+    gemm = " + own AVX-512 sgemm " + std::to_string(avx512_gemm_mr()) + "x" + std::to_string(avx512_gemm_nr());
+  } else if (avx512_gemm_available()) {
+    gemm = " (own AVX-512 sgemm off: FLAMINGO_GEMM=openblas)";
+  }
+  return blas_library() + gemm;
+}
+
+std::string blas_library() {
 #ifdef FLAMINGO_OPENBLAS
   // openblas_get_config() reads like "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64".
   std::string cfg = openblas_get_config();

@@ -23,8 +23,18 @@ void gemm_builtin(const GemmArgs& g);
 // Always the direct small kernel.
 void gemm_small(const GemmArgs& g);
 
+// C (m×n, ldc) = alpha·op(A)·op(B) + beta·C with explicit leading dimensions (as BLAS, row-major):
+// the AVX-512 GEMM when active, else OpenBLAS (or the built-in GEMM). threaded: split over the
+// pool (false inside pool jobs, e.g. the packed prefill's tiles). beta = 0 never reads C.
+void sgemm_ld(bool threaded, bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+              int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+// Whether gemm()/sgemm_ld() run the AVX-512 GEMM (CPU check; FLAMINGO_GEMM=openblas turns it off).
+bool gemm_uses_avx512();
+
 bool have_blas();
-std::string blas_description();  // e.g. "OpenBLAS 0.3.21" or "built-in GEMM (avx2+fma)"
+// e.g. "OpenBLAS 0.3.21 Haswell + own AVX-512 sgemm 14x32" or "built-in GEMM (avx2+fma)"
+std::string blas_description();
+std::string blas_library();  // without the AVX-512 GEMM note
 int blas_threads();
 // OpenBLAS stays single-threaded: our pool threads its products (blas_one splits them).
 void blas_single_threaded();

@@ -393,33 +393,11 @@ void dequant_panel(const PackedW& w, int64_t r0, int64_t n, int64_t c0, int64_t 
 }
 
 // C (m × n, ldc) = A (m × k, lda) · op(B) + beta·C on the calling thread, op(B) = Bᵀ (B n × k) when
-// transB, else B (k × n); ldb = its row length.
+// transB, else B (k × n); ldb = its row length. The engine's GEMM choice (gemm.cc: the AVX-512 GEMM
+// when active, else OpenBLAS or the built-in GEMM).
 void tile_gemm(bool transB, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                int64_t ldb, float beta, float* c, int64_t ldc) {
-#ifdef FLAMINGO_OPENBLAS
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, static_cast<int>(m),
-              static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b, static_cast<int>(ldb),
-              beta, c, static_cast<int>(ldc));
-#else
-  // without BLAS: the built-in blocked GEMM into a contiguous temporary (its pool calls run inline here)
-  std::vector<float> t(static_cast<size_t>(m * n));
-  std::vector<float> ac(static_cast<size_t>(m * k));
-  for (int64_t i = 0; i < m; i++) std::memcpy(&ac[i * k], a + i * lda, sizeof(float) * k);
-  GemmArgs g{};
-  g.transA = false;
-  g.transB = transB;
-  g.m = m;
-  g.n = n;
-  g.k = k;
-  g.alpha = 1.0f;
-  g.beta = 0.0f;
-  g.a = ac.data();
-  g.b = b;  // panels are contiguous: ldb equals k (transB) or n
-  g.c = t.data();
-  gemm_builtin(g);
-  for (int64_t i = 0; i < m; i++)
-    for (int64_t j = 0; j < n; j++) c[i * ldc + j] = t[i * n + j] + (beta == 0.0f ? 0.0f : beta * c[i * ldc + j]);
-#endif
+  sgemm_ld(false, false, transB, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
 }
 
 struct Buffer {

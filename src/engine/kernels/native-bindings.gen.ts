@@ -35,6 +35,7 @@ export interface NativeAddonKernels {
   sumSquares(x: Float32Array, n: number): number;
   gemmBuiltin(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number, a: Float32Array, b: Float32Array, beta: number, c: Float32Array, count: number, strideA: number, strideB: number, strideC: number): void;
   gemmSmall(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number, a: Float32Array, b: Float32Array, beta: number, c: Float32Array, count: number, strideA: number, strideB: number, strideC: number): void;
+  gemmLd(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number, a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number): void;
 }
 
 /** The names of the kernel exports, to tell a stale addon from a current one. */
@@ -71,6 +72,7 @@ export const NATIVE_KERNEL_NAMES = [
   'sumSquares',
   'gemmBuiltin',
   'gemmSmall',
+  'gemmLd',
 ] as const;
 
 /**

@@ -32,8 +32,13 @@ export class NativeKernelArgumentError extends FlamingoError {
 }
 
 export interface NativeInfo {
-  /** e.g. "OpenBLAS 0.3.21 Haswell" or "built-in GEMM (avx2+fma)". */
+  /** e.g. "OpenBLAS 0.3.21 Haswell + own AVX-512 sgemm 14x32" or "built-in GEMM (avx2+fma)". */
   blas: string;
+  /**
+   * Which GEMM runs the engine's products: "avx512" (native/src/gemm_avx512.cc, chosen when the CPU
+   * has AVX-512 unless FLAMINGO_GEMM=openblas), "openblas" or "builtin". Absent in older addons.
+   */
+  gemm?: 'avx512' | 'openblas' | 'builtin';
   hasBlas: boolean;
   /** "avx2+fma" or "scalar", plus ", avx512 decode kernels" when the matrix-vector kernels use AVX-512. */
   simd: string;

@@ -295,6 +295,23 @@ export const NATIVE_ONLY_SIGNATURES = {
   gemmBuiltin: { args: GEMM_ARGS, checks: GEMM_CHECKS, call: gemmCall('gemm_builtin') },
   /** Always the direct small-matrix kernel. */
   gemmSmall: { args: GEMM_ARGS, checks: GEMM_CHECKS, call: gemmCall('gemm_small') },
+  /**
+   * C = alpha · op(A) · op(B) + beta · C with explicit leading dimensions (BLAS semantics, row-major:
+   * row i of stored A starts at i*lda, likewise B and C), through the engine's GEMM choice (the
+   * AVX-512 GEMM when the CPU has it, unless FLAMINGO_GEMM=openblas), threaded over the pool.
+   */
+  gemmLd: {
+    args: [
+      bool('transA'), bool('transB'), dim('m'), dim('n'), dim('k'), float('alpha'),
+      f32('a', '((transA ? k : m) - 1) * lda + (transA ? m : k)', 'm > 0 && k > 0'), dim('lda'),
+      f32('b', '((transB ? n : k) - 1) * ldb + (transB ? k : n)', 'n > 0 && k > 0'), dim('ldb'),
+      float('beta'), f32('c', '(m - 1) * ldc + n', 'm > 0 && n > 0'), dim('ldc'),
+    ],
+    checks: [
+      ['lda >= (transA ? m : k) && ldb >= (transB ? k : n) && ldc >= n', 'a leading dimension is shorter than its row'],
+    ],
+    call: 'sgemm_ld(true, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)',
+  },
 } as const satisfies Record<string, KernelSpec>;
 
 /** The activation codes of the native addon (`Act` in native/src/kernels.h). */
