@@ -24,7 +24,8 @@
  * class, with GFLOP/s), time outside kernels, GC pauses, page faults and kernel CPU time
  * (bench/lib/profile.ts). --profile-shapes does the same with GEMM time by exact shape and
  * transposes (`gemm NT 1024x2048x768`, x48 = batch count) instead of size class. --train-only skips
- * prefill and decode.
+ * prefill and decode. --profile-decode profiles the decode workload's single-token steps the same way
+ * (one profile step per token) and adds `decode_profile`.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -35,7 +36,8 @@ import { backend } from '../src/engine/backend.ts';
 import { Flamingo } from '../src/model/flamingo.ts';
 import type { FlamingoConfig, LMConfig } from '../src/model/config.ts';
 import { generate } from '../src/model/generate.ts';
-import { prefill } from '../src/model/decode-state.ts';
+import { decodeStep, prefill } from '../src/model/decode-state.ts';
+import { argmax } from '../src/model/token-choice.ts';
 import { AdamW } from '../src/train/optim.ts';
 import { type WeightDType, allocPacked, parseWeightDType } from '../src/engine/quant.ts';
 import { linearWeightNames, modelBytes, packRowsInto } from '../src/nn/quantize.ts';
@@ -284,6 +286,7 @@ export async function run(args: string[]): Promise<void> {
     return;
   }
 
+  let decodeToProfile: { prompt: { inputIds: Tensor; visionX: Tensor }; steps: number } | null = null;
   E.noGrad(() => {
     const w = bc.workloads.prefill;
     const batch = makeBatch(cfg, w, rng);
@@ -312,7 +315,21 @@ export async function run(args: string[]): Promise<void> {
     result.decode_tokens_per_s = median(rates);
     result.generate_ms = median(gens);
     log(`decode: ${median(rates).toFixed(1)} tokens/s, generate ${median(gens).toFixed(1)} ms`);
+    if (args.includes('--profile-decode')) decodeToProfile = { prompt: { inputIds: db.ids, visionX: db.visionX }, steps: d.new_tokens! - 1 };
   });
+  if (decodeToProfile) {
+    // one profile step = one single-token KV-cached step, as decode_tokens_per_s counts them
+    const { prompt, steps } = decodeToProfile;
+    const { state, lastLogits } = E.noGrad(() => prefill(model, prompt));
+    let tok = argmax(lastLogits, 0, lastLogits.length);
+    const prof = await profileSteps(steps, (begin) => {
+      begin('forward');
+      const logits = E.noGrad(() => decodeStep(model, state, [tok]));
+      tok = argmax(logits, 0, logits.length);
+    });
+    result.decode_profile = prof;
+    process.stderr.write(formatProfile(prof, 30) + '\n');
+  }
   result.peak_rss_mb = process.resourceUsage().maxRSS / 1024;
   result.repeats = repeats;
   const order = ['config', 'dtype', 'load_ms', 'train_step_ms', 'prefill_ms', 'decode_tokens_per_s', 'peak_rss_mb', 'train_gflop_per_step'];

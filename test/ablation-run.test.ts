@@ -18,7 +18,7 @@ import { resolveTrainConfig, deepMerge } from '../src/train/config.ts';
 import { buildFlamingo } from '../src/train/stages.ts';
 import { baselineConfig, resolveAblationPlan, variantConfig } from '../src/eval/ablation-plan.ts';
 import { runAblation } from '../src/eval/ablation.ts';
-import { ablationTable } from '../src/eval/ablation-report.ts';
+import { ablationTable, meanOverSeeds } from '../src/eval/ablation-report.ts';
 
 const CONFIGS = fileURLToPath(new URL('../configs/', import.meta.url));
 const tmp = () => mkdtempSync(join(tmpdir(), 'flamingo-ablate-'));
@@ -170,10 +170,64 @@ describe('a tiny ablation run', () => {
 
   test('the table shows the baseline and the others as differences', () => {
     const t = ablationTable([
-      { variant: 'baseline', metrics: { 'vqa/0': 40, mean: 40, train_loss: 2 }, wall_s: 60 },
-      { variant: 'other', metrics: { 'vqa/0': 35.5, mean: 35.5, train_loss: 2.25 }, wall_s: 90 },
+      { variant: 'baseline', metrics: { 'vqa/0': 40, mean: 40, train_loss: 2 }, wall_s: 60, seeds: [0] },
+      { variant: 'other', metrics: { 'vqa/0': 35.5, mean: 35.5, train_loss: 2.25 }, wall_s: 90, seeds: [0] },
     ], 'title');
     assert.match(t, /baseline\s+40\.0\s+40\.0\s+2\.000\s+1:00/);
     assert.match(t, /other\s+-4\.5\s+-4\.5\s+\+0\.250\s+1:30/);
+    assert.doesNotMatch(t, /by training seed/);
+  });
+
+  test('with several seeds the table lists each seed, the spread and the difference with its standard error', () => {
+    const rows = [
+      meanOverSeeds('baseline', [{ seed: 0, metrics: { mean: 40, train_loss: 2 }, wall_s: 60 }, { seed: 1, metrics: { mean: 44, train_loss: 2.5 }, wall_s: 30 }]),
+      meanOverSeeds('other', [{ seed: 0, metrics: { mean: 30, train_loss: 2 }, wall_s: 60 }, { seed: 1, metrics: { mean: 36, train_loss: null }, wall_s: 30 }]),
+    ];
+    assert.deepEqual(rows[0]!.metrics, { mean: 42, train_loss: 2.25 });
+    assert.deepEqual(rows[1]!.metrics, { mean: 33, train_loss: null });
+    assert.equal(rows[0]!.wall_s, 90);
+    const t = ablationTable(rows, 'title');
+    assert.match(t, /baseline\s+42\.0\s+2\.250\s+1:30/);
+    assert.match(t, /other\s+-9\.0\s+n\/a/);
+    // sd: baseline sqrt(8) = 2.83, other sqrt(18) = 4.24; se of the difference sqrt(8/2 + 18/2) = 3.61
+    assert.match(t, /baseline\s+seed 0: 40\.0, seed 1: 44\.0\s+->\s+42\.0 ± 2\.8 \(n=2\)\n/);
+    assert.match(t, /other\s+seed 0: 30\.0, seed 1: 36\.0\s+->\s+33\.0 ± 4\.2 \(n=2\), -9\.0 ± 3\.6 against the baseline/);
+  });
+
+  test('seeds: a variant trains once per seed (its own seed in variants/<id>, so an earlier run is kept) and its row is their mean', () => {
+    const seeded = resolveAblationPlan({ ...file, variants: [{ name: 'baseline', seeds: [3, 4] }, { ...file.variants[1]!, seeds: [3, 4] }] }, join(root, 'configs'), false);
+    assert.deepEqual(seeded.variants.map((v) => v.seeds), [[3, 4], [3, 4]]);
+    assert.equal(variantConfig(seeded, seeded.variants[0]!, 4).seed, 4);
+    assert.deepEqual({ ...variantConfig(seeded, seeded.variants[1]!, 4), seed: 3 }, variantConfig(plan, plan.variants[1]!));
+    // add seeds to a finished single-seed run: the seed-3 trainings are reused
+    const dir = tmp();
+    runAblation({ ...plan, variants: plan.variants.slice(0, 2) }, { outDir: dir, ...quiet });
+    const lines: string[] = [];
+    const r = runAblation(seeded, { outDir: dir, progress: false, log: (l) => lines.push(l), resume: true });
+    assert.ok(lines.some((l) => /1\/4 baseline \(seed 3\): done before/.test(l)), lines.join('\n'));
+    assert.ok(lines.some((l) => /2\/4 baseline \(seed 4\): training/.test(l)));
+    assert.ok(existsSync(join(dir, 'variants', 'baseline-seed-4', 'result.json')));
+    assert.ok(existsSync(join(dir, 'variants', 'connector-mlp-seed-4', 'model', 'weights.safetensors')));
+    for (const [i, row] of r.rows.entries()) {
+      assert.deepEqual(row.seeds, [3, 4]);
+      const [a, b] = row.per_seed!;
+      assert.deepEqual(a!.metrics, full.rows[i]!.metrics); // seed 3 is the single-seed run
+      assert.notEqual(a!.metrics.train_loss, b!.metrics.train_loss); // seed 4 trained on other data from another init
+      assert.equal(row.metrics.train_loss, Number(((a!.metrics.train_loss! + b!.metrics.train_loss!) / 2).toFixed(4)));
+      assert.equal(row.metrics.mean, Number(((a!.metrics.mean! + b!.metrics.mean!) / 2).toFixed(2)));
+    }
+    assert.match(r.table, /mean score by training seed:\nbaseline\s+seed 3: /);
+  });
+
+  test('seeds are checked', () => {
+    const bad = (patch: Record<string, unknown>, re: RegExp) => assert.throws(() => resolveAblationPlan({ ...file, ...patch }, join(root, 'configs')), (e: Error) => e instanceof ConfigError && re.test(e.message), String(re));
+    bad({ seeds: [] }, /ablation file: seeds must be a non-empty list of seeds/);
+    bad({ seeds: [1, 1] }, /seeds lists a seed twice/);
+    bad({ variants: [{ name: 'baseline', seeds: [0, -1] }] }, /variants\[0\]\.seeds\[1\] must be an integer ≥ 0/);
+    bad({ variants: [{ name: 'baseline' }, { name: 'x', set: { seed: 4 }, seeds: [4, 5] }] }, /variants\[1\]\.seeds and set\.seed both choose the seed/);
+    bad({ variants: [{ name: 'baseline', seeds: [3, 5] }, { name: 'x', id: 'baseline-seed-5' }] }, /would train in variants\/baseline-seed-5/);
+    // the file's seeds are every variant's default
+    const p = resolveAblationPlan({ ...file, seeds: [1, 2] }, join(root, 'configs'));
+    assert.deepEqual(p.variants.map((v) => v.seeds), [[1, 2], [1, 2], [1, 2]]);
   });
 });

@@ -21,6 +21,18 @@ export interface AblationVariant {
   paper?: string;
   /** Training-config keys this variant changes (deep-merged over the base). */
   set: Record<string, unknown>;
+  /**
+   * Training seeds: the variant trains once per seed and its row is the mean over them (a difference smaller
+   * than the spread between seeds is not a finding). Default: the seed of its config alone.
+   */
+  seeds: number[];
+}
+
+/** One training of a variant: with one of its seeds, in its own directory under variants/. */
+export interface AblationRun {
+  seed: number;
+  /** `<id>` for the seed the variant's config has anyway (so adding seeds keeps an earlier run), else `<id>-seed-<n>`. */
+  dir: string;
 }
 
 export interface AblationEval {
@@ -43,15 +55,22 @@ export interface AblationPlan {
   quick: boolean;
 }
 
-const FILE_KEYS = ['description', 'base', 'components', 'steps', 'eval', 'quick', 'variants'];
+const FILE_KEYS = ['description', 'base', 'components', 'steps', 'eval', 'quick', 'seeds', 'variants'];
 const EVAL_KEYS = ['seed', 'items', 'tasks'];
 const QUICK_KEYS = ['steps', 'items'];
-const VARIANT_KEYS = ['name', 'id', 'paper', 'set'];
+const VARIANT_KEYS = ['name', 'id', 'paper', 'set', 'seeds'];
 
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 
 function bad(where: string, detail: string): never {
   throw new ConfigError(`ablation file: ${where} ${detail}`);
+}
+
+function seedList(where: string, v: unknown): number[] {
+  if (!Array.isArray(v) || v.length === 0) bad(where, `must be a non-empty list of seeds, got ${JSON.stringify(v)}`);
+  v.forEach((x, i) => { if (typeof x !== 'number' || !Number.isInteger(x) || x < 0) bad(`${where}[${i}]`, `must be an integer ≥ 0, got ${JSON.stringify(x)}`); });
+  if (new Set(v).size !== v.length) bad(where, `lists a seed twice: ${JSON.stringify(v)}`);
+  return v as number[];
 }
 
 function posInt(where: string, v: unknown): number {
@@ -87,6 +106,7 @@ export function resolveAblationPlan(raw: unknown, baseDir: string, quick = false
     items = posInt('quick.items', raw.quick.items);
   }
   if (!Array.isArray(raw.variants) || raw.variants.length === 0) bad('variants', 'must be a non-empty list (the baseline first)');
+  const fileSeeds = raw.seeds === undefined ? null : seedList('seeds', raw.seeds);
   const ids = new Set<string>();
   const variants = raw.variants.map((v, i): AblationVariant => {
     const w = `variants[${i}]`;
@@ -100,7 +120,10 @@ export function resolveAblationPlan(raw: unknown, baseDir: string, quick = false
     const set = v.set ?? {};
     if (!isObj(set)) bad(`${w}.set`, 'must be an object of training-config keys');
     if (i === 0 && Object.keys(set).length > 0) bad(`${w}.set`, 'must be empty: the first variant is the baseline, the recipe unchanged');
-    return { name: v.name, id, ...(typeof v.paper === 'string' ? { paper: v.paper } : {}), set };
+    if (v.seeds !== undefined && 'seed' in set) bad(`${w}.seeds`, 'and set.seed both choose the seed; keep one');
+    // [] stands for "the config's own seed", filled in below once the base config is read
+    const seeds = v.seeds !== undefined ? seedList(`${w}.seeds`, v.seeds) : 'seed' in set ? [] : (fileSeeds ?? []);
+    return { name: v.name, id, ...(typeof v.paper === 'string' ? { paper: v.paper } : {}), set, seeds };
   });
   const plan: AblationPlan = {
     ...(typeof raw.description === 'string' ? { description: raw.description } : {}),
@@ -108,8 +131,25 @@ export function resolveAblationPlan(raw: unknown, baseDir: string, quick = false
     eval: { seed: ev.seed, items, tasks: ev.tasks as BuiltinTaskName[] }, variants, quick,
   };
   // every variant's config must be valid before anything runs
-  for (const v of plan.variants) variantConfig(plan, v);
+  for (const v of plan.variants) {
+    const own = variantConfig(plan, v).seed;
+    if (v.seeds.length === 0) v.seeds = [own];
+    for (const seed of v.seeds) variantConfig(plan, v, seed);
+  }
+  const dirs = new Map<string, string>();
+  for (const v of plan.variants) {
+    for (const r of ablationRuns(plan, v)) {
+      if (dirs.has(r.dir)) bad('variants', `"${v.name}" with seed ${r.seed} would train in variants/${r.dir}, as "${dirs.get(r.dir)}" does; give one an id`);
+      dirs.set(r.dir, v.name);
+    }
+  }
   return plan;
+}
+
+/** The trainings of a variant, one per seed. */
+export function ablationRuns(plan: AblationPlan, v: AblationVariant): AblationRun[] {
+  const own = variantConfig(plan, v).seed;
+  return v.seeds.map((seed) => ({ seed, dir: seed === own ? v.id : `${v.id}-seed-${seed}` }));
 }
 
 /**
@@ -145,10 +185,10 @@ export function baselineConfig(plan: AblationPlan): Record<string, unknown> {
   };
 }
 
-/** A variant's resolved training config (errors name the variant and the field). */
-export function variantConfig(plan: AblationPlan, v: AblationVariant): TrainConfig {
+/** A variant's resolved training config, with `seed` when given (errors name the variant and the field). */
+export function variantConfig(plan: AblationPlan, v: AblationVariant, seed?: number): TrainConfig {
   try {
-    return resolveTrainConfig(deepMerge(baselineConfig(plan), v.set));
+    return resolveTrainConfig(deepMerge(baselineConfig(plan), seed === undefined ? v.set : deepMerge(v.set, { seed })));
   } catch (e) {
     if (e instanceof ConfigError) throw new ConfigError(`ablation variant "${v.name}": ${e.message}`);
     throw e;

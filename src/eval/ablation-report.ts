@@ -8,9 +8,45 @@ import type { SuiteReport } from './suite/index.ts';
 
 export interface AblationRow {
   variant: string;
-  /** "task/shots" → score (%, CIDEr × 100), plus `train_loss` (mean of the last tenth of the steps) and `mean`. */
+  /**
+   * "task/shots" → score (%, CIDEr × 100), plus `train_loss` (mean of the last tenth of the steps) and `mean`;
+   * with several training seeds, the mean of each over the seeds.
+   */
+  metrics: Record<string, number | null>;
+  /** Wall time of all its trainings and evaluations. */
+  wall_s: number;
+  /** The training seeds. */
+  seeds: number[];
+  /** Each seed's own row, when there are several. */
+  per_seed?: SeedRow[];
+}
+
+/** One training of a variant. */
+export interface SeedRow {
+  seed: number;
   metrics: Record<string, number | null>;
   wall_s: number;
+}
+
+/** A variant's row from its trainings: every metric averaged over the seeds (null where any seed has none). */
+export function meanOverSeeds(variant: string, runs: readonly SeedRow[]): AblationRow {
+  const keys = [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))];
+  const metrics: Record<string, number | null> = {};
+  for (const k of keys) {
+    const vs = runs.map((r) => r.metrics[k]);
+    metrics[k] = vs.every((v): v is number => typeof v === 'number') ? round(vs.reduce((a, b) => a + b, 0) / vs.length, k === 'train_loss' ? 4 : 2) : null;
+  }
+  return {
+    variant, metrics, wall_s: round(runs.reduce((a, r) => a + r.wall_s, 0), 1), seeds: runs.map((r) => r.seed),
+    ...(runs.length > 1 ? { per_seed: runs.map((r) => ({ ...r })) } : {}),
+  };
+}
+
+/** Sample standard deviation (0 for one value). */
+function sd(xs: readonly number[]): number {
+  if (xs.length < 2) return 0;
+  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
 }
 
 /** A variant's row values: every task/shots score, their mean, and the mean loss of the last tenth of the steps. */
@@ -54,7 +90,35 @@ export function ablationTable(rows: readonly AblationRow[], title: string): stri
     lines.push([r.variant.padEnd(nameW), ...cells, formatDuration(r.wall_s).padStart(8)].join(' '));
   });
   lines.push(`first row: scores (%, CIDEr x100; fast binding: accuracy at 1/3/5 shots per class); other rows: difference from it`);
+  if (rows.some((r) => (r.per_seed?.length ?? 0) > 1)) lines.push('', ...seedLines(rows));
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The mean score of each seed, its mean ± standard deviation, and for the others the difference from the
+ * baseline ± its standard error (sqrt(sd_a²/n_a + sd_b²/n_b)): a difference within about twice that is noise.
+ */
+function seedLines(rows: readonly AblationRow[]): string[] {
+  const scores = (r: AblationRow) => (r.per_seed ?? [{ seed: r.seeds[0], metrics: r.metrics }]).map((s) => ({ seed: s.seed, mean: s.metrics.mean }));
+  const base = rows[0]!;
+  const bs = scores(base).flatMap((s) => (typeof s.mean === 'number' ? [s.mean] : []));
+  const nameW = Math.max(8, ...rows.map((r) => r.variant.length));
+  const out = ['mean score by training seed:'];
+  rows.forEach((r, i) => {
+    const ss = scores(r);
+    const xs = ss.flatMap((s) => (typeof s.mean === 'number' ? [s.mean] : []));
+    if (xs.length === 0) return;
+    const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const each = ss.map((s) => `seed ${s.seed}: ${typeof s.mean === 'number' ? s.mean.toFixed(1) : 'n/a'}`).join(', ');
+    let line = `${r.variant.padEnd(nameW)}  ${each}  ->  ${m.toFixed(1)} ± ${sd(xs).toFixed(1)} (n=${xs.length})`;
+    if (i > 0 && bs.length > 0) {
+      const bm = bs.reduce((a, b) => a + b, 0) / bs.length;
+      const se = Math.sqrt(sd(xs) ** 2 / xs.length + sd(bs) ** 2 / bs.length);
+      line += `, ${m - bm >= 0 ? '+' : ''}${(m - bm).toFixed(1)} ± ${se.toFixed(1)} against the baseline`;
+    }
+    out.push(line);
+  });
+  return out;
 }
 
 function short(k: string): string {

@@ -6,9 +6,13 @@
  * seed, data and budget, is evaluated with the built-in suite, and becomes one row of the table, the first
  * (the baseline) being what the others are compared with. See docs/ABLATIONS.md.
  *
- * Output directory: ablation.json (the resolved plan), variants/<id>/ (the stage's checkpoints, metrics.jsonl,
- * model/, result.json once done), table.txt, table.json, loss.svg. A variant with a result.json made from the
- * same config is not redone on --resume; an unfinished one continues from its last checkpoint.
+ * A variant with several `seeds` trains once per seed and its row is the mean over them, with each seed's
+ * scores beside it (AblationRow.seeds).
+ *
+ * Output directory: ablation.json (the resolved plan), variants/<id>/ and variants/<id>-seed-<n>/ (one per
+ * training: the stage's checkpoints, metrics.jsonl, model/, result.json once done), table.txt, table.json,
+ * loss.svg. A training with a result.json made from the same config is not redone on --resume; an unfinished
+ * one continues from its last checkpoint.
  */
 import { cpSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -22,9 +26,12 @@ import { formatDuration } from '../io/progress.ts';
 import { runSuite, type SuiteReport } from './suite/index.ts';
 import { tokenizerCodec } from './tasks.ts';
 
-import { AblationError, variantConfig, type AblationEval, type AblationPlan } from './ablation-plan.ts';
-import { ablationTable, lossCurvesSvg, metricsOf, round, type AblationRow } from './ablation-report.ts';
-interface VariantResult extends AblationRow {
+import { AblationError, ablationRuns, variantConfig, type AblationEval, type AblationPlan } from './ablation-plan.ts';
+import { ablationTable, lossCurvesSvg, meanOverSeeds, metricsOf, round, type AblationRow, type SeedRow } from './ablation-report.ts';
+
+/** variants/<dir>/result.json: one training of a variant (one seed). */
+interface VariantResult extends SeedRow {
+  variant: string;
   id: string;
   config_hash: string;
   eval: AblationEval;
@@ -64,11 +71,9 @@ export function runAblation(plan: AblationPlan, opts: AblateOptions): AblateResu
   const log = opts.log ?? ((l: string) => process.stderr.write(`[ablate] ${l}\n`));
   const planFile = join(out, 'ablation.json');
   const stored = readJson<{ variants: { id: string; config_hash: string }[] }>(planFile);
-  const configs = plan.variants.map((v) => variantConfig(plan, v));
-  const hashes = configs.map((c) => configHash(c, 'flamingo'));
   if (existsSync(planFile) && !opts.resume) throw new AblationError(`${out} already holds an ablation run; pass --resume to continue it or choose a new --out`);
   mkdirSync(out, { recursive: true });
-  atomicWrite(planFile, `${JSON.stringify({ ...plan, variants: plan.variants.map((v, i) => ({ ...v, config_hash: hashes[i] })) }, null, 2)}\n`);
+  atomicWrite(planFile, `${JSON.stringify({ ...plan, variants: plan.variants.map((v) => ({ ...v, runs: ablationRuns(plan, v).map((r) => ({ ...r, config_hash: configHash(variantConfig(plan, v, r.seed), 'flamingo') })) })) }, null, 2)}\n`);
   if (stored) log(`resuming ${out} (${stored.variants.length} variants planned before)`);
 
   // the frozen components, loaded once and shared by every variant
@@ -85,7 +90,8 @@ export function runAblation(plan: AblationPlan, opts: AblateOptions): AblateResu
   let ranHere = 0;
   let wallHere = 0;
   let complete = true;
-  const title = `flamingo ablate: ${plan.variants.length} variants, ${plan.steps} steps${plan.quick ? ' (--quick)' : ''}, eval seed ${plan.eval.seed}, ${plan.eval.items} items`;
+  const seedsNote = plan.variants.some((v) => v.seeds.length > 1) ? ', rows with several training seeds show their mean' : '';
+  const title = `flamingo ablate: ${plan.variants.length} variants, ${plan.steps} steps${plan.quick ? ' (--quick)' : ''}, eval seed ${plan.eval.seed}, ${plan.eval.items} items${seedsNote}`;
   const writeOutputs = (): string => {
     const table = ablationTable(rows, title);
     atomicWrite(join(out, 'table.txt'), table);
@@ -94,60 +100,72 @@ export function runAblation(plan: AblationPlan, opts: AblateOptions): AblateResu
     return table;
   };
 
-  for (const [i, v] of plan.variants.entries()) {
-    const dir = join(out, 'variants', v.id);
-    const resultFile = join(dir, 'result.json');
-    const done = readJson<VariantResult>(resultFile);
-    const cfg = configs[i]!;
-    if (done && done.config_hash === hashes[i] && JSON.stringify(done.eval) === JSON.stringify(plan.eval)) {
-      log(`${i + 1}/${plan.variants.length} ${v.name}: done before (${formatDuration(done.wall_s)}), not redone`);
-      rows.push({ variant: done.variant, metrics: done.metrics, wall_s: done.wall_s });
-      curves.push({ name: v.name, metrics: new MetricsLog(join(dir, 'flamingo', 'metrics.jsonl')).read() });
-      continue;
+  const runs = plan.variants.map((v) => ablationRuns(plan, v));
+  const totalRuns = runs.reduce((a, r) => a + r.length, 0);
+  let runIndex = 0;
+  variants: for (const [i, v] of plan.variants.entries()) {
+    const perSeed: SeedRow[] = [];
+    let firstCurve: StepMetrics[] | null = null;
+    for (const run of runs[i]!) {
+      runIndex++;
+      const dir = join(out, 'variants', run.dir);
+      const resultFile = join(dir, 'result.json');
+      const done = readJson<VariantResult>(resultFile);
+      const cfg = variantConfig(plan, v, run.seed);
+      const hash = configHash(cfg, 'flamingo');
+      const label = `${runIndex}/${totalRuns} ${v.name}${runs[i]!.length > 1 ? ` (seed ${run.seed})` : ''}`;
+      if (done && done.config_hash === hash && JSON.stringify(done.eval) === JSON.stringify(plan.eval)) {
+        log(`${label}: done before (${formatDuration(done.wall_s)}), not redone`);
+        perSeed.push({ seed: run.seed, metrics: done.metrics, wall_s: done.wall_s });
+        firstCurve ??= new MetricsLog(join(dir, 'flamingo', 'metrics.jsonl')).read();
+        continue;
+      }
+      if (done) throw new AblationError(`${resultFile} was made with a different config or evaluation than variant "${v.name}" with seed ${run.seed} has now; use a new --out`);
+      if (opts.stopAfterVariants !== undefined && ranHere >= opts.stopAfterVariants) {
+        complete = false;
+        break variants;
+      }
+      const remaining = totalRuns - runIndex + 1;
+      const eta = ranHere > 0 ? `, ETA ${formatDuration((wallHere / ranHere) * remaining)}` : '';
+      log(`${label}: training ${plan.steps} steps${Object.keys(v.set).length ? ` with ${JSON.stringify(v.set)}` : ' (baseline)'}, seed ${run.seed} (elapsed ${formatDuration((performance.now() - t0) / 1000)}${eta})`);
+      const tv = performance.now();
+      // wall time of a resumed run counts what earlier attempts spent on its finished steps
+      const earlier = new MetricsLog(join(dir, 'flamingo', 'metrics.jsonl'));
+      const trained = trainFlamingo(cfg, {
+        outDir: dir, tokenizer: comp.tokenizer, vision, lm, resume: existsSync(join(dir, 'flamingo')), progress: opts.progress ?? true,
+        baseDir: dirname(plan.base), log, stopAfter: opts.stopAfterSteps,
+      });
+      if (!trained.complete) {
+        complete = false;
+        log(`${v.name}: stopped at step ${trained.loop.step} (resume with --resume)`);
+        break variants;
+      }
+      const lossLog = earlier.read();
+      const model = trained.model;
+      model.setTrainingMode('none');
+      const modelDir = join(dir, 'model');
+      saveFlamingo(model, modelDir, { seed: String(cfg.seed), ablation_variant: v.name });
+      cpSync(join(plan.components, 'tokenizer.json'), join(modelDir, 'tokenizer.json'));
+      if (existsSync(join(plan.components, 'meta.json'))) cpSync(join(plan.components, 'meta.json'), join(modelDir, 'meta.json'));
+      log(`${v.name}: evaluating (${plan.eval.tasks.join(', ')}, ${plan.eval.items} items per shot count)`);
+      const { report } = runSuite(model, comp.processor, tokenizerCodec(comp.tokenizer), run.dir, {
+        quick: plan.quick, seed: plan.eval.seed, items: plan.eval.items, tasks: plan.eval.tasks, bindingInventories: ['generator'],
+        classes: meta ? { seen: meta.seen_classes, heldout: meta.heldout_classes } : null, onLog: (l) => log(`  ${l}`),
+      });
+      const trainedMs = lossLog.reduce((a, x) => a + x.step_ms, 0);
+      const wall = round((trainedMs + (performance.now() - tv) - sumStepMsSince(lossLog, trained.loop.resumedFrom)) / 1000, 1);
+      const seedRow: SeedRow = { seed: run.seed, metrics: metricsOf(report, lossLog), wall_s: wall };
+      const result: VariantResult = { variant: v.name, ...seedRow, id: run.dir, config_hash: hash, eval: plan.eval, suite: report };
+      atomicWrite(resultFile, `${JSON.stringify(result, null, 2)}\n`);
+      perSeed.push(seedRow);
+      firstCurve ??= lossLog;
+      ranHere++;
+      wallHere += (performance.now() - tv) / 1000;
+      log(`${label}: done in ${formatDuration(wall)} (mean score ${seedRow.metrics.mean ?? 'n/a'})`);
     }
-    if (done) throw new AblationError(`${resultFile} was made with a different config or evaluation than variant "${v.name}" has now; use a new --out`);
-    if (opts.stopAfterVariants !== undefined && ranHere >= opts.stopAfterVariants) {
-      complete = false;
-      break;
-    }
-    const remaining = plan.variants.length - i;
-    const eta = ranHere > 0 ? `, ETA ${formatDuration((wallHere / ranHere) * remaining)}` : '';
-    log(`${i + 1}/${plan.variants.length} ${v.name}: training ${plan.steps} steps${Object.keys(v.set).length ? ` with ${JSON.stringify(v.set)}` : ' (baseline)'} (elapsed ${formatDuration((performance.now() - t0) / 1000)}${eta})`);
-    const tv = performance.now();
-    // wall time of a resumed variant counts what earlier attempts spent on its finished steps
-    const earlier = new MetricsLog(join(dir, 'flamingo', 'metrics.jsonl'));
-    const trained = trainFlamingo(cfg, {
-      outDir: dir, tokenizer: comp.tokenizer, vision, lm, resume: existsSync(join(dir, 'flamingo')), progress: opts.progress ?? true,
-      baseDir: dirname(plan.base), log, stopAfter: opts.stopAfterSteps,
-    });
-    if (!trained.complete) {
-      complete = false;
-      log(`${v.name}: stopped at step ${trained.loop.step} (resume with --resume)`);
-      break;
-    }
-    const lossLog = earlier.read();
-    const model = trained.model;
-    model.setTrainingMode('none');
-    const modelDir = join(dir, 'model');
-    saveFlamingo(model, modelDir, { seed: String(cfg.seed), ablation_variant: v.name });
-    cpSync(join(plan.components, 'tokenizer.json'), join(modelDir, 'tokenizer.json'));
-    if (existsSync(join(plan.components, 'meta.json'))) cpSync(join(plan.components, 'meta.json'), join(modelDir, 'meta.json'));
-    log(`${v.name}: evaluating (${plan.eval.tasks.join(', ')}, ${plan.eval.items} items per shot count)`);
-    const { report } = runSuite(model, comp.processor, tokenizerCodec(comp.tokenizer), v.id, {
-      quick: plan.quick, seed: plan.eval.seed, items: plan.eval.items, tasks: plan.eval.tasks, bindingInventories: ['generator'],
-      classes: meta ? { seen: meta.seen_classes, heldout: meta.heldout_classes } : null, onLog: (l) => log(`  ${l}`),
-    });
-    const trainedMs = lossLog.reduce((a, x) => a + x.step_ms, 0);
-    const wall = round((trainedMs + (performance.now() - tv) - sumStepMsSince(lossLog, trained.loop.resumedFrom)) / 1000, 1);
-    const row: AblationRow = { variant: v.name, metrics: metricsOf(report, lossLog), wall_s: wall };
-    const result: VariantResult = { ...row, id: v.id, config_hash: hashes[i]!, eval: plan.eval, suite: report };
-    atomicWrite(resultFile, `${JSON.stringify(result, null, 2)}\n`);
-    rows.push(row);
-    curves.push({ name: v.name, metrics: lossLog });
-    ranHere++;
-    wallHere += (performance.now() - tv) / 1000;
+    rows.push(meanOverSeeds(v.name, perSeed));
+    curves.push({ name: v.name, metrics: firstCurve ?? [] });
     writeOutputs();
-    log(`${v.name}: done in ${formatDuration(wall)} (mean score ${row.metrics.mean ?? 'n/a'})`);
   }
   const table = writeOutputs();
   return { rows, complete, table };
