@@ -65,11 +65,12 @@ function datasetsOf(name: StageName, cfg: StageConfig, opts: StageOptions): (Loo
   });
 }
 
-function weightsOf(m: Module): Weights {
+export function weightsOf(m: Module): Weights {
   return new Map(m.namedParameters().map(([n, t]) => [n, { shape: t.shape, data: t.f32 }]));
 }
 
-function saveWeights(file: string, w: Weights, meta: Record<string, string>): void {
+/** Write a component file (float32, the module's own names) as the stages do. */
+export function saveWeights(file: string, w: Weights, meta: Record<string, string>): void {
   const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {};
   for (const [n, t] of w) tensors[n] = { dtype: 'F32', shape: [...t.shape], data: t.data };
   writeSafetensors(file, tensors, meta);

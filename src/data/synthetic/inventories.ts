@@ -15,9 +15,10 @@ import { intBetween, pick, sample, type Random } from './random.ts';
  * - `letters`: random lowercase letter strings of 3–8 letters (`xqvtre`);
  * - `rare`: rare real English words that training never draws (`gnomon`, `zither`);
  * - `two-word`: two generator-style words (`blicket zorp`);
- * - `training`: the mixture the bundled model trains on — any syllable inventory of 1–4 syllables (a fresh random
- *   inventory per episode, from pools that exclude `unseen`'s onsets and vowels), random letter strings, real
- *   words (WordNet nouns, never `rare`'s), with capitals, digits and two-word names mixed in.
+ * - `training`: the mixture that teaches copying any name — any syllable inventory of 1–4 syllables (a fresh random
+ *   inventory per episode, from pools that exclude `unseen`'s onsets and vowels), random letter strings, pieces
+ *   of real words joined, real words (WordNet nouns, never `rare`'s), with capitals, digits and two-word names
+ *   mixed in.
  */
 export const NAME_INVENTORIES = ['generator', 'unseen', 'unseen-long', 'letters', 'rare', 'two-word', 'training'] as const;
 export type NameInventory = (typeof NAME_INVENTORIES)[number];
@@ -113,16 +114,34 @@ type Maker = () => string;
 
 /** One training name maker for a whole episode, or per name. */
 function trainingMaker(rng: Random, readFile: (f: string) => string): Maker {
-  const kind = rng.int(10);
-  if (kind < 2) return () => wordFrom(rng, GENERATOR_SYLLABLES, [1, 4]);
-  if (kind < 5) {
+  const kind = rng.int(20);
+  if (kind < 3) return () => wordFrom(rng, GENERATOR_SYLLABLES, [1, 4]);
+  if (kind < 9) {
     const inv = randomInventory(rng);
     const syl: [number, number] = [1, intBetween(rng, 1, 4)];
     return () => wordFrom(rng, inv, syl);
   }
-  if (kind < 7) return () => letterString(rng, 2, 9);
+  if (kind < 12) return () => letterString(rng, 2, 9);
   const words = trainingWords(readFile);
+  if (kind < 15) return () => fragments(rng, words);
   return () => pick(rng, words);
+}
+
+/**
+ * 2–3 pieces of 2–4 letters cut from real words and joined (`ingaustrel`): such names are made of the
+ * tokenizer's common multi-letter pieces in orders no word has, so copying them cannot lean on knowing the
+ * word — only on the tokens that followed the matching key (random letter strings give mostly one-letter tokens).
+ */
+function fragments(rng: Random, words: readonly string[]): string {
+  const n = intBetween(rng, 2, 3);
+  let s = '';
+  for (let i = 0; i < n; i++) {
+    const w = pick(rng, words);
+    const len = Math.min(w.length, intBetween(rng, 2, 4));
+    const at = rng.int(w.length - len + 1);
+    s += w.slice(at, at + len);
+  }
+  return s;
 }
 
 
