@@ -5,8 +5,9 @@
  * weights and `noGrad` scopes keep no activations alive. Intermediate gradients are freed as soon
  * as they have been pushed to their inputs; only leaves (parameters) keep `.grad`.
  */
-import { type GradNode, Tensor, emptyF32, fmtShape } from './tensor.ts';
+import { type GradNode, GradSlot, Tensor, emptyF32, fmtShape, zerosF32 } from './tensor.ts';
 import { backend } from './backend.ts';
+import { releaseF32, withBufferPool } from './buffer-pool.ts';
 import { activeProfiler } from './profile.ts';
 import { FlamingoError, InternalError } from '../errors.ts';
 
@@ -52,10 +53,13 @@ export function record(out: Tensor, op: string, inputs: readonly Tensor[], backw
   activeProfiler()?.forwardDone(op);
   if (!needsGrad(...inputs)) return out;
   out.requiresGrad = true;
-  const node: GradNode = { op, inputs, backward };
+  const node: GradNode = { op, inputs: inputs.map((t) => t.slot), backward };
   out.node = node;
   return out;
 }
+
+/** What gradients are accumulated into: a tensor, or its slot (what a backward closure keeps). */
+export type GradTarget = Tensor | GradSlot;
 
 /**
  * Add g into t.grad. When `owned` is true and t has no gradient yet, g is adopted without a copy,
@@ -64,7 +68,7 @@ export function record(out: Tensor, op: string, inputs: readonly Tensor[], backw
  * gradient — and copied on the first accumulation into it. Leaves always get a private buffer, since
  * optimizers and clipping write into parameter gradients.
  */
-export function accumulateGrad(t: Tensor, g: Float32Array, owned = true): void {
+export function accumulateGrad(t: GradTarget, g: Float32Array, owned = true): void {
   if (!t.requiresGrad) return;
   if (g.length !== t.size) {
     throw new InternalError('accumulateGrad', `a backward function produced a gradient of length ${g.length} for a tensor of shape ${fmtShape(t.shape)}`);
@@ -81,8 +85,10 @@ export function accumulateGrad(t: Tensor, g: Float32Array, owned = true): void {
     backend().add(t.grad, g, sum, g.length);
     t.grad = sum;
     t.gradBorrowed = false;
+    if (owned) releaseF32(g); // summed: the caller gave it up
   } else {
     backend().axpy(1, g, t.grad, g.length);
+    if (owned) releaseF32(g);
   }
 }
 
@@ -90,9 +96,9 @@ export function accumulateGrad(t: Tensor, g: Float32Array, owned = true): void {
  * t.grad for an op that accumulates into it in place (weight gradients written by a kernel): allocated
  * (zeros) on first use, and copied first when it is borrowed. `fresh` tells that it was just allocated.
  */
-export function writableGrad(t: Tensor): { buf: Float32Array; fresh: boolean } {
+export function writableGrad(t: GradTarget): { buf: Float32Array; fresh: boolean } {
   if (t.grad === null) {
-    t.grad = new Float32Array(t.size);
+    t.grad = zerosF32(t.size);
     t.gradBorrowed = false;
     return { buf: t.grad, fresh: true };
   }
@@ -116,9 +122,9 @@ export function backward(root: Tensor, grad?: Float32Array, retainGraph = false)
     throw new AutogradError(`backward: gradient of length ${grad.length} for a root of shape ${fmtShape(root.shape)}`);
   }
   // Topological order by iterative DFS (graphs can be thousands of nodes deep).
-  const order: Tensor[] = [];
+  const order: GradSlot[] = [];
   const visited = new Set<number>();
-  const stack: [Tensor, number][] = [[root, 0]];
+  const stack: [GradSlot, number][] = [[root.slot, 0]];
   visited.add(root.id);
   while (stack.length > 0) {
     const top = stack[stack.length - 1]!;
@@ -137,6 +143,18 @@ export function backward(root: Tensor, grad?: Float32Array, retainGraph = false)
     }
   }
   accumulateGrad(root, grad, false);
+  if (retainGraph) runBackward(order, true);
+  else withBufferPool(() => runBackward(order, false));
+}
+
+/** True when some input's gradient is (a view of) buffer b: it borrowed the gradient passed through. */
+function sharedWithInputs(b: Float32Array, inputs: readonly GradSlot[]): boolean {
+  for (const x of inputs) if (x.grad !== null && x.grad.buffer === b.buffer) return true;
+  return false;
+}
+
+/** Runs the nodes in reverse topological order (order: inputs before the tensors made from them). */
+function runBackward(order: readonly GradSlot[], retainGraph: boolean): void {
   const prof = activeProfiler();
   for (let k = order.length - 1; k >= 0; k--) {
     const t = order[k]!;
@@ -153,6 +171,8 @@ export function backward(root: Tensor, grad?: Float32Array, retainGraph = false)
       }
     }
     if (!retainGraph) {
+      // Every consumer of t has run, so t's own gradient is dead unless an input borrowed it.
+      if (g !== null && !t.gradBorrowed && !sharedWithInputs(g, node.inputs)) releaseF32(g);
       t.node = null;
       t.grad = null; // intermediate gradient no longer needed
       t.gradBorrowed = false;

@@ -7,6 +7,7 @@ import { Buffer } from 'node:buffer';
 import { FlamingoError } from '../errors.ts';
 
 import type { PackedWeight } from './quant.ts';
+import { takePooled } from './buffer-pool.ts';
 
 /** 'bf16' and 'int8' are packed weight matrices (see quant.ts): only `linear` reads them. */
 export type DType = 'float32' | 'int32' | 'bf16' | 'int8';
@@ -16,7 +17,8 @@ export type TensorData = Float32Array | Int32Array;
 /** A recorded operation: how to push the output's gradient into its inputs. */
 export interface GradNode {
   readonly op: string;
-  readonly inputs: readonly Tensor[];
+  /** The inputs' autograd state (not the tensors: the graph must not keep their data alive). */
+  readonly inputs: readonly GradSlot[];
   /** Receives d(loss)/d(output) and accumulates into each input that requires grad (via `accumulateGrad`). */
   backward(gradOut: Float32Array): void;
 }
@@ -49,26 +51,47 @@ const UNCLEARED_MIN = 4096;
  */
 export function emptyF32(n: number): Float32Array {
   if (n < UNCLEARED_MIN) return new Float32Array(n);
+  const pooled = takePooled(n); // a dead buffer of a backward pass (buffer-pool.ts)
+  if (pooled !== null) return pooled;
   const b = Buffer.allocUnsafeSlow(n * 4); // its own ArrayBuffer (never the shared pool), offset 0
   return new Float32Array(b.buffer, b.byteOffset, n);
 }
 
+/** A zero-filled float32 buffer of n elements (a pooled dead buffer cleared, or new memory). */
+export function zerosF32(n: number): Float32Array {
+  const pooled = n < UNCLEARED_MIN ? null : takePooled(n);
+  return pooled === null ? new Float32Array(n) : pooled.fill(0);
+}
+
 let nextId = 1;
 
-export class Tensor {
+/**
+ * The autograd state of a tensor, apart from its data. Why apart: the graph (nodes' inputs) and the
+ * backward closures refer to the inputs they accumulate gradients into; if they held the tensors, every
+ * intermediate result of a forward pass would stay alive until backward, including the many that no
+ * backward needs (a frozen linear layer's input, the copies around reshapes and head splits). Holding
+ * slots, only what a closure captures on purpose stays alive.
+ */
+export class GradSlot {
   readonly id = nextId++;
-  readonly shape: readonly number[];
-  private _data: TensorData;
-  private _packed: PackedWeight | null = null;
-  private _dtype: DType;
-  private readonly _size: number;
-  private _requiresGrad = false;
+  requiresGrad = false;
   /** Accumulated gradient (float32 tensors only). */
   grad: Float32Array | null = null;
   /** `grad` is another node's buffer, adopted read-only (autograd copies on the first write into it). */
   gradBorrowed = false;
-  /** The op that produced this tensor; null for leaves and for tensors computed without grad. */
+  /** The op that produced the tensor; null for leaves and for tensors computed without grad. */
   node: GradNode | null = null;
+  constructor(public shape: readonly number[], public size: number) {}
+}
+
+export class Tensor {
+  readonly shape: readonly number[];
+  /** Autograd state, shared by reference with the graph (see GradSlot). */
+  readonly slot: GradSlot;
+  private _data: TensorData;
+  private _packed: PackedWeight | null = null;
+  private _dtype: DType;
+  private readonly _size: number;
   /** Optional name (parameters carry their state-dict name). */
   name: string | undefined;
 
@@ -83,8 +106,40 @@ export class Tensor {
     this._data = data;
     this._size = n;
     this.shape = Object.freeze([...shape]);
+    this.slot = new GradSlot(this.shape, n);
     this._dtype = data instanceof Int32Array ? 'int32' : 'float32';
     this.requiresGrad = requiresGrad;
+  }
+
+  get id(): number {
+    return this.slot.id;
+  }
+
+  /** Accumulated gradient (float32 tensors only). */
+  get grad(): Float32Array | null {
+    return this.slot.grad;
+  }
+
+  set grad(g: Float32Array | null) {
+    this.slot.grad = g;
+  }
+
+  /** `grad` is another node's buffer, adopted read-only (autograd copies on the first write into it). */
+  get gradBorrowed(): boolean {
+    return this.slot.gradBorrowed;
+  }
+
+  set gradBorrowed(v: boolean) {
+    this.slot.gradBorrowed = v;
+  }
+
+  /** The op that produced this tensor; null for leaves and for tensors computed without grad. */
+  get node(): GradNode | null {
+    return this.slot.node;
+  }
+
+  set node(n: GradNode | null) {
+    this.slot.node = n;
   }
 
   /** A 2-D (out, in) tensor stored packed (bf16 / int8 blocks). */
@@ -95,7 +150,7 @@ export class Tensor {
 
   /** True for parameters being trained and for every tensor computed from one (while grad is enabled). */
   get requiresGrad(): boolean {
-    return this._requiresGrad;
+    return this.slot.requiresGrad;
   }
 
   set requiresGrad(v: boolean) {
@@ -103,7 +158,7 @@ export class Tensor {
       const what = this.name ? `'${this.name}' ` : '';
       throw new ShapeError('Tensor', `${what}is ${this._dtype} ${fmtShape(this.shape)}: only float32 tensors can require grad (quantised weights are frozen; load the model in fp32 to train them)`);
     }
-    this._requiresGrad = v;
+    this.slot.requiresGrad = v;
   }
 
   get dtype(): DType {
@@ -127,7 +182,7 @@ export class Tensor {
    * buffer is dropped.
    */
   pack(p: PackedWeight): this {
-    if (this._requiresGrad) throw new ShapeError('pack', `${this.name ?? 'tensor'} requires grad; only frozen weights can be packed`);
+    if (this.slot.requiresGrad) throw new ShapeError('pack', `${this.name ?? 'tensor'} requires grad; only frozen weights can be packed`);
     if (this.shape.length !== 2 || this.shape[0] !== p.rows || this.shape[1] !== p.cols) {
       throw new ShapeError('pack', `packed ${p.rows}×${p.cols} storage does not fit ${this.name ?? 'tensor'} ${fmtShape(this.shape)}`);
     }
@@ -137,6 +192,8 @@ export class Tensor {
   private setPacked(p: PackedWeight, shape: readonly number[]): this {
     (this as { shape: readonly number[] }).shape = Object.freeze([...shape]);
     (this as unknown as { _size: number })._size = p.rows * p.cols;
+    this.slot.shape = this.shape;
+    this.slot.size = p.rows * p.cols;
     this._packed = p;
     this._dtype = p.kind;
     this._data = new Float32Array(0);

@@ -13,6 +13,7 @@
 import { Tensor, ShapeError, emptyF32, fmtShape } from '../tensor.ts';
 import { accumulateGrad, record } from '../autograd.ts';
 import { backend } from '../backend.ts';
+import { releaseF32 } from '../buffer-pool.ts';
 
 /** Boolean visibility mask (1 = may attend), shared by all heads. */
 export interface AttentionMask {
@@ -69,32 +70,42 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   kern.maskedSoftmax(P, P, B, H, Lq, Lk, mask ? mask.data : null, mask ? mask.batchStride : 0, mask ? mask.qStride : 0, causal, offset, uniform);
   const O = emptyF32(BH * Lq * Dv);
   kern.gemm(false, false, Lq, Dv, Lk, 1, P, V, 0, O, { count: BH, strideA: Lq * Lk, strideB: Lk * Dv, strideC: Lq * Dv });
+  const qs = q.slot;
+  const ks = k.slot;
+  const vs = v.slot;
+  const ss = slopes === null ? null : slopes.slot;
   return record(new Tensor(O, [B, H, Lq, Dv]), 'attention', slopes ? [q, k, v, slopes] : [q, k, v], (g) => {
     const kk = backend();
-    if (v.requiresGrad) {
-      const dV = emptyF32(v.size);
+    if (vs.requiresGrad) {
+      const dV = emptyF32(vs.size);
       kk.gemm(true, false, Lk, Dv, Lq, 1, P, g, 0, dV, { count: BH, strideA: Lq * Lk, strideB: Lq * Dv, strideC: Lk * Dv });
-      accumulateGrad(v, dV);
+      accumulateGrad(vs, dV);
     }
-    const slopesGrad = slopes !== null && slopes.requiresGrad;
-    if (!q.requiresGrad && !k.requiresGrad && !slopesGrad) return;
+    const slopesGrad = ss !== null && ss.requiresGrad;
+    if (!qs.requiresGrad && !ks.requiresGrad && !slopesGrad) {
+      releaseF32(P);
+      return;
+    }
     const dS = emptyF32(BH * Lq * Lk);
     kk.gemm(false, true, Lq, Lk, Dv, 1, g, V, 0, dS, { count: BH, strideA: Lq * Dv, strideB: Lk * Dv, strideC: Lq * Lk });
     kk.maskedSoftmaxBackward(P, dS, dS, B, H, Lq, Lk, mask ? mask.data : null, mask ? mask.batchStride : 0, mask ? mask.qStride : 0, causal, offset);
-    if (q.requiresGrad) {
-      const dQ = emptyF32(q.size);
+    if (qs.requiresGrad) {
+      const dQ = emptyF32(qs.size);
       kk.gemm(false, false, Lq, D, Lk, scale, dS, K, 0, dQ, { count: BH, strideA: Lq * Lk, strideB: Lk * D, strideC: Lq * D });
-      accumulateGrad(q, dQ);
+      accumulateGrad(qs, dQ);
     }
-    if (k.requiresGrad) {
-      const dK = emptyF32(k.size);
+    if (ks.requiresGrad) {
+      const dK = emptyF32(ks.size);
       kk.gemm(true, false, Lk, D, Lq, scale, dS, Q, 0, dK, { count: BH, strideA: Lq * Lk, strideB: Lq * D, strideC: Lk * D });
-      accumulateGrad(k, dK);
+      accumulateGrad(ks, dK);
     }
     if (slopesGrad) {
       const dSl = new Float32Array(H);
       kk.alibiBiasBackward(dS, B, H, Lq, Lk, offset, dSl);
-      accumulateGrad(slopes, dSl);
+      accumulateGrad(ss!, dSl);
     }
+    // Only this closure holds P, and a backward pass that drops the graph never calls it again.
+    releaseF32(P);
+    releaseF32(dS);
   });
 }

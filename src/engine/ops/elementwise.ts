@@ -86,30 +86,37 @@ function mulBroadcast(g: Float32Array, outShape: readonly number[], t: Tensor): 
 
 export function add(a: Tensor, b: Tensor): Tensor {
   const out = binaryForward('add', a, b);
+  // slots and shapes only: neither operand's data is needed for the gradient
+  const [as, bs, oShape, aShape, bShape] = [a.slot, b.slot, out.shape, a.shape, b.shape];
   return record(out, 'add', [a, b], (g) => {
-    if (a.requiresGrad) accumulateGrad(a, reduceToShape(g, out.shape, a.shape), false);
-    if (b.requiresGrad) accumulateGrad(b, reduceToShape(g, out.shape, b.shape), false);
+    if (as.requiresGrad) accumulateGrad(as, reduceToShape(g, oShape, aShape), false);
+    if (bs.requiresGrad) accumulateGrad(bs, reduceToShape(g, oShape, bShape), false);
   });
 }
 
 export function sub(a: Tensor, b: Tensor): Tensor {
   const out = binaryForward('sub', a, b);
+  const [as, bs, oShape, aShape, bShape] = [a.slot, b.slot, out.shape, a.shape, b.shape];
   return record(out, 'sub', [a, b], (g) => {
-    if (a.requiresGrad) accumulateGrad(a, reduceToShape(g, out.shape, a.shape), false);
-    if (b.requiresGrad) {
-      const r = reduceToShape(g, out.shape, b.shape);
+    if (as.requiresGrad) accumulateGrad(as, reduceToShape(g, oShape, aShape), false);
+    if (bs.requiresGrad) {
+      const r = reduceToShape(g, oShape, bShape);
       const neg = emptyF32(r.length);
       for (let i = 0; i < r.length; i++) neg[i] = -r[i]!;
-      accumulateGrad(b, neg);
+      accumulateGrad(bs, neg);
     }
   });
 }
 
 export function mul(a: Tensor, b: Tensor): Tensor {
   const out = binaryForward('mul', a, b);
+  // each operand is kept only for the other's gradient
+  const [as, bs, oShape, aShape, bShape] = [a.slot, b.slot, out.shape, a.shape, b.shape];
+  const aKeep = b.requiresGrad ? a : null;
+  const bKeep = a.requiresGrad ? b : null;
   return record(out, 'mul', [a, b], (g) => {
-    if (a.requiresGrad) accumulateGrad(a, reduceToShape(mulBroadcast(g, out.shape, b), out.shape, a.shape));
-    if (b.requiresGrad) accumulateGrad(b, reduceToShape(mulBroadcast(g, out.shape, a), out.shape, b.shape));
+    if (as.requiresGrad && bKeep !== null) accumulateGrad(as, reduceToShape(mulBroadcast(g, oShape, bKeep), oShape, aShape));
+    if (bs.requiresGrad && aKeep !== null) accumulateGrad(bs, reduceToShape(mulBroadcast(g, oShape, aKeep), oShape, bShape));
   });
 }
 
@@ -133,10 +140,11 @@ export function affine(x: Tensor, s: number, c = 0): Tensor {
   const X = x.f32;
   const out = emptyF32(X.length);
   for (let i = 0; i < X.length; i++) out[i] = X[i]! * s + c;
+  const xs = x.slot;
   return record(new Tensor(out, x.shape), 'affine', [x], (g) => {
     const d = emptyF32(g.length);
     for (let i = 0; i < g.length; i++) d[i] = g[i]! * s;
-    accumulateGrad(x, d);
+    accumulateGrad(xs, d);
   });
 }
 
@@ -168,10 +176,11 @@ export function exp(x: Tensor): Tensor {
   const X = x.f32;
   const out = emptyF32(X.length);
   for (let i = 0; i < X.length; i++) out[i] = Math.exp(X[i]!);
+  const xs = x.slot;
   return record(new Tensor(out, x.shape), 'exp', [x], (g) => {
     const d = emptyF32(g.length);
     for (let i = 0; i < g.length; i++) d[i] = g[i]! * out[i]!;
-    accumulateGrad(x, d);
+    accumulateGrad(xs, d);
   });
 }
 

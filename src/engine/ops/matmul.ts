@@ -3,11 +3,11 @@
  * Weight gradients are accumulated straight into `.grad` with beta = 1, so no temporary is made.
  */
 import { Tensor, ShapeError, emptyF32, fmtShape, shapeSize } from '../tensor.ts';
-import { accumulateGrad, record, writableGrad } from '../autograd.ts';
+import { type GradTarget, accumulateGrad, record, writableGrad } from '../autograd.ts';
 import { backend } from '../backend.ts';
 
 /** d(param) += product, computed by gemm into param.grad directly (allocating it on first use). */
-function gradBuffer(t: Tensor): { buf: Float32Array; beta: number } {
+function gradBuffer(t: GradTarget): { buf: Float32Array; beta: number } {
   const { buf, fresh } = writableGrad(t);
   return { buf, beta: fresh ? 0 : 1 };
 }
@@ -45,11 +45,19 @@ export function matmul(a: Tensor, b: Tensor, transA = false, transB = false): Te
     k.gemm(transA, transB, M, N, K, 1, A, B, 0, out, { count, strideA: M * K, strideB: shared ? 0 : K * N, strideC: M * N });
   }
   const res = new Tensor(out, [...batchA, M, N]);
+  // The closure keeps the slots and only the operands a gradient needs (dA needs B, dB needs A).
+  const as = a.slot;
+  const bs = b.slot;
+  const Ak = b.requiresGrad ? A : null;
+  const Bk = a.requiresGrad ? B : null;
+  const aSize = a.size;
+  const bSize = b.size;
   return record(res, 'matmul', [a, b], (g) => {
     const kk = backend();
-    if (a.requiresGrad) {
+    if (as.requiresGrad && Bk !== null) {
+      const B = Bk;
       // dA = g · op(B)ᵀ (stored as op(A)'s layout)
-      const dA = emptyF32(a.size);
+      const dA = emptyF32(aSize);
       if (shared && !transA) {
         kk.gemm(false, !transB, count * M, K, N, 1, g, B, 0, dA);
       } else if (!transA) {
@@ -58,16 +66,17 @@ export function matmul(a: Tensor, b: Tensor, transA = false, transB = false): Te
         // A stored K×M: dA = op(B) · gᵀ
         kk.gemm(transB, true, K, M, N, 1, B, g, 0, dA, { count, strideA: shared ? 0 : K * N, strideB: M * N, strideC: M * K });
       }
-      accumulateGrad(a, dA);
+      accumulateGrad(as, dA);
     }
-    if (b.requiresGrad) {
+    if (bs.requiresGrad && Ak !== null) {
+      const A = Ak;
       if (shared && !transA) {
-        const { buf, beta } = gradBuffer(b);
+        const { buf, beta } = gradBuffer(bs);
         if (!transB) kk.gemm(true, false, K, N, count * M, 1, A, g, beta, buf);
         else kk.gemm(true, false, N, K, count * M, 1, g, A, beta, buf);
       } else if (shared) {
         // shared B with transposed A: accumulate per batch item
-        const { buf, beta } = gradBuffer(b);
+        const { buf, beta } = gradBuffer(bs);
         for (let i = 0; i < count; i++) {
           const Ai = A.subarray(i * M * K, (i + 1) * M * K);
           const gi = g.subarray(i * M * N, (i + 1) * M * N);
@@ -75,11 +84,11 @@ export function matmul(a: Tensor, b: Tensor, transA = false, transB = false): Te
           else kk.gemm(true, true, N, K, M, 1, gi, Ai, i === 0 ? beta : 1, buf);
         }
       } else {
-        const dB = emptyF32(b.size);
+        const dB = emptyF32(bSize);
         const batch = { count, strideA: M * K, strideB: M * N, strideC: K * N };
         if (!transB) kk.gemm(!transA, false, K, N, M, 1, A, g, 0, dB, batch);
         else kk.gemm(true, transA, N, K, M, 1, g, A, 0, dB, { count, strideA: M * N, strideB: M * K, strideC: K * N });
-        accumulateGrad(b, dB);
+        accumulateGrad(bs, dB);
       }
     }
   });
@@ -109,24 +118,29 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
   }
   if (rows > 0) k.gemm(false, true, rows, outF, inF, 1, X, W, beta, out);
   const res = new Tensor(out, [...x.shape.slice(0, -1), outF]);
+  // The input is kept only for the weight gradient: a frozen layer's input can go after forward.
+  const xs = x.slot;
+  const ws = w.slot;
+  const bs = b === null ? null : b.slot;
+  const Xk = w.requiresGrad ? X : null;
   return record(res, 'linear', b ? [x, w, b] : [x, w], (g) => {
     const kk = backend();
-    if (x.requiresGrad) {
-      const dX = emptyF32(x.size);
+    if (xs.requiresGrad) {
+      const dX = emptyF32(xs.size);
       kk.gemm(false, false, rows, inF, outF, 1, g, W, 0, dX);
-      accumulateGrad(x, dX);
+      accumulateGrad(xs, dX);
     }
-    if (w.requiresGrad) {
-      const { buf, beta: bt } = gradBuffer(w);
-      kk.gemm(true, false, outF, inF, rows, 1, g, X, bt, buf);
+    if (ws.requiresGrad && Xk !== null) {
+      const { buf, beta: bt } = gradBuffer(ws);
+      kk.gemm(true, false, outF, inF, rows, 1, g, Xk, bt, buf);
     }
-    if (b !== null && b.requiresGrad) {
+    if (bs !== null && bs.requiresGrad) {
       const db = new Float32Array(outF);
       for (let r = 0; r < rows; r++) {
         const o = r * outF;
         for (let j = 0; j < outF; j++) db[j]! += g[o + j]!;
       }
-      accumulateGrad(b, db);
+      accumulateGrad(bs, db);
     }
   });
 }
@@ -149,19 +163,21 @@ function packedLinear(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
   }
   if (rows > 0) backend().packedLinear(X, p, out, rows, beta);
   const res = new Tensor(out, [...x.shape.slice(0, -1), p.rows]);
+  const xs = x.slot;
+  const bs = b === null ? null : b.slot;
   return record(res, 'linear', b ? [x, w, b] : [x, w], (g) => {
-    if (x.requiresGrad) {
-      const dX = emptyF32(x.size);
+    if (xs.requiresGrad) {
+      const dX = emptyF32(xs.size);
       backend().packedLinearBackward(g, p, dX, rows);
-      accumulateGrad(x, dX);
+      accumulateGrad(xs, dX);
     }
-    if (b !== null && b.requiresGrad) {
+    if (bs !== null && bs.requiresGrad) {
       const db = new Float32Array(p.rows);
       for (let r = 0; r < rows; r++) {
         const o = r * p.rows;
         for (let j = 0; j < p.rows; j++) db[j]! += g[o + j]!;
       }
-      accumulateGrad(b, db);
+      accumulateGrad(bs, db);
     }
   });
 }

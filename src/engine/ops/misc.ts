@@ -19,10 +19,11 @@ export function rope(x: Tensor, positions: Tensor, theta: number): Tensor {
   if (P.length !== B * L) throw new ShapeError('rope', `positions ${fmtShape(positions.shape)} do not match (B, L) = (${B}, ${L})`);
   const out = emptyF32(x.size);
   backend().rope(x.f32, out, B, L, H, D, P, theta, false);
+  const xs = x.slot; // rope is linear in x: its backward needs no data
   return record(new Tensor(out, x.shape), 'rope', [x], (g) => {
     const d = emptyF32(g.length);
     backend().rope(g, d, B, L, H, D, P, theta, true);
-    accumulateGrad(x, d);
+    accumulateGrad(xs, d);
   });
 }
 

@@ -2,7 +2,7 @@
  * Shape ops: reshape (a view sharing the buffer), permute/transpose, concat, split, slice,
  * index-select, embedding gather (scatter-add backward), masked fill, broadcast-to.
  */
-import { Tensor, ShapeError, emptyF32, fmtShape, shapeSize } from '../tensor.ts';
+import { type GradSlot, Tensor, ShapeError, emptyF32, fmtShape, shapeSize } from '../tensor.ts';
 import { accumulateGrad, record, writableGrad } from '../autograd.ts';
 import { broadcastShapes, broadcastStrides, forEachBroadcast, reduceToShape } from './broadcast.ts';
 import { backend } from '../backend.ts';
@@ -19,7 +19,8 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   }
   if (shapeSize(s) !== x.size) throw new ShapeError('reshape', `cannot reshape ${fmtShape(x.shape)} (${x.size} elements) to ${fmtShape(shape)}`);
   const out = new Tensor(x.data, s);
-  return record(out, 'reshape', [x], (g) => accumulateGrad(x, g, false));
+  const xs = x.slot;
+  return record(out, 'reshape', [x], (g) => accumulateGrad(xs, g, false));
 }
 
 function stridesOf(shape: readonly number[]): number[] {
@@ -70,11 +71,16 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
     throw new ShapeError('permute', `invalid permutation ${fmtShape(perm)} for ${fmtShape(x.shape)}`);
   }
   const out = new Tensor(permuteData(x.data, x.shape, perm), perm.map((p) => x.shape[p]!));
-  return record(out, 'permute', [x], (g) => {
+  return record(out, 'permute', [x], permuteBackward(x.slot, out.shape, perm));
+}
+
+/** permute's backward, made outside permute() so that it captures neither tensor (their data may go). */
+function permuteBackward(xs: GradSlot, outShape: readonly number[], perm: readonly number[]): (g: Float32Array) => void {
+  return (g) => {
     const inv = new Array<number>(perm.length);
     perm.forEach((p, i) => { inv[p] = i; });
-    accumulateGrad(x, permuteData(g, out.shape, inv));
-  });
+    accumulateGrad(xs, permuteData(g, outShape, inv));
+  };
 }
 
 export function transpose(x: Tensor, a: number, b: number): Tensor {
@@ -113,9 +119,14 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
     for (let o = 0; o < outer; o++) out.set(t.data.subarray(o * w, (o + 1) * w), o * total * inner + off);
     off += w;
   }
-  return record(new Tensor(out, shape), 'concat', xs, (g) => {
+  return record(new Tensor(out, shape), 'concat', xs, concatBackward(xs.map((t) => t.slot), a, outer, inner, total));
+}
+
+/** concat's backward, made outside concat() so that it captures no input tensor (their data may go). */
+function concatBackward(slots: readonly GradSlot[], a: number, outer: number, inner: number, total: number): (g: Float32Array) => void {
+  return (g) => {
     let off2 = 0;
-    for (const t of xs) {
+    for (const t of slots) {
       const w = t.shape[a]! * inner;
       if (t.requiresGrad) {
         const d = emptyF32(t.size);
@@ -124,7 +135,7 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
       }
       off2 += w;
     }
-  });
+  };
 }
 
 /** x[..., start:end, ...] along one axis (copy; a leading-axis slice of an int tensor is a view). */
@@ -140,10 +151,11 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   for (let o = 0; o < outer; o++) {
     out.set(x.data.subarray((o * n + start) * inner, (o * n + end) * inner), o * len * inner);
   }
+  const xs = x.slot;
   return record(new Tensor(out, shape), 'slice', [x], (g) => {
     // Into x's gradient in place: the slices of one tensor (q, k, v of a packed projection) fill one
     // buffer instead of each making a full-size zero buffer that is then added to the others.
-    const { buf, fresh } = writableGrad(x);
+    const { buf, fresh } = writableGrad(xs);
     const w = len * inner;
     const k = backend();
     for (let o = 0; o < outer; o++) {
@@ -185,8 +197,9 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
       out.set(x.data.subarray(src, src + inner), (o * m + i) * inner);
     }
   }
+  const xs = x.slot;
   return record(new Tensor(out, shape), 'index_select', [x], (g) => {
-    const d = new Float32Array(x.size);
+    const d = new Float32Array(xs.size);
     for (let o = 0; o < outer; o++) {
       for (let i = 0; i < m; i++) {
         const dst = (o * n + I[i]!) * inner;
@@ -194,7 +207,7 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
         for (let j = 0; j < inner; j++) d[dst + j]! += g[src + j]!;
       }
     }
-    accumulateGrad(x, d);
+    accumulateGrad(xs, d);
   });
 }
 
@@ -209,8 +222,9 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   const W = weight.f32;
   const out = emptyF32(I.length * D);
   for (let i = 0; i < I.length; i++) out.set(W.subarray(I[i]! * D, (I[i]! + 1) * D), i * D);
+  const ws = weight.slot;
   return record(new Tensor(out, [...ids.shape, D]), 'embedding', [weight], (g) => {
-    const G = writableGrad(weight).buf;
+    const G = writableGrad(ws).buf;
     for (let i = 0; i < I.length; i++) {
       const dst = I[i]! * D;
       const src = i * D;
@@ -249,5 +263,6 @@ export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
   const out = emptyF32(shapeSize(shape));
   const zero = new Array<number>(shape.length).fill(0);
   forEachBroadcast(shape, broadcastStrides(x.shape, shape), zero, (o, ia) => { out[o] = X[ia]!; });
-  return record(new Tensor(out, shape), 'broadcast_to', [x], (g) => accumulateGrad(x, reduceToShape(g, shape, x.shape), false));
+  const [xs, xShape] = [x.slot, x.shape];
+  return record(new Tensor(out, shape), 'broadcast_to', [x], (g) => accumulateGrad(xs, reduceToShape(g, shape, xShape), false));
 }
