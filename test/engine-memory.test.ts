@@ -12,7 +12,7 @@ import { GradSlot, Tensor, emptyF32 } from '../src/engine/tensor.ts';
 import { BufferPool, releaseF32, takePooled } from '../src/engine/buffer-pool.ts';
 import { Rng } from '../src/engine/rng.ts';
 import { Flamingo } from '../src/model/flamingo.ts';
-import type { FlamingoConfig } from '../src/model/config.ts';
+import type { FlamingoConfig, LMConfig } from '../src/model/config.ts';
 import { TINY, openGates, pixels } from './helpers/tiny-flamingo.ts';
 
 test('BufferPool hands out only whole buffers of the exact length, each once', () => {
@@ -77,7 +77,7 @@ const WIDE: FlamingoConfig = {
   ...TINY,
   resampler: { ...TINY.resampler, num_latents: 8 },
   xattn: { ...TINY.xattn, dim: 64, dim_head: 16, heads: 4 },
-  lm: { ...TINY.lm, hidden_size: 64, intermediate_size: 160, num_heads: 4, num_key_value_heads: 4 },
+  lm: { ...(TINY.lm as LMConfig), hidden_size: 64, intermediate_size: 160, num_heads: 4, num_key_value_heads: 4 },
 };
 
 function gradients(model: Flamingo, retain: boolean): Map<string, Float32Array> {

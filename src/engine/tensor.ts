@@ -7,7 +7,7 @@ import { Buffer } from 'node:buffer';
 import { FlamingoError } from '../errors.ts';
 
 import type { PackedWeight } from './quant.ts';
-import { takePooled } from './buffer-pool.ts';
+import { releaseF32, takePooled } from './buffer-pool.ts';
 
 /** 'bf16' and 'int8' are packed weight matrices (see quant.ts): only `linear` reads them. */
 export type DType = 'float32' | 'int32' | 'bf16' | 'int8';
@@ -61,6 +61,18 @@ export function emptyF32(n: number): Float32Array {
 export function zerosF32(n: number): Float32Array {
   const pooled = n < UNCLEARED_MIN ? null : takePooled(n);
   return pooled === null ? new Float32Array(n) : pooled.fill(0);
+}
+
+/**
+ * Model code's statement that t, an intermediate result it made and handed to no one, is dead: inside
+ * a pooled no-grad scope (`withBufferPool`, e.g. the frozen vision encoder) its buffer is reused by the
+ * next allocation of the same length. A tensor in the graph (requires grad, or a node saved it) is never
+ * released, and outside a pool this does nothing, so the call is always safe for a dead intermediate.
+ * Never call it on a parameter, a view of a live tensor, or anything returned or stored.
+ */
+export function disposeTensor(t: Tensor): void {
+  if (t.requiresGrad || t.node !== null || t.packed !== null || t.dtype !== 'float32') return;
+  releaseF32(t.f32);
 }
 
 let nextId = 1;

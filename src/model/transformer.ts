@@ -3,7 +3,7 @@
  * pre-norm residual attention (nn.MultiheadAttention names: attn.in_proj_weight / in_proj_bias / out_proj)
  * and an MLP (mlp.c_fc, mlp.c_proj). The text tower's attention is causal, as in open_clip.
  */
-import { Tensor, zeros } from '../engine/tensor.ts';
+import { Tensor, disposeTensor, zeros } from '../engine/tensor.ts';
 import { add, activation, attention, linear, slice } from '../engine/index.ts';
 import type { Activation } from '../engine/kernels/types.ts';
 import type { Rng } from '../engine/rng.ts';
@@ -50,13 +50,28 @@ export class MultiheadAttention extends Module {
     // A packed (bf16 / int8) weight has no float rows to slice: one product, then the output is sliced.
     const packed = this.in_proj_weight.packed !== null;
     const qkv = packed ? linear(x, this.in_proj_weight, this.in_proj_bias) : null;
-    const part = (i: number) => qkv
-      ? slice(qkv, 2, i * W, (i + 1) * W)
-      : linear(x, slice(this.in_proj_weight, 0, i * W, (i + 1) * W), slice(this.in_proj_bias, 0, i * W, (i + 1) * W));
-    const q = splitHeads(part(0), this.heads);
-    const k = splitHeads(part(1), this.heads);
-    const v = splitHeads(part(2), this.heads);
-    return this.out_proj.forward(mergeHeads(attention(q, k, v, { causal: this.causal })));
+    // Every intermediate below is disposed once used (reused only inside a no-grad pool: the frozen ViT).
+    const part = (i: number): Tensor => {
+      if (qkv) return splitHeads(slice(qkv, 2, i * W, (i + 1) * W), this.heads);
+      const w = slice(this.in_proj_weight, 0, i * W, (i + 1) * W);
+      const b = slice(this.in_proj_bias, 0, i * W, (i + 1) * W);
+      const y = linear(x, w, b);
+      disposeTensor(w);
+      const heads = splitHeads(y, this.heads);
+      disposeTensor(y);
+      return heads;
+    };
+    const q = part(0);
+    const k = part(1);
+    const v = part(2);
+    if (qkv) disposeTensor(qkv);
+    const o = attention(q, k, v, { causal: this.causal });
+    for (const t of [q, k, v]) disposeTensor(t);
+    const merged = mergeHeads(o);
+    disposeTensor(o);
+    const out = this.out_proj.forward(merged);
+    disposeTensor(merged);
+    return out;
   }
 }
 
@@ -70,7 +85,12 @@ export class Mlp extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.c_proj.forward(activation(this.act, this.c_fc.forward(x)));
+    const h = this.c_fc.forward(x);
+    const a = activation(this.act, h);
+    disposeTensor(h);
+    const y = this.c_proj.forward(a);
+    disposeTensor(a);
+    return y;
   }
 }
 
@@ -89,7 +109,17 @@ export class ResidualAttentionBlock extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const h = add(x, this.attn.forward(this.ln_1.forward(x)));
-    return add(h, this.mlp.forward(this.ln_2.forward(h)));
+    const n1 = this.ln_1.forward(x);
+    const a = this.attn.forward(n1);
+    disposeTensor(n1);
+    const h = add(x, a);
+    disposeTensor(a);
+    const n2 = this.ln_2.forward(h);
+    const m = this.mlp.forward(n2);
+    disposeTensor(n2);
+    const y = add(h, m);
+    disposeTensor(m);
+    disposeTensor(h);
+    return y;
   }
 }

@@ -7,7 +7,7 @@
  *   pooled = ln_post(x)[:, 0] · proj;  tokens = ln_post(x)[:, 1:]  (or x[:, 1:] when !ln_post_on_tokens;
  *   [:, 0:], class token first, when tokens_include_cls)
  */
-import { Tensor, zeros, ShapeError, fmtShape } from '../engine/tensor.ts';
+import { Tensor, disposeTensor, zeros, ShapeError, fmtShape } from '../engine/tensor.ts';
 import { add, concat, matmul, patchEmbed, reshape, slice, broadcastTo } from '../engine/index.ts';
 import type { Rng } from '../engine/rng.ts';
 import { Module } from '../nn/module.ts';
@@ -69,7 +69,11 @@ export class VisionTransformer extends Module {
     const cls = broadcastTo(reshape(this.class_embedding, [1, 1, cfg.width]), [N, 1, cfg.width]);
     let x = add(concat([cls, patches], 1), this.positional_embedding);
     x = this.ln_pre.forward(x);
-    for (const b of this.blocks) x = b.forward(x);
+    for (const b of this.blocks) {
+      const y = b.forward(x);
+      disposeTensor(x); // the previous block's output (or ln_pre's): read by this block only
+      x = y;
+    }
     const L = x.shape[1]!;
     const normed = this.ln_post.forward(x);
     const pooled = matmul(reshape(slice(normed, 1, 0, 1), [N, cfg.width]), this.proj);

@@ -74,7 +74,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const ks = k.slot;
   const vs = v.slot;
   const ss = slopes === null ? null : slopes.slot;
-  return record(new Tensor(O, [B, H, Lq, Dv]), 'attention', slopes ? [q, k, v, slopes] : [q, k, v], (g) => {
+  const out = record(new Tensor(O, [B, H, Lq, Dv]), 'attention', slopes ? [q, k, v, slopes] : [q, k, v], (g) => {
     const kk = backend();
     if (vs.requiresGrad) {
       const dV = emptyF32(vs.size);
@@ -108,4 +108,6 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     releaseF32(P);
     releaseF32(dS);
   });
+  if (out.node === null) releaseF32(P); // no backward will read it (inside a pooled no-grad scope: reused)
+  return out;
 }
