@@ -22,6 +22,7 @@ const cases: OpCase[] = [
   { name: 'add (general broadcast)', make: (r) => ({ f: E.add, inputs: [randTensor(r, [2, 1, 3]), randTensor(r, [4, 1])] }) },
   { name: 'sub (prefix broadcast)', make: (r) => ({ f: E.sub, inputs: [randTensor(r, [3, 4]), randTensor(r, [3, 1])] }) },
   { name: 'mul (broadcast)', make: (r) => ({ f: E.mul, inputs: [randTensor(r, [2, 3, 4]), randTensor(r, [1, 3, 1])] }) },
+  { name: 'mul (scalar factor, both orders)', make: (r) => ({ f: (x, s) => E.add(E.mul(x, s), E.mul(s, x)), inputs: [randTensor(r, [2, 3, 4]), randTensor(r, [])] }) },
   { name: 'mul (same tensor twice)', make: (r) => { const a = randTensor(r, [5]); return { f: (x) => E.mul(x, x), inputs: [a] }; } },
   { name: 'div', make: (r) => { const b = randTensor(r, [4]); b.f32.forEach((v, i) => { b.f32[i] = 1.5 + Math.abs(v); }); return { f: E.div, inputs: [randTensor(r, [3, 4]), b] }; } },
   { name: 'affine', make: (r) => ({ f: (x) => E.affine(x, 1.7, 0.3), inputs: [randTensor(r, [6])] }) },

@@ -94,11 +94,12 @@ export function accumulateGrad(t: GradTarget, g: Float32Array, owned = true): vo
 
 /**
  * t.grad for an op that accumulates into it in place (weight gradients written by a kernel): allocated
- * (zeros) on first use, and copied first when it is borrowed. `fresh` tells that it was just allocated.
+ * (zeros) on first use, and copied first when it is borrowed. `fresh` tells that it was just allocated;
+ * with `uncleared` a fresh buffer's contents are unspecified and the caller must write all of it.
  */
-export function writableGrad(t: GradTarget): { buf: Float32Array; fresh: boolean } {
+export function writableGrad(t: GradTarget, uncleared = false): { buf: Float32Array; fresh: boolean } {
   if (t.grad === null) {
-    t.grad = zerosF32(t.size);
+    t.grad = uncleared ? emptyF32(t.size) : zerosF32(t.size);
     t.gradBorrowed = false;
     return { buf: t.grad, fresh: true };
   }

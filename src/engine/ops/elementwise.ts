@@ -84,6 +84,21 @@ function mulBroadcast(g: Float32Array, outShape: readonly number[], t: Tensor): 
   return binaryForward('mul', new Tensor(g, outShape), t).f32;
 }
 
+/**
+ * The gradient of one factor of a product: g ⊙ other, summed back to the factor's shape. A scalar
+ * factor beside a full-size one (the gated blocks' tanh gates) sums the products in one pass, without
+ * the full-size temporary; the sum is the one reduceToShape makes (float32 running sum, same order).
+ */
+function mulGrad(g: Float32Array, outShape: readonly number[], other: Tensor, shape: readonly number[]): Float32Array {
+  const O = other.f32;
+  if (shapeSize(shape) === 1 && O.length === g.length) {
+    let s = 0;
+    for (let i = 0; i < g.length; i++) s = Math.fround(s + Math.fround(g[i]! * O[i]!));
+    return Float32Array.of(s);
+  }
+  return reduceToShape(mulBroadcast(g, outShape, other), outShape, shape);
+}
+
 export function add(a: Tensor, b: Tensor): Tensor {
   const out = binaryForward('add', a, b);
   // slots and shapes only: neither operand's data is needed for the gradient
@@ -115,8 +130,8 @@ export function mul(a: Tensor, b: Tensor): Tensor {
   const aKeep = b.requiresGrad ? a : null;
   const bKeep = a.requiresGrad ? b : null;
   return record(out, 'mul', [a, b], (g) => {
-    if (as.requiresGrad && bKeep !== null) accumulateGrad(as, reduceToShape(mulBroadcast(g, oShape, bKeep), oShape, aShape));
-    if (bs.requiresGrad && aKeep !== null) accumulateGrad(bs, reduceToShape(mulBroadcast(g, oShape, aKeep), oShape, bShape));
+    if (as.requiresGrad && bKeep !== null) accumulateGrad(as, mulGrad(g, oShape, bKeep, aShape));
+    if (bs.requiresGrad && aKeep !== null) accumulateGrad(bs, mulGrad(g, oShape, aKeep, bShape));
   });
 }
 

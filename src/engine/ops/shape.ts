@@ -155,14 +155,18 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   return record(new Tensor(out, shape), 'slice', [x], (g) => {
     // Into x's gradient in place: the slices of one tensor (q, k, v of a packed projection) fill one
     // buffer instead of each making a full-size zero buffer that is then added to the others.
-    const { buf, fresh } = writableGrad(xs);
+    // A fresh buffer is not cleared first: each row gets the slice and zeros around it, one write each.
+    const { buf, fresh } = writableGrad(xs, true);
     const w = len * inner;
     const k = backend();
     for (let o = 0; o < outer; o++) {
       const src = g.subarray(o * w, (o + 1) * w);
       const dst = (o * n + start) * inner;
-      if (fresh) buf.set(src, dst);
-      else if (w >= KERNEL_ROW) k.axpy(1, src, buf.subarray(dst, dst + w), w);
+      if (fresh) {
+        buf.fill(0, o * n * inner, dst);
+        buf.set(src, dst);
+        buf.fill(0, dst + w, (o + 1) * n * inner);
+      } else if (w >= KERNEL_ROW) k.axpy(1, src, buf.subarray(dst, dst + w), w);
       else for (let j = 0; j < w; j++) buf[dst + j]! += src[j]!;
     }
   });
