@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "pool.h"
+#include "scratch.h"
 
 // Every function touching AVX-512 carries the target attribute below (none of this file is built
 // with -mavx512f), so the rest of the addon — and the inline functions of the headers above,
@@ -34,21 +35,8 @@ constexpr int MR = 14, NV = 2, NR = 16 * NV;
 // NC: the packed B block (KC × NC = 3 MB) lives in L3.
 constexpr int64_t KC = 192, MC = 336, NC = 4096;
 
-struct Buf {
-  float* p = nullptr;
-  size_t n = 0;
-  ~Buf() { std::free(p); }
-  float* get(size_t want) {
-    if (want > n) {
-      std::free(p);
-      p = static_cast<float*>(std::aligned_alloc(64, (want * sizeof(float) + 63) / 64 * 64));
-      n = want;
-    }
-    return p;
-  }
-};
 // Packing buffers per thread, reused across calls (≈ 250 KB for A, ≤ 3 MB for B).
-thread_local Buf t_pack_a, t_pack_b;
+thread_local Scratch t_pack_a, t_pack_b;
 
 // ---------------------------------------------------------------- packing
 // dst[p·R + r] = src[p·ld + r] for r < valid, 0 for valid ≤ r < R (p < kc): rows of the source are

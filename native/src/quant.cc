@@ -10,6 +10,7 @@
 
 #include "gemm.h"
 #include "pool.h"
+#include "scratch.h"
 #include "simd.h"
 
 #ifdef FLAMINGO_OPENBLAS
@@ -400,22 +401,8 @@ void tile_gemm(bool transB, int64_t m, int64_t n, int64_t k, const float* a, int
   sgemm_ld(false, false, transB, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
 }
 
-struct Buffer {
-  float* p = nullptr;
-  size_t n = 0;
-  ~Buffer() { std::free(p); }
-  float* get(size_t want) {
-    if (want > n) {
-      std::free(p);
-      p = static_cast<float*>(std::aligned_alloc(64, (want * sizeof(float) + 63) / 64 * 64));
-      n = want;
-    }
-    return p;
-  }
-};
-
 // One panel buffer per thread, reused across calls (≤ max(4 MB, 64 rows × inF floats)).
-thread_local Buffer t_panel;
+thread_local Scratch t_panel;
 
 void panel_forward(const float* x, const PackedW& w, float* out, int64_t rows, bool accumulate) {
   const int64_t C = w.cols, O = w.rows;
