@@ -1,7 +1,8 @@
 /**
  * The growable KV cache (src/model/lm/kv-cache.ts): appends in place, grows by doubling, keeps every
  * view valid when two branches append to the same prefix, and attention over a buffer's first
- * keyLength positions equals attention over a contiguous copy of them.
+ * keyLength positions equals attention over a contiguous copy of them. Also the other decode-step
+ * shortcut: the gated block's one-pass residual equals the ops it replaces.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +10,7 @@ import * as E from '../src/engine/index.ts';
 import { Tensor } from '../src/engine/tensor.ts';
 import { Rng } from '../src/engine/rng.ts';
 import { CachedKV } from '../src/model/lm/kv-cache.ts';
+import { GatedCrossAttentionBlock } from '../src/model/gated-xattn.ts';
 
 function rand(shape: number[], rng: Rng): Tensor {
   const t = new Tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
@@ -65,4 +67,19 @@ test('attention over the first keyLength positions of a buffer equals attention 
   const got = E.attention(q, k.buffer, v.buffer, { ...opts, keyLength: 6 });
   assert.deepEqual(got.f32, ref.f32);
   assert.throws(() => E.attention(q, k.buffer, v.buffer, { ...opts, keyLength: 17 }), /keyLength/);
+});
+
+test('gated cross-attention without a graph (one-pass residual) equals the recorded ops exactly', () => {
+  const rng = new Rng(4);
+  const cfg = { dim: 48, dim_visual: 32, dim_head: 8, heads: 2, ff_mult: 2, only_attend_immediate_media: true, ln_eps: 1e-5 };
+  const block = new GatedCrossAttentionBlock(cfg, rng);
+  block.attn_gate!.f32[0] = 0.7;
+  block.ff_gate!.f32[0] = -1.3;
+  const x = rand([2, 3, 48], rng);
+  const media = rand([2, 2, 4, 32], rng);
+  const tt = Int32Array.from([0, 1, 2, 1, 1, 2]);
+  const fast = E.noGrad(() => block.forward(x, media, tt));
+  x.requiresGrad = true; // the recorded path: add(x, mul(a, tanh(α)))
+  const ops = block.forward(x, media, tt);
+  assert.deepEqual(fast.f32, ops.f32);
 });
