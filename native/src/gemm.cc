@@ -405,20 +405,8 @@ void gemm(const GemmArgs& g) {
   // few rows (decode-step attention: one query per head) packing costs more than the product, so
   // those stream B directly.
   if (macs <= SMALL_MACS) {
-    if (g.m <= SKINNY_M) {
-      // A decode step's attention (one query per head over the cached keys) reads B from memory
-      // (the cache of all layers outgrows the caches): spread items once they read ≥ 64 KB of B
-      // between them, so both threads' bandwidth serves it. Each product is computed as before.
-      const int64_t bBytes = std::max<int64_t>(1, g.n * g.k * static_cast<int64_t>(sizeof(float)));
-      parallel_for(g.count, std::max<int64_t>(1, (int64_t{1} << 16) / bBytes), [&](int64_t b0, int64_t b1) {
-        for (int64_t i = b0; i < b1; i++) {
-          skinny(g.transA, g.transB, g.m, g.n, g.k, g.alpha, g.a + i * g.strideA, g.b + i * g.strideB, g.beta,
-                 g.c + i * g.strideC);
-        }
-      });
-    } else {
-      batch_parallel(g, macs, builtin_one);
-    }
+    if (g.m <= SKINNY_M) batch_parallel(g, macs, skinny);
+    else batch_parallel(g, macs, builtin_one);
     return;
   }
   // x · Wᵀ with a few rows (decode steps' linear layers): the streaming register kernel of
