@@ -25,7 +25,8 @@
  * (bench/lib/profile.ts). --profile-shapes does the same with GEMM time by exact shape and
  * transposes (`gemm NT 1024x2048x768`, x48 = batch count) instead of size class. --train-only skips
  * prefill and decode. --profile-decode profiles the decode workload's single-token steps the same way
- * (one profile step per token) and adds `decode_profile`.
+ * (one profile step per token) and adds `decode_profile`; with --profile-shapes beside it, its GEMM and packed
+ * products are listed by shape.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -326,7 +327,7 @@ export async function run(args: string[]): Promise<void> {
       begin('forward');
       const logits = E.noGrad(() => decodeStep(model, state, [tok]));
       tok = argmax(logits, 0, logits.length);
-    });
+    }, { shapes: args.includes('--profile-shapes') });
     result.decode_profile = prof;
     process.stderr.write(formatProfile(prof, 30) + '\n');
   }

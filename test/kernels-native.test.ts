@@ -10,7 +10,8 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { getTsKernels, tryNativeKernels } from '../src/engine/kernels/index.ts';
-import { loadNativeAddon, NativeKernelArgumentError } from '../src/engine/kernels/native.ts';
+import { checkGemmChoice, loadNativeAddon, NativeKernelArgumentError, NativeKernelConfigError } from '../src/engine/kernels/native.ts';
+import { FlamingoError } from '../src/errors.ts';
 import type { Activation, Kernels } from '../src/engine/kernels/types.ts';
 
 const { kernels: maybeNative, reason } = tryNativeKernels();
@@ -200,6 +201,14 @@ test('gemm: the AVX-512 GEMM runs when the CPU has AVX-512, and FLAMINGO_GEMM=op
   const forced = process.env.FLAMINGO_GEMM === 'openblas';
   assert.equal(info.gemm, cpuHas && !forced ? 'avx512' : info.hasBlas ? 'openblas' : 'builtin');
   if (info.gemm === 'avx512') assert.match(nat.description, /\+ own AVX-512 sgemm \d+x\d+/);
+});
+
+test('gemm: an unknown FLAMINGO_GEMM is an error naming the value and the allowed ones', () => {
+  assert.doesNotThrow(() => checkGemmChoice({}));
+  assert.doesNotThrow(() => checkGemmChoice({ FLAMINGO_GEMM: 'openblas' }));
+  assert.doesNotThrow(() => checkGemmChoice({ FLAMINGO_GEMM: 'avx512' }));
+  assert.throws(() => checkGemmChoice({ FLAMINGO_GEMM: 'OpenBLAS ' }), (e: unknown) =>
+    e instanceof NativeKernelConfigError && e instanceof FlamingoError && /FLAMINGO_GEMM="OpenBLAS "/.test(e.message) && /avx512, openblas/.test(e.message));
 });
 
 test('gemm tests pass with FLAMINGO_GEMM=openblas too (the previous path, in a child process)', { skip }, () => {

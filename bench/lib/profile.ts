@@ -16,12 +16,15 @@ export interface StepProfile {
   /** Per step, by op kind, sorted by forward + backward time. */
   ops: { op: string; forward_ms: number; backward_ms: number; forward_calls: number; backward_calls: number }[];
   /** Per step, by phase/kernel (GEMM by size class), sorted by time. */
-  kernels: { kernel: string; ms: number; calls: number; gflops?: number }[];
+  kernels: { kernel: string; ms: number; calls: number; gflops?: number; gbps?: number }[];
   summary: {
     step_ms: number;
     gemm_ms: number;
     gemm_gflop: number;
     gemm_gflops: number;
+    /** Packed (bf16 / int8) products: time and the weight bytes they streamed per second. */
+    packed_ms: number;
+    packed_gbps: number;
     other_kernels_ms: number;
     /** Step time outside every kernel: TypeScript loops in ops, buffer allocation, model code, GC. */
     outside_kernels_ms: number;
@@ -82,11 +85,11 @@ export async function profileSteps(steps: number, step: StepFn, opts: { shapes?:
   const per = (x: number) => x / steps;
   const ops = [...prof.ops].map(([op, o]) => ({ op, forward_ms: per(o.forward_ms), backward_ms: per(o.backward_ms), forward_calls: per(o.forward_calls), backward_calls: per(o.backward_calls) }))
     .sort((a, b) => b.forward_ms + b.backward_ms - a.forward_ms - a.backward_ms);
-  const kernels = [...prof.kernels].map(([kernel, k]) => ({ kernel, ms: per(k.ms), calls: per(k.calls), ...(k.gflop !== undefined ? { gflops: k.gflop / (k.ms / 1000) } : {}) }))
+  const kernels = [...prof.kernels].map(([kernel, k]) => ({ kernel, ms: per(k.ms), calls: per(k.calls), ...(k.gflop !== undefined ? { gflops: k.gflop / (k.ms / 1000) } : {}), ...(k.gbyte !== undefined ? { gbps: k.gbyte / (k.ms / 1000) } : {}) }))
     .sort((a, b) => b.ms - a.ms);
-  let gemmMs = 0, gemmGf = 0, otherMs = 0;
+  let gemmMs = 0, gemmGf = 0, packedMs = 0, packedGb = 0, otherMs = 0;
   for (const k of prof.kernels.values()) {
-    if (k.gflop !== undefined) { gemmMs += k.ms; gemmGf += k.gflop; } else otherMs += k.ms;
+    if (k.gflop !== undefined) { gemmMs += k.ms; gemmGf += k.gflop; } else if (k.gbyte !== undefined) { packedMs += k.ms; packedGb += k.gbyte; } else otherMs += k.ms;
   }
   const stepMs = per(t1 - t0);
   phaseMs.delete('other');
@@ -100,8 +103,10 @@ export async function profileSteps(steps: number, step: StepFn, opts: { shapes?:
       gemm_ms: per(gemmMs),
       gemm_gflop: per(gemmGf),
       gemm_gflops: gemmGf / (gemmMs / 1000),
+      packed_ms: per(packedMs),
+      packed_gbps: packedMs > 0 ? packedGb / (packedMs / 1000) : 0,
       other_kernels_ms: per(otherMs),
-      outside_kernels_ms: stepMs - per(gemmMs + otherMs),
+      outside_kernels_ms: stepMs - per(gemmMs + packedMs + otherMs),
       gc_ms: per(inWindow.reduce((s, e) => s + e.duration, 0)),
       gc_count: per(inWindow.length),
       minor_page_faults: per(ru1.minorPageFault - ru0.minorPageFault),
@@ -119,7 +124,7 @@ export function formatProfile(p: StepProfile, top = 25): string {
   const pct = (x: number) => `${((100 * x) / s.step_ms).toFixed(1)}%`;
   const lines = [
     `profile over ${p.steps} step(s), per step: ${s.step_ms.toFixed(1)} ms (${Object.entries(p.phases).map(([k, v]) => `${k.replace(/_ms$/, '')} ${v.toFixed(1)}`).join(', ')})`,
-    `  GEMM ${s.gemm_ms.toFixed(1)} ms (${pct(s.gemm_ms)}, ${s.gemm_gflops.toFixed(1)} GFLOP/s), other kernels ${s.other_kernels_ms.toFixed(1)} ms (${pct(s.other_kernels_ms)}), outside kernels ${s.outside_kernels_ms.toFixed(1)} ms (${pct(s.outside_kernels_ms)})`,
+    `  GEMM ${s.gemm_ms.toFixed(1)} ms (${pct(s.gemm_ms)}, ${s.gemm_gflops.toFixed(1)} GFLOP/s), packed products ${s.packed_ms.toFixed(1)} ms (${pct(s.packed_ms)}, ${s.packed_gbps.toFixed(1)} GB/s of weights), other kernels ${s.other_kernels_ms.toFixed(1)} ms (${pct(s.other_kernels_ms)}), outside kernels ${s.outside_kernels_ms.toFixed(1)} ms (${pct(s.outside_kernels_ms)})`,
     `  GC ${s.gc_ms.toFixed(1)} ms in ${s.gc_count.toFixed(1)} pauses (${pct(s.gc_ms)}); ${s.minor_page_faults.toFixed(0)} minor page faults, system CPU ${s.system_cpu_ms.toFixed(1)} ms, user CPU ${s.user_cpu_ms.toFixed(1)} ms`,
     `  native pool: ${s.pool_dispatches === null ? 'n/a' : `${s.pool_dispatches.toFixed(0)} jobs dispatched, ${s.pool_inline!.toFixed(0)} run inline`}`,
     '  op                      forward ms  backward ms   calls',
@@ -127,9 +132,10 @@ export function formatProfile(p: StepProfile, top = 25): string {
   for (const o of p.ops.slice(0, top)) {
     lines.push(`  ${o.op.padEnd(22)} ${o.forward_ms.toFixed(1).padStart(10)} ${o.backward_ms.toFixed(1).padStart(12)} ${o.forward_calls.toFixed(0).padStart(7)}`);
   }
-  lines.push('  kernel                                   ms    calls  GFLOP/s');
+  lines.push('  kernel                                   ms    calls  GFLOP/s (GB/s of packed weights)');
   for (const k of p.kernels.slice(0, top)) {
-    lines.push(`  ${k.kernel.padEnd(36)} ${k.ms.toFixed(1).padStart(8)} ${k.calls.toFixed(0).padStart(8)} ${k.gflops !== undefined ? k.gflops.toFixed(1).padStart(8) : ''}`);
+    const rate = k.gflops !== undefined ? k.gflops.toFixed(1).padStart(8) : k.gbps !== undefined ? `(${k.gbps.toFixed(1)} GB/s)`.padStart(14) : '';
+    lines.push(`  ${k.kernel.padEnd(36)} ${k.ms.toFixed(1).padStart(8)} ${k.calls.toFixed(0).padStart(8)} ${rate}`);
   }
   return lines.join('\n');
 }

@@ -312,7 +312,9 @@ constexpr int64_t BATCH_EVEN_MACS = int64_t{512} * 512 * 512;
 // Which GEMM runs the products that are not tiny, skinny (≤ 8 rows) or matrix-vector: the
 // project's AVX-512 kernel (gemm_avx512.cc) when the CPU has AVX-512 — per core 1.7–1.9× the
 // OpenBLAS Haswell kernels that OPENBLAS_CORETYPE pins on Zen 5 — unless FLAMINGO_GEMM=openblas
-// asks for the previous path (OpenBLAS, or the built-in AVX2 GEMM in a build without it).
+// asks for the previous path (OpenBLAS, or the built-in AVX2 GEMM in a build without it). Other
+// values never reach here: the loader (src/engine/kernels/native.ts, checkGemmChoice) refuses
+// them, naming the allowed ones, before it loads the addon.
 bool avx512_active() {
   static const bool yes = [] {
     const char* env = std::getenv("FLAMINGO_GEMM");

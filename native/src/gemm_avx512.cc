@@ -7,6 +7,8 @@
 #include <cstring>
 
 #include "pool.h"
+#include "quant.h"
+#include "scratch.h"
 
 // Every function touching AVX-512 carries the target attribute below (none of this file is built
 // with -mavx512f), so the rest of the addon — and the inline functions of the headers above,
@@ -34,21 +36,8 @@ constexpr int MR = 14, NV = 2, NR = 16 * NV;
 // NC: the packed B block (KC × NC = 3 MB) lives in L3.
 constexpr int64_t KC = 192, MC = 336, NC = 4096;
 
-struct Buf {
-  float* p = nullptr;
-  size_t n = 0;
-  ~Buf() { std::free(p); }
-  float* get(size_t want) {
-    if (want > n) {
-      std::free(p);
-      p = static_cast<float*>(std::aligned_alloc(64, (want * sizeof(float) + 63) / 64 * 64));
-      n = want;
-    }
-    return p;
-  }
-};
 // Packing buffers per thread, reused across calls (≈ 250 KB for A, ≤ 3 MB for B).
-thread_local Buf t_pack_a, t_pack_b;
+thread_local Scratch t_pack_a, t_pack_b;
 
 // ---------------------------------------------------------------- packing
 // dst[p·R + r] = src[p·ld + r] for r < valid, 0 for valid ≤ r < R (p < kc): rows of the source are
@@ -138,6 +127,55 @@ F512 void pack_b(bool tB, const float* b, int64_t ldb, int64_t p0, int64_t kc, i
   }
 }
 
+// Eight weights of a packed row as floats: bf16 is a shift; int8 is float(q) · the scale of their
+// 32-weight block (p is a multiple of 8, so the eight share one block). The same arithmetic as the
+// dequantised panels (quant.cc dequant_panel), so products are unchanged.
+F512 inline __m256 load_packed8(const PackedW& w, int64_t row, int64_t p) {
+  if (w.kind == Packing::Bf16) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.bits + row * w.cols + p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w.qs + row * w.cols + p));
+  return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)),
+                       _mm256_set1_ps(w.scales[row * q8_blocks(w.cols) + p / Q8_BLOCK]));
+}
+
+inline float packed_at(const PackedW& w, int64_t row, int64_t p) {
+  if (w.kind == Packing::Bf16) {
+    const uint32_t u = static_cast<uint32_t>(w.bits[row * w.cols + p]) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
+  return static_cast<float>(w.qs[row * w.cols + p]) * w.scales[row * q8_blocks(w.cols) + p / Q8_BLOCK];
+}
+
+// pack_transpose with the rows read from a packed weight: dst[p·R + r] = dequant(W)[row0 + r, p0 + p].
+template <int R>
+F512 void pack_transpose_packed(const PackedW& w, int64_t row0, int valid, int64_t p0, int64_t kc, float* dst) {
+  const int64_t k8 = kc / 8 * 8;
+  for (int g = 0; g < R; g += 8) {
+    const int rows = std::min(8, R - g);
+    const __mmask8 store = static_cast<__mmask8>((1u << rows) - 1u);
+    for (int64_t p = 0; p < k8; p += 8) {
+      __m256 x[8];
+      for (int r = 0; r < 8; r++) x[r] = g + r < valid ? load_packed8(w, row0 + g + r, p0 + p) : _mm256_setzero_ps();
+      transpose8(x);
+      for (int q = 0; q < 8; q++) _mm256_mask_storeu_ps(dst + (p + q) * R + g, store, x[q]);
+    }
+    for (int64_t p = k8; p < kc; p++)
+      for (int r = 0; r < rows; r++) dst[p * R + g + r] = g + r < valid ? packed_at(w, row0 + g + r, p0 + p) : 0.0f;
+  }
+}
+
+// pack_b for op(B) = dequant(W)[j0 : j0 + nc, p0 : p0 + kc]ᵀ.
+F512 void pack_b_packed(const PackedW& w, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+  for (int64_t j = 0; j < nc; j += NR) {
+    const int valid = static_cast<int>(std::min<int64_t>(NR, nc - j));
+    pack_transpose_packed<NR>(w, j0 + j, valid, p0, kc, dst + (j / NR) * NR * kc);
+  }
+}
+
 // ---------------------------------------------------------------- micro-kernel
 // C[0:mr, 0:nr] = alpha · Ap·Bp + beta · C (beta = 0: C not read), Ap kc × MR, Bp kc × NR packed.
 F512 void micro(int64_t kc, const float* __restrict ap, const float* __restrict bp, float* c, int64_t ldc, float alpha,
@@ -182,8 +220,10 @@ F512 void micro(int64_t kc, const float* __restrict ap, const float* __restrict 
   }
 }
 
+// wp: op(B) is dequant(*wp)ᵀ, rows from b_row0 (b, ldb and tB unused), dequantised while packing.
 F512 void blocked(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc, const PackedW* wp = nullptr,
+                  int64_t b_row0 = 0) {
   const int64_t kcMax = std::min(k, KC);
   const int64_t ncMax = std::min(n, NC);
   float* pa = t_pack_a.get(static_cast<size_t>((std::min(m, MC) + MR - 1) / MR * MR * kcMax));
@@ -193,7 +233,8 @@ F512 void blocked(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha
     for (int64_t pc = 0; pc < k; pc += KC) {
       const int64_t kc = std::min(KC, k - pc);
       const float bt = pc == 0 ? beta : 1.0f;  // beta applies once, on the first K slab
-      pack_b(tB, b, ldb, pc, kc, jc, nc, pb);
+      if (wp) pack_b_packed(*wp, pc, kc, b_row0 + jc, nc, pb);
+      else pack_b(tB, b, ldb, pc, kc, jc, nc, pb);
       for (int64_t ic = 0; ic < m; ic += MC) {
         const int64_t mc = std::min(MC, m - ic);
         pack_a(tA, a, lda, ic, mc, pc, kc, pa);
@@ -240,6 +281,16 @@ void sgemm_avx512_st(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float al
     return;
   }
   blocked(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void sgemm_avx512_packed_st(int64_t m, int64_t n, const float* a, int64_t lda, const PackedW& w, int64_t row0, float beta,
+                            float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (w.cols <= 0) {
+    sgemm_avx512_st(false, true, m, n, 0, 1.0f, a, lda, nullptr, 0, beta, c, ldc);
+    return;
+  }
+  blocked(false, true, m, n, w.cols, 1.0f, a, lda, nullptr, 0, beta, c, ldc, &w, row0);
 }
 
 // Below this many multiply-adds a product stays on the calling thread (a pool hand-out costs µs).

@@ -20,6 +20,13 @@ void sgemm_avx512_st(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float al
 void sgemm_avx512(bool tA, bool tB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
+struct PackedW;
+// C (m × n, ldc) = A (m × W.cols, lda) · dequant(W[row0 : row0 + n, :])ᵀ + beta·C on the calling
+// thread, for a bf16 / int8 W (quant.h): op(B) is dequantised while it is packed, so no float32
+// copy of W is written first. Bit-identical to sgemm_avx512_st on the dequantised rows.
+void sgemm_avx512_packed_st(int64_t m, int64_t n, const float* a, int64_t lda, const PackedW& w, int64_t row0, float beta,
+                            float* c, int64_t ldc);
+
 // The micro-kernel's register tile (rows × columns of C), for the backend description.
 int avx512_gemm_mr();
 int avx512_gemm_nr();

@@ -1,8 +1,9 @@
 // Products with packed frozen weights (src/engine/quant.ts): bf16, and int8 in blocks of 32 input
 // weights with one float32 scale each (llama.cpp Q8_0 semantics). W is (outF × inF) row-major as
 // in nn.Linear. Kernels read the packed storage directly: decode (few rows) converts weights in
-// registers; prefill dequantises one panel of W per tile into a small per-thread buffer and runs
-// an sgemm on it. Argument lengths are validated by the caller (addon.cc).
+// registers; prefill runs the AVX-512 GEMM, which dequantises W while packing it (or, without it,
+// dequantises one panel of W per tile into a small per-thread buffer and runs an sgemm on it).
+// Argument lengths are validated by the caller (addon.cc).
 #pragma once
 #include <cstdint>
 

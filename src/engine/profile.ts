@@ -9,6 +9,7 @@
  * Kernel times come from `profileKernels`, a wrapper around a `Kernels` that times every call.
  */
 import type { GemmBatch, Kernels } from './kernels/types.ts';
+import { packedBytes, type PackedWeight } from './quant.ts';
 
 export interface OpTimes {
   forward_ms: number;
@@ -22,6 +23,8 @@ export interface KernelTimes {
   calls: number;
   /** GEMM classes only: multiply-adds × 2. */
   gflop?: number;
+  /** Packed products only: weight bytes read (decode products are bound by streaming them). */
+  gbyte?: number;
 }
 
 export type Phase = 'forward' | 'backward' | 'optimizer' | 'other';
@@ -63,16 +66,17 @@ export class Profiler {
     o.backward_calls++;
   }
 
-  kernel(name: string, ms: number, gflop?: number): void {
+  kernel(name: string, ms: number, gflop?: number, gbyte?: number): void {
     const key = `${this.phase}/${name}`;
     let k = this.kernels.get(key);
     if (!k) {
-      k = { ms: 0, calls: 0, ...(gflop !== undefined ? { gflop: 0 } : {}) };
+      k = { ms: 0, calls: 0, ...(gflop !== undefined ? { gflop: 0 } : {}), ...(gbyte !== undefined ? { gbyte: 0 } : {}) };
       this.kernels.set(key, k);
     }
     k.ms += ms;
     k.calls++;
     if (gflop !== undefined) k.gflop! += gflop;
+    if (gbyte !== undefined) k.gbyte = (k.gbyte ?? 0) + gbyte;
   }
 }
 
@@ -110,6 +114,17 @@ export function gemmShape(tA: boolean, tB: boolean, m: number, n: number, k: num
 }
 
 /**
+ * Profile key of a packed (bf16 / int8) product x · Wᵀ: by storage and path (`gemv`: the ≤ 4-row
+ * decode kernels that stream W; `panels`: dequantised panels and the GEMM), or with `shapes` by
+ * rows × in → out. GEMV_ROWS mirrors native/src/quant.h's GEMV_MAX_ROWS.
+ */
+const GEMV_ROWS = 4;
+export function packedKey(kernel: string, p: PackedWeight, rows: number, shapes: boolean): string {
+  const path = rows <= GEMV_ROWS ? 'gemv' : 'panels';
+  return `${kernel} ${p.kind} ${shapes ? `${rows}x${p.cols}->${p.rows}` : path}`;
+}
+
+/**
  * A Kernels whose every call is timed into the active profiler (by kernel; GEMM by size class, or
  * by exact shape with `shapes`, to tell which products run below the library's speed).
  */
@@ -119,6 +134,19 @@ export function profileKernels(k: Kernels, opts: { shapes?: boolean } = {}): Ker
   for (const key of Object.keys(k) as (keyof Kernels)[]) {
     const f = k[key];
     if (typeof f !== 'function' || key === 'gemm') continue;
+    if (key === 'packedLinear' || key === 'packedLinearBackward') {
+      // (x, w, out, rows, …): by storage and path, with the weight bytes each call reads
+      wrapped[key] = (...args: unknown[]) => {
+        const p = active;
+        if (!p) return (f as (...a: unknown[]) => unknown)(...args);
+        const w = args[1] as PackedWeight;
+        const t = performance.now();
+        const r = (f as (...a: unknown[]) => unknown)(...args);
+        p.kernel(packedKey(key, w, args[3] as number, opts.shapes ?? false), performance.now() - t, undefined, packedBytes(w) / 1e9);
+        return r;
+      };
+      continue;
+    }
     wrapped[key] = (...args: unknown[]) => {
       const p = active;
       if (!p) return (f as (...a: unknown[]) => unknown)(...args);

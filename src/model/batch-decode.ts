@@ -12,6 +12,7 @@ import { Tensor, zeros } from '../engine/tensor.ts';
 import { noGrad, concat } from '../engine/index.ts';
 import { Rng } from '../engine/rng.ts';
 import { type Flamingo, type FlamingoState, FlamingoInputError } from './flamingo.ts';
+import { CachedKV } from './lm/index.ts';
 import { argmax, sampleRow, type SamplingOptions } from './token-choice.ts';
 import { selectStateRows, prefill, decodeStep } from './decode-state.ts';
 import type { GenerationConfig } from './generate.ts';
@@ -229,9 +230,9 @@ function padLength(t: Tensor, pad: number): Tensor {
 /** Rows of b after rows of a, left padded to the longer length; media padded with filler slots. */
 function mergeStates(a: FlamingoState, b: FlamingoState): FlamingoState {
   const L = Math.max(a.length, b.length);
-  const cat = (x: Tensor | null, y: Tensor | null, i: number): Tensor => {
+  const cat = (x: CachedKV | null, y: CachedKV | null, i: number): CachedKV => {
     if (!x || !y) throw new FlamingoInputError(`cannot merge batches: layer ${i} has no cached keys in one of them`);
-    return concat([padLength(x, L - a.length), padLength(y, L - b.length)], 0);
+    return CachedKV.fromTensor(concat([padLength(x.toTensor(), L - a.length), padLength(y.toTensor(), L - b.length)], 0));
   };
   let media: Tensor | null = null;
   if (a.media && b.media) {

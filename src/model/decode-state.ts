@@ -23,8 +23,8 @@ export function selectStateRows(state: FlamingoState, index: number[], sameMedia
   return {
     media: sameMedia ? state.media : state.media ? indexSelect(state.media, 0, idx) : null,
     cache: {
-      keys: state.cache.keys.map((k) => (k ? indexSelect(k, 0, idx) : null)),
-      values: state.cache.values.map((v) => (v ? indexSelect(v, 0, idx) : null)),
+      keys: state.cache.keys.map((k) => (k ? k.selectRows(index) : null)),
+      values: state.cache.values.map((v) => (v ? v.selectRows(index) : null)),
     },
     mask,
     length: Lt,

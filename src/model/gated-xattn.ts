@@ -13,7 +13,8 @@
  * With `useCachedMedia` (generation after the prompt), every position takes text_time = the row's
  * total media count, i.e. attends to the last image of its prompt.
  */
-import { Tensor, full, ShapeError, fmtShape } from '../engine/tensor.ts';
+import { Tensor, emptyF32, full, ShapeError, fmtShape } from '../engine/tensor.ts';
+import { needsGrad, record } from '../engine/autograd.ts';
 import { add, attention, mul, reshape, slice, tanh } from '../engine/index.ts';
 import type { AttentionMask } from '../engine/ops/attention.ts';
 import type { Rng } from '../engine/rng.ts';
@@ -217,6 +218,25 @@ export class GatedCrossAttentionBlock extends Module {
   }
 
   /**
+   * x + tanh(α)·a. Without a graph to record (generation) in one pass and one output instead of
+   * three ops and three outputs per residual; each element is still the float32 product rounded,
+   * then the float32 sum rounded (exact in float64 before fround), so results are identical.
+   */
+  private residual(x: Tensor, a: Tensor, gate: Tensor | null): Tensor {
+    if (!gate || needsGrad(x, a, gate)) return add(x, this.gated(a, gate));
+    if (a.ndim !== x.ndim || a.shape.some((d, i) => d !== x.shape[i]) || x.dtype !== 'float32' || a.dtype !== 'float32') {
+      return add(x, this.gated(a, gate));
+    }
+    const t = tanh(gate).f32[0]!;
+    const X = x.f32;
+    const A = a.f32;
+    const out = emptyF32(x.size);
+    for (let i = 0; i < out.length; i++) out[i] = Math.fround(X[i]! + Math.fround(A[i]! * t));
+    // recorded for the profiler only: needsGrad was false, so no node (and no backward) is kept
+    return record(new Tensor(out, x.shape), 'gated_residual', [x, a, gate], () => {});
+  }
+
+  /**
    * x: (B, L, dim); media: (B, T, n, dim_visual); tt: text_time for x's positions (see textTime).
    * `trace` (opt-in; nothing is computed for it otherwise) receives what the block did, see XAttnTrace.
    */
@@ -227,8 +247,8 @@ export class GatedCrossAttentionBlock extends Module {
     }
     if (tt.length !== x.shape[0]! * x.shape[1]!) throw new ShapeError('gated_xattn', `text_time has ${tt.length} entries for x ${fmtShape(x.shape)}`);
     if (!trace) {
-      const y = add(x, this.gated(this.attn.forward(x, media, tt, cached), this.attn_gate));
-      return add(y, this.gated(this.ff.forward(y), this.ff_gate));
+      const y = this.residual(x, this.attn.forward(x, media, tt, cached), this.attn_gate);
+      return this.residual(y, this.ff.forward(y), this.ff_gate);
     }
     let weights: Float32Array | null = null;
     const a = this.attn.forward(x, media, tt, cached, (w) => { weights = w; });

@@ -13,7 +13,7 @@ import type { Kernels } from './types.ts';
 import { FlamingoError } from '../../errors.ts';
 
 export type { Kernels } from './types.ts';
-export { NativeKernelsUnavailableError, NativeKernelArgumentError } from './native.ts';
+export { NativeKernelsUnavailableError, NativeKernelArgumentError, NativeKernelConfigError } from './native.ts';
 
 /** FLAMINGO_KERNELS has a value other than native / typescript. */
 export class KernelBackendConfigError extends FlamingoError {

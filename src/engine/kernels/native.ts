@@ -31,6 +31,26 @@ export class NativeKernelArgumentError extends FlamingoError {
   }
 }
 
+/**
+ * Values of FLAMINGO_GEMM, which the addon reads (native/src/gemm.cc): `avx512` (the default: the
+ * project's AVX-512 GEMM when the CPU has it) or `openblas` (OpenBLAS, or the built-in GEMM).
+ */
+export const GEMM_CHOICES = ['avx512', 'openblas'] as const;
+
+/** FLAMINGO_GEMM names no GEMM the addon knows (the addon would otherwise ignore it silently). */
+export class NativeKernelConfigError extends FlamingoError {
+  constructor(readonly variable: string, readonly value: string, readonly allowed: readonly string[]) {
+    super(`${variable}=${JSON.stringify(value)} is not a known value; use one of ${allowed.join(', ')} (or leave it unset)`);
+  }
+}
+
+/** Throws NativeKernelConfigError when FLAMINGO_GEMM is set to an unknown value. */
+export function checkGemmChoice(env: NodeJS.ProcessEnv = process.env): void {
+  const v = env.FLAMINGO_GEMM;
+  if (v === undefined || v === '') return;
+  if (!(GEMM_CHOICES as readonly string[]).includes(v)) throw new NativeKernelConfigError('FLAMINGO_GEMM', v, GEMM_CHOICES);
+}
+
 export interface NativeInfo {
   /** e.g. "OpenBLAS 0.3.21 Haswell + own AVX-512 sgemm 14x32" or "built-in GEMM (avx2+fma)". */
   blas: string;
@@ -72,9 +92,13 @@ const NATIVE_BUILD_LOG = fileURLToPath(new URL('../../../native/build-failed.log
 
 let cachedAddon: NativeAddon | null = null;
 
-/** Loads the addon once per process; throws NativeKernelsUnavailableError with the reason. */
+/**
+ * Loads the addon once per process; throws NativeKernelsUnavailableError with the reason, or
+ * NativeKernelConfigError for an unknown FLAMINGO_GEMM.
+ */
 export function loadNativeAddon(): NativeAddon {
   if (cachedAddon) return cachedAddon;
+  checkGemmChoice(); // before the addon reads it: a typo must not silently select a GEMM
   if (process.arch !== 'x64' && process.arch !== 'arm64') {
     throw new NativeKernelsUnavailableError(`unsupported architecture ${process.arch}`);
   }

@@ -11,7 +11,7 @@
  *   dslope_h = Σ dS[b,h,i,j] · (j − (i + causalOffset)).
  */
 import { Tensor, ShapeError, emptyF32, fmtShape } from '../tensor.ts';
-import { accumulateGrad, record } from '../autograd.ts';
+import { accumulateGrad, isGradEnabled, record } from '../autograd.ts';
 import { backend } from '../backend.ts';
 import { releaseF32 } from '../buffer-pool.ts';
 
@@ -35,6 +35,11 @@ export interface AttentionOptions {
   uniformIfFullyMasked?: boolean;
   /** ALiBi slopes (H): adds slope_h · (j − (i + causalOffset)) to the scores of head h. */
   alibiSlopes?: Tensor | null;
+  /**
+   * Attend over the first keyLength positions of k and v only (a KV-cache buffer with room to grow
+   * along axis 2). Inference only: throws when a gradient would be needed.
+   */
+  keyLength?: number;
 }
 
 /** q: (B, H, Lq, D), k: (B, H, Lk, D), v: (B, H, Lk, Dv) → (B, H, Lq, Dv). */
@@ -43,10 +48,16 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     throw new ShapeError('attention', `expects 4-D (B, H, L, D) q, k, v; got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);
   }
   const [B, H, Lq, D] = q.shape as [number, number, number, number];
-  const Lk = k.shape[2]!;
+  // Ck: positions per (b, h) slot of k and v; Lk ≤ Ck of them are attended to
+  const Ck = k.shape[2]!;
+  const Lk = opts.keyLength ?? Ck;
   const Dv = v.shape[3]!;
-  if (k.shape[0] !== B || k.shape[1] !== H || k.shape[3] !== D || v.shape[0] !== B || v.shape[1] !== H || v.shape[2] !== Lk) {
+  if (k.shape[0] !== B || k.shape[1] !== H || k.shape[3] !== D || v.shape[0] !== B || v.shape[1] !== H || v.shape[2] !== Ck) {
     throw new ShapeError('attention', `incompatible q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}`);
+  }
+  if (!Number.isInteger(Lk) || Lk < 0 || Lk > Ck) throw new ShapeError('attention', `keyLength ${Lk} outside [0, ${Ck}] for k ${fmtShape(k.shape)}`);
+  if (Lk !== Ck && isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad)) {
+    throw new ShapeError('attention', `keyLength ${Lk} < ${Ck} positions is for inference; it has no gradient`);
   }
   const mask = opts.mask ?? null;
   if (mask) {
@@ -65,11 +76,11 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const V = v.f32;
   const BH = B * H;
   const P = emptyF32(BH * Lq * Lk);
-  kern.gemm(false, true, Lq, Lk, D, scale, Q, K, 0, P, { count: BH, strideA: Lq * D, strideB: Lk * D, strideC: Lq * Lk });
+  kern.gemm(false, true, Lq, Lk, D, scale, Q, K, 0, P, { count: BH, strideA: Lq * D, strideB: Ck * D, strideC: Lq * Lk });
   if (slopes) kern.alibiBias(P, B, H, Lq, Lk, slopes.f32, offset);
   kern.maskedSoftmax(P, P, B, H, Lq, Lk, mask ? mask.data : null, mask ? mask.batchStride : 0, mask ? mask.qStride : 0, causal, offset, uniform);
   const O = emptyF32(BH * Lq * Dv);
-  kern.gemm(false, false, Lq, Dv, Lk, 1, P, V, 0, O, { count: BH, strideA: Lq * Lk, strideB: Lk * Dv, strideC: Lq * Dv });
+  kern.gemm(false, false, Lq, Dv, Lk, 1, P, V, 0, O, { count: BH, strideA: Lq * Lk, strideB: Ck * Dv, strideC: Lq * Dv });
   const qs = q.slot;
   const ks = k.slot;
   const vs = v.slot;

@@ -65,11 +65,29 @@ function permuteData<T extends Float32Array | Int32Array>(data: T, shape: readon
   return out;
 }
 
+/** Whether permuting `shape` by `perm` leaves every element where it is: the axes longer than 1 keep their order. */
+function keepsLayout(shape: readonly number[], perm: readonly number[]): boolean {
+  let last = -1;
+  for (const p of perm) {
+    if (shape[p]! === 1) continue;
+    if (p < last) return false;
+    last = p;
+  }
+  return true;
+}
+
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
   if (perm.length !== x.ndim || [...perm].sort((a, b) => a - b).some((p, i) => p !== i)) {
     throw new ShapeError('permute', `invalid permutation ${fmtShape(perm)} for ${fmtShape(x.shape)}`);
   }
-  const out = new Tensor(permuteData(x.data, x.shape, perm), perm.map((p) => x.shape[p]!));
+  const shape = perm.map((p) => x.shape[p]!);
+  if (keepsLayout(x.shape, perm)) {
+    // only axes of size 1 move (a one-token step's head split / merge): the same elements in the
+    // same order, so the output shares x's data as reshape does
+    const xs = x.slot;
+    return record(new Tensor(x.data, shape), 'permute', [x], (g) => accumulateGrad(xs, g, false));
+  }
+  const out = new Tensor(permuteData(x.data, x.shape, perm), shape);
   return record(out, 'permute', [x], permuteBackward(x.slot, out.shape, perm));
 }
 

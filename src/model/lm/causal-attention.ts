@@ -5,28 +5,38 @@
  */
 import { ShapeError, type Tensor } from '../../engine/tensor.ts';
 import { attention, concat } from '../../engine/index.ts';
+import { isGradEnabled } from '../../engine/autograd.ts';
+import { CachedKV } from './kv-cache.ts';
 import type { LayerContext } from './types.ts';
 
-/** k, v (B, H_kv, L, Dh) → the cached keys and values through this step; the cache is updated. */
+/**
+ * k, v (B, H_kv, L, Dh) → keys and values holding the cached ones through this step along axis 2
+ * (the first past + L positions; a cache buffer may have more, which causalAttention leaves out);
+ * the cache is updated.
+ */
 export function appendToCache(ctx: LayerContext, layerIndex: number, k: Tensor, v: Tensor): [Tensor, Tensor] {
   if (!ctx.cache) return [k, v];
-  const pk = ctx.cache.keys[layerIndex];
-  const pv = ctx.cache.values[layerIndex];
-  if (pk && pv) {
-    k = concat([pk, k], 2);
-    v = concat([pv, v], 2);
+  const pk = ctx.cache.keys[layerIndex] ?? null;
+  const pv = ctx.cache.values[layerIndex] ?? null;
+  const ck = pk ? pk.append(k) : CachedKV.fromTensor(k);
+  const cv = pv ? pv.append(v) : CachedKV.fromTensor(v);
+  ctx.cache.keys[layerIndex] = ck;
+  ctx.cache.values[layerIndex] = cv;
+  if (isGradEnabled() && (k.requiresGrad || v.requiresGrad)) {
+    // a graph is being recorded: attend over tensors that carry this step's k and v
+    return pk && pv ? [concat([pk.toTensor(), k], 2), concat([pv.toTensor(), v], 2)] : [k, v];
   }
-  ctx.cache.keys[layerIndex] = k;
-  ctx.cache.values[layerIndex] = v;
-  return [k, v];
+  return [ck.buffer, cv.buffer];
 }
 
-/** Causal attention of q (B, H, L, Dh) over k, v (B, H, past + L, Dh) under ctx's key mask → (B, H, L, Dh). */
+/** Causal attention of q (B, H, L, Dh) over the first past + L positions of k, v (B, H, ≥ past + L, Dh) under ctx's key mask → (B, H, L, Dh). */
 export function causalAttention(
   where: string, q: Tensor, k: Tensor, v: Tensor, ctx: LayerContext, opts: { scale?: number; alibiSlopes?: Tensor | null } = {},
 ): Tensor {
   const B = q.shape[0]!;
-  const Lk = k.shape[2]!;
-  if (ctx.keyMask.length !== B * Lk) throw new ShapeError(where, `attention mask covers ${ctx.keyMask.length / B} positions per row but keys span ${Lk}`);
-  return attention(q, k, v, { mask: { data: ctx.keyMask, batchStride: Lk, qStride: 0 }, causal: true, causalOffset: ctx.past, ...opts });
+  const Lk = ctx.keyMask.length / B;
+  if (!Number.isInteger(Lk) || Lk > k.shape[2]! || Lk < q.shape[2]!) {
+    throw new ShapeError(where, `attention mask covers ${ctx.keyMask.length / B} positions per row but keys span ${k.shape[2]} (queries ${q.shape[2]})`);
+  }
+  return attention(q, k, v, { mask: { data: ctx.keyMask, batchStride: Lk, qStride: 0 }, causal: true, causalOffset: ctx.past, keyLength: Lk, ...opts });
 }

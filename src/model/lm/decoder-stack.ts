@@ -5,6 +5,7 @@
 import { Tensor, ShapeError, fmtShape, zeros } from '../../engine/tensor.ts';
 import type { Rng } from '../../engine/rng.ts';
 import type { KVCache } from './types.ts';
+import type { CachedKV } from './kv-cache.ts';
 
 /** Block i of `layers`, once `x` is (B, L, hidden); errors name the family (`label`). */
 export function layerAt<T>(label: string, layers: readonly T[], i: number, x: Tensor, hidden: number): T {
@@ -16,7 +17,7 @@ export function layerAt<T>(label: string, layers: readonly T[], i: number, x: Te
 
 /** A KV cache with no past keys or values for each of `numLayers` layers. */
 export function emptyCache(numLayers: number): KVCache {
-  return { keys: new Array<Tensor | null>(numLayers).fill(null), values: new Array<Tensor | null>(numLayers).fill(null) };
+  return { keys: new Array<CachedKV | null>(numLayers).fill(null), values: new Array<CachedKV | null>(numLayers).fill(null) };
 }
 
 /** An untied (vocab, hidden) output projection, N(0, 0.02) as the families' reference initialisation. */

@@ -11,3 +11,4 @@ export function createLanguageModel(cfg: LMConfigBase, rng: Rng): DecoderLM {
 export { getLMFamily, lmFamilies, familyForModelType } from './registry.ts';
 export type { LMFamily } from './family.ts';
 export type { DecoderLM, KVCache, LayerContext } from './types.ts';
+export { CachedKV } from './kv-cache.ts';

@@ -6,11 +6,12 @@
 import type { Tensor } from '../../engine/tensor.ts';
 import type { Module } from '../../nn/module.ts';
 import type { LMConfigBase } from '../config.ts';
+import type { CachedKV } from './kv-cache.ts';
 
-/** Keys and values of past positions, per layer: (B, H_kv, L_past, D). */
+/** Keys and values of past positions, per layer: (B, H_kv, L_past, D) each. */
 export interface KVCache {
-  keys: (Tensor | null)[];
-  values: (Tensor | null)[];
+  keys: (CachedKV | null)[];
+  values: (CachedKV | null)[];
 }
 
 export interface LayerContext {
