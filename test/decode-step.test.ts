@@ -10,6 +10,8 @@ import * as E from '../src/engine/index.ts';
 import { Tensor } from '../src/engine/tensor.ts';
 import { Rng } from '../src/engine/rng.ts';
 import { CachedKV } from '../src/model/lm/kv-cache.ts';
+import { causalAttention } from '../src/model/lm/causal-attention.ts';
+import { ShapeError } from '../src/engine/tensor.ts';
 import { GatedCrossAttentionBlock } from '../src/model/gated-xattn.ts';
 
 function rand(shape: number[], rng: Rng): Tensor {
@@ -67,6 +69,25 @@ test('attention over the first keyLength positions of a buffer equals attention 
   const got = E.attention(q, k.buffer, v.buffer, { ...opts, keyLength: 6 });
   assert.deepEqual(got.f32, ref.f32);
   assert.throws(() => E.attention(q, k.buffer, v.buffer, { ...opts, keyLength: 17 }), /keyLength/);
+});
+
+test('causalAttention: a key mask must cover exactly past + this step, spare cache room aside', () => {
+  const rng = new Rng(4);
+  const q = rand([1, 2, 3, 4], rng);
+  const k = rand([1, 2, 3, 4], rng), v = rand([1, 2, 3, 4], rng);
+  const ctx = (maskLen: number, past = 0, cache: boolean = false) => ({
+    positions: new Tensor(new Int32Array(3), [1, 3]), keyMask: new Uint8Array(maskLen).fill(1), past,
+    cache: cache ? { keys: [], values: [] } : null,
+  });
+  assert.equal(causalAttention('t', q, k, v, ctx(3)).shape.join(), '1,2,3,4');
+  // without a cache, a mask shorter or longer than the keys is an error, not a shortened attention
+  for (const bad of [2, 4]) assert.throws(() => causalAttention('layer 0', q, k, v, ctx(bad)), (e: unknown) => e instanceof ShapeError && /layer 0/.test(String(e)) && /covers 2|covers 4/.test(String(e)));
+  // a cache buffer with spare room: the mask covers past + L and attention stops there
+  const kb = CachedKV.fromTensor(k, 8), vb = CachedKV.fromTensor(v, 8);
+  const got = causalAttention('t', q, kb.buffer, vb.buffer, ctx(3, 0, true));
+  assert.deepEqual(got.f32, causalAttention('t', q, k, v, ctx(3)).f32);
+  // the mask must still equal past + L with a cache
+  assert.throws(() => causalAttention('t', q, kb.buffer, vb.buffer, ctx(2, 0, true)), ShapeError);
 });
 
 test('gated cross-attention without a graph (one-pass residual) equals the recorded ops exactly', () => {

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { getTsKernels, tryNativeKernels } from '../src/engine/kernels/index.ts';
-import { checkGemmChoice, loadNativeAddon, NativeKernelArgumentError, NativeKernelConfigError } from '../src/engine/kernels/native.ts';
+import { checkKernelEnv, loadNativeAddon, NativeKernelArgumentError, NativeKernelConfigError } from '../src/engine/kernels/native.ts';
 import { FlamingoError } from '../src/errors.ts';
 import type { Activation, Kernels } from '../src/engine/kernels/types.ts';
 
@@ -204,11 +204,22 @@ test('gemm: the AVX-512 GEMM runs when the CPU has AVX-512, and FLAMINGO_GEMM=op
 });
 
 test('gemm: an unknown FLAMINGO_GEMM is an error naming the value and the allowed ones', () => {
-  assert.doesNotThrow(() => checkGemmChoice({}));
-  assert.doesNotThrow(() => checkGemmChoice({ FLAMINGO_GEMM: 'openblas' }));
-  assert.doesNotThrow(() => checkGemmChoice({ FLAMINGO_GEMM: 'avx512' }));
-  assert.throws(() => checkGemmChoice({ FLAMINGO_GEMM: 'OpenBLAS ' }), (e: unknown) =>
+  assert.doesNotThrow(() => checkKernelEnv({}));
+  assert.doesNotThrow(() => checkKernelEnv({ FLAMINGO_GEMM: 'openblas' }));
+  assert.doesNotThrow(() => checkKernelEnv({ FLAMINGO_GEMM: 'avx512' }));
+  assert.throws(() => checkKernelEnv({ FLAMINGO_GEMM: 'OpenBLAS ' }), (e: unknown) =>
     e instanceof NativeKernelConfigError && e instanceof FlamingoError && /FLAMINGO_GEMM="OpenBLAS "/.test(e.message) && /avx512, openblas/.test(e.message));
+});
+
+test('decode kernels: an unknown FLAMINGO_SIMD or a malformed FLAMINGO_GEMV_KC is an error naming it', () => {
+  assert.doesNotThrow(() => checkKernelEnv({ FLAMINGO_SIMD: 'avx2', FLAMINGO_GEMV_KC: '0' }));
+  assert.doesNotThrow(() => checkKernelEnv({ FLAMINGO_SIMD: 'avx512', FLAMINGO_GEMV_KC: '4096' }));
+  assert.throws(() => checkKernelEnv({ FLAMINGO_SIMD: 'sse4' }), (e: unknown) =>
+    e instanceof NativeKernelConfigError && /FLAMINGO_SIMD="sse4"/.test(e.message) && /avx512, avx2/.test(e.message));
+  for (const bad of ['-1', '2k', '1.5']) {
+    assert.throws(() => checkKernelEnv({ FLAMINGO_GEMV_KC: bad }), (e: unknown) =>
+      e instanceof NativeKernelConfigError && e.variable === 'FLAMINGO_GEMV_KC' && e.message.includes(JSON.stringify(bad)));
+  }
 });
 
 test('gemm tests pass with FLAMINGO_GEMM=openblas too (the previous path, in a child process)', { skip }, () => {

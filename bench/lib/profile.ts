@@ -30,6 +30,8 @@ export interface StepProfile {
     outside_kernels_ms: number;
     gc_ms: number;
     gc_count: number;
+    /** gc_ms split by V8's collection kind (minor = scavenge, major = mark-compact, incremental marking steps, weak callbacks). */
+    gc_by_kind: Record<string, { ms: number; count: number }>;
     minor_page_faults: number;
     /** Kernel-mode CPU time (page clearing, mmap/munmap) summed over threads. */
     system_cpu_ms: number;
@@ -93,6 +95,14 @@ export async function profileSteps(steps: number, step: StepFn, opts: { shapes?:
   }
   const stepMs = per(t1 - t0);
   phaseMs.delete('other');
+  const kindName: Record<number, string> = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' };
+  const gcByKind: Record<string, { ms: number; count: number }> = {};
+  for (const e of inWindow) {
+    const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind ?? 0;
+    const g = (gcByKind[kindName[kind] ?? `kind ${kind}`] ??= { ms: 0, count: 0 });
+    g.ms += per(e.duration);
+    g.count += per(1);
+  }
   return {
     steps,
     phases: Object.fromEntries([...phaseMs].map(([k, v]) => [`${k}_ms`, per(v)])),
@@ -109,6 +119,7 @@ export async function profileSteps(steps: number, step: StepFn, opts: { shapes?:
       outside_kernels_ms: stepMs - per(gemmMs + packedMs + otherMs),
       gc_ms: per(inWindow.reduce((s, e) => s + e.duration, 0)),
       gc_count: per(inWindow.length),
+      gc_by_kind: gcByKind,
       minor_page_faults: per(ru1.minorPageFault - ru0.minorPageFault),
       system_cpu_ms: per((ru1.systemCPUTime - ru0.systemCPUTime) / 1000),
       user_cpu_ms: per((ru1.userCPUTime - ru0.userCPUTime) / 1000),
@@ -125,7 +136,7 @@ export function formatProfile(p: StepProfile, top = 25): string {
   const lines = [
     `profile over ${p.steps} step(s), per step: ${s.step_ms.toFixed(1)} ms (${Object.entries(p.phases).map(([k, v]) => `${k.replace(/_ms$/, '')} ${v.toFixed(1)}`).join(', ')})`,
     `  GEMM ${s.gemm_ms.toFixed(1)} ms (${pct(s.gemm_ms)}, ${s.gemm_gflops.toFixed(1)} GFLOP/s), packed products ${s.packed_ms.toFixed(1)} ms (${pct(s.packed_ms)}, ${s.packed_gbps.toFixed(1)} GB/s of weights), other kernels ${s.other_kernels_ms.toFixed(1)} ms (${pct(s.other_kernels_ms)}), outside kernels ${s.outside_kernels_ms.toFixed(1)} ms (${pct(s.outside_kernels_ms)})`,
-    `  GC ${s.gc_ms.toFixed(1)} ms in ${s.gc_count.toFixed(1)} pauses (${pct(s.gc_ms)}); ${s.minor_page_faults.toFixed(0)} minor page faults, system CPU ${s.system_cpu_ms.toFixed(1)} ms, user CPU ${s.user_cpu_ms.toFixed(1)} ms`,
+    `  GC ${s.gc_ms.toFixed(1)} ms in ${s.gc_count.toFixed(1)} pauses (${pct(s.gc_ms)}${Object.entries(s.gc_by_kind).map(([k, g]) => `; ${k} ${g.ms.toFixed(1)} ms / ${g.count.toFixed(1)}`).join('')}); ${s.minor_page_faults.toFixed(0)} minor page faults, system CPU ${s.system_cpu_ms.toFixed(1)} ms, user CPU ${s.user_cpu_ms.toFixed(1)} ms`,
     `  native pool: ${s.pool_dispatches === null ? 'n/a' : `${s.pool_dispatches.toFixed(0)} jobs dispatched, ${s.pool_inline!.toFixed(0)} run inline`}`,
     '  op                      forward ms  backward ms   calls',
   ];

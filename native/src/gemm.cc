@@ -313,7 +313,7 @@ constexpr int64_t BATCH_EVEN_MACS = int64_t{512} * 512 * 512;
 // project's AVX-512 kernel (gemm_avx512.cc) when the CPU has AVX-512 — per core 1.7–1.9× the
 // OpenBLAS Haswell kernels that OPENBLAS_CORETYPE pins on Zen 5 — unless FLAMINGO_GEMM=openblas
 // asks for the previous path (OpenBLAS, or the built-in AVX2 GEMM in a build without it). Other
-// values never reach here: the loader (src/engine/kernels/native.ts, checkGemmChoice) refuses
+// values never reach here: the loader (src/engine/kernels/native.ts, checkKernelEnv) refuses
 // them, naming the allowed ones, before it loads the addon.
 bool avx512_active() {
   static const bool yes = [] {

@@ -37,18 +37,34 @@ export class NativeKernelArgumentError extends FlamingoError {
  */
 export const GEMM_CHOICES = ['avx512', 'openblas'] as const;
 
-/** FLAMINGO_GEMM names no GEMM the addon knows (the addon would otherwise ignore it silently). */
+/**
+ * Values of FLAMINGO_SIMD, which the decode kernels read (native/src/quant.cc): `avx512` (the default
+ * when the CPU has it) or `avx2` (forces the AVX2 register kernels, e.g. to test them).
+ */
+export const SIMD_CHOICES = ['avx512', 'avx2'] as const;
+
+/** A FLAMINGO_* kernel variable has a value the addon does not know (it would otherwise ignore it silently). */
 export class NativeKernelConfigError extends FlamingoError {
   constructor(readonly variable: string, readonly value: string, readonly allowed: readonly string[]) {
-    super(`${variable}=${JSON.stringify(value)} is not a known value; use one of ${allowed.join(', ')} (or leave it unset)`);
+    super(`${variable}=${JSON.stringify(value)} is not a known value; use ${allowed.join(', ')} (or leave it unset)`);
   }
 }
 
-/** Throws NativeKernelConfigError when FLAMINGO_GEMM is set to an unknown value. */
-export function checkGemmChoice(env: NodeJS.ProcessEnv = process.env): void {
-  const v = env.FLAMINGO_GEMM;
-  if (v === undefined || v === '') return;
-  if (!(GEMM_CHOICES as readonly string[]).includes(v)) throw new NativeKernelConfigError('FLAMINGO_GEMM', v, GEMM_CHOICES);
+/**
+ * Throws NativeKernelConfigError when a variable the addon reads at load (FLAMINGO_GEMM, FLAMINGO_SIMD,
+ * FLAMINGO_GEMV_KC) holds a value it does not know: a typo must not silently select another kernel.
+ */
+export function checkKernelEnv(env: NodeJS.ProcessEnv = process.env): void {
+  const choice = (name: string, allowed: readonly string[]): void => {
+    const v = env[name];
+    if (v !== undefined && v !== '' && !allowed.includes(v)) throw new NativeKernelConfigError(name, v, allowed);
+  };
+  choice('FLAMINGO_GEMM', GEMM_CHOICES);
+  choice('FLAMINGO_SIMD', SIMD_CHOICES);
+  const kc = env.FLAMINGO_GEMV_KC;
+  if (kc !== undefined && kc !== '' && !/^\d{1,9}$/.test(kc)) {
+    throw new NativeKernelConfigError('FLAMINGO_GEMV_KC', kc, ['a whole number of floats per piece (0: whole rows)']);
+  }
 }
 
 export interface NativeInfo {
@@ -98,7 +114,7 @@ let cachedAddon: NativeAddon | null = null;
  */
 export function loadNativeAddon(): NativeAddon {
   if (cachedAddon) return cachedAddon;
-  checkGemmChoice(); // before the addon reads it: a typo must not silently select a GEMM
+  checkKernelEnv(); // before the addon reads them: a typo must not silently select a kernel
   if (process.arch !== 'x64' && process.arch !== 'arm64') {
     throw new NativeKernelsUnavailableError(`unsupported architecture ${process.arch}`);
   }

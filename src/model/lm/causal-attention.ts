@@ -35,8 +35,11 @@ export function causalAttention(
 ): Tensor {
   const B = q.shape[0]!;
   const Lk = ctx.keyMask.length / B;
-  if (!Number.isInteger(Lk) || Lk > k.shape[2]! || Lk < q.shape[2]!) {
-    throw new ShapeError(where, `attention mask covers ${ctx.keyMask.length / B} positions per row but keys span ${k.shape[2]} (queries ${q.shape[2]})`);
+  // The mask must cover exactly the past and this step's keys. A cache buffer may hold spare room
+  // beyond them (attention stops at keyLength); keys that are not a cache buffer are exactly that long.
+  const inCache = ctx.cache !== null && k.shape[2]! > Lk;
+  if (!Number.isInteger(Lk) || Lk !== ctx.past + q.shape[2]! || (!inCache && Lk !== k.shape[2]!)) {
+    throw new ShapeError(where, `attention mask covers ${ctx.keyMask.length / B} positions per row but keys span ${k.shape[2]} (past ${ctx.past}, queries ${q.shape[2]})`);
   }
   return attention(q, k, v, { mask: { data: ctx.keyMask, batchStride: Lk, qStride: 0 }, causal: true, causalOffset: ctx.past, keyLength: Lk, ...opts });
 }
