@@ -252,7 +252,12 @@ export async function run(args: string[]): Promise<void> {
     const V = cfg.lm.vocab_size;
     const times: number[] = [];
     const losses: number[] = [];
-    const step = (begin: (p: Phase) => void): void => {
+    // As the training loop does (src/train/loop.ts): one pool across steps, so the gradients a
+    // backward pass frees become the next forward's activations.
+    const pool = new E.BufferPool();
+    const step = (begin: (p: Phase) => void): void => E.withBufferPool(() => stepIn(begin), pool);
+    const stepIn = (begin: (p: Phase) => void): void => {
+      pool.nextStep();
       begin('forward');
       const logits = model.forward({ inputIds: batch.ids, attentionMask: batch.mask, visionX: batch.visionX });
       const loss = E.crossEntropy(E.reshape(logits, [-1, V]), E.reshape(batch.targets, [-1]), { ignoreIndex: -100 });

@@ -110,3 +110,37 @@ for (const everything of [false, true]) {
     for (const [name, g] of kept) assert.deepEqual(dropped.get(name), g, name);
   });
 }
+
+test('BufferPool.nextStep keeps one step of unused buffers, then drops them', () => {
+  const p = new BufferPool();
+  const a = new Float32Array(6000), b = new Float32Array(7000);
+  p.give(a);
+  p.nextStep(); // a: from the previous step, still handed out
+  p.give(b);
+  assert.equal(p.heldElements(), 13000);
+  p.nextStep(); // a was not taken during a whole step: dropped; b survives one boundary
+  assert.equal(p.heldElements(), 7000);
+  assert.equal(p.take(6000), null);
+  assert.equal(p.take(7000), b);
+  p.give(a); // a dropped buffer may come back later (it is not remembered as held)
+  assert.equal(p.take(6000), a);
+});
+
+test('a pool kept across training steps (as the loop keeps it) gives bit-identical gradients and reuses buffers', () => {
+  const fresh = new Flamingo(WIDE, 1);
+  openGates(fresh);
+  const pooled = new Flamingo(WIDE, 1);
+  openGates(pooled);
+  const pool = new BufferPool();
+  let reused = 0;
+  for (let step = 0; step < 3; step++) {
+    const want = gradients(fresh, false);
+    pool.nextStep();
+    const before = pool.heldElements();
+    const got = E.withBufferPool(() => gradients(pooled, false), pool);
+    if (step > 0 && before > 0) reused++;
+    for (const [name, g] of want) assert.deepEqual(got.get(name), g, `step ${step}: ${name}`);
+  }
+  // the backward passes left dead gradients for the next step's forward
+  assert.ok(reused >= 1 && pool.heldElements() > 0);
+});

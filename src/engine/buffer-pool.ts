@@ -9,8 +9,11 @@
  * shapes, so handing the dropped ones to the next allocation of the same length saves both the
  * allocation and the collection work, and lowers the step's peak memory.
  *
- * A pool lives for one `backward()` call that does not retain the graph (`withBufferPool`); outside
- * one, `releaseF32` does nothing and buffers are left to the garbage collector as before. Only whole
+ * A pool lives for one `backward()` call that does not retain the graph (`withBufferPool`), or for a
+ * whole training run when the loop installs one around each step (`withBufferPool(step, pool)`, then
+ * `pool.nextStep()`): a step's shapes repeat, so the gradients backward frees are the buffers the next
+ * forward asks for, and the step allocates (and collects) little. Outside a pool, `releaseF32` does
+ * nothing and buffers are left to the garbage collector as before. Only whole
  * buffers (offset 0, the ArrayBuffer's full length) are taken, so a view of a larger buffer is never
  * handed out.
  */
@@ -19,14 +22,15 @@
 const POOL_MIN = 4096;
 
 export class BufferPool {
-  private readonly free = new Map<number, Float32Array[]>();
+  private free = new Map<number, Float32Array[]>();
+  /** The previous step's unused buffers (`nextStep`): still handed out, dropped at the next call. */
+  private older = new Map<number, Float32Array[]>();
   /** Buffers in the pool now, to refuse a second release of the same buffer. */
-  private readonly held = new Set<ArrayBufferLike>();
+  private held = new Set<ArrayBufferLike>();
 
   /** A dead buffer of exactly n elements (contents unspecified), or null. */
   take(n: number): Float32Array | null {
-    const list = this.free.get(n);
-    const b = list?.pop();
+    const b = this.free.get(n)?.pop() ?? this.older.get(n)?.pop();
     if (b === undefined) return null;
     this.held.delete(b.buffer);
     return b;
@@ -44,15 +48,38 @@ export class BufferPool {
     }
     list.push(b);
   }
+
+  /**
+   * A step boundary of a pool that outlives one backward pass (a training loop's): what the previous
+   * step left unused is dropped to the collector, what this step freed stays for the next one. So the
+   * pool holds at most two steps' dead buffers, even when shapes change from step to step.
+   */
+  nextStep(): void {
+    for (const list of this.older.values()) for (const b of list) this.held.delete(b.buffer);
+    this.older = this.free;
+    this.free = new Map();
+  }
+
+  /** Elements held (both generations), for tests and memory accounting. */
+  heldElements(): number {
+    let n = 0;
+    for (const m of [this.free, this.older]) for (const list of m.values()) for (const b of list) n += b.length;
+    return n;
+  }
 }
 
 /** The pool of the running backward pass; null outside one (like grad mode, a scoped switch). */
 let active: BufferPool | null = null;
 
-/** Runs fn with a fresh pool installed; the pool (and what it holds) is dropped afterwards. */
-export function withBufferPool<T>(fn: () => T): T {
+/**
+ * Runs fn with a pool installed: `pool` when given (a training loop's, kept across steps so the
+ * gradients a backward pass frees become the next forward's activations), else the pool already
+ * installed (a backward pass or frozen encoder inside a training step shares the step's), else a
+ * fresh one that is dropped afterwards with what it holds.
+ */
+export function withBufferPool<T>(fn: () => T, pool?: BufferPool): T {
   const prev = active;
-  active = new BufferPool();
+  active = pool ?? active ?? new BufferPool();
   try {
     return fn();
   } finally {

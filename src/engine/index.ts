@@ -2,7 +2,7 @@
 export * from './tensor.ts';
 export { noGrad, isGradEnabled, backward, needsGrad } from './autograd.ts';
 export { backend, withBackend, setBackend } from './backend.ts';
-export { withBufferPool } from './buffer-pool.ts';
+export { withBufferPool, BufferPool } from './buffer-pool.ts';
 export * from './ops/elementwise.ts';
 export * from './ops/matmul.ts';
 export * from './ops/reduce.ts';

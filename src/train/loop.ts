@@ -8,6 +8,7 @@
 import { existsSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rng } from '../engine/rng.ts';
+import { BufferPool, withBufferPool } from '../engine/buffer-pool.ts';
 import type { Module } from '../nn/module.ts';
 import type { DocSource, DocStream, RawDoc, Cursor } from '../data/datasets/types.ts';
 import { subSeed } from '../data/datasets/types.ts';
@@ -135,7 +136,14 @@ export function runLoop(o: LoopOptions): LoopResult {
     writeLossCurve(join(o.dir, 'loss.svg'), log.read(), `${o.stage}: training loss`);
   };
 
+  // One buffer pool for the run: each step's shapes mostly repeat, so the gradients a backward pass
+  // frees are reused as the next step's activations instead of new ArrayBuffers (fewer collections).
+  const pool = new BufferPool();
   for (let step = start; step < end; step++) {
+    pool.nextStep();
+    withBufferPool(() => runStep(step), pool);
+  }
+  function runStep(step: number): void {
     const t0 = performance.now();
     let lr = learningRate(o.optim.lr, step, sched);
     const norms: number[] = [];
