@@ -26,7 +26,7 @@ export class BufferPool {
   /** The previous step's unused buffers (`nextStep`): still handed out, dropped at the next call. */
   private older = new Map<number, Float32Array[]>();
   /** Buffers in the pool now, to refuse a second release of the same buffer. */
-  private held = new Set<ArrayBufferLike>();
+  private readonly held = new Set<ArrayBufferLike>();
 
   /** A dead buffer of exactly n elements (contents unspecified), or null. */
   take(n: number): Float32Array | null {
@@ -68,7 +68,7 @@ export class BufferPool {
   }
 }
 
-/** The pool of the running backward pass; null outside one (like grad mode, a scoped switch). */
+/** The installed pool (a backward pass's, or a training step's); null outside one (like grad mode, a scoped switch). */
 let active: BufferPool | null = null;
 
 /**
@@ -87,7 +87,7 @@ export function withBufferPool<T>(fn: () => T, pool?: BufferPool): T {
   }
 }
 
-/** A dead buffer of n elements from the running backward pass, or null. */
+/** A dead buffer of n elements from the installed pool, or null. */
 export function takePooled(n: number): Float32Array | null {
   return active === null ? null : active.take(n);
 }
@@ -102,7 +102,7 @@ export function releaseF32(b: Float32Array): void {
   if (active !== null) active.give(b);
 }
 
-/** True inside a backward pass that drops the graph as it goes (so closures run once). */
+/** True while a pool is installed: a backward pass that drops the graph, a pooled no-grad scope, or a training step. */
 export function poolActive(): boolean {
   return active !== null;
 }
