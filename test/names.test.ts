@@ -9,15 +9,17 @@ import { textBinding } from '../src/data/datasets/binding.ts';
 import { sourceFromSpec } from '../src/data/datasets/spec.ts';
 import { textSourceAvailable } from '../src/data/text-corpus.ts';
 
+// `pieces` joins names from a tokenizer's pieces: a small made-up vocabulary stands in for one here
+const PIECES = { initial: ['qu', 'he', 'o', 'str', 'Al', 'bla'], inner: ['ick', 'e', 'ing', 'x', 'oa', 'th', 'Q'] };
 const draw = (inv: NameInventory, episodes: number, seed = 1): string[][] => {
   const r = new Rng(seed);
-  return Array.from({ length: episodes }, () => drawNames(r, 5, inv));
+  return Array.from({ length: episodes }, () => drawNames(r, 5, inv, inv === 'pieces' ? { pieces: PIECES } : {}));
 };
 const wordnet = textSourceAvailable('wordnet');
 
 test('every inventory: n names per episode, distinct first words, no reserved word, deterministic in the seed', (t) => {
   for (const inv of NAME_INVENTORIES) {
-    if (inv === 'training' && !wordnet) { t.diagnostic('wordnet-base not installed: training inventory skipped'); continue; }
+    if ((inv === 'training' || inv === 'pieces') && !wordnet) { t.diagnostic('wordnet-base not installed: training inventory skipped'); continue; }
     const eps = draw(inv, 60);
     assert.deepEqual(draw(inv, 60), eps, inv);
     assert.notDeepEqual(draw(inv, 60, 2), eps, inv);
@@ -83,4 +85,40 @@ test('binding sources take a names inventory; an unknown one is an error naming 
   assert.ok(/[A-Z0-9]/.test(text.replace(/This is a/g, '')), 'training names reach the episodes');
   assert.throws(() => sourceFromSpec('tb', { type: 'text-binding', names: 'klingon' } as never), /tb.*names must be one of generator/);
   assert.throws(() => drawNames(new Rng(1), 2, 'klingon' as never), /unknown name inventory "klingon"/);
+  assert.throws(() => drawNames(new Rng(1), 2, 'pieces'), /inventory pieces joins names from a tokenizer's pieces; none were given/);
+});
+
+test('tokenizer pieces: every alphabetic vocabulary piece can make a training name, and a run passes its tokenizer', async (t) => {
+  if (!wordnet) return t.skip('wordnet-base not installed');
+  const { namePiecesOf } = await import('../src/data/synthetic/inventories.ts');
+  const { tokenizerPieces } = await import('../src/data/datasets/spec.ts');
+  const { BpeTokenizer } = await import('../src/data/tokenizer.ts');
+  const { readFileSync } = await import('node:fs');
+  assert.deepEqual(namePiecesOf([' qu', 'ick', ' the', '.', ' 7', 'ing', ' ', 'a b']), { initial: ['qu', 'the'], inner: ['ick', 'ing'] });
+  assert.throws(() => namePiecesOf(['.', ' 7']), /without alphabetic word-start and word-inner pieces/);
+  const tok = BpeTokenizer.fromHuggingFace(readFileSync(new URL('../models/flamingo-fmnist/tokenizer.json', import.meta.url), 'utf8'));
+  const pieces = tokenizerPieces(tok);
+  assert.equal(tokenizerPieces(tok), pieces, 'computed once per tokenizer');
+  assert.ok(pieces.initial.length > 100 && pieces.inner.length > 100);
+  // names joined from pieces: start with a word-start piece, and across many episodes use most of them
+  const r = new Rng(9);
+  const firstPieces = new Set<string>();
+  const initial = new Set(pieces.initial);
+  for (let e = 0; e < 3000; e++) {
+    for (const n of drawNames(r, 5, 'training', { pieces })) {
+      for (let k = Math.min(n.length, 12); k >= 1; k--) if (initial.has(n.slice(0, k))) { firstPieces.add(n.slice(0, k)); break; }
+    }
+  }
+  assert.ok(firstPieces.size > 0.8 * pieces.initial.length, `${firstPieces.size} of ${pieces.initial.length} word-start pieces open a name`);
+  // without a tokenizer the training inventory draws what it drew before
+  const plain = drawNames(new Rng(4), 5, 'training');
+  assert.deepEqual(drawNames(new Rng(4), 5, 'training', {}), plain);
+  // sourceFromSpec hands the tokenizer's pieces to `names: training` episodes only
+  const withTok = sourceFromSpec('tb', { type: 'text-binding', names: 'training' }, '.', { tokenizer: tok }).open(1);
+  const without = sourceFromSpec('tb', { type: 'text-binding', names: 'training' }).open(1);
+  let differ = 0;
+  for (let i = 0; i < 40; i++) if (JSON.stringify(withTok.next().chunks) !== JSON.stringify(without.next().chunks)) differ++;
+  assert.ok(differ > 0, 'the pieces reach the episodes');
+  const gen = sourceFromSpec('tb', { type: 'text-binding' }, '.', { tokenizer: tok }).open(1).next();
+  assert.deepEqual(gen.chunks, textBinding({ name: 'tb' }).open(1).next().chunks, 'other inventories ignore the tokenizer');
 });

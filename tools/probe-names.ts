@@ -24,7 +24,7 @@ const { values, positionals } = parseArgs({
 const dir = positionals[0] ?? join('models', 'flamingo-fmnist');
 const episodes = Number(values.episodes ?? 40);
 const shots = (values.shots ?? '1').split(',').map(Number);
-const inventories = (values.inventories ?? NAME_INVENTORIES.filter((i) => i !== 'training').join(',')).split(',');
+const inventories = (values.inventories ?? NAME_INVENTORIES.filter((i) => i !== 'training' && i !== 'pieces').join(',')).split(',');
 for (const i of inventories) if (!isNameInventory(i)) throw new Error(`unknown inventory ${i} (${NAME_INVENTORIES.join(', ')})`);
 const { model, processor, meta } = loadPretrained(dir);
 if (!meta) throw new PretrainedError(`${dir} has no meta.json (the seen / held-out class split)`);

@@ -22,7 +22,7 @@ import { createLanguageModel, type DecoderLM } from '../model/lm/index.ts';
 import { preprocessClip, preprocessImage } from '../data/image-tensor.ts';
 import { FlamingoProcessor } from '../data/processor.ts';
 import type { BpeTokenizer } from '../data/tokenizer.ts';
-import { buildSample, collateSamples, docPlainText, docToText, makeLabels, sourceFromSpec, type DocSource, type RawDoc } from '../data/datasets/index.ts';
+import { buildSample, collateSamples, docPlainPieces, docPlainText, docToText, encodePieces, makeLabels, sourceFromSpec, type DocSource, type RawDoc } from '../data/datasets/index.ts';
 import { clipLoss } from './clip.ts';
 import { ClipModel } from '../model/clip.ts';
 import { configHash, flamingoConfig, lmConfig, textEncoderConfig, type DatasetConfig, type StageConfig, type StageName, type TrainConfig } from './config.ts';
@@ -60,7 +60,7 @@ function datasetsOf(name: StageName, cfg: StageConfig, opts: StageOptions): (Loo
     if (!given && (d.source as { type: string }).type === 'custom') {
       throw new TrainingError(name, `dataset ${d.name} has source type "custom" but no source was passed for it`);
     }
-    const source = given ?? sourceFromSpec(d.name, d.source, opts.baseDir);
+    const source = given ?? sourceFromSpec(d.name, d.source, opts.baseDir, { tokenizer: opts.tokenizer });
     return { name: d.name, source, batchSize: d.batch_size, weight: d.weight, cfg: d };
   });
 }
@@ -175,12 +175,12 @@ export interface KeyVectors {
  * Next-token CE of a decoder LM on right-padded rows (labels: pad and `<image>` → -100, shifted by one); rows
  * with key vectors get them added to their input embeddings.
  */
-export function lmLoss(lm: DecoderLM, rows: number[][], pad: number, keyVectors?: (KeyVectors | undefined)[], imageId = 0): Tensor {
+export function lmLoss(lm: DecoderLM, rows: number[][], pad: number, keyVectors?: (KeyVectors | undefined)[], imageId = 0, scored?: (Uint8Array | null)[]): Tensor {
   const { ids, mask, L } = rightPad(rows, pad);
   const B = rows.length;
   const pos = new Int32Array(B * L);
   for (let b = 0; b < B; b++) for (let t = 0; t < L; t++) pos[b * L + t] = t;
-  const { targets } = makeLabels(ids, mask, B, L, imageId); // a placeholder is never a target
+  const { targets } = makeLabels(ids, mask, B, L, imageId, scored); // a placeholder is never a target
   const ctx = { positions: new Tensor(pos, [B, L]), keyMask: mask, past: 0, cache: null };
   let x = lm.embed(new Tensor(ids, [B, L]));
   if (keyVectors?.some((v) => v)) x = add(x, placeholderEmbeddings(ids, B, L, x.shape[2]!, keyVectors, imageId, pad));
@@ -219,8 +219,13 @@ function placeholderEmbeddings(ids: Int32Array, B: number, L: number, H: number,
  * the document's own text, so only its media become markers).
  */
 export function lmTokens(tok: BpeTokenizer, doc: RawDoc, markers: boolean): number[] {
-  if (markers) return tok.encode(docToText(tok, doc).text, { parseSpecial: true });
-  return tok.encode(docPlainText(doc), { parseSpecial: doc.keyVectors !== undefined });
+  return lmRow(tok, doc, markers).ids;
+}
+
+/** lmTokens with the loss targets of documents whose chunks say `scored: false` (null: every token). */
+export function lmRow(tok: BpeTokenizer, doc: RawDoc, markers: boolean): { ids: number[]; scored: Uint8Array | null } {
+  if (markers) return encodePieces(tok, docToText(tok, doc).pieces, true, doc.key);
+  return encodePieces(tok, docPlainPieces(doc), doc.keyVectors !== undefined, doc.key);
 }
 
 /** Stage (b): LM pretraining. Product: DIR/lm/lm.safetensors (LlamaForCausalLM names). */
@@ -242,13 +247,21 @@ export function trainLM(cfg: TrainConfig, opts: StageOptions): StageResult<Decod
     const d = cfgOf(stage, ds.name);
     const maxLen = Math.min(d.max_tokens, maxPos);
     const H = lm.config.hidden_size;
+    const scored: (Uint8Array | null)[] = [];
     const rows = docs.map((doc) => {
-      const ids = lmTokens(tok, doc, d.markers ?? false);
+      const row = lmRow(tok, doc, d.markers ?? false);
+      const ids = row.ids;
       if (d.append_eos) ids.push(tok.eosTokenId);
-      return ids.length > 0 ? ids.slice(0, maxLen) : [tok.eosTokenId];
+      const kept = ids.length > 0 ? ids.slice(0, maxLen) : [tok.eosTokenId];
+      let s = row.scored;
+      if (s) {
+        s = Uint8Array.from({ length: kept.length }, (_, t) => (t < s!.length ? s![t]! : 1));
+      }
+      scored.push(s);
+      return kept;
     });
     const keys = docs.map((doc) => (doc.keyVectors ? { vectors: doc.keyVectors(H), spread: doc.keySpread ?? 0 } : undefined));
-    const loss = lmLoss(lm, rows, tok.padTokenId, keys, tok.imageTokenId);
+    const loss = lmLoss(lm, rows, tok.padTokenId, keys, tok.imageTokenId, scored);
     if (ds.weight > 0) backward(scale(loss, ds.weight));
     return { loss: loss.item(), tokens: rows.reduce((a, r) => a + r.length, 0), images: 0 };
   };

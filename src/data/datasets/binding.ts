@@ -9,7 +9,7 @@
  */
 import { Rng } from '../../engine/rng.ts';
 import { fashionMnistImage, loadFashionMnist, FASHION_MNIST_CLASSES, type FashionMnist } from '../fashion-mnist.ts';
-import { drawNames, isNameInventory, NAME_INVENTORIES, type NameInventory } from '../synthetic/inventories.ts';
+import { drawNames, isNameInventory, NAME_INVENTORIES, type NamePieces, type NameInventory } from '../synthetic/inventories.ts';
 import { randomHorizontalFlip, randomResizedCrop } from '../image-transforms.ts';
 import { type RgbImage } from '../image.ts';
 import { renderScene } from '../synthetic/render.ts';
@@ -78,6 +78,29 @@ export interface BindingOptions {
   concepts?: 'classes' | 'instances';
   /** Name inventory (src/data/synthetic/inventories.ts; default `generator`). */
   names?: NameInventory;
+  /** Loss targets (default `all`); see {@link BindingLoss}. */
+  loss?: BindingLoss;
+  /** `names: training` also joins names from these tokenizer pieces (the training run passes its tokenizer's). */
+  pieces?: NamePieces;
+}
+
+/**
+ * `all`: every token is a loss target. `answers`: only the names a model can copy — those of a key that
+ * already occurred earlier in the episode. The first occurrence of a name cannot be predicted; scoring it
+ * teaches a prior over names (their style), which is what copying must not lean on.
+ */
+export type BindingLoss = 'all' | 'answers';
+
+function checkLoss(name: string, loss: unknown): boolean {
+  if (loss === undefined || loss === 'all') return false;
+  if (loss === 'answers') return true;
+  throw new DatasetError(name, `loss must be "all" or "answers", got ${JSON.stringify(loss)}`);
+}
+
+/** The chunks of one support or query item: the name scored only when its key came before (loss: answers). */
+function itemChunks(prefix: RawChunk[], name: string, answersOnly: boolean, repeat: boolean): RawChunk[] {
+  if (!answersOnly) return [...prefix, { kind: 'text', text: ` ${name}.` }];
+  return [...prefix.map((c): RawChunk => (c.kind === 'text' ? { ...c, scored: false } : c)), { kind: 'text', text: ` ${name}.`, scored: repeat }];
 }
 
 /** An augmented view (crop + flip), reproducible from `r`. */
@@ -98,6 +121,7 @@ export function fashionBinding(opts: BindingOptions): DocSource {
   const shots = opts.shots ?? [1, 3];
   const instances = opts.concepts === 'instances';
   const inventory = checkNames(opts.name, opts.names);
+  const answersOnly = checkLoss(opts.name, opts.loss);
   if (opts.concepts !== undefined && opts.concepts !== 'classes' && !instances) {
     throw new DatasetError(opts.name, `concepts must be "classes" or "instances", got ${JSON.stringify(opts.concepts)}`);
   }
@@ -108,9 +132,10 @@ export function fashionBinding(opts: BindingOptions): DocSource {
     const w = range(r, ways);
     const k = range(r, shots);
     const chosen = instances ? distinctPhotos(r, byClass, classes, w) : r.shuffle([...classes]).slice(0, w);
-    const names = drawNames(r, w, inventory);
+    const names = drawNames(r, w, inventory, { pieces: opts.pieces });
     const items = episodeOrder(r, w, k);
     const chunks: RawChunk[] = [];
+    const seen = new Set<number>();
     for (const [j, a] of items.entries()) {
       let image: () => RgbImage;
       if (instances) {
@@ -122,7 +147,8 @@ export function fashionBinding(opts: BindingOptions): DocSource {
         image = () => fashionMnistImage(ds, idx);
       }
       // the image sits where the text episodes have their key word: "This is a <image> dax."
-      chunks.push({ kind: 'text', text: 'This is a' }, { kind: 'image', image }, { kind: 'text', text: ` ${names[a]}.` });
+      chunks.push(...itemChunks([{ kind: 'text', text: 'This is a' }, { kind: 'image', image }], names[a]!, answersOnly, seen.has(a)));
+      seen.add(a);
     }
     return { key: `${opts.name}:${i}`, chunks };
   });
@@ -135,6 +161,10 @@ export interface SceneBindingOptions {
   world?: SyntheticWorldOptions;
   /** Name inventory (default `generator`). */
   names?: NameInventory;
+  /** Loss targets (default `all`); see {@link BindingLoss}. */
+  loss?: BindingLoss;
+  /** `names: training` also joins names from these tokenizer pieces (the training run passes its tokenizer's). */
+  pieces?: NamePieces;
 }
 
 /**
@@ -149,6 +179,7 @@ export function sceneBinding(opts: SceneBindingOptions): DocSource {
   const shots = opts.shots ?? [1, 3];
   const cfg = resolveConfig(opts.world);
   const inventory = checkNames(opts.name, opts.names);
+  const answersOnly = checkLoss(opts.name, opts.loss);
   const concepts: Array<[ShapeName, ColourName]> = [];
   for (const shape of cfg.shapes) for (const colour of cfg.colours) concepts.push([shape, colour]);
   if (ways[1] > concepts.length) throw new DatasetError(opts.name, `${ways[1]}-way episodes need ${ways[1]} concepts, the world has ${concepts.length}`);
@@ -157,16 +188,18 @@ export function sceneBinding(opts: SceneBindingOptions): DocSource {
     const w = range(r, ways);
     const k = range(r, shots);
     const chosen = r.shuffle([...concepts]).slice(0, w);
-    const names = drawNames(r, w, inventory);
+    const names = drawNames(r, w, inventory, { pieces: opts.pieces });
     const items = episodeOrder(r, w, k);
     const chunks: RawChunk[] = [];
+    const seen = new Set<number>();
     for (const [j, a] of items.entries()) {
       const [shape, colour] = chosen[a]!;
       const image = (): RgbImage => {
         const sr = new Rng(seed).fork(i).fork('scene').fork(j);
         return renderScene(sampleSceneWith(sr, cfg, { count: 1, constraints: [{ shape, colour }] }), cfg.imageSize);
       };
-      chunks.push({ kind: 'text', text: 'This is a' }, { kind: 'image', image }, { kind: 'text', text: ` ${names[a]}.` });
+      chunks.push(...itemChunks([{ kind: 'text', text: 'This is a' }, { kind: 'image', image }], names[a]!, answersOnly, seen.has(a)));
+      seen.add(a);
     }
     return { key: `${opts.name}:${i}`, chunks };
   });
@@ -241,6 +274,10 @@ export interface TextBindingOptions {
    * tokens followed the matching key instead of producing names of one style.
    */
   names?: NameInventory;
+  /** Loss targets (default `all`); see {@link BindingLoss}. */
+  loss?: BindingLoss;
+  /** `names: training` also joins names from these tokenizer pieces (the training run passes its tokenizer's). */
+  pieces?: NamePieces;
 }
 
 /**
@@ -265,6 +302,7 @@ export function textBinding(opts: TextBindingOptions): DocSource {
   const maxNoise = opts.vector_noise ?? 0.6;
   const maxSpread = opts.vector_spread ?? 1;
   const inventory = checkNames(opts.name, opts.names);
+  const answersOnly = checkLoss(opts.name, opts.loss);
   if (!(norm > 0) || !(maxNoise >= 0) || !(maxSpread >= 0)) {
     throw new DatasetError(opts.name, `vector_norm must be > 0, vector_noise and vector_spread >= 0, got ${norm}, ${maxNoise}, ${maxSpread}`);
   }
@@ -272,18 +310,19 @@ export function textBinding(opts: TextBindingOptions): DocSource {
     const r = new Rng(seed).fork(i);
     const w = range(r, ways);
     const words = r.shuffle([...vocabulary]).slice(0, w);
-    const names = drawNames(r, w, inventory);
+    const names = drawNames(r, w, inventory, { pieces: opts.pieces });
     const n = Math.max(w + 1, range(r, itemsRange));
     const items: number[] = [...Array(w).keys()];
     while (items.length < n) items.push(r.int(w));
     const head = r.shuffle(items.slice(0, w));
     const order = [...head, ...items.slice(w)];
-    if (!vectors) {
-      const text = order.map((a) => `This is a ${words[a]} ${names[a]}.`).join(' ');
-      return { key: `${opts.name}:${i}`, chunks: [{ kind: 'text', text }] };
-    }
-    // exactly the Flamingo episodes' text (docToText: `<|endofchunk|>` before every image but the first)
-    const text = order.map((a, j) => `This is a${j ? '<|endofchunk|>' : ''}<image> ${names[a]}.`).join(' ');
+    // the key: a word, or exactly the Flamingo episodes' text (docToText: `<|endofchunk|>` before every image but the first)
+    const keyText = (a: number, j: number): string => (vectors ? `This is a${j ? '<|endofchunk|>' : ''}<image>` : `This is a ${words[a]}`);
+    // chunks are joined with a space (docPlainText): the name chunk is the one after its key
+    const chunks: RawChunk[] = answersOnly
+      ? order.flatMap((a, j): RawChunk[] => [{ kind: 'text', text: keyText(a, j), scored: false }, { kind: 'text', text: `${names[a]}.`, scored: j >= w }])
+      : [{ kind: 'text', text: order.map((a, j) => `${keyText(a, j)} ${names[a]}.`).join(' ') }];
+    if (!vectors) return { key: `${opts.name}:${i}`, chunks };
     const keyVectors = (dim: number): Float32Array[] => {
       const vr = new Rng(seed).fork(i).fork('vectors');
       const common = gaussian(vr, dim);
@@ -293,7 +332,7 @@ export function textBinding(opts: TextBindingOptions): DocSource {
       return order.map((a) => scaleTo(mixUnit(bases[a]!, gaussian(vr, dim), noise), norm));
     };
     const keySpread = new Rng(seed).fork(i).fork('spread').uniform() * maxSpread;
-    return { key: `${opts.name}:${i}`, chunks: [{ kind: 'text', text }], keyVectors, keySpread };
+    return { key: `${opts.name}:${i}`, chunks, keyVectors, keySpread };
   });
 }
 

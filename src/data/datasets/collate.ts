@@ -24,10 +24,18 @@ export interface TrainBatch {
   keys: string[];
 }
 
-/** Labels and shifted targets for right- or left-padded ids. */
-export function makeLabels(ids: Int32Array, mask: ArrayLike<number>, B: number, L: number, mediaTokenId: number): { labels: Int32Array; targets: Int32Array } {
+/**
+ * Labels and shifted targets for right- or left-padded ids. `scored[b]` (right padding only: index t is row b's
+ * token t) takes the tokens it marks 0 out of the loss (Sample.scored).
+ */
+export function makeLabels(ids: Int32Array, mask: ArrayLike<number>, B: number, L: number, mediaTokenId: number, scored?: readonly (Uint8Array | null | undefined)[]): { labels: Int32Array; targets: Int32Array } {
   const labels = new Int32Array(B * L);
   for (let i = 0; i < B * L; i++) labels[i] = mask[i] && ids[i] !== mediaTokenId ? ids[i]! : IGNORE_INDEX;
+  scored?.forEach((s, b) => {
+    if (!s) return;
+    if (s.length > L) throw new DatasetError('collate', `row ${b} has ${s.length} scored flags for ${L} positions`);
+    for (let t = 0; t < s.length; t++) if (!s[t]) labels[b * L + t] = IGNORE_INDEX;
+  });
   const targets = new Int32Array(B * L).fill(IGNORE_INDEX);
   for (let b = 0; b < B; b++) targets.set(labels.subarray(b * L + 1, (b + 1) * L), b * L);
   return { labels, targets };
@@ -49,7 +57,7 @@ export function collateSamples(processor: FlamingoProcessor, samples: Sample[]):
     visionX = new Tensor(data, [B, T, F, C, S, S]);
   }
   const [B, L] = enc.inputIds.shape as [number, number];
-  const { labels, targets } = makeLabels(enc.inputIds.i32, enc.attentionMask.i32, B, L, processor.tokenizer.imageTokenId);
+  const { labels, targets } = makeLabels(enc.inputIds.i32, enc.attentionMask.i32, B, L, processor.tokenizer.imageTokenId, samples.map((s) => s.scored));
   return {
     inputIds: enc.inputIds,
     attentionMask: enc.attentionMask,

@@ -7,6 +7,6 @@ export {
   generatorSource, listSource, textListSource, syntheticDocuments, syntheticPairs, syntheticVideos, syntheticText, syntheticDocToRaw,
   type SyntheticDocOptions, type PairText,
 } from './memory.ts';
-export { buildSample, docToText, docPlainText, truncateTokens, limitMedia, type SampleOptions } from './sample.ts';
+export { buildSample, docToText, docPlainText, docPlainPieces, encodePieces, truncateTokens, limitMedia, type SampleOptions, type TextPiece } from './sample.ts';
 export { collateSamples, makeLabels, IGNORE_INDEX, type TrainBatch } from './collate.ts';
 export { sourceFromSpec, type SourceSpec } from './spec.ts';

@@ -38,26 +38,61 @@ function cleanText(tok: BpeTokenizer, text: string): string {
   return t;
 }
 
-/** The document as Flamingo text (markers included) and its media in order. */
-export function docToText(tok: BpeTokenizer, doc: RawDoc): { text: string; media: (LazyImage | LazyImage[])[] } {
+/** A run of a document's text and whether its tokens are loss targets (RawChunk `scored`). */
+export interface TextPiece {
+  text: string;
+  scored: boolean;
+}
+
+/**
+ * The document as Flamingo text (markers included) and its media in order; `pieces` is the same text cut where
+ * a chunk's `scored` changes (markers are scored; `<image>` never is a target anyway).
+ */
+export function docToText(tok: BpeTokenizer, doc: RawDoc): { text: string; media: (LazyImage | LazyImage[])[]; pieces: TextPiece[] } {
   const { image, eoc } = tok.specialTokenNames;
-  let text = '';
+  const pieces: TextPiece[] = [];
+  const put = (text: string, scored: boolean): void => {
+    const last = pieces[pieces.length - 1];
+    if (last && last.scored === scored) last.text += text;
+    else pieces.push({ text, scored });
+  };
   let lastWasText = false;
   const media: (LazyImage | LazyImage[])[] = [];
   for (const c of doc.chunks) {
     if (c.kind === 'text') {
-      if (lastWasText) text += ' ';
-      text += cleanText(tok, c.text);
+      // the joining space goes with the chunk after it, where the pre-tokenizer cuts too
+      put((lastWasText ? ' ' : '') + cleanText(tok, c.text), c.scored ?? true);
       lastWasText = true;
     } else {
-      if (media.length > 0) text += eoc;
-      text += image;
+      put((media.length > 0 ? eoc : '') + image, true);
       media.push(c.kind === 'image' ? c.image : c.frames);
       lastWasText = false;
     }
   }
-  if (media.length > 0) text += eoc;
-  return { text, media };
+  if (media.length > 0) put(eoc, true);
+  return { text: pieces.map((p) => p.text).join(''), media, pieces };
+}
+
+/**
+ * Token ids of text pieces and, when some piece is unscored, which ids are loss targets. Each piece is encoded
+ * on its own; that must give the ids of the whole text (pieces cut where the pre-tokenizer cuts anyway, e.g.
+ * before a space), else the document is rejected rather than trained on other ids than the text's.
+ */
+export function encodePieces(tok: BpeTokenizer, pieces: readonly TextPiece[], parseSpecial: boolean, where: string): { ids: number[]; scored: Uint8Array | null } {
+  const whole = tok.encode(pieces.map((p) => p.text).join(''), { parseSpecial });
+  if (pieces.every((p) => p.scored)) return { ids: whole, scored: null };
+  const ids: number[] = [];
+  const flags: number[] = [];
+  for (const p of pieces) {
+    for (const id of tok.encode(p.text, { parseSpecial })) {
+      ids.push(id);
+      flags.push(p.scored ? 1 : 0);
+    }
+  }
+  if (ids.length !== whole.length || ids.some((id, i) => id !== whole[i])) {
+    throw new DatasetError(where, 'its scored and unscored text pieces tokenise differently apart than together (cut them before a space)');
+  }
+  return { ids: whole, scored: Uint8Array.from(flags) };
 }
 
 function pixelsOf(img: RgbImage, o: SampleOptions): Float32Array {
@@ -96,8 +131,8 @@ export function limitMedia(doc: RawDoc, maxImages: number): RawDoc {
 
 /** Tokenise a document and load the media it keeps. */
 export function buildSample(tok: BpeTokenizer, doc: RawDoc, o: SampleOptions): Sample {
-  const { text, media } = docToText(tok, limitMedia(doc, o.maxImages));
-  const raw = tok.encode(text);
+  const { pieces, media } = docToText(tok, limitMedia(doc, o.maxImages));
+  const { ids: raw, scored } = encodePieces(tok, pieces, true, doc.key);
   if (o.appendEos) raw.push(tok.eosTokenId);
   const imageId = tok.imageTokenId;
   const ids = truncateTokens(raw, imageId, o.maxTokens);
@@ -105,10 +140,30 @@ export function buildSample(tok: BpeTokenizer, doc: RawDoc, o: SampleOptions): S
   let k = 0;
   for (const t of ids) if (t === imageId) k++;
   const pixels = media.slice(0, k).map((m) => framesOf(m, o, doc.key));
-  return { key: doc.key, tokens: ids, media: pixels };
+  const sample: Sample = { key: doc.key, tokens: ids, media: pixels };
+  if (scored) {
+    const s = new Uint8Array(ids.length).fill(1); // an appended eos stays scored
+    s.set(scored.subarray(0, Math.min(scored.length, ids.length)));
+    sample.scored = s;
+  }
+  return sample;
 }
 
 /** Text-only view of a document (markers and media removed): for LM pretraining and the CLIP text tower. */
 export function docPlainText(doc: RawDoc): string {
-  return doc.chunks.filter((c) => c.kind === 'text').map((c) => (c as { text: string }).text).join(' ');
+  return docPlainPieces(doc).map((p) => p.text).join('');
+}
+
+/** docPlainText cut into pieces by the chunks' `scored` (the joining space goes with the chunk after it). */
+export function docPlainPieces(doc: RawDoc): TextPiece[] {
+  const pieces: TextPiece[] = [];
+  for (const c of doc.chunks) {
+    if (c.kind !== 'text') continue;
+    const text = (pieces.length ? ' ' : '') + c.text;
+    const scored = c.scored ?? true;
+    const last = pieces[pieces.length - 1];
+    if (last && last.scored === scored) last.text += text;
+    else pieces.push({ text, scored });
+  }
+  return pieces;
 }

@@ -5,9 +5,10 @@ import type { DocumentKind, SyntheticWorldOptions } from '../synthetic/index.ts'
 import { fileSource } from './files.ts';
 import { syntheticDocuments, syntheticPairs, syntheticText, syntheticVideos, textListSource, type PairText } from './memory.ts';
 import { FORMATS, type DataFormat } from './records.ts';
-import { fashionBinding, fashionPairs, sceneBinding, textBinding, type TextBindingOptions } from './binding.ts';
+import { fashionBinding, fashionPairs, sceneBinding, textBinding, type BindingLoss, type TextBindingOptions } from './binding.ts';
 import { DatasetError, type DocSource } from './types.ts';
-import type { NameInventory } from '../synthetic/inventories.ts';
+import { namePiecesOf, type NameInventory, type NamePieces } from '../synthetic/inventories.ts';
+import type { BpeTokenizer } from '../tokenizer.ts';
 
 export type SourceSpec =
   | { type: 'synthetic-documents'; kind?: DocumentKind; world?: SyntheticWorldOptions }
@@ -18,8 +19,8 @@ export type SourceSpec =
   | { type: 'texts'; texts: string[] }
   | { type: 'files'; format: DataFormat; path: string | string[]; shuffle?: boolean }
   | { type: 'fashion-pairs'; classes?: number[]; split?: 'train' | 'test' }
-  | { type: 'fashion-binding'; classes?: number[]; ways?: [number, number]; shots?: [number, number]; split?: 'train' | 'test'; concepts?: 'classes' | 'instances'; names?: NameInventory }
-  | { type: 'scene-binding'; ways?: [number, number]; shots?: [number, number]; world?: SyntheticWorldOptions; names?: NameInventory }
+  | { type: 'fashion-binding'; classes?: number[]; ways?: [number, number]; shots?: [number, number]; split?: 'train' | 'test'; concepts?: 'classes' | 'instances'; names?: NameInventory; loss?: BindingLoss }
+  | { type: 'scene-binding'; ways?: [number, number]; shots?: [number, number]; world?: SyntheticWorldOptions; names?: NameInventory; loss?: BindingLoss }
   | ({ type: 'text-binding' } & Omit<TextBindingOptions, 'name'>);
 
 export const SOURCE_TYPES = [
@@ -27,9 +28,30 @@ export const SOURCE_TYPES = [
   'fashion-pairs', 'fashion-binding', 'scene-binding', 'text-binding',
 ] as const;
 
+/** What a training run can give its sources beyond the spec. */
+export interface SourceContext {
+  /** The run's tokenizer: binding episodes with `names: training` join names from its pieces too. */
+  tokenizer?: BpeTokenizer;
+}
+
+const piecesCache = new WeakMap<BpeTokenizer, NamePieces>();
+
+/** The alphabetic pieces of a tokenizer's vocabulary (special tokens aside), computed once per tokenizer. */
+export function tokenizerPieces(tok: BpeTokenizer): NamePieces {
+  let p = piecesCache.get(tok);
+  if (!p) {
+    const tokens: string[] = [];
+    for (let id = 0; id < tok.vocabSize; id++) if (!tok.isSpecial(id)) tokens.push(tok.decode([id]));
+    p = namePiecesOf(tokens);
+    piecesCache.set(tok, p);
+  }
+  return p;
+}
+
 /** Build a source; `name` keys its random streams, `baseDir` resolves relative file paths. */
-export function sourceFromSpec(name: string, spec: SourceSpec, baseDir = '.'): DocSource {
+export function sourceFromSpec(name: string, spec: SourceSpec, baseDir = '.', ctx: SourceContext = {}): DocSource {
   const s = spec as SourceSpec & Record<string, unknown>;
+  const pieces = ctx.tokenizer && (s.names === 'training' || s.names === 'pieces') ? tokenizerPieces(ctx.tokenizer) : undefined;
   switch (s.type) {
     case 'synthetic-documents':
       return syntheticDocuments({ name, kind: s.kind, world: s.world });
@@ -57,11 +79,11 @@ export function sourceFromSpec(name: string, spec: SourceSpec, baseDir = '.'): D
     case 'fashion-pairs':
       return fashionPairs({ name, classes: s.classes, split: s.split });
     case 'fashion-binding':
-      return fashionBinding({ name, classes: s.classes, ways: s.ways, shots: s.shots, split: s.split, concepts: s.concepts, names: s.names });
+      return fashionBinding({ name, classes: s.classes, ways: s.ways, shots: s.shots, split: s.split, concepts: s.concepts, names: s.names, loss: s.loss, pieces });
     case 'scene-binding':
-      return sceneBinding({ name, ways: s.ways, shots: s.shots, world: s.world, names: s.names });
+      return sceneBinding({ name, ways: s.ways, shots: s.shots, world: s.world, names: s.names, loss: s.loss, pieces });
     case 'text-binding':
-      return textBinding({ name, ways: s.ways, items: s.items, words: s.words, keys: s.keys, vector_norm: s.vector_norm, vector_noise: s.vector_noise, vector_spread: s.vector_spread, names: s.names });
+      return textBinding({ name, ways: s.ways, items: s.items, words: s.words, keys: s.keys, vector_norm: s.vector_norm, vector_noise: s.vector_noise, vector_spread: s.vector_spread, names: s.names, loss: s.loss, pieces });
     default:
       throw new DatasetError(name, `unknown source type ${JSON.stringify((s as { type?: unknown }).type)} (expected one of ${SOURCE_TYPES.join(', ')})`);
   }

@@ -16,7 +16,11 @@ export class DatasetError extends FlamingoError {
 export type LazyImage = () => RgbImage;
 
 export type RawChunk =
-  | { kind: 'text'; text: string }
+  /**
+   * `scored: false` keeps the text's tokens out of the loss (they are still read): binding episodes score only
+   * the names a model can copy from earlier in the prompt, not the first, unpredictable, occurrence of each.
+   */
+  | { kind: 'text'; text: string; scored?: boolean }
   | { kind: 'image'; image: LazyImage }
   | { kind: 'video'; frames: LazyImage[] };
 
@@ -41,6 +45,8 @@ export interface RawDoc {
 export interface Sample {
   key: string;
   tokens: number[];
+  /** 1 where the token is a loss target, 0 where its document marked it unscored; absent = all scored. */
+  scored?: Uint8Array;
   media: Float32Array[][];
 }
 

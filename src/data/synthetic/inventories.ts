@@ -18,9 +18,12 @@ import { intBetween, pick, sample, type Random } from './random.ts';
  * - `training`: the mixture that teaches copying any name — any syllable inventory of 1–4 syllables (a fresh random
  *   inventory per episode, from pools that exclude `unseen`'s onsets and vowels), random letter strings, pieces
  *   of real words joined, real words (WordNet nouns, never `rare`'s), with capitals, digits and two-word names
- *   mixed in.
+ *   mixed in, and in some episodes a start that all names share; given a tokenizer's pieces (NamePieces), also
+ *   names joined from them;
+ * - `pieces` (training only): every name joined from a tokenizer's pieces (NamePieces must be given), so each
+ *   token of the vocabulary is copied often, capitals and digits mixed in as in `training`.
  */
-export const NAME_INVENTORIES = ['generator', 'unseen', 'unseen-long', 'letters', 'rare', 'two-word', 'training'] as const;
+export const NAME_INVENTORIES = ['generator', 'unseen', 'unseen-long', 'letters', 'rare', 'two-word', 'training', 'pieces'] as const;
 export type NameInventory = (typeof NAME_INVENTORIES)[number];
 
 export function isNameInventory(s: unknown): s is NameInventory {
@@ -112,9 +115,40 @@ function letterString(rng: Random, lo: number, hi: number): string {
 
 type Maker = () => string;
 
-/** One training name maker for a whole episode, or per name. */
-function trainingMaker(rng: Random, readFile: (f: string) => string): Maker {
-  const kind = rng.int(20);
+/**
+ * The alphabetic pieces of a tokenizer's vocabulary: `initial` those that begin a word (after a space, the
+ * space removed), `inner` those that continue one. Names joined from them make every such token a copy target,
+ * so the LM's copying is trained on each token the tokenizer has rather than on the tokens of a few styles.
+ */
+export interface NamePieces {
+  initial: readonly string[];
+  inner: readonly string[];
+}
+
+/** NamePieces of a vocabulary given as decoded token strings. */
+export function namePiecesOf(tokens: Iterable<string>): NamePieces {
+  const initial = new Set<string>();
+  const inner = new Set<string>();
+  for (const t of tokens) {
+    if (/^ [A-Za-z]+$/.test(t)) initial.add(t.slice(1));
+    else if (/^[A-Za-z]+$/.test(t)) inner.add(t);
+  }
+  if (initial.size === 0 || inner.size === 0) throw new SyntheticDataError('names', `a vocabulary without alphabetic word-start and word-inner pieces (${initial.size}, ${inner.size})`);
+  return { initial: [...initial].sort(), inner: [...inner].sort() };
+}
+
+/** A word-start piece and 0–3 inner pieces (`quadbrnet`): an order of tokens no word or syllable inventory has. */
+function pieceName(rng: Random, pieces: NamePieces): string {
+  let s = pick(rng, pieces.initial);
+  const more = intBetween(rng, 0, 3);
+  for (let i = 0; i < more; i++) s += pick(rng, pieces.inner);
+  return s;
+}
+
+/** One training name maker for a whole episode, or per name; with `pieces`, a fifth are joined vocabulary pieces. */
+function trainingMaker(rng: Random, readFile: (f: string) => string, pieces?: NamePieces): Maker {
+  const kind = rng.int(pieces ? 25 : 20);
+  if (kind >= 20) return () => pieceName(rng, pieces!);
   if (kind < 3) return () => wordFrom(rng, GENERATOR_SYLLABLES, [1, 4]);
   if (kind < 9) {
     const inv = randomInventory(rng);
@@ -162,6 +196,8 @@ export interface DrawNamesOptions {
   avoid?: Iterable<string>;
   /** Reads a file (WordNet, for `training`); default node:fs readFileSync. */
   readFile?: (file: string) => string;
+  /** `training`: also join names from these tokenizer pieces (namePiecesOf). */
+  pieces?: NamePieces;
 }
 
 /**
@@ -173,6 +209,7 @@ export function drawNames(rng: Random, n: number, inventory: NameInventory, opts
     throw new SyntheticDataError('names', `unknown name inventory ${JSON.stringify(inventory)} (expected one of ${NAME_INVENTORIES.join(', ')})`);
   }
   if (inventory === 'generator') return inventNames(rng, n, { avoid: opts.avoid });
+  if (inventory === 'pieces' && !opts.pieces) throw new SyntheticDataError('names', 'inventory pieces joins names from a tokenizer\'s pieces; none were given (training runs pass their tokenizer)');
   const readFile = opts.readFile ?? defaultReadFile;
   const taken = new Set<string>();
   for (const a of opts.avoid ?? []) taken.add(firstWordOf(a));
@@ -184,13 +221,20 @@ export function drawNames(rng: Random, n: number, inventory: NameInventory, opts
     if (n > RARE_WORDS.length) throw new SyntheticDataError('names', `${n} rare words asked for, the list has ${RARE_WORDS.length}`);
     make = () => pick(rng, RARE_WORDS);
   } else if (inventory === 'two-word') make = () => `${inventNames(rng, 1)[0]!} ${inventNames(rng, 1)[0]!}`;
+  else if (inventory === 'pieces') make = () => decorate(rng, pieceName(rng, opts.pieces!));
   else {
     // training: one maker for the whole episode (like the evaluation's inventories) or one per name
-    const shared = rng.uniform() < 0.7 ? trainingMaker(rng, readFile) : null;
+    const pieces = opts.pieces;
+    const shared = rng.uniform() < 0.7 ? trainingMaker(rng, readFile, pieces) : null;
     const twoWord = rng.uniform() < 0.1;
+    // In 30% of episodes every name starts with the same 1–4 letters (`plo…`): copying must then follow the
+    // matched name token by token past the shared start, not jump to another name that begins alike.
+    // (A start that leaves too few usable names, e.g. `ss` before an inventory of s-onsets, is dropped.)
+    const prefix = rng.uniform() < 0.3 ? (shared ?? trainingMaker(rng, readFile, pieces))().slice(0, intBetween(rng, 1, 4)) : '';
+    let made = 0;
     make = () => {
-      const m = shared ?? trainingMaker(rng, readFile);
-      let w = decorate(rng, m());
+      const m = shared ?? trainingMaker(rng, readFile, pieces);
+      let w = decorate(rng, (made++ < 100 * (n + 1) ? prefix : '') + m());
       if (twoWord || rng.uniform() < 0.05) w += ' ' + decorate(rng, m());
       return w;
     };
