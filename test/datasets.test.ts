@@ -9,7 +9,7 @@ import { FlamingoProcessor } from '../src/data/processor.ts';
 import { encodePng, makeImage, type RgbImage } from '../src/data/image.ts';
 import {
   buildSample, collateSamples, fileSource, readTar, writeTar, groupByKey, syntheticDocuments, syntheticPairs, syntheticVideos,
-  textListSource, truncateTokens, IGNORE_INDEX, DatasetError, type DocSource, type RawDoc, type Sample, type SampleOptions,
+  textListSource, truncateTokens, subSeed, IGNORE_INDEX, DatasetError, type DocSource, type RawDoc, type Sample, type SampleOptions,
 } from '../src/data/datasets/index.ts';
 
 const tok = BpeTokenizer.train(
@@ -176,6 +176,21 @@ test('video items: F frames per media, visionX (B, T, F, 3, S, S)', () => {
   // frame f of item 0 of row 1 lands at its slot
   const per = 3 * S * S;
   assert.deepEqual(Array.from(b.visionX!.f32.subarray((1 * 3 + 2) * per, (1 * 3 + 3) * per)), Array.from(samples[1]!.media[0]![2]!));
+});
+
+test('video QA pairs: the same videos as the descriptions, one of each video\'s questions with its answer', async () => {
+  const { videoAt } = await import('../src/data/synthetic/index.ts');
+  const qa = syntheticVideos({ name: 'vq', frames: 4, size: 16, text: 'qa' }).open(3);
+  for (let i = 0; i < 12; i++) {
+    const d = qa.next();
+    const v = videoAt(subSeed(3, 'generator', 'vq'), i, { frames: 4, size: 16 });
+    assert.equal(d.chunks[0]!.kind, 'video');
+    const text = (d.chunks[1] as { text: string }).text;
+    const m = /^Question: (.+\?) Answer: (.+)$/.exec(text);
+    assert.ok(m, text);
+    assert.ok(v.qa.some((q) => q.question === m[1] && q.answer === m[2]), `${text} is one of the video's own questions`);
+  }
+  assert.throws(() => syntheticVideos({ name: 'vq', text: 'story' as never }), /vq: text must be "description" or "qa"/);
 });
 
 test('tar: reads what writeTar writes and what GNU tar writes; rejects corrupt headers', () => {

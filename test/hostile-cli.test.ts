@@ -76,6 +76,7 @@ test('generation options and numeric flags: named in one line, exit 2', () => {
     expectError(r, /positions/.test(re.source) ? 1 : 2, re, args.join(' '));
   }
   expectError(runCli(['demo', '--episodes=-1']), 2, /--episodes must be a positive integer, got '-1'/, 'demo --episodes=-1');
+  expectError(runCli(['demo', '--names', 'training']), 2, /--names must be one of generator, unseen, .*got "training"/, 'demo --names training');
   expectError(runCli(['verify', '--bogus', 'x']), 2, /bogus/, 'verify --bogus');
   const help = runCli(['verify', '--help']);
   assert.equal(help.code, 0, help.stderr);

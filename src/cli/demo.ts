@@ -2,7 +2,8 @@
  * `flamingo demo` (npm start): the main job on the bundled model. Loads models/flamingo-fmnist,
  * builds a 5-way 1-shot fast-binding prompt from real Fashion-MNIST test images (classes never seen
  * in Flamingo training), prints the prompt, the generated answer and the truth, then a table of
- * fast-binding accuracy by shots on seen and held-out classes.
+ * fast-binding accuracy by shots on seen and held-out classes. The names come from an inventory training never
+ * drew from (`unseen` by default), so a right answer is copied from the prompt, not recalled.
  */
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +13,9 @@ import { backend } from '../engine/backend.ts';
 import { generate } from '../model/generate.ts';
 import { BUNDLED_MODEL_DIR, BUNDLED_MODEL_HINT, loadPretrained, PretrainedError } from '../pretrained/index.ts';
 import { intArg, parseOptions } from './args.ts';
-import { bindingEpisode, evaluateBinding, firstWord } from '../eval/fast-binding.ts';
+import { answerSpan, answersName, bindingEpisode, evaluateBinding } from '../eval/fast-binding.ts';
+import { isNameInventory, NAME_INVENTORIES, type NameInventory } from '../data/synthetic/inventories.ts';
+import { UsageError } from '../errors.ts';
 import { fashionMnistByClass } from '../data/fashion-mnist.ts';
 import { encodePng, makeImage, type RgbImage } from '../data/image.ts';
 
@@ -30,12 +33,17 @@ function strip(images: RgbImage[]): RgbImage {
   return out;
 }
 
+/** Inventories a prompt can draw from (training's own are not evaluation names). */
+const EVAL_INVENTORIES: readonly NameInventory[] = NAME_INVENTORIES.filter((i) => i !== 'training' && i !== 'pieces');
+
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseOptions(args, { model: { type: 'string' }, episodes: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
+  const { values } = parseOptions(args, { model: { type: 'string' }, episodes: { type: 'string' }, seed: { type: 'string' }, names: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
   if (values.help) {
-    process.stdout.write('usage: flamingo demo [--model DIR] [--episodes N] [--seed S]\n');
+    process.stdout.write(`usage: flamingo demo [--model DIR] [--episodes N] [--seed S] [--names INVENTORY]\n  --names  name inventory (default unseen: never drawn in training): ${EVAL_INVENTORIES.join(', ')}\n`);
     return 0;
   }
+  const inventory = (values.names ?? 'unseen') as NameInventory;
+  if (!isNameInventory(inventory) || !EVAL_INVENTORIES.includes(inventory)) throw new UsageError(`--names must be one of ${EVAL_INVENTORIES.join(', ')}, got ${JSON.stringify(values.names)}`);
   const dir = values.model ?? BUNDLED_MODEL_DIR;
   const seed = intArg('seed', values.seed) ?? 2024;
   const episodes = intArg('episodes', values.episodes, { min: 1 }) ?? 60;
@@ -48,25 +56,25 @@ export async function run(args: string[]): Promise<number> {
   const seen = fashionMnistByClass(meta.seen_classes, 200);
   noGrad(() => {
     // 1. one prompt, shown in full
-    const ep = bindingEpisode(new Rng(seed), held, 5, 1);
+    const ep = bindingEpisode(new Rng(seed), held, 5, 1, inventory);
     const enc = processor.encode([ep.prompt], [ep.images]);
     const out = generate(model, { inputIds: enc.inputIds, attentionMask: enc.attentionMask, visionX: enc.visionX }, { maxNewTokens: 8 });
-    const answer = firstWord(processor.decode(out.generated[0]!));
+    const generated = processor.decode(out.generated[0]!);
     mkdirSync('runs', { recursive: true });
     writeFileSync(join('runs', 'demo-prompt.png'), encodePng(strip(ep.images)));
     process.stdout.write('Few-shot prompt on real Fashion-MNIST photos (classes held out from Flamingo training;\n');
-    process.stdout.write('each name is invented for this prompt only, so the answer can only come from the examples):\n');
+    process.stdout.write(`each name is invented for this prompt only, from the "${inventory}" names training never used,\nso the answer can only come from the examples):\n`);
     const bound = Object.entries(ep.names).map(([c, n]) => `  "${n}" = ${c}`).join('\n');
     process.stdout.write(`${bound}\n\n  prompt: ${ep.prompt.replace(/<\|endofchunk\|>/g, '<|endofchunk|>\n          ')}\n`);
-    process.stdout.write(`  generated: "${processor.decode(out.generated[0]!)}"  → ${answer === ep.answer ? 'correct' : 'wrong'} (query class: ${ep.queryClass}, bound to "${ep.answer}")\n`);
+    process.stdout.write(`  generated: "${generated}"  → ${answersName(generated, ep.answer) ? 'correct' : `wrong ("${answerSpan(generated)}")`} (query class: ${ep.queryClass}, bound to "${ep.answer}")\n`);
     process.stdout.write(`  (images of this prompt: runs/demo-prompt.png)\n\n`);
 
     // 2. accuracy by shots
-    process.stdout.write(`5-way fast binding accuracy (${episodes} episodes each, chance 20%):\n`);
+    process.stdout.write(`5-way fast binding accuracy, "${inventory}" names (${episodes} episodes each, chance 20%):\n`);
     process.stdout.write('  shots per class | seen classes | held-out classes\n  ----------------|--------------|-----------------\n');
     for (const shots of [1, 2, 3]) {
-      const a = evaluateBinding(model, processor, seen, { ways: 5, shots, episodes, seed: seed + shots });
-      const b = evaluateBinding(model, processor, held, { ways: 5, shots, episodes, seed: seed + 100 + shots });
+      const a = evaluateBinding(model, processor, seen, { ways: 5, shots, episodes, seed: seed + shots, inventory });
+      const b = evaluateBinding(model, processor, held, { ways: 5, shots, episodes, seed: seed + 100 + shots, inventory });
       process.stdout.write(`  ${String(shots).padEnd(15)} | ${(100 * a.accuracy).toFixed(1).padStart(10)}% | ${(100 * b.accuracy).toFixed(1).padStart(14)}%\n`);
     }
   });

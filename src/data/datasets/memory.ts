@@ -92,12 +92,23 @@ export function syntheticPairs(opts: { name?: string; text?: PairText; world?: S
   });
 }
 
-/** Synthetic video–text pairs (VTP-like): one media item of F frames, then its description. */
-export function syntheticVideos(opts: { name?: string; frames?: number; size?: number; world?: SyntheticWorldOptions } = {}): DocSource {
+/**
+ * Synthetic video–text pairs (VTP-like): one media item of F frames, then its description, or with
+ * `text: 'qa'` one of its questions and the answer (`Question: … Answer: …`, the image VQA pairs' form), so
+ * the model learns to answer about motion from frames as it does about scenes from images.
+ */
+export function syntheticVideos(opts: { name?: string; frames?: number; size?: number; world?: SyntheticWorldOptions; text?: 'description' | 'qa' } = {}): DocSource {
+  const text = opts.text ?? 'description';
+  if (text !== 'description' && text !== 'qa') throw new DatasetError(opts.name ?? 'synthetic-videos', `text must be "description" or "qa", got ${JSON.stringify(opts.text)}`);
   return generatorSource(opts.name ?? 'synthetic-videos', (seed, i) => {
     const v = videoAt(seed, i, { frames: opts.frames, size: opts.size, world: opts.world });
+    const frames: RawChunk = { kind: 'video', frames: v.frames.map(constant) };
+    if (text === 'qa') {
+      const q = v.qa[new Rng(seed).fork('video-qa').fork(i).int(v.qa.length)]!;
+      return { key: `video-${seed}-${i}-qa`, chunks: [frames, { kind: 'text', text: `Question: ${q.question} Answer: ${q.answer}` }] };
+    }
     const desc = v.description.charAt(0).toUpperCase() + v.description.slice(1);
-    return { key: `video-${seed}-${i}`, chunks: [{ kind: 'video', frames: v.frames.map(constant) }, { kind: 'text', text: desc.endsWith('.') ? desc : `${desc}.` }] };
+    return { key: `video-${seed}-${i}`, chunks: [frames, { kind: 'text', text: desc.endsWith('.') ? desc : `${desc}.` }] };
   });
 }
 
