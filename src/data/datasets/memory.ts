@@ -4,7 +4,7 @@
  * image–text pairs, video–text pairs and plain text. They yield the same RawDoc type as the file formats.
  */
 import { Rng } from '../../engine/rng.ts';
-import { balancedQuestion, documentAt, shapeVariantPairAt, videoAt, type DocumentKind, type InterleavedDocument, type SyntheticWorldOptions } from '../synthetic/index.ts';
+import { ANSWER_LABELS, QUESTION_LABELS, balancedQuestion, documentAt, shapeVariantPairAt, videoAt, type DocumentKind, type InterleavedDocument, type SyntheticWorldOptions } from '../synthetic/index.ts';
 import type { RgbImage } from '../image.ts';
 import { DatasetError, epochStream, START, subSeed, type Cursor, type DocSource, type DocStream, type RawChunk, type RawDoc } from './types.ts';
 
@@ -95,17 +95,32 @@ export function syntheticPairs(opts: { name?: string; text?: PairText; world?: S
 /**
  * Synthetic video–text pairs (VTP-like): one media item of F frames, then its description, or with
  * `text: 'qa'` one of its questions and the answer (`Question: … Answer: …`, the image VQA pairs' form), so
- * the model learns to answer about motion from frames as it does about scenes from images.
+ * the model learns to answer about motion from frames as it does about scenes from images. With
+ * `labels: 'varied'` each pair takes its question and answer labels from the documents' lists (`Q: … Reply: …`,
+ * sometimes without the space after the colon): a single pair brings no examples to copy a form from, so a bare
+ * answer after whatever label a zero-shot prompt uses has to be learned from many labels.
  */
-export function syntheticVideos(opts: { name?: string; frames?: number; size?: number; world?: SyntheticWorldOptions; text?: 'description' | 'qa' } = {}): DocSource {
+export function syntheticVideos(opts: { name?: string; frames?: number; size?: number; world?: SyntheticWorldOptions; text?: 'description' | 'qa'; labels?: 'fixed' | 'varied' } = {}): DocSource {
+  const name = opts.name ?? 'synthetic-videos';
   const text = opts.text ?? 'description';
-  if (text !== 'description' && text !== 'qa') throw new DatasetError(opts.name ?? 'synthetic-videos', `text must be "description" or "qa", got ${JSON.stringify(opts.text)}`);
-  return generatorSource(opts.name ?? 'synthetic-videos', (seed, i) => {
+  const labels = opts.labels ?? 'fixed';
+  if (text !== 'description' && text !== 'qa') throw new DatasetError(name, `text must be "description" or "qa", got ${JSON.stringify(opts.text)}`);
+  if (labels !== 'fixed' && labels !== 'varied') throw new DatasetError(name, `labels must be "fixed" or "varied", got ${JSON.stringify(opts.labels)}`);
+  if (opts.labels !== undefined && text !== 'qa') throw new DatasetError(name, 'labels only applies to text: "qa"');
+  return generatorSource(name, (seed, i) => {
     const v = videoAt(seed, i, { frames: opts.frames, size: opts.size, world: opts.world });
     const frames: RawChunk = { kind: 'video', frames: v.frames.map(constant) };
     if (text === 'qa') {
-      const q = v.qa[new Rng(seed).fork('video-qa').fork(i).int(v.qa.length)]!;
-      return { key: `video-${seed}-${i}-qa`, chunks: [frames, { kind: 'text', text: `Question: ${q.question} Answer: ${q.answer}` }] };
+      const r = new Rng(seed).fork('video-qa').fork(i);
+      const q = v.qa[r.int(v.qa.length)]!;
+      let body = `Question: ${q.question} Answer: ${q.answer}`;
+      if (labels === 'varied') {
+        const ql = QUESTION_LABELS[r.int(QUESTION_LABELS.length)]!;
+        const al = ANSWER_LABELS[r.int(ANSWER_LABELS.length)]!;
+        const sep = r.uniform() < 0.5 ? '' : ' ';
+        body = `${ql}${sep}${q.question} ${al}${sep}${q.answer}`;
+      }
+      return { key: `video-${seed}-${i}-qa`, chunks: [frames, { kind: 'text', text: body }] };
     }
     const desc = v.description.charAt(0).toUpperCase() + v.description.slice(1);
     return { key: `video-${seed}-${i}`, chunks: [frames, { kind: 'text', text: desc.endsWith('.') ? desc : `${desc}.` }] };
