@@ -193,27 +193,34 @@ test('video QA pairs: the same videos as the descriptions, one of each video\'s 
   assert.throws(() => syntheticVideos({ name: 'vq', text: 'story' as never }), /vq: text must be "description" or "qa"/);
 });
 
-test('video QA pairs with varied labels: the same question and answer after labels from the documents\' lists', async () => {
+test('QA pairs with varied labels (images and videos): the same question and answer after labels from the documents\' lists', async () => {
   const { QUESTION_LABELS, ANSWER_LABELS } = await import('../src/data/synthetic/index.ts');
-  const fixed = syntheticVideos({ name: 'vq', frames: 4, size: 16, text: 'qa' }).open(5);
-  const varied = syntheticVideos({ name: 'vq', frames: 4, size: 16, text: 'qa', labels: 'varied' }).open(5);
-  const seenLabels = new Set<string>();
-  let tight = 0;
-  for (let i = 0; i < 40; i++) {
-    const [, q, a] = /^Question: (.+\?) Answer: (.+)$/.exec((fixed.next().chunks[1] as { text: string }).text)!;
-    const text = (varied.next().chunks[1] as { text: string }).text;
-    const ql = QUESTION_LABELS.find((l) => text.startsWith(l));
-    assert.ok(ql, `${text} starts with a question label`);
-    const rest = text.slice(ql.length);
-    const sep = rest.startsWith(' ') ? ' ' : '';
-    if (sep === '') tight++;
-    const al = ANSWER_LABELS.find((l) => rest === `${sep}${q} ${l}${sep}${a}`);
-    assert.ok(al, `${text} asks ${q} and answers ${a} after an answer label`);
-    seenLabels.add(`${ql}|${al}`);
+  const makers = {
+    videos: (labels?: 'varied') => syntheticVideos({ name: 'vq', frames: 4, size: 16, text: 'qa', labels }),
+    pairs: (labels?: 'varied') => syntheticPairs({ name: 'vq', text: 'qa', labels }),
+  };
+  for (const [kind, make] of Object.entries(makers)) {
+    const fixed = make().open(5);
+    const varied = make('varied').open(5);
+    const seenLabels = new Set<string>();
+    let tight = 0;
+    for (let i = 0; i < 40; i++) {
+      const [, q, a] = /^Question: (.+\?) Answer: (.+)$/.exec((fixed.next().chunks[1] as { text: string }).text)!;
+      const text = (varied.next().chunks[1] as { text: string }).text;
+      const ql = QUESTION_LABELS.find((l) => text.startsWith(l));
+      assert.ok(ql, `${kind}: ${text} starts with a question label`);
+      const rest = text.slice(ql.length);
+      const sep = rest.startsWith(' ') ? ' ' : '';
+      if (sep === '') tight++;
+      const al = ANSWER_LABELS.find((l) => rest === `${sep}${q} ${l}${sep}${a}`);
+      assert.ok(al, `${kind}: ${text} asks ${q} and answers ${a} after an answer label`);
+      seenLabels.add(`${ql}|${al}`);
+    }
+    assert.ok(seenLabels.size >= 10, `${kind}: labels vary (${seenLabels.size} pairs of labels)`);
+    assert.ok(tight > 5 && tight < 35, `${kind}: both separators occur (${tight} tight of 40)`);
   }
-  assert.ok(seenLabels.size >= 10, `labels vary (${seenLabels.size} pairs of labels)`);
-  assert.ok(tight > 5 && tight < 35, `both separators occur (${tight} tight of 40)`);
   assert.throws(() => syntheticVideos({ name: 'vq', labels: 'varied' }), /vq: labels only applies to text: "qa"/);
+  assert.throws(() => syntheticPairs({ name: 'vq', text: 'alt', labels: 'varied' }), /vq: labels only applies to text: "qa"/);
   assert.throws(() => syntheticVideos({ name: 'vq', text: 'qa', labels: 'odd' as never }), /vq: labels must be "fixed" or "varied"/);
 });
 

@@ -71,10 +71,11 @@ export function syntheticDocuments(opts: SyntheticDocOptions = {}): DocSource {
 export type PairText = 'caption' | 'alt' | 'description' | 'mixed' | 'qa';
 
 /** Synthetic image–text pairs (ALIGN/LTIP-like): `<image>{text}<|endofchunk|>`. */
-export function syntheticPairs(opts: { name?: string; text?: PairText; world?: SyntheticWorldOptions; shape_variants?: number } = {}): DocSource {
+export function syntheticPairs(opts: { name?: string; text?: PairText; world?: SyntheticWorldOptions; shape_variants?: number; labels?: QaLabels } = {}): DocSource {
   const which = opts.text ?? 'mixed';
   const texts: readonly PairText[] = ['caption', 'alt', 'description', 'mixed', 'qa'];
   if (!texts.includes(which)) throw new DatasetError(opts.name ?? 'synthetic-pairs', `text must be one of ${texts.join(', ')}, got ${JSON.stringify(which)}`);
+  const labels = qaLabelsOf(opts.name ?? 'synthetic-pairs', opts.labels, which);
   const g = opts.shape_variants ?? 1;
   if (!Number.isInteger(g) || g < 1 || g > 64) throw new DatasetError(opts.name ?? 'synthetic-pairs', `shape_variants must be an integer in [1, 64], got ${g}`);
   return generatorSource(opts.name ?? 'synthetic-pairs', (seed, i) => {
@@ -83,8 +84,9 @@ export function syntheticPairs(opts: { name?: string; text?: PairText; world?: S
     const p = shapeVariantPairAt(seed, Math.floor(i / g), i % g, opts.world);
     if (which === 'qa') {
       // VQAv2-like: one question about the image, kinds balanced, the answer bare
-      const q = balancedQuestion(new Rng(seed).fork('qa').fork(i), p.scene, opts.world);
-      return { key: `${p.id}-qa`, chunks: [{ kind: 'image', image: constant(p.image) }, { kind: 'text', text: `Question: ${q.question} Answer: ${q.answer}` }] };
+      const r = new Rng(seed).fork('qa').fork(i);
+      const q = balancedQuestion(r, p.scene, opts.world);
+      return { key: `${p.id}-qa`, chunks: [{ kind: 'image', image: constant(p.image) }, { kind: 'text', text: qaText(r, q.question, q.answer, labels) }] };
     }
     const k = which === 'mixed' ? (['caption', 'alt', 'description'] as const)[i % 3]! : which;
     const text = k === 'caption' ? p.caption : k === 'alt' ? p.altText : p.description;
@@ -93,34 +95,45 @@ export function syntheticPairs(opts: { name?: string; text?: PairText; world?: S
 }
 
 /**
+ * A question and its bare answer as one pair's text: `Question: … Answer: …`, or with `varied` labels drawn from
+ * the documents' lists (`Q: … Reply: …`, in half the pairs without the space after the colon). A single pair
+ * brings no examples to copy a form from, so a bare answer after whatever label a zero-shot prompt uses
+ * (OpenFlamingo's `Question:… Short answer:`) has to be learned from many labels.
+ */
+function qaText(r: Rng, question: string, answer: string, labels: QaLabels): string {
+  if (labels === 'fixed') return `Question: ${question} Answer: ${answer}`;
+  const ql = QUESTION_LABELS[r.int(QUESTION_LABELS.length)]!;
+  const al = ANSWER_LABELS[r.int(ANSWER_LABELS.length)]!;
+  const sep = r.uniform() < 0.5 ? '' : ' ';
+  return `${ql}${sep}${question} ${al}${sep}${answer}`;
+}
+
+export type QaLabels = 'fixed' | 'varied';
+
+function qaLabelsOf(name: string, labels: unknown, text: string | undefined): QaLabels {
+  if (labels === undefined) return 'fixed';
+  if (labels !== 'fixed' && labels !== 'varied') throw new DatasetError(name, `labels must be "fixed" or "varied", got ${JSON.stringify(labels)}`);
+  if (text !== 'qa') throw new DatasetError(name, 'labels only applies to text: "qa"');
+  return labels;
+}
+
+/**
  * Synthetic video–text pairs (VTP-like): one media item of F frames, then its description, or with
  * `text: 'qa'` one of its questions and the answer (`Question: … Answer: …`, the image VQA pairs' form), so
- * the model learns to answer about motion from frames as it does about scenes from images. With
- * `labels: 'varied'` each pair takes its question and answer labels from the documents' lists (`Q: … Reply: …`,
- * sometimes without the space after the colon): a single pair brings no examples to copy a form from, so a bare
- * answer after whatever label a zero-shot prompt uses has to be learned from many labels.
+ * the model learns to answer about motion from frames as it does about scenes from images (`labels`: qaText).
  */
-export function syntheticVideos(opts: { name?: string; frames?: number; size?: number; world?: SyntheticWorldOptions; text?: 'description' | 'qa'; labels?: 'fixed' | 'varied' } = {}): DocSource {
+export function syntheticVideos(opts: { name?: string; frames?: number; size?: number; world?: SyntheticWorldOptions; text?: 'description' | 'qa'; labels?: QaLabels } = {}): DocSource {
   const name = opts.name ?? 'synthetic-videos';
   const text = opts.text ?? 'description';
-  const labels = opts.labels ?? 'fixed';
   if (text !== 'description' && text !== 'qa') throw new DatasetError(name, `text must be "description" or "qa", got ${JSON.stringify(opts.text)}`);
-  if (labels !== 'fixed' && labels !== 'varied') throw new DatasetError(name, `labels must be "fixed" or "varied", got ${JSON.stringify(opts.labels)}`);
-  if (opts.labels !== undefined && text !== 'qa') throw new DatasetError(name, 'labels only applies to text: "qa"');
+  const labels = qaLabelsOf(name, opts.labels, text);
   return generatorSource(name, (seed, i) => {
     const v = videoAt(seed, i, { frames: opts.frames, size: opts.size, world: opts.world });
     const frames: RawChunk = { kind: 'video', frames: v.frames.map(constant) };
     if (text === 'qa') {
       const r = new Rng(seed).fork('video-qa').fork(i);
       const q = v.qa[r.int(v.qa.length)]!;
-      let body = `Question: ${q.question} Answer: ${q.answer}`;
-      if (labels === 'varied') {
-        const ql = QUESTION_LABELS[r.int(QUESTION_LABELS.length)]!;
-        const al = ANSWER_LABELS[r.int(ANSWER_LABELS.length)]!;
-        const sep = r.uniform() < 0.5 ? '' : ' ';
-        body = `${ql}${sep}${q.question} ${al}${sep}${q.answer}`;
-      }
-      return { key: `video-${seed}-${i}-qa`, chunks: [frames, { kind: 'text', text: body }] };
+      return { key: `video-${seed}-${i}-qa`, chunks: [frames, { kind: 'text', text: qaText(r, q.question, q.answer, labels) }] };
     }
     const desc = v.description.charAt(0).toUpperCase() + v.description.slice(1);
     return { key: `video-${seed}-${i}`, chunks: [frames, { kind: 'text', text: desc.endsWith('.') ? desc : `${desc}.` }] };
