@@ -134,7 +134,7 @@ test('k-shot prompts hold k demonstrations (0 shots: two text-only ones); fast b
     for (const v of Object.values(perKind)) assert.ok(v >= 0 && v <= 100);
   }
   assert.deepEqual(Object.keys(vqaRep.by_kind!), Object.keys(vqaRep.shots));
-  // fast binding: every name inventory at every shot count, its own episodes; the task's score is the generator's
+  // fast binding: every name inventory at every shot count, on the same episodes; the task's score is the generator's
   for (const task of ['fast_binding_seen', 'fast_binding_heldout'] as const) {
     const rep = report.tasks.find((t) => t.task === task)!;
     if (rep.skipped) continue;

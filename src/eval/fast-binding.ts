@@ -41,12 +41,14 @@ export class BindingEpisodeError extends FlamingoError {}
 
 /**
  * One episode: `ways` classes drawn from `classes`, `shots` support images each (order shuffled), one query.
- * Names come from `inventory` (default: the project's generator, src/data/synthetic/names.ts).
+ * Names come from `inventory` (default: the project's generator, src/data/synthetic/names.ts), drawn from a
+ * stream of their own: the classes, images and order depend only on `rng`, so the same seed gives the same
+ * episodes with every inventory and inventories are compared on the same images (paired).
  */
 export function bindingEpisode(rng: Rng, classes: readonly BindingClass[], ways: number, shots: number, inventory: NameInventory = 'generator'): BindingEpisode {
   if (ways > classes.length) throw new BindingEpisodeError(`fast binding: ${ways}-way needs ${ways} classes, have ${classes.length}`);
   const order = rng.shuffle([...classes.keys()]).slice(0, ways);
-  const names = drawNames(rng, ways, inventory);
+  const names = drawNames(rng.fork(rng.int(0x7fffffff)), ways, inventory);
   const items: { cls: number; name: string }[] = [];
   order.forEach((c, w) => { for (let k = 0; k < shots; k++) items.push({ cls: c, name: names[w]! }); });
   rng.shuffle(items);
