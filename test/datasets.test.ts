@@ -366,3 +366,29 @@ test('file formats: chunks, MMC4, video frames and errors that name the record',
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('video QA pages (per_document): 1–n videos, each with one of its own questions, one template per page', async () => {
+  const { videoAt, QUESTION_LABELS } = await import('../src/data/synthetic/index.ts');
+  const src = syntheticVideos({ name: 'vp', frames: 3, size: 16, text: 'qa', labels: 'varied', per_document: 3 }).open(2);
+  const counts = new Set<number>();
+  for (let i = 0; i < 16; i++) {
+    const d = src.next();
+    const m = d.chunks.length / 2;
+    assert.ok(Number.isInteger(m) && m >= 1 && m <= 3, `${m} videos`);
+    counts.add(m);
+    const labels = new Set<string>();
+    for (let j = 0; j < m; j++) {
+      assert.equal(d.chunks[2 * j]!.kind, 'video');
+      const text = (d.chunks[2 * j + 1] as { text: string }).text;
+      const v = videoAt(subSeed(2, 'generator', 'vp'), i * 3 + j, { frames: 3, size: 16 });
+      const q = v.qa.find((x) => text.includes(x.question) && text.endsWith(x.answer));
+      assert.ok(q, `${text}: a question of video ${i * 3 + j}`);
+      labels.add(text.replace(q.question, '').slice(0, -q.answer.length));
+      assert.ok(QUESTION_LABELS.some((l) => text.startsWith(l)));
+    }
+    assert.equal(labels.size, 1, `one template per page: ${[...labels].join(' | ')}`);
+  }
+  assert.deepEqual([...counts].sort(), [1, 2, 3]);
+  assert.throws(() => syntheticVideos({ name: 'vp', per_document: 2 }), /vp: per_document only applies to text: "qa"/);
+  assert.throws(() => syntheticVideos({ name: 'vp', text: 'qa', per_document: 0 }), /vp: per_document must be an integer in \[1, 16\]/);
+});

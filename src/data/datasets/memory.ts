@@ -101,11 +101,16 @@ export function syntheticPairs(opts: { name?: string; text?: PairText; world?: S
  * (OpenFlamingo's `Question:… Short answer:`) has to be learned from many labels.
  */
 function qaText(r: Rng, question: string, answer: string, labels: QaLabels): string {
-  if (labels === 'fixed') return `Question: ${question} Answer: ${answer}`;
+  return qaForm(r, labels)(question, answer);
+}
+
+/** One pair's (or one page's) question–answer template, drawn as qaText describes. */
+function qaForm(r: Rng, labels: QaLabels): (question: string, answer: string) => string {
+  if (labels === 'fixed') return (q, a) => `Question: ${q} Answer: ${a}`;
   const ql = QUESTION_LABELS[r.int(QUESTION_LABELS.length)]!;
   const al = ANSWER_LABELS[r.int(ANSWER_LABELS.length)]!;
   const sep = r.uniform() < 0.5 ? '' : ' ';
-  return `${ql}${sep}${question} ${al}${sep}${answer}`;
+  return (q, a) => `${ql}${sep}${q} ${al}${sep}${a}`;
 }
 
 export type QaLabels = 'fixed' | 'varied';
@@ -121,12 +126,32 @@ function qaLabelsOf(name: string, labels: unknown, text: string | undefined): Qa
  * Synthetic video–text pairs (VTP-like): one media item of F frames, then its description, or with
  * `text: 'qa'` one of its questions and the answer (`Question: … Answer: …`, the image VQA pairs' form), so
  * the model learns to answer about motion from frames as it does about scenes from images (`labels`: qaText).
+ * `per_document: n` (qa only) makes pages of 1–n such videos with one template (the video QA form of the
+ * image QA pages): few-shot video prompts hold several videos, and a model that only ever saw one video per
+ * sequence answers worse the more examples it is given.
  */
-export function syntheticVideos(opts: { name?: string; frames?: number; size?: number; world?: SyntheticWorldOptions; text?: 'description' | 'qa'; labels?: QaLabels } = {}): DocSource {
+export function syntheticVideos(opts: { name?: string; frames?: number; size?: number; world?: SyntheticWorldOptions; text?: 'description' | 'qa'; labels?: QaLabels; per_document?: number } = {}): DocSource {
   const name = opts.name ?? 'synthetic-videos';
   const text = opts.text ?? 'description';
   if (text !== 'description' && text !== 'qa') throw new DatasetError(name, `text must be "description" or "qa", got ${JSON.stringify(opts.text)}`);
   const labels = qaLabelsOf(name, opts.labels, text);
+  const n = opts.per_document ?? 1;
+  if (!Number.isInteger(n) || n < 1 || n > 16) throw new DatasetError(name, `per_document must be an integer in [1, 16], got ${JSON.stringify(opts.per_document)}`);
+  if (n > 1 && text !== 'qa') throw new DatasetError(name, 'per_document only applies to text: "qa"');
+  if (n > 1) {
+    return generatorSource(name, (seed, i) => {
+      const r = new Rng(seed).fork('video-qa-page').fork(i);
+      const m = 1 + r.int(n);
+      const form = qaForm(r, labels);
+      const chunks: RawChunk[] = [];
+      for (let j = 0; j < m; j++) {
+        const v = videoAt(seed, i * n + j, { frames: opts.frames, size: opts.size, world: opts.world });
+        const q = v.qa[r.int(v.qa.length)]!;
+        chunks.push({ kind: 'video', frames: v.frames.map(constant) }, { kind: 'text', text: form(q.question, q.answer) });
+      }
+      return { key: `video-${seed}-${i}-qa-page`, chunks };
+    });
+  }
   return generatorSource(name, (seed, i) => {
     const v = videoAt(seed, i, { frames: opts.frames, size: opts.size, world: opts.world });
     const frames: RawChunk = { kind: 'video', frames: v.frames.map(constant) };

@@ -13,7 +13,7 @@ import type { BpeTokenizer } from '../tokenizer.ts';
 export type SourceSpec =
   | { type: 'synthetic-documents'; kind?: DocumentKind; world?: SyntheticWorldOptions }
   | { type: 'synthetic-pairs'; text?: PairText; world?: SyntheticWorldOptions; shape_variants?: number; labels?: 'fixed' | 'varied' }
-  | { type: 'synthetic-videos'; frames?: number; size?: number; world?: SyntheticWorldOptions; text?: 'description' | 'qa'; labels?: 'fixed' | 'varied' }
+  | { type: 'synthetic-videos'; frames?: number; size?: number; world?: SyntheticWorldOptions; text?: 'description' | 'qa'; labels?: 'fixed' | 'varied'; per_document?: number }
   | { type: 'synthetic-text'; kind?: DocumentKind; world?: SyntheticWorldOptions }
   | { type: 'text-corpus'; sources?: TextSource[]; max_docs?: number; max_chars?: number }
   | { type: 'texts'; texts: string[] }
@@ -58,7 +58,7 @@ export function sourceFromSpec(name: string, spec: SourceSpec, baseDir = '.', ct
     case 'synthetic-pairs':
       return syntheticPairs({ name, text: s.text, world: s.world, shape_variants: s.shape_variants, labels: s.labels });
     case 'synthetic-videos':
-      return syntheticVideos({ name, frames: s.frames, size: s.size, world: s.world, text: s.text, labels: s.labels });
+      return syntheticVideos({ name, frames: s.frames, size: s.size, world: s.world, text: s.text, labels: s.labels, per_document: s.per_document });
     case 'synthetic-text':
       return syntheticText({ name, kind: s.kind, world: s.world });
     case 'text-corpus': {
