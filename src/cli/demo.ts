@@ -2,8 +2,8 @@
  * `flamingo demo` (npm start): the main job on the bundled model. Loads models/flamingo-fmnist,
  * builds a 5-way 1-shot fast-binding prompt from real Fashion-MNIST test images (classes never seen
  * in Flamingo training), prints the prompt, the generated answer and the truth, then a table of
- * fast-binding accuracy by shots on seen and held-out classes. `--names` picks the name inventory (`unseen`: one
- * training never drew from, so a right answer is copied from the prompt, not recalled).
+ * fast-binding accuracy by shots on seen and held-out classes. Names come from `--names` (default `unseen`, an
+ * inventory training never drew from, so a right answer is copied from the prompt, not recalled).
  */
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -39,11 +39,11 @@ const EVAL_INVENTORIES: readonly NameInventory[] = NAME_INVENTORIES.filter((i) =
 export async function run(args: string[]): Promise<number> {
   const { values } = parseOptions(args, { model: { type: 'string' }, episodes: { type: 'string' }, seed: { type: 'string' }, names: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
   if (values.help) {
-    process.stdout.write(`usage: flamingo demo [--model DIR] [--episodes N] [--seed S] [--names INVENTORY]\n  --names  name inventory (default generator; unseen is never drawn in training): ${EVAL_INVENTORIES.join(', ')}\n`);
+    process.stdout.write(`usage: flamingo demo [--model DIR] [--episodes N] [--seed S] [--names INVENTORY]\n  --names  name inventory (default unseen: never drawn in training): ${EVAL_INVENTORIES.join(', ')}\n`);
     return 0;
   }
-  // the bundled model copies only generator-style names well yet (issue #17); `--names unseen` shows that
-  const inventory = (values.names ?? 'generator') as NameInventory;
+  // by default names from an inventory training never drew from: a right answer can only be copied from the prompt
+  const inventory = (values.names ?? 'unseen') as NameInventory;
   if (!isNameInventory(inventory) || !EVAL_INVENTORIES.includes(inventory)) throw new UsageError(`--names must be one of ${EVAL_INVENTORIES.join(', ')}, got ${JSON.stringify(values.names)}`);
   const dir = values.model ?? BUNDLED_MODEL_DIR;
   const seed = intArg('seed', values.seed) ?? 2024;
