@@ -30,6 +30,8 @@ const clip = join(tmp, 'clip.webm');
 const IMG = encodePng(makeImage(28, 28, Uint8Array.from({ length: 28 * 28 * 3 }, (_, i) => (i * 29) % 256)));
 const url = (b: Buffer, type: string) => `data:${type};base64,${b.toString('base64')}`;
 const PROMPT = '<image>Output:A picture of a dress<|endofchunk|><image>Output:';
+/** The chat messages below as the chat route writes them: an assistant answer follows its question after one space. */
+const CHAT_PROMPT = '<image>Output: A picture of a dress<|endofchunk|><image>Output:';
 
 before(async () => {
   if (skip) return;
@@ -44,12 +46,12 @@ after(async () => {
 });
 
 /** The model's own greedy answer for an image and the clip (frames decoded as the server does). */
-async function direct(maxNewTokens: number): Promise<number[]> {
+async function direct(maxNewTokens: number, prompt = PROMPT): Promise<number[]> {
   const { model, processor } = loadPretrained(DIR);
   const S = model.config.vision.image_size;
   const frames = await decodeVideo(clip, { frames: model.config.resampler.max_num_frames ?? 8, size: S });
   const items = [[processor.preprocessImage(decodeImage(new Uint8Array(IMG), 'x'))], frames.map((f) => processor.preprocessImage(f))];
-  const ids = processor.encodeText(PROMPT);
+  const ids = processor.encodeText(prompt);
   return generate(model, { inputIds: intTensor(ids, [1, ids.length]), media: encodeMediaItems(model, items) }, { maxNewTokens }).generated[0]!;
 }
 
@@ -76,7 +78,7 @@ test('chat completions: video_url parts with the openai client, plain and stream
     { role: 'assistant', content: 'A picture of a dress' },
     { role: 'user', content: [{ type: 'video_url', video_url: { url: video } }, { type: 'text', text: 'Output:' }] },
   ];
-  const want = await direct(6);
+  const want = await direct(6, CHAT_PROMPT);
   const { processor } = loadPretrained(DIR);
   const plain = await client.chat.completions.create({ model: 'flamingo-fmnist', messages, max_tokens: 6 });
   assert.equal(plain.choices[0]!.message.content, processor.decode(want).replace(/^\s+/, ''));
