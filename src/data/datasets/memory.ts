@@ -86,7 +86,7 @@ export function syntheticPairs(opts: { name?: string; text?: PairText; world?: S
       // VQAv2-like: one question about the image, kinds balanced, the answer bare
       const r = new Rng(seed).fork('qa').fork(i);
       const q = balancedQuestion(r, p.scene, opts.world);
-      return { key: `${p.id}-qa`, chunks: [{ kind: 'image', image: constant(p.image) }, { kind: 'text', text: qaText(r, q.question, q.answer, labels) }] };
+      return { key: `${p.id}-qa`, chunks: [{ kind: 'image', image: constant(p.image) }, { kind: 'text', text: qaForm(r, labels)(q.question, q.answer) }] };
     }
     const k = which === 'mixed' ? (['caption', 'alt', 'description'] as const)[i % 3]! : which;
     const text = k === 'caption' ? p.caption : k === 'alt' ? p.altText : p.description;
@@ -95,16 +95,11 @@ export function syntheticPairs(opts: { name?: string; text?: PairText; world?: S
 }
 
 /**
- * A question and its bare answer as one pair's text: `Question: … Answer: …`, or with `varied` labels drawn from
- * the documents' lists (`Q: … Reply: …`, in half the pairs without the space after the colon). A single pair
+ * The question–answer template of one pair (or one page): `Question: … Answer: …`, or with `varied` labels drawn
+ * from the documents' lists (`Q: … Reply: …`, in half the pairs without the space after the colon). A single pair
  * brings no examples to copy a form from, so a bare answer after whatever label a zero-shot prompt uses
  * (OpenFlamingo's `Question:… Short answer:`) has to be learned from many labels.
  */
-function qaText(r: Rng, question: string, answer: string, labels: QaLabels): string {
-  return qaForm(r, labels)(question, answer);
-}
-
-/** One pair's (or one page's) question–answer template, drawn as qaText describes. */
 function qaForm(r: Rng, labels: QaLabels): (question: string, answer: string) => string {
   if (labels === 'fixed') return (q, a) => `Question: ${q} Answer: ${a}`;
   const ql = QUESTION_LABELS[r.int(QUESTION_LABELS.length)]!;
@@ -125,7 +120,7 @@ function qaLabelsOf(name: string, labels: unknown, text: string | undefined): Qa
 /**
  * Synthetic video–text pairs (VTP-like): one media item of F frames, then its description, or with
  * `text: 'qa'` one of its questions and the answer (`Question: … Answer: …`, the image VQA pairs' form), so
- * the model learns to answer about motion from frames as it does about scenes from images (`labels`: qaText).
+ * the model learns to answer about motion from frames as it does about scenes from images (`labels`: qaForm).
  * `per_document: n` (qa only) makes pages of 1–n such videos with one template (the video QA form of the
  * image QA pages): few-shot video prompts hold several videos, and a model that only ever saw one video per
  * sequence answers worse the more examples it is given.
@@ -158,7 +153,7 @@ export function syntheticVideos(opts: { name?: string; frames?: number; size?: n
     if (text === 'qa') {
       const r = new Rng(seed).fork('video-qa').fork(i);
       const q = v.qa[r.int(v.qa.length)]!;
-      return { key: `video-${seed}-${i}-qa`, chunks: [frames, { kind: 'text', text: qaText(r, q.question, q.answer, labels) }] };
+      return { key: `video-${seed}-${i}-qa`, chunks: [frames, { kind: 'text', text: qaForm(r, labels)(q.question, q.answer) }] };
     }
     const desc = v.description.charAt(0).toUpperCase() + v.description.slice(1);
     return { key: `video-${seed}-${i}`, chunks: [frames, { kind: 'text', text: desc.endsWith('.') ? desc : `${desc}.` }] };
