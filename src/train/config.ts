@@ -10,7 +10,7 @@ import {
   LLAMA_LM_KEYS, RESAMPLER_KEYS, VISION_KEYS, XATTN_KEYS,
   type FlamingoConfig, type LMConfig, type ResamplerConfig, type VisionConfig, type XAttnConfig,
 } from '../model/config.ts';
-import type { SourceSpec } from '../data/datasets/spec.ts';
+import { sourceSpecProblem, type SourceSpec } from '../data/datasets/spec.ts';
 import type { BpeTokenizer } from '../data/tokenizer.ts';
 import type { TextEncoderConfig } from '../model/clip.ts';
 
@@ -217,7 +217,8 @@ function validateStage(name: string, s: StageConfig): StageConfig {
     if (typeof d.name !== 'string' || d.name === '') fail(`${dw}.name`, 'must be a non-empty string');
     if (names.has(d.name)) fail(`${dw}.name`, `"${d.name}" is used twice`);
     names.add(d.name);
-    if (!isObj(d.source) || typeof d.source.type !== 'string') fail(`${dw}.source`, 'must be an object with a "type"');
+    const problem = sourceSpecProblem(d.source, `${dw}.source`);
+    if (problem) throw new ConfigError(`train config: ${problem}`);
     posInt(`${dw}.batch_size`, d.batch_size);
     num(`${dw}.weight`, d.weight, 0);
     posInt(`${dw}.max_images`, d.max_images, 0);
@@ -295,7 +296,11 @@ export function resolveTrainConfig(raw: unknown): TrainConfig {
   if (c.tokenizer.path === undefined) {
     posInt('tokenizer.vocab_size', c.tokenizer.vocab_size, 261);
     if (!Array.isArray(c.tokenizer.corpus) || c.tokenizer.corpus.length === 0) fail('tokenizer.corpus', 'must list at least one source');
-    c.tokenizer.corpus.forEach((e, i) => posInt(`tokenizer.corpus[${i}].docs`, e.docs));
+    c.tokenizer.corpus.forEach((e, i) => {
+      posInt(`tokenizer.corpus[${i}].docs`, e.docs);
+      const problem = sourceSpecProblem(e.source, `tokenizer.corpus[${i}].source`);
+      if (problem) throw new ConfigError(`train config: ${problem}`);
+    });
   }
   validateVision(c.model.vision as unknown as Record<string, unknown>, 'model.vision');
   const te = c.model.text_encoder;

@@ -28,6 +28,36 @@ export const SOURCE_TYPES = [
   'fashion-pairs', 'fashion-binding', 'scene-binding', 'text-binding',
 ] as const;
 
+/** The keys each source type takes besides `type` (a config naming another key is an error, not ignored). */
+export const SOURCE_KEYS: Record<(typeof SOURCE_TYPES)[number], readonly string[]> = {
+  'synthetic-documents': ['kind', 'world'],
+  'synthetic-pairs': ['text', 'world', 'shape_variants', 'labels'],
+  'synthetic-videos': ['frames', 'size', 'world', 'text', 'labels', 'per_document'],
+  'synthetic-text': ['kind', 'world'],
+  'text-corpus': ['sources', 'max_docs', 'max_chars'],
+  texts: ['texts'],
+  files: ['format', 'path', 'shuffle'],
+  'fashion-pairs': ['classes', 'split'],
+  'fashion-binding': ['classes', 'ways', 'shots', 'split', 'concepts', 'names', 'loss'],
+  'scene-binding': ['ways', 'shots', 'world', 'names', 'loss'],
+  'text-binding': ['ways', 'items', 'words', 'keys', 'vector_norm', 'vector_noise', 'vector_spread', 'names', 'loss'],
+};
+
+/**
+ * What is wrong with a source spec's type or keys (the first problem, with the key's path under `where`), or null.
+ * Training configs report it with the dataset's path; sourceFromSpec with the dataset's name.
+ */
+export function sourceSpecProblem(spec: unknown, where: string): string | null {
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) return `${where}: must be an object with a "type"`;
+  const type = (spec as { type?: unknown }).type;
+  if (typeof type !== 'string' || !(SOURCE_TYPES as readonly string[]).includes(type)) {
+    return `${where}.type: unknown source type ${JSON.stringify(type)} (expected one of ${SOURCE_TYPES.join(', ')})`;
+  }
+  const known = ['type', ...SOURCE_KEYS[type as (typeof SOURCE_TYPES)[number]]];
+  for (const k of Object.keys(spec)) if (!known.includes(k)) return `${where}.${k}: unknown key for a ${type} source (expected one of ${known.join(', ')})`;
+  return null;
+}
+
 /** What a training run can give its sources beyond the spec. */
 export interface SourceContext {
   /** The run's tokenizer: binding episodes with `names: training` join names from its pieces too. */
@@ -50,6 +80,8 @@ export function tokenizerPieces(tok: BpeTokenizer): NamePieces {
 
 /** Build a source; `name` keys its random streams, `baseDir` resolves relative file paths. */
 export function sourceFromSpec(name: string, spec: SourceSpec, baseDir = '.', ctx: SourceContext = {}): DocSource {
+  const problem = sourceSpecProblem(spec, 'source');
+  if (problem) throw new DatasetError(name, problem);
   const s = spec as SourceSpec & Record<string, unknown>;
   const pieces = ctx.tokenizer && (s.names === 'training' || s.names === 'pieces') ? tokenizerPieces(ctx.tokenizer) : undefined;
   switch (s.type) {
