@@ -103,6 +103,20 @@ function itemChunks(prefix: RawChunk[], name: string, answersOnly: boolean, repe
   return [...prefix.map((c): RawChunk => (c.kind === 'text' ? { ...c, scored: false } : c)), { kind: 'text', text: ` ${name}.`, scored: repeat }];
 }
 
+/**
+ * An image episode's chunks, item by item in `items` order (way indices): `This is a<image> {name}.`, the image
+ * where the text episodes have their key word. `imageOf(way, item)` is called once per item, in order.
+ */
+function episodeChunks(items: number[], names: string[], answersOnly: boolean, imageOf: (way: number, item: number) => () => RgbImage): RawChunk[] {
+  const chunks: RawChunk[] = [];
+  const seen = new Set<number>();
+  for (const [j, a] of items.entries()) {
+    chunks.push(...itemChunks([{ kind: 'text', text: 'This is a' }, { kind: 'image', image: imageOf(a, j) }], names[a]!, answersOnly, seen.has(a)));
+    seen.add(a);
+  }
+  return chunks;
+}
+
 /** An augmented view (crop + flip), reproducible from `r`. */
 function augmentedView(img: RgbImage, r: Rng): RgbImage {
   const rand = (): number => r.uniform();
@@ -133,23 +147,15 @@ export function fashionBinding(opts: BindingOptions): DocSource {
     const k = range(r, shots);
     const chosen = instances ? distinctPhotos(r, byClass, classes, w) : r.shuffle([...classes]).slice(0, w);
     const names = drawNames(r, w, inventory, { pieces: opts.pieces });
-    const items = episodeOrder(r, w, k);
-    const chunks: RawChunk[] = [];
-    const seen = new Set<number>();
-    for (const [j, a] of items.entries()) {
-      let image: () => RgbImage;
+    const chunks = episodeChunks(episodeOrder(r, w, k), names, answersOnly, (a, j) => {
       if (instances) {
         const idx = chosen[a]!;
-        image = () => augmentedView(fashionMnistImage(ds, idx), new Rng(seed).fork(i).fork('view').fork(j));
-      } else {
-        const pool = byClass[chosen[a]!]!;
-        const idx = pool[r.int(pool.length)]!;
-        image = () => fashionMnistImage(ds, idx);
+        return () => augmentedView(fashionMnistImage(ds, idx), new Rng(seed).fork(i).fork('view').fork(j));
       }
-      // the image sits where the text episodes have their key word: "This is a <image> dax."
-      chunks.push(...itemChunks([{ kind: 'text', text: 'This is a' }, { kind: 'image', image }], names[a]!, answersOnly, seen.has(a)));
-      seen.add(a);
-    }
+      const pool = byClass[chosen[a]!]!;
+      const idx = pool[r.int(pool.length)]!;
+      return () => fashionMnistImage(ds, idx);
+    });
     return { key: `${opts.name}:${i}`, chunks };
   });
 }
@@ -189,18 +195,10 @@ export function sceneBinding(opts: SceneBindingOptions): DocSource {
     const k = range(r, shots);
     const chosen = r.shuffle([...concepts]).slice(0, w);
     const names = drawNames(r, w, inventory, { pieces: opts.pieces });
-    const items = episodeOrder(r, w, k);
-    const chunks: RawChunk[] = [];
-    const seen = new Set<number>();
-    for (const [j, a] of items.entries()) {
+    const chunks = episodeChunks(episodeOrder(r, w, k), names, answersOnly, (a, j) => {
       const [shape, colour] = chosen[a]!;
-      const image = (): RgbImage => {
-        const sr = new Rng(seed).fork(i).fork('scene').fork(j);
-        return renderScene(sampleSceneWith(sr, cfg, { count: 1, constraints: [{ shape, colour }] }), cfg.imageSize);
-      };
-      chunks.push(...itemChunks([{ kind: 'text', text: 'This is a' }, { kind: 'image', image }], names[a]!, answersOnly, seen.has(a)));
-      seen.add(a);
-    }
+      return () => renderScene(sampleSceneWith(new Rng(seed).fork(i).fork('scene').fork(j), cfg, { count: 1, constraints: [{ shape, colour }] }), cfg.imageSize);
+    });
     return { key: `${opts.name}:${i}`, chunks };
   });
 }
