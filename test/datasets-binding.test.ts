@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fashionBinding, fashionPairs, textBinding, BINDING_WORDS } from '../src/data/datasets/binding.ts';
 import { sourceFromSpec, type SourceSpec } from '../src/data/datasets/spec.ts';
-import { fashionMnistAvailable } from '../src/data/fashion-mnist.ts';
+import { fashionMnistAvailable, fashionMnistByClass } from '../src/data/fashion-mnist.ts';
 import type { RawDoc } from '../src/data/datasets/types.ts';
 import { COLOURS } from '../src/data/synthetic/vocab.ts';
 import { RARE_WORDS } from '../src/data/synthetic/inventories.ts';
@@ -89,6 +89,34 @@ test('instance episodes: each name is one photo, every occurrence a different vi
     imgs.forEach((x, i) => assert.deepEqual(x.data, imgs2[i]!.data, 'same seed, same views'));
   }
   assert.throws(() => sourceFromSpec('x', { ...spec, concepts: 'pixels' } as never), /concepts must be "classes" or "instances"/);
+});
+
+test('instance episodes with same_class: all ways of an episode are photos of one class', (t) => {
+  if (!fashionMnistAvailable()) { t.skip('dataset-fashion-mnist not installed'); return; }
+  type Img = { data: Uint8Array };
+  // trousers (1) and sneakers (7) differ in layout: a view is told apart by its nearest class-mean image
+  const means = fashionMnistByClass([1, 7], 40).map((c) => {
+    const m = new Float32Array(c.images[0]!.data.length);
+    for (const im of c.images) im.data.forEach((v, i) => (m[i]! += v / c.images.length));
+    return m;
+  });
+  const classOf = (x: Img): number => {
+    const d = means.map((m) => x.data.reduce((s, v, i) => s + (v - m[i]!) ** 2, 0));
+    return d[0]! < d[1]! ? 1 : 7;
+  };
+  const mixedShare = (sameClass: number): number => {
+    const s = sourceFromSpec('fs', { type: 'fashion-binding', classes: [1, 7], concepts: 'instances', same_class: sameClass, ways: [4, 4], shots: [1, 1] }).open(5);
+    let mixed = 0;
+    for (let e = 0; e < 20; e++) {
+      const imgs = s.next().chunks.filter((c) => c.kind === 'image').map((c) => (c as { image: () => Img }).image());
+      if (new Set(imgs.map(classOf)).size > 1) mixed++;
+    }
+    return mixed / 20;
+  };
+  assert.ok(mixedShare(0) >= 0.5, 'without it, four photos of two classes are mostly mixed');
+  assert.ok(mixedShare(1) <= 0.1, 'with same_class 1 an episode keeps to one class');
+  assert.throws(() => sourceFromSpec('x', { type: 'fashion-binding', same_class: 0.5 }), /same_class applies to instance episodes/);
+  assert.throws(() => sourceFromSpec('x', { type: 'fashion-binding', concepts: 'instances', same_class: 2 }), /same_class must be a probability/);
 });
 
 test('fashion pairs carry the class name in the caption', (t) => {

@@ -76,6 +76,11 @@ export interface BindingOptions {
    * augmented view of it (random crop of 70–100% of the area, flip).
    */
   concepts?: 'classes' | 'instances';
+  /**
+   * Instance episodes: the probability (default 0) that all ways of an episode are photos of one class, so
+   * telling them apart takes the details a class code drops.
+   */
+  same_class?: number;
   /** Name inventory (src/data/synthetic/inventories.ts; default `generator`). */
   names?: NameInventory;
   /** Loss targets (default `all`); see {@link BindingLoss}. */
@@ -139,13 +144,18 @@ export function fashionBinding(opts: BindingOptions): DocSource {
   if (opts.concepts !== undefined && opts.concepts !== 'classes' && !instances) {
     throw new DatasetError(opts.name, `concepts must be "classes" or "instances", got ${JSON.stringify(opts.concepts)}`);
   }
+  const sameClass = opts.same_class ?? 0;
+  if (!(typeof sameClass === 'number' && sameClass >= 0 && sameClass <= 1)) throw new DatasetError(opts.name, `same_class must be a probability in [0, 1], got ${JSON.stringify(opts.same_class)}`);
+  if (sameClass > 0 && !instances) throw new DatasetError(opts.name, 'same_class applies to instance episodes (concepts: "instances") only');
   if (!instances && ways[1] > classes.length) throw new DatasetError(opts.name, `${ways[1]}-way episodes need ${ways[1]} classes, have ${classes.length}`);
   return generatorSource(opts.name, (seed, i) => {
     const { ds, byClass } = fashion(opts.split ?? 'train');
     const r = new Rng(seed).fork(i);
     const w = range(r, ways);
     const k = range(r, shots);
-    const chosen = instances ? distinctPhotos(r, byClass, classes, w) : r.shuffle([...classes]).slice(0, w);
+    // the draw for same_class happens only when it is set, so episodes without it stay as they were
+    const pool = instances && sameClass > 0 && r.uniform() < sameClass ? [classes[r.int(classes.length)]!] : classes;
+    const chosen = instances ? distinctPhotos(r, byClass, pool, w) : r.shuffle([...classes]).slice(0, w);
     const names = drawNames(r, w, inventory, { pieces: opts.pieces });
     const chunks = episodeChunks(episodeOrder(r, w, k), names, answersOnly, (a, j) => {
       if (instances) {

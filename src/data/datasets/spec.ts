@@ -19,7 +19,7 @@ export type SourceSpec =
   | { type: 'texts'; texts: string[] }
   | { type: 'files'; format: DataFormat; path: string | string[]; shuffle?: boolean }
   | { type: 'fashion-pairs'; classes?: number[]; split?: 'train' | 'test' }
-  | { type: 'fashion-binding'; classes?: number[]; ways?: [number, number]; shots?: [number, number]; split?: 'train' | 'test'; concepts?: 'classes' | 'instances'; names?: NameInventory; loss?: BindingLoss }
+  | { type: 'fashion-binding'; classes?: number[]; ways?: [number, number]; shots?: [number, number]; split?: 'train' | 'test'; concepts?: 'classes' | 'instances'; same_class?: number; names?: NameInventory; loss?: BindingLoss }
   | { type: 'scene-binding'; ways?: [number, number]; shots?: [number, number]; world?: SyntheticWorldOptions; names?: NameInventory; loss?: BindingLoss }
   | ({ type: 'text-binding' } & Omit<TextBindingOptions, 'name'>);
 
@@ -38,7 +38,7 @@ export const SOURCE_KEYS: Record<(typeof SOURCE_TYPES)[number], readonly string[
   texts: ['texts'],
   files: ['format', 'path', 'shuffle'],
   'fashion-pairs': ['classes', 'split'],
-  'fashion-binding': ['classes', 'ways', 'shots', 'split', 'concepts', 'names', 'loss'],
+  'fashion-binding': ['classes', 'ways', 'shots', 'split', 'concepts', 'same_class', 'names', 'loss'],
   'scene-binding': ['ways', 'shots', 'world', 'names', 'loss'],
   'text-binding': ['ways', 'items', 'words', 'keys', 'vector_norm', 'vector_noise', 'vector_spread', 'names', 'loss'],
 };
@@ -111,7 +111,7 @@ export function sourceFromSpec(name: string, spec: SourceSpec, baseDir = '.', ct
     case 'fashion-pairs':
       return fashionPairs({ name, classes: s.classes, split: s.split });
     case 'fashion-binding':
-      return fashionBinding({ name, classes: s.classes, ways: s.ways, shots: s.shots, split: s.split, concepts: s.concepts, names: s.names, loss: s.loss, pieces });
+      return fashionBinding({ name, classes: s.classes, ways: s.ways, shots: s.shots, split: s.split, concepts: s.concepts, same_class: s.same_class, names: s.names, loss: s.loss, pieces });
     case 'scene-binding':
       return sceneBinding({ name, ways: s.ways, shots: s.shots, world: s.world, names: s.names, loss: s.loss, pieces });
     case 'text-binding':
