@@ -177,6 +177,21 @@ test('vector-key text binding: the fashion episodes\' text, one vector per <imag
   assert.throws(() => sourceFromSpec('vb', { type: 'text-binding', keys: 'vectors', vector_norm: -1 }), /vector_norm must be > 0/);
 });
 
+test('vector-key text binding: a vector_norm range gives each episode one norm from it, spread over the range', () => {
+  const s = textBinding({ name: 'vn', keys: 'vectors', vector_norm: [0.5, 2.5] }).open(4);
+  const norms: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    const vs = s.next().keyVectors!(32).map((v) => Math.hypot(...v));
+    for (const n of vs) assert.ok(Math.abs(n - vs[0]!) < 1e-4, 'one norm per episode');
+    norms.push(vs[0]!);
+  }
+  assert.ok(norms.every((n) => n >= 0.5 - 1e-4 && n <= 2.5 + 1e-4), 'within the range');
+  assert.ok(Math.min(...norms) < 1 && Math.max(...norms) > 2, `spread over the range: ${Math.min(...norms)}..${Math.max(...norms)}`);
+  for (const bad of [[2, 1], [0, 1], [1], 'big'] as unknown[]) {
+    assert.throws(() => sourceFromSpec('vn', { type: 'text-binding', keys: 'vectors', vector_norm: bad as never }), /vector_norm must be > 0 \(or a range/);
+  }
+});
+
 test('scene binding episodes: every occurrence of a name shows the same colour, the ways differ, renders are reproducible', () => {
   type Img = { width: number; height: number; data: Uint8Array };
   const palette = Object.entries(COLOURS);

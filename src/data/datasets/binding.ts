@@ -267,8 +267,11 @@ export interface TextBindingOptions {
   words?: 'basic' | 'extended';
   /** `words` (default): a word is the key. `vectors`: an `<image>` placeholder plus a vector is the key. */
   keys?: 'words' | 'vectors';
-  /** Vector episodes: the norm of each key vector (default 2). */
-  vector_norm?: number;
+  /**
+   * Vector episodes: the norm of each key vector (default 2), or a range [min, max] each episode draws its norm
+   * from, so the matching works at whatever scale the cross-attention later writes its keys.
+   */
+  vector_norm?: number | [number, number];
   /** Vector episodes: the largest relative size of the per-occurrence noise (default 0.6). */
   vector_noise?: number;
   /**
@@ -306,13 +309,14 @@ export function textBinding(opts: TextBindingOptions): DocSource {
   const itemsRange = opts.items ?? [6, 12];
   const vectors = opts.keys === 'vectors';
   if (opts.keys !== undefined && opts.keys !== 'words' && !vectors) throw new DatasetError(opts.name, `keys must be "words" or "vectors", got ${JSON.stringify(opts.keys)}`);
-  const norm = opts.vector_norm ?? 2;
+  const normRange = opts.vector_norm ?? 2;
+  const [normLo, normHi] = typeof normRange === 'number' ? [normRange, normRange] : Array.isArray(normRange) && normRange.length === 2 ? normRange : [NaN, NaN];
   const maxNoise = opts.vector_noise ?? 0.6;
   const maxSpread = opts.vector_spread ?? 1;
   const inventory = checkNames(opts.name, opts.names);
   const answersOnly = checkLoss(opts.name, opts.loss);
-  if (!(norm > 0) || !(maxNoise >= 0) || !(maxSpread >= 0)) {
-    throw new DatasetError(opts.name, `vector_norm must be > 0, vector_noise and vector_spread >= 0, got ${norm}, ${maxNoise}, ${maxSpread}`);
+  if (!(normLo > 0 && normHi >= normLo) || !(maxNoise >= 0) || !(maxSpread >= 0)) {
+    throw new DatasetError(opts.name, `vector_norm must be > 0 (or a range [min, max] of such), vector_noise and vector_spread >= 0, got ${JSON.stringify(normRange)}, ${maxNoise}, ${maxSpread}`);
   }
   return generatorSource(opts.name, (seed, i) => {
     const r = new Rng(seed).fork(i);
@@ -337,6 +341,8 @@ export function textBinding(opts: TextBindingOptions): DocSource {
       const shared = vr.uniform() * 0.8; // how much the keys of this episode resemble each other
       const noise = vr.uniform() * maxNoise;
       const bases = Array.from({ length: w }, () => mixUnit(common, gaussian(vr, dim), shared));
+      // a range draws from its own stream, so a fixed norm leaves the vectors as they were
+      const norm = normHi > normLo ? normLo + new Rng(seed).fork(i).fork('norm').uniform() * (normHi - normLo) : normLo;
       return order.map((a) => scaleTo(mixUnit(bases[a]!, gaussian(vr, dim), noise), norm));
     };
     const keySpread = new Rng(seed).fork(i).fork('spread').uniform() * maxSpread;
