@@ -399,8 +399,10 @@ test('strict configs: a typo in any section of a training or model config is an 
   for (const [raw, path] of train) {
     assert.throws(() => resolveTrainConfig(raw), (e: unknown) => e instanceof Error && e.message.includes(`${path}: unknown key`), path);
   }
-  assert.throws(() => resolveTrainConfig({ stages: { lm: { datasets: [{ name: 'a', source: { type: 'synthetic-txt' } }] } } }), /stages\.lm\.datasets\[0\]\.source\.type: unknown source type "synthetic-txt"/);
   const { sourceFromSpec } = await import('../src/data/datasets/spec.ts');
+  assert.throws(() => resolveTrainConfig({ stages: { lm: { datasets: [{ name: 'a', source: { type: 'custom', path: 'x' } }] } } }), /stages\.lm\.datasets\[0\]\.source: a custom source takes no keys besides "type"/);
+  assert.throws(() => sourceFromSpec('c', { type: 'custom' } as never), /unknown source type "custom"/);
+  assert.throws(() => resolveTrainConfig({ stages: { lm: { datasets: [{ name: 'a', source: { type: 'synthetic-txt' } }] } } }), /stages\.lm\.datasets\[0\]\.source\.type: unknown source type "synthetic-txt"/);
   assert.throws(() => sourceFromSpec('pairs', { type: 'synthetic-pairs', label: 'varied' } as never), /pairs.*source\.label: unknown key for a synthetic-pairs source/);
   // every training config the repository ships passes (configs/ablations.json is an ablation file, not one)
   const shipped = readdirSync(join(import.meta.dirname, '..', 'configs')).filter((n) => n.endsWith('.json') && n !== 'ablations.json');

@@ -217,9 +217,7 @@ function validateStage(name: string, s: StageConfig): StageConfig {
     if (typeof d.name !== 'string' || d.name === '') fail(`${dw}.name`, 'must be a non-empty string');
     if (names.has(d.name)) fail(`${dw}.name`, `"${d.name}" is used twice`);
     names.add(d.name);
-    // `custom`: the caller passes the source (StageOptions.sources), so the config holds its type only
-    const custom = isObj(d.source) && (d.source as { type: string }).type === 'custom';
-    const problem = custom ? (Object.keys(d.source).length === 1 ? null : `${dw}.source: a custom source takes no keys besides "type"`) : sourceSpecProblem(d.source, `${dw}.source`);
+    const problem = sourceSpecProblem(d.source, `${dw}.source`, { custom: true });
     if (problem) throw new ConfigError(`train config: ${problem}`);
     posInt(`${dw}.batch_size`, d.batch_size);
     num(`${dw}.weight`, d.weight, 0);

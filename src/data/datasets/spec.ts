@@ -47,9 +47,11 @@ export const SOURCE_KEYS: Record<(typeof SOURCE_TYPES)[number], readonly string[
  * What is wrong with a source spec's type or keys (the first problem, with the key's path under `where`), or null.
  * Training configs report it with the dataset's path; sourceFromSpec with the dataset's name.
  */
-export function sourceSpecProblem(spec: unknown, where: string): string | null {
+export function sourceSpecProblem(spec: unknown, where: string, opts: { custom?: boolean } = {}): string | null {
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) return `${where}: must be an object with a "type"`;
   const type = (spec as { type?: unknown }).type;
+  // `custom` (training runs only): the caller passes the source (StageOptions.sources), the config names its type
+  if (opts.custom && type === 'custom') return Object.keys(spec).length === 1 ? null : `${where}: a custom source takes no keys besides "type"`;
   if (typeof type !== 'string' || !(SOURCE_TYPES as readonly string[]).includes(type)) {
     return `${where}.type: unknown source type ${JSON.stringify(type)} (expected one of ${SOURCE_TYPES.join(', ')})`;
   }
